@@ -1,0 +1,34 @@
+import { pino } from "pino";
+import { loadConfig, type Config } from "../config.js";
+import { openDatabase } from "../db/database.js";
+import { createDb } from "../db/kysely.js";
+import { checkConnection, createPool, type Pool } from "../db/pool.js";
+import type { Db } from "../db/schema.js";
+import { createLogger, type Logger } from "../log.js";
+
+export interface CommandContext {
+  config: Config;
+  logger: Logger;
+  url: string;
+  pool: Pool;
+  db: Db;
+}
+
+/**
+ * Runs a command against the database: DATABASE_URL, or the embedded default
+ * (reused if running, else started for the command and stopped after).
+ * Logs go to stderr so that stdout carries only the command's output.
+ */
+export async function withDatabase<T>(fn: (ctx: CommandContext) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const logger = createLogger(config.logLevel === "info" ? "warn" : config.logLevel, pino.destination(2));
+  const database = await openDatabase(config, logger);
+  const pool = createPool(database.url, { max: 2, applicationName: "pmt-worker cli" });
+  try {
+    await checkConnection(pool, database.url);
+    return await fn({ config, logger, url: database.url, pool, db: createDb(pool) });
+  } finally {
+    await pool.end();
+    await database.close();
+  }
+}

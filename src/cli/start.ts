@@ -1,0 +1,59 @@
+import type { Command } from "commander";
+import { describeEnv, loadConfig } from "../config.js";
+import { openDatabase } from "../db/database.js";
+import { errorMessage } from "../errors.js";
+import { createLogger } from "../log.js";
+import { redactUrl } from "../redact.js";
+import { startWorker } from "../worker/runner.js";
+
+export function registerStart(program: Command): void {
+  program
+    .command("start")
+    .description("run the worker: migrate, then process jobs and cron tasks until SIGTERM/SIGINT")
+    .addHelpText("after", `\nEnvironment (also read from ./.env):\n${describeEnv()}\n`)
+    .action(async () => {
+      const config = loadConfig();
+      const logger = createLogger(config.logLevel);
+      const database = await openDatabase(config, logger);
+      let worker;
+      try {
+        worker = await startWorker({ config, databaseUrl: database.url, logger });
+      } catch (error) {
+        await database.close();
+        throw error;
+      }
+      if (database.embedded) {
+        logger.info({ url: redactUrl(database.url), passwordFile: `${config.pmtHome}/embedded.json` }, "using the embedded PostgreSQL");
+      }
+
+      // Graceful shutdown: running jobs finish, then exit 0. A second signal exits at once.
+      const code = await new Promise<number>((resolve) => {
+        let signalled = false;
+        const onSignal = (signal: NodeJS.Signals) => {
+          if (signalled) {
+            logger.warn({ signal }, "second signal: exiting without waiting for running jobs");
+            process.exit(130);
+          }
+          signalled = true;
+          worker.stop(`received ${signal}`).then(
+            () => resolve(0),
+            (error) => {
+              logger.error({ err: errorMessage(error) }, "error during shutdown");
+              resolve(1);
+            },
+          );
+        };
+        process.on("SIGTERM", onSignal);
+        process.on("SIGINT", onSignal);
+        worker.promise.then(
+          () => resolve(0),
+          (error) => {
+            logger.error({ err: errorMessage(error) }, "worker died");
+            void worker.stop("worker died").finally(() => resolve(1));
+          },
+        );
+      });
+      await database.close();
+      process.exitCode = code;
+    });
+}

@@ -1,0 +1,77 @@
+/**
+ * `pmt-worker watch`: job events as they happen, from NOTIFY pmt_jobs through
+ * pg-listen (which reconnects for ever: retryTimeout Infinity). After every
+ * reconnect the events missed while disconnected are re-read from job_run.
+ */
+import type { Command } from "commander";
+import pgListen from "pg-listen";
+import { errorMessage } from "../errors.js";
+import { eventsSince, type JobEvent } from "../history/queries.js";
+import { withDatabase } from "./context.js";
+import { formatEvent } from "./format.js";
+
+/** Re-read from a little before the last event seen: commit order and updated_at order may differ slightly. */
+const REPLAY_MARGIN_US = 5_000_000;
+const SEEN_LIMIT = 20_000;
+
+export function registerWatch(program: Command): void {
+  program
+    .command("watch")
+    .description("stream job events live (LISTEN pmt_jobs); survives database restarts")
+    .option("--task <name>", "only this task")
+    .option("--json", "one JSON event per line")
+    .action(async (opts: { task?: string; json?: boolean }) => {
+      await withDatabase(async ({ url, db, logger }) => {
+        const seen = new Set<string>();
+        let lastSeq = Date.now() * 1000;
+        const emit = (event: JobEvent) => {
+          const key = `${event.id}:${event.seq}:${event.status}`;
+          if (seen.has(key)) return;
+          seen.add(key);
+          if (seen.size > SEEN_LIMIT) seen.delete(seen.values().next().value!);
+          lastSeq = Math.max(lastSeq, event.seq);
+          if (opts.task && event.task !== opts.task) return;
+          process.stdout.write(opts.json ? JSON.stringify(event) + "\n" : formatEvent(event));
+        };
+
+        const replay = async () => {
+          for (let attempt = 0; ; attempt++) {
+            try {
+              for (const event of await eventsSince(db, lastSeq - REPLAY_MARGIN_US)) emit(event);
+              return;
+            } catch (error) {
+              if (attempt === 0) logger.warn({ err: errorMessage(error) }, "re-reading missed events failed; retrying");
+              await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
+            }
+          }
+        };
+
+        // pg-listen is CommonJS with `exports.default`: from ESM the function is `.default`.
+        const subscriber = pgListen.default({ connectionString: url }, { retryTimeout: Infinity, retryInterval: 500, paranoidChecking: 5000 });
+        let connectedOnce = false;
+        subscriber.notifications.on("pmt_jobs", (payload: JobEvent) => emit(payload));
+        subscriber.events.on("error", (error) => logger.warn({ err: errorMessage(error) }, "notification connection error"));
+        subscriber.events.on("reconnect", (attempt) => {
+          if (attempt === 1) process.stderr.write("watch: connection lost; reconnecting…\n");
+        });
+        subscriber.events.on("connected", () => {
+          if (!connectedOnce) {
+            connectedOnce = true;
+            return;
+          }
+          process.stderr.write("watch: reconnected\n");
+          void replay();
+        });
+        await subscriber.connect();
+        await subscriber.listenTo("pmt_jobs");
+        process.stderr.write(`watch: listening for job events${opts.task ? ` of ${opts.task}` : ""} (Ctrl-C to stop)\n`);
+
+        await new Promise<void>((resolve) => {
+          const done = () => resolve();
+          process.once("SIGINT", done);
+          process.once("SIGTERM", done);
+        });
+        await subscriber.close().catch(() => {});
+      });
+    });
+}

@@ -1,0 +1,87 @@
+/**
+ * `pmt-worker migrate`: graphile-worker's schema first (our views read its
+ * `jobs` view), then ours from migrations/*.sql in name order through kysely's
+ * Migrator. The whole run holds a session advisory lock, so two processes
+ * migrating at once take turns and the second finds nothing to do.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { runMigrations } from "graphile-worker";
+import { Migrator, sql, type Migration, type MigrationProvider } from "kysely";
+import type pg from "pg";
+import { UserError, errorMessage } from "../errors.js";
+import { graphileLogger, type Logger } from "../log.js";
+import { createDb } from "./kysely.js";
+
+export const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations/", import.meta.url));
+
+/** pg_advisory_lock key: hashtext('pmt-worker migrate'), fixed so every version agrees. */
+const LOCK_KEY = 0x706d7401;
+
+/** Plain SQL files as kysely migrations; each runs in the migrator's transaction. */
+export class SqlFileMigrationProvider implements MigrationProvider {
+  constructor(private readonly dir: string) {}
+
+  async getMigrations(): Promise<Record<string, Migration>> {
+    const migrations: Record<string, Migration> = {};
+    const files = fs.readdirSync(this.dir).filter((f) => f.endsWith(".sql")).sort();
+    for (const file of files) {
+      if (!/^\d{4}_[a-z0-9_]+\.sql$/.test(file)) {
+        throw new Error(`migration file name ${file} in ${this.dir}: expected NNNN_name.sql`);
+      }
+      const text = fs.readFileSync(path.join(this.dir, file), "utf8");
+      migrations[file.replace(/\.sql$/, "")] = {
+        up: async (db) => {
+          await sql.raw(text).execute(db);
+        },
+      };
+    }
+    return migrations;
+  }
+}
+
+function createMigrator(pool: pg.Pool): Migrator {
+  return new Migrator({
+    db: createDb(pool),
+    provider: new SqlFileMigrationProvider(MIGRATIONS_DIR),
+    migrationTableSchema: "pmt_jobs",
+    migrationTableName: "migration",
+    migrationLockTableName: "migration_lock",
+  });
+}
+
+export interface MigrateResult {
+  applied: string[];
+}
+
+export async function migrate(pool: pg.Pool, logger: Logger): Promise<MigrateResult> {
+  const lockClient = await pool.connect();
+  try {
+    await lockClient.query("select pg_advisory_lock($1)", [LOCK_KEY]);
+    try {
+      await runMigrations({ pgPool: pool, logger: graphileLogger(logger) });
+      const { error, results = [] } = await createMigrator(pool).migrateToLatest();
+      const failed = results.find((r) => r.status === "Error");
+      if (error) {
+        throw new UserError(
+          `migration ${failed?.migrationName ?? "(setup)"} failed: ${errorMessage(error)}; nothing from it was applied`,
+          { cause: error },
+        );
+      }
+      const applied = results.filter((r) => r.status === "Success").map((r) => r.migrationName);
+      for (const name of applied) logger.info({ migration: name }, "migration applied");
+      return { applied };
+    } finally {
+      await lockClient.query("select pg_advisory_unlock($1)", [LOCK_KEY]);
+    }
+  } finally {
+    lockClient.release();
+  }
+}
+
+/** Names of our migrations not yet applied (empty when up to date). */
+export async function pendingMigrations(pool: pg.Pool): Promise<string[]> {
+  const all = await createMigrator(pool).getMigrations();
+  return all.filter((m) => !m.executedAt).map((m) => m.name);
+}

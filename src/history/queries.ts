@@ -1,0 +1,80 @@
+/** Reads of the job history for the CLI (`jobs`, `watch`). */
+import { sql } from "kysely";
+import type { Db, JobStatus } from "../db/schema.js";
+
+export interface JobRunRow {
+  id: number;
+  job_id: number;
+  task: string;
+  attempt: number;
+  max_attempts: number;
+  queue: string | null;
+  status: JobStatus;
+  started_at: Date;
+  finished_at: Date | null;
+  duration_ms: number | null;
+  error: string | null;
+  worker_id: string;
+  payload_summary: Record<string, unknown>;
+}
+
+export interface RunFilter {
+  task?: string;
+  status?: JobStatus;
+  limit: number;
+}
+
+export async function listRuns(db: Db, filter: RunFilter): Promise<JobRunRow[]> {
+  let q = db
+    .selectFrom("pmt_jobs.job_run")
+    .select([
+      "id",
+      "job_id",
+      "task",
+      "attempt",
+      "max_attempts",
+      "queue",
+      "status",
+      "started_at",
+      "finished_at",
+      sql<number | null>`round(extract(epoch from duration) * 1000)::float8`.as("duration_ms"),
+      "error",
+      "worker_id",
+      "payload_summary",
+    ])
+    .orderBy("started_at", "desc")
+    .orderBy("id", "desc")
+    .limit(filter.limit);
+  if (filter.task) q = q.where("task", "=", filter.task);
+  if (filter.status) q = q.where("status", "=", filter.status);
+  return (await q.execute()) as JobRunRow[];
+}
+
+/** An event as NOTIFY pmt_jobs carries it (pmt_jobs.job_run_event). */
+export interface JobEvent {
+  op: "insert" | "update" | "replay";
+  id: number;
+  job_id: number;
+  task: string;
+  attempt: number;
+  max_attempts: number;
+  queue: string | null;
+  status: JobStatus;
+  started_at: string;
+  finished_at: string | null;
+  duration_ms: number | null;
+  error: string | null;
+  worker_id: string;
+  seq: number;
+}
+
+/** Events of rows changed at or after `seq` (microseconds since the epoch), oldest first. */
+export async function eventsSince(db: Db, seq: number, limit = 10_000): Promise<JobEvent[]> {
+  const result = await sql<{ event: JobEvent }>`
+    select pmt_jobs.job_run_event(r, 'replay') as event
+    from pmt_jobs.job_run r
+    where r.updated_at >= to_timestamp(${seq}::float8 / 1000000)
+    order by r.updated_at
+    limit ${limit}`.execute(db);
+  return result.rows.map((r) => r.event);
+}

@@ -1,0 +1,37 @@
+/**
+ * Secret removal for everything that leaves the process: logs, history rows,
+ * NOTIFY payloads and error text. Pure functions.
+ */
+
+/** Object keys whose values are never shown. */
+const SECRET_KEY = /pass(word)?|secret|token|credential|api[_-]?key|access[_-]?key|private[_-]?key|auth|cookie|session/i;
+
+/** user:password@ in any URL-looking text. */
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*):([^@/?#\s]*)@/gi;
+/** password=... in libpq keyword/value strings and query strings. */
+const KV_PASSWORD = /\b(password|passwd|pwd)=([^\s&;]+)/gi;
+
+export const REDACTED = "***";
+
+/** Replaces passwords in URLs and key=value text with ***. */
+export function redactText(text: string): string {
+  return text.replace(URL_PASSWORD, `$1:${REDACTED}@`).replace(KV_PASSWORD, `$1=${REDACTED}`);
+}
+
+export function isSecretKey(key: string): boolean {
+  return SECRET_KEY.test(key);
+}
+
+/** A connection string safe to print: the password replaced by ***. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = REDACTED;
+    for (const key of [...u.searchParams.keys()]) {
+      if (isSecretKey(key)) u.searchParams.set(key, REDACTED);
+    }
+    return u.toString();
+  } catch {
+    return redactText(url);
+  }
+}

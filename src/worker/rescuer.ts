@@ -1,0 +1,130 @@
+/**
+ * Heartbeat and rescue, River's JobRescuer for graphile-worker.
+ *
+ * graphile-worker keeps a dead worker's jobs locked for 4 hours. Each
+ * pmt-worker process instead heartbeats its row in pmt_jobs.worker; a process
+ * whose heartbeat is older than WORKER_DEAD_AFTER_SECONDS is dead, so any live
+ * worker releases its locks (graphile_worker.force_unlock_workers, the jobs
+ * are then retried) and marks its running history rows abandoned.
+ *
+ * A worker judges others only after its own heartbeats have succeeded without
+ * a gap for the whole window: after a database outage everyone's heartbeat is
+ * stale, and nobody may be declared dead until all had the chance to beat again.
+ */
+import os from "node:os";
+import { sql } from "kysely";
+import type { Db } from "../db/schema.js";
+import { errorMessage } from "../errors.js";
+import { abandonOrphanRuns, abandonRunsOfWorkers } from "../history/runs.js";
+import type { Logger } from "../log.js";
+
+export interface RescuerOptions {
+  db: Db;
+  logger: Logger;
+  workerId: string;
+  version: string;
+  concurrency: number;
+  tasks: string[];
+  deadAfterSeconds: number;
+}
+
+export interface Rescuer {
+  /** One heartbeat and, when allowed, one rescue pass. Resolves with what it did. */
+  tick(): Promise<{ deadWorkers: string[]; abandoned: number }>;
+  stop(): Promise<void>;
+}
+
+export async function startRescuer(options: RescuerOptions): Promise<Rescuer> {
+  const { db, logger, workerId, deadAfterSeconds } = options;
+  const intervalMs = Math.max(500, Math.floor((deadAfterSeconds * 1000) / 4));
+  let healthySince: number | null = null;
+  let stopped = false;
+  let running: Promise<unknown> = Promise.resolve();
+
+  await db
+    .insertInto("pmt_jobs.worker")
+    .values({
+      id: workerId,
+      hostname: os.hostname(),
+      pid: process.pid,
+      version: options.version,
+      concurrency: options.concurrency,
+      tasks: options.tasks,
+    })
+    .execute();
+  healthySince = Date.now();
+
+  async function heartbeat(): Promise<void> {
+    // Upsert: a worker declared dead by mistake (frozen, partitioned) comes back.
+    await sql`
+      insert into pmt_jobs.worker (id, hostname, pid, version, concurrency, tasks)
+      values (${workerId}, ${os.hostname()}, ${process.pid}, ${options.version}, ${options.concurrency}, ${options.tasks})
+      on conflict (id) do update set last_seen_at = now()`.execute(db);
+  }
+
+  async function rescue(): Promise<{ deadWorkers: string[]; abandoned: number }> {
+    const dead = await db
+      .deleteFrom("pmt_jobs.worker")
+      .where("last_seen_at", "<", sql<Date>`now() - make_interval(secs => ${deadAfterSeconds})`)
+      .where("id", "<>", workerId)
+      .returning(["id", "hostname", "pid", "last_seen_at"])
+      .execute();
+    const ids = dead.map((w) => w.id);
+    let abandoned = 0;
+    if (ids.length) {
+      await sql`select graphile_worker.force_unlock_workers(${ids}::text[])`.execute(db);
+      for (const w of dead) {
+        logger.warn(
+          { deadWorker: w.id, hostname: w.hostname, pid: w.pid, lastSeenAt: w.last_seen_at },
+          "worker stopped heartbeating; its jobs are released for retry",
+        );
+      }
+      abandoned += await abandonRunsOfWorkers(
+        db,
+        ids,
+        `worker ${ids.join(", ")} stopped heartbeating for over ${deadAfterSeconds}s; the job was released for retry`,
+      );
+    }
+    abandoned += await abandonOrphanRuns(db, deadAfterSeconds);
+    if (abandoned) logger.warn({ abandoned }, "running attempts marked abandoned");
+    return { deadWorkers: ids, abandoned };
+  }
+
+  async function tick(): Promise<{ deadWorkers: string[]; abandoned: number }> {
+    try {
+      await heartbeat();
+      healthySince ??= Date.now();
+    } catch (error) {
+      if (healthySince !== null) logger.warn({ err: errorMessage(error) }, "heartbeat failed");
+      healthySince = null;
+      return { deadWorkers: [], abandoned: 0 };
+    }
+    if (Date.now() - healthySince < deadAfterSeconds * 1000) return { deadWorkers: [], abandoned: 0 };
+    try {
+      return await rescue();
+    } catch (error) {
+      logger.warn({ err: errorMessage(error) }, "rescue pass failed");
+      return { deadWorkers: [], abandoned: 0 };
+    }
+  }
+
+  const timer = setInterval(() => {
+    if (stopped) return;
+    running = running.then(tick);
+  }, intervalMs);
+  timer.unref();
+
+  return {
+    tick: () => {
+      const next = running.then(tick);
+      running = next;
+      return next;
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running.catch(() => {});
+      await db.deleteFrom("pmt_jobs.worker").where("id", "=", workerId).execute().catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,130 @@
+/**
+ * Assembles a worker: graphile-worker's runner with our task list (each task
+ * wrapped by withHistory), the crontab from configuration, the heartbeat and
+ * rescuer, and the /healthz + /metrics listener.
+ */
+import { EventEmitter } from "node:events";
+import { run, type Runner, type Task, type WorkerEvents } from "graphile-worker";
+import type { Config } from "../config.js";
+import { createDb } from "../db/kysely.js";
+import { checkConnection, createPool, type Pool } from "../db/pool.js";
+import { migrate } from "../db/migrate.js";
+import { errorMessage } from "../errors.js";
+import { graphileLogger, type Logger } from "../log.js";
+import { VERSION } from "../version.js";
+import { buildCronItems } from "./crontab.js";
+import { withHistory } from "./history-wrapper.js";
+import { startHttpServer } from "./http.js";
+import { createMetrics } from "./metrics.js";
+import { startRescuer, type Rescuer } from "./rescuer.js";
+import { buildTasks } from "./tasks.js";
+
+export interface WorkerOptions {
+  config: Config;
+  databaseUrl: string;
+  logger: Logger;
+  /** Extra tasks (tests, embedding applications); wrapped like ours. */
+  extraTasks?: Record<string, Task>;
+  /** Apply migrations before starting (default true). */
+  migrate?: boolean;
+}
+
+export interface WorkerHandle {
+  /** graphile-worker pool id: job_run.worker_id and locked_by of its jobs. */
+  workerId: string;
+  httpPort: number;
+  pool: Pool;
+  rescuer: Rescuer;
+  /** Stops taking jobs, waits for running ones, then closes everything. */
+  stop(reason?: string): Promise<void>;
+  /** Settles when the worker has stopped (rejects if it died). */
+  promise: Promise<void>;
+}
+
+export async function startWorker(options: WorkerOptions): Promise<WorkerHandle> {
+  const { config, logger } = options;
+  // Pool: the worker's slots, LISTEN, the rescuer and health checks.
+  const pool = createPool(options.databaseUrl, { max: config.concurrency + 4, applicationName: "pmt-worker" });
+  await checkConnection(pool, options.databaseUrl);
+  if (options.migrate !== false) await migrate(pool, logger);
+
+  const db = createDb(pool);
+  const metrics = createMetrics(pool);
+  const bodies = { ...buildTasks({ config, db, logger }), ...options.extraTasks };
+  const taskList = Object.fromEntries(
+    Object.entries(bodies).map(([name, body]) => [name, withHistory(name, body, { db, logger, metrics })]),
+  );
+
+  const events: WorkerEvents = new EventEmitter();
+  let poolId: string | undefined;
+  events.on("pool:create", ({ workerPool }) => {
+    poolId = workerPool.id;
+  });
+  let stopped: string | null = null;
+  events.on("pool:listen:error", ({ error }) => logger.warn({ err: errorMessage(error) }, "LISTEN connection lost; reconnecting"));
+
+  let runner: Runner;
+  runner = await run({
+    pgPool: pool,
+    taskList,
+    parsedCronItems: buildCronItems(config),
+    concurrency: config.concurrency,
+    pollInterval: config.pollIntervalMs,
+    noHandleSignals: true,
+    logger: graphileLogger(logger),
+    events,
+  });
+  if (!poolId) throw new Error("graphile-worker did not report its pool id");
+
+  const rescuer = await startRescuer({
+    db,
+    logger,
+    workerId: poolId,
+    version: VERSION,
+    concurrency: config.concurrency,
+    tasks: Object.keys(taskList),
+    deadAfterSeconds: config.deadAfterSeconds,
+  });
+
+  const http = await startHttpServer(
+    { pool, metrics, workerProblem: () => stopped },
+    config.httpHost,
+    config.httpPort,
+  ).catch(async (error) => {
+    await runner.stop();
+    await rescuer.stop();
+    await pool.end();
+    throw error;
+  });
+  logger.info(
+    { workerId: poolId, concurrency: config.concurrency, tasks: Object.keys(taskList), http: `${config.httpHost}:${http.port}` },
+    "worker started",
+  );
+
+  let stopping: Promise<void> | undefined;
+  const stop = (reason = "stop requested"): Promise<void> => {
+    stopping ??= (async () => {
+      stopped = `stopping: ${reason}`;
+      logger.info({ reason }, "worker stopping; waiting for running jobs");
+      await runner.stop().catch((error) => logger.error({ err: errorMessage(error) }, "worker stopped with errors"));
+      await rescuer.stop();
+      await http.close();
+      await pool.end();
+      logger.info("worker stopped");
+    })();
+    return stopping;
+  };
+
+  const promise = runner.promise.then(
+    () => {
+      stopped ??= "stopped";
+    },
+    (error) => {
+      stopped = `failed: ${errorMessage(error)}`;
+      throw error;
+    },
+  );
+  promise.catch(() => {});
+
+  return { workerId: poolId, httpPort: http.port, pool, rescuer, stop, promise };
+}

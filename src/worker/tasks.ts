@@ -1,0 +1,40 @@
+/**
+ * The task list. Each task is a thin shell around a module that does the work;
+ * every one is wrapped by withHistory in worker/runner.ts.
+ */
+import type { Task } from "graphile-worker";
+import { z } from "zod";
+import type { Config } from "../config.js";
+import type { Db } from "../db/schema.js";
+import { pruneHistory } from "../history/prune.js";
+import type { Logger } from "../log.js";
+
+export interface TaskContext {
+  config: Config;
+  db: Db;
+  logger: Logger;
+}
+
+export const TASK = {
+  historyPrune: "pmt_jobs.history_prune",
+  noop: "pmt_jobs.noop",
+} as const;
+
+const noopPayload = z.object({ sleepMs: z.number().int().min(0).max(3_600_000).optional() }).passthrough();
+
+export function buildTasks(ctx: TaskContext): Record<string, Task> {
+  return {
+    [TASK.historyPrune]: async () => {
+      const deleted = await pruneHistory(ctx.db, ctx.config.historyRetentionDays);
+      ctx.logger.info({ deleted, retentionDays: ctx.config.historyRetentionDays }, "job history pruned");
+    },
+    /** Does nothing (optionally waits): a probe for the queue, and the subject of the queue benchmark. */
+    [TASK.noop]: async (payload, helpers) => {
+      const parsed = noopPayload.safeParse(payload ?? {});
+      if (!parsed.success) throw new Error(`noop payload: expected {"sleepMs": 0..3600000}`);
+      const ms = parsed.data.sleepMs ?? 0;
+      if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+      helpers.logger.debug("noop done");
+    },
+  };
+}
