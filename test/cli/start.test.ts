@@ -1,0 +1,85 @@
+/**
+ * `pmt-worker start` with no DATABASE_URL: the embedded PostgreSQL comes up,
+ * /healthz answers, SIGTERM lets the running job finish and exits 0, and the
+ * data survives a restart.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { afterAll, describe, expect, it } from "vitest";
+import { embeddedUrl, readEmbeddedConnection } from "../../src/db/embedded.js";
+import { BIN, ChildHandle } from "../harness/cli.js";
+import { JobEventLog } from "../harness/events.js";
+import { freePort } from "../harness/net.js";
+import { until } from "../harness/wait.js";
+
+const home = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-start-"));
+// As root the embedded server runs as "postgres", which must be able to pass through.
+fs.chmodSync(home, 0o711);
+const children: ChildHandle[] = [];
+
+afterAll(async () => {
+  for (const c of children) c.kill("SIGKILL");
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
+async function startWorker(env: Record<string, string>): Promise<{ child: ChildHandle; ms: number }> {
+  const t0 = Date.now();
+  const child = ChildHandle.spawn(BIN, ["start"], env);
+  children.push(child);
+  await until(
+    async () => {
+      const res = await fetch(`http://127.0.0.1:${env.HTTP_PORT}/healthz`).catch(() => undefined);
+      return res?.status === 200;
+    },
+    () => `/healthz to answer 200 (output so far: ${child.stdout}${child.stderr})`,
+    30_000,
+    100,
+  );
+  return { child, ms: Date.now() - t0 };
+}
+
+async function query<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<T>(text)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+describe("pmt-worker start on the embedded default", () => {
+  it("comes up within 15 s, stops cleanly on SIGTERM after the running job, and keeps its data", async () => {
+    const env = { PMT_HOME: path.join(home, "state"), EMBEDDED_PG_PORT: String(await freePort()), HTTP_PORT: String(await freePort()) };
+    const first = await startWorker(env);
+    expect(first.ms).toBeLessThan(15_000);
+    const health = await (await fetch(`http://127.0.0.1:${env.HTTP_PORT}/healthz`)).json();
+    expect(health).toEqual({ status: "ok", database: "ok", worker: "running" });
+
+    const conn = readEmbeddedConnection(env.PMT_HOME)!;
+    expect(fs.statSync(path.join(env.PMT_HOME, "embedded.json")).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(env.PMT_HOME).mode & 0o077).toBe(0o011);
+    const url = embeddedUrl(conn);
+    expect(first.child.stdout).not.toContain(conn.password);
+
+    const log = await JobEventLog.listen(url);
+    const id = (await query<{ id: number }>(url, `select id::int from graphile_worker.add_job('pmt_jobs.noop', '{"sleepMs": 1500}')`))[0]!.id;
+    await log.waitFor((e) => e.job_id === id && e.status === "running", 30_000, "the job to start");
+    first.child.kill("SIGTERM");
+    const succeeded = log.waitFor((e) => e.job_id === id && e.status === "succeeded", 30_000, "the job to finish");
+    await expect(succeeded).resolves.toMatchObject({ attempt: 1 });
+    await log.close().catch(() => {});
+    expect(await first.child.exited).toEqual({ code: 0, signal: null });
+    expect(first.child.stdout).toContain('"msg":"embedded PostgreSQL stopped"');
+    // The server went down with the worker.
+    await expect(query(url, "select 1")).rejects.toThrow(/ECONNREFUSED/);
+
+    const second = await startWorker(env);
+    const rows = await query<{ status: string }>(url, `select status from pmt_jobs.job_run where job_id = ${id}`);
+    expect(rows).toEqual([{ status: "succeeded" }]);
+    second.child.kill("SIGINT");
+    expect(await second.child.exited).toEqual({ code: 0, signal: null });
+  });
+});

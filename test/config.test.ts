@@ -1,0 +1,70 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../src/config.js";
+
+const NO_DOTENV = "/nonexistent/.env";
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env, NO_DOTENV);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).problems;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("loadConfig", () => {
+  it("applies the documented defaults", () => {
+    const config = loadConfig({}, NO_DOTENV);
+    expect(config).toMatchObject({
+      databaseUrl: undefined,
+      concurrency: 4,
+      httpHost: "127.0.0.1",
+      httpPort: 9464,
+      historyRetentionDays: 90,
+      historyPruneCron: "30 3 * * *",
+      logLevel: "info",
+    });
+    expect(config.pmtHome).toBe(path.resolve(".pmt"));
+  });
+
+  it("treats empty values as unset", () => {
+    expect(loadConfig({ WORKER_CONCURRENCY: "", HTTP_PORT: "" }, NO_DOTENV).concurrency).toBe(4);
+  });
+
+  it("names every bad variable and what it expects", () => {
+    const found = problems({ WORKER_CONCURRENCY: "lots", HTTP_PORT: "70000", LOG_LEVEL: "loud", HISTORY_RETENTION_DAYS: "0" });
+    expect(found).toEqual([
+      'WORKER_CONCURRENCY: expected a whole number from 1 to 100 (got "lots")',
+      'HTTP_PORT: expected a whole number from 0 to 65535 (got "70000")',
+      'HISTORY_RETENTION_DAYS: expected a whole number from 1 to 36500 (got "0")',
+      'LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent (got "loud")',
+    ]);
+  });
+
+  it("rejects a bad crontab with graphile-worker's reason", () => {
+    const [problem] = problems({ HISTORY_PRUNE_CRON: "61 * * * *" });
+    expect(problem).toMatch(/^HISTORY_PRUNE_CRON: expected a crontab expression like "0 3 \* \* \*" \(.*61.*\) \(got "61 \* \* \* \*"\)$/);
+  });
+
+  it("never echoes DATABASE_URL, which may hold a password", () => {
+    const [problem] = problems({ DATABASE_URL: "mysql://u:hunter2@host/db" });
+    expect(problem).toContain("DATABASE_URL: expected a URL like postgres://");
+    expect(problem).not.toContain("hunter2");
+  });
+
+  it("reads .env without overriding the environment, and names a bad line", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-env-"));
+    const file = path.join(dir, ".env");
+    fs.writeFileSync(file, "# comment\nWORKER_CONCURRENCY=7\nexport HTTP_PORT='9999'\nLOG_LEVEL=debug\n");
+    const config = loadConfig({ LOG_LEVEL: "warn" }, file);
+    expect(config.concurrency).toBe(7);
+    expect(config.httpPort).toBe(9999);
+    expect(config.logLevel).toBe("warn");
+    fs.writeFileSync(file, "WORKER_CONCURRENCY=2\nthis is not an assignment\n");
+    expect(() => loadConfig({}, file)).toThrow(/\.env line 2: expected NAME=value/);
+  });
+});

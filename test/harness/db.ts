@@ -1,0 +1,42 @@
+/**
+ * A fresh database per test file on the run's PostgreSQL, dropped at the end.
+ */
+import crypto from "node:crypto";
+import pg from "pg";
+import { afterAll, inject } from "vitest";
+import { createPool, type Pool } from "../../src/db/pool.js";
+
+export interface TestDatabase {
+  url: string;
+  name: string;
+  pool: Pool;
+}
+
+export function databaseUrl(adminUrl: string, name: string): string {
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: inject("adminUrl") });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Creates a database for this file; registers its drop in afterAll. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const name = `pmt_test_${crypto.randomBytes(6).toString("hex")}`;
+  await admin((c) => c.query(`create database ${name}`));
+  const url = databaseUrl(inject("adminUrl"), name);
+  const pool = createPool(url, { max: 5, applicationName: "pmt-worker test" });
+  afterAll(async () => {
+    await pool.end();
+    await admin((c) => c.query(`drop database if exists ${name} with (force)`));
+  });
+  return { url, name, pool };
+}
