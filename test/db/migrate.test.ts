@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { runCli } from "../harness/cli.js";
+import { ROOT, runCli } from "../harness/cli.js";
 import { createTestDatabase } from "../harness/db.js";
 
 describe("pmt-worker migrate", () => {
@@ -28,6 +29,8 @@ describe("pmt-worker migrate", () => {
     expect(history).toMatch(/id \| job_id \| task \| attempt .*\n.*\n\(0 rows\)/);
     const status = execFileSync("psql", [db.url, "-X", "-c", "table pmt_jobs.job_status"], { encoding: "utf8" });
     expect(status).toMatch(/task \| queued \| running \| failed_permanently/);
+    // The operator queries shipped in sql/ all run.
+    execFileSync("psql", [db.url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", path.join(ROOT, "sql/job_queries.sql")], { encoding: "utf8" });
   });
 
   it("explains an unreachable database in one line, password hidden", async () => {

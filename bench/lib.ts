@@ -1,0 +1,99 @@
+/** Shared parts of the benchmarks: a database, statistics, the table, the results file. */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { startEmbedded } from "../src/db/embedded.js";
+import { createLogger } from "../src/log.js";
+import { freePort } from "../test/harness/net.js";
+
+export const RESULTS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "results");
+
+/** BENCH_DATABASE_URL, or a throw-away embedded PostgreSQL 15. */
+export async function benchDatabase(): Promise<{ url: string; close(): Promise<void> }> {
+  if (process.env.BENCH_DATABASE_URL) return { url: process.env.BENCH_DATABASE_URL, close: async () => {} };
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-bench-"));
+  fs.chmodSync(home, 0o711);
+  const server = await startEmbedded(home, await freePort(), createLogger("warn"));
+  return {
+    url: server.url,
+    close: async () => {
+      await server.stop();
+      fs.rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+export function quantile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
+}
+
+export interface Summary {
+  median: number;
+  min: number;
+  max: number;
+}
+
+export function summarize(values: number[]): Summary {
+  return { median: quantile(values, 0.5), min: Math.min(...values), max: Math.max(...values) };
+}
+
+export interface Row {
+  metric: string;
+  unit: string;
+  ours: Summary;
+  baseline: Summary;
+  /** ours / baseline of the medians. */
+  ratio: number;
+  target?: string;
+}
+
+export function row(metric: string, unit: string, ours: number[], baseline: number[], target?: string): Row {
+  const o = summarize(ours);
+  const b = summarize(baseline);
+  return { metric, unit, ours: o, baseline: b, ratio: o.median / b.median, target };
+}
+
+const fmt = (n: number) => (Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2));
+
+export function printTable(title: string, rows: Row[], notes: string[] = []): void {
+  const lines = [
+    ["metric", "unit", "ours median [min-max]", "baseline median [min-max]", "ours/baseline", "target"],
+    ...rows.map((r) => [
+      r.metric,
+      r.unit,
+      `${fmt(r.ours.median)} [${fmt(r.ours.min)}-${fmt(r.ours.max)}]`,
+      `${fmt(r.baseline.median)} [${fmt(r.baseline.min)}-${fmt(r.baseline.max)}]`,
+      r.ratio.toFixed(2),
+      r.target ?? "",
+    ]),
+  ];
+  const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
+  process.stdout.write(`\n${title}\n`);
+  for (const l of lines) process.stdout.write(l.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd() + "\n");
+  for (const n of notes) process.stdout.write(`${n}\n`);
+}
+
+export function writeResults(name: string, data: Record<string, unknown>): string {
+  fs.mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = path.join(RESULTS_DIR, `${name}.json`);
+  const machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version };
+  fs.writeFileSync(file, JSON.stringify({ name, at: new Date().toISOString(), machine, ...data }, null, 2) + "\n");
+  return file;
+}
+
+/** Peak resident set size of this process so far, in MB. */
+export function peakRssMb(): number {
+  return process.resourceUsage().maxRSS / 1024;
+}
+
+export function intArg(name: string, fallback: number): number {
+  const flag = process.argv.find((a) => a.startsWith(`--${name}=`));
+  const value = flag ? Number(flag.split("=")[1]) : fallback;
+  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name}: expected a positive whole number`);
+  return value;
+}
