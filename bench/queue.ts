@@ -1,7 +1,7 @@
 /**
  * Queue benchmark: a no-op task through pmt-worker (history wrapper, rescuer,
  * metrics) against bare graphile-worker with the same pool, concurrency and
- * poll interval, alternating on the same database.
+ * poll interval and completion batching, alternating on the same database.
  *
  *   npm run bench -- queue [--rounds=5] [--jobs=2000] [--latency-jobs=200]
  *
@@ -47,6 +47,7 @@ async function startVariant(variant: Variant, url: string, p: Probe): Promise<{ 
     pollInterval: POLL_MS,
     noHandleSignals: true,
     logger: graphileLogger(logger),
+    preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
   });
   return {
     stop: async () => {

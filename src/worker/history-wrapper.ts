@@ -5,15 +5,14 @@
  * marks it `abandoned`.
  */
 import type { JobHelpers, Task } from "graphile-worker";
-import type { Db } from "../db/schema.js";
 import { errorMessage } from "../errors.js";
 import { errorText, summarizePayload } from "../history/summary.js";
-import { finishRun, startRun } from "../history/runs.js";
+import type { HistoryWriter } from "../history/writer.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "./metrics.js";
 
 export interface HistoryContext {
-  db: Db;
+  writer: HistoryWriter;
   logger: Logger;
   metrics: Metrics;
 }
@@ -22,7 +21,7 @@ export interface HistoryContext {
 async function finishWithRetry(ctx: HistoryContext, id: number, status: "succeeded" | "failed", error: string | null): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await finishRun(ctx.db, id, status, error);
+      await ctx.writer.finish({ id, status, error });
       return;
     } catch (e) {
       if (attempt >= 4) {
@@ -38,7 +37,7 @@ export function withHistory(task: string, body: Task, ctx: HistoryContext): Task
   return async (payload: unknown, helpers: JobHelpers) => {
     const { job } = helpers;
     const queue = job.job_queue_id === null ? null : await helpers.getQueueName();
-    const runId = await startRun(ctx.db, {
+    const runId = await ctx.writer.start({
       jobId: Number(job.id),
       task,
       attempt: job.attempts,

@@ -12,6 +12,7 @@ import { migrate } from "../db/migrate.js";
 import { errorMessage } from "../errors.js";
 import { graphileLogger, type Logger } from "../log.js";
 import { VERSION } from "../version.js";
+import { HistoryWriter } from "../history/writer.js";
 import { buildCronItems } from "./crontab.js";
 import { withHistory } from "./history-wrapper.js";
 import { startHttpServer } from "./http.js";
@@ -50,9 +51,10 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
 
   const db = createDb(pool);
   const metrics = createMetrics(pool);
+  const writer = new HistoryWriter(pool);
   const bodies = { ...buildTasks({ config, db, logger }), ...options.extraTasks };
   const taskList = Object.fromEntries(
-    Object.entries(bodies).map(([name, body]) => [name, withHistory(name, body, { db, logger, metrics })]),
+    Object.entries(bodies).map(([name, body]) => [name, withHistory(name, body, { writer, logger, metrics })]),
   );
 
   const events: WorkerEvents = new EventEmitter();
@@ -73,6 +75,11 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     noHandleSignals: true,
     logger: graphileLogger(logger),
     events,
+    // With the default (-1) graphile-worker 0.17 fires completeJob/failJob without
+    // awaiting them, so a graceful shutdown could end before a finished job was
+    // marked complete (and the job would run again). Batched (0 ms), the pending
+    // completions are flushed and awaited when the pool shuts down.
+    preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
   });
   if (!poolId) throw new Error("graphile-worker did not report its pool id");
 

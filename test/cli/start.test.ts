@@ -71,7 +71,9 @@ describe("pmt-worker start on the embedded default", () => {
     const succeeded = log.waitFor((e) => e.job_id === id && e.status === "succeeded", 30_000, "the job to finish");
     await expect(succeeded).resolves.toMatchObject({ attempt: 1 });
     await log.close().catch(() => {});
-    expect(await first.child.exited).toEqual({ code: 0, signal: null });
+    const pgLog = () => fs.readFileSync(path.join(env.PMT_HOME, "pg", "postgres.log"), "utf8");
+    const exit = await first.child.exited;
+    expect(exit, exit.code === 0 ? "" : first.child.stdout + first.child.stderr + pgLog()).toEqual({ code: 0, signal: null });
     expect(first.child.stdout).toContain('"msg":"embedded PostgreSQL stopped"');
     // The server went down with the worker.
     await expect(query(url, "select 1")).rejects.toThrow(/ECONNREFUSED/);
@@ -79,6 +81,8 @@ describe("pmt-worker start on the embedded default", () => {
     const second = await startWorker(env);
     const rows = await query<{ status: string }>(url, `select status from pmt_jobs.job_run where job_id = ${id}`);
     expect(rows).toEqual([{ status: "succeeded" }]);
+    // Its completion reached the queue before the shutdown: it will not run again.
+    expect(await query(url, `select id from graphile_worker.jobs where id = ${id}`)).toEqual([]);
     second.child.kill("SIGINT");
     expect(await second.child.exited).toEqual({ code: 0, signal: null });
   });

@@ -120,6 +120,8 @@ describe("job history", () => {
     expect(rows[0].error).not.toContain("topsecret");
     expect(rows[0].error.length).toBeLessThanOrEqual(10_010);
 
+    // History is written before graphile-worker records the failure; wait for the job to be released.
+    await until(async () => (await db.pool.query("select 1 from graphile_worker.jobs where id = $1 and locked_at is null", [jobId])).rowCount, "the job to be released");
     const status = await db.pool.query("select * from pmt_jobs.job_status where task = 'test.fail'");
     expect(status.rows[0]).toMatchObject({ task: "test.fail", queued: 0, running: 0, failed_permanently: 1, failed_24h: 2 });
     expect(status.rows[0].last_error).toContain("always fails");
