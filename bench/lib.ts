@@ -3,6 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import pg from "pg";
 import { startEmbedded } from "../src/db/embedded.js";
 import { createLogger } from "../src/log.js";
 import { freePort } from "../test/harness/net.js";
@@ -22,6 +23,21 @@ export async function benchDatabase(): Promise<{ url: string; close(): Promise<v
       fs.rmSync(home, { recursive: true, force: true });
     },
   };
+}
+
+/** (Re)creates database `name` on the server of `url`; returns its URL. */
+export async function createDatabase(url: string, name: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`drop database if exists ${name} with (force)`);
+    await client.query(`create database ${name}`);
+  } finally {
+    await client.end();
+  }
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
 }
 
 export function quantile(values: number[], q: number): number {

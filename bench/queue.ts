@@ -11,13 +11,13 @@
  * history row is written).
  */
 import { performance } from "node:perf_hooks";
-import { run, type Task } from "graphile-worker";
+import { run, runMigrations, type Task } from "graphile-worker";
 import { loadConfig } from "../src/config.js";
 import { createPool, type Pool } from "../src/db/pool.js";
 import { migrate } from "../src/db/migrate.js";
 import { createLogger, graphileLogger } from "../src/log.js";
 import { startWorker } from "../src/worker/runner.js";
-import { benchDatabase, intArg, peakRssMb, printTable, quantile, row, writeResults } from "./lib.js";
+import { benchDatabase, createDatabase, intArg, peakRssMb, printTable, quantile, row, writeResults } from "./lib.js";
 
 const CONCURRENCY = 4;
 const POLL_MS = 2000;
@@ -32,14 +32,16 @@ class Probe {
 }
 
 type Variant = "ours" | "bare";
+/** Each variant has its own database: bare graphile-worker must not pay for our history triggers. */
+type Urls = Record<Variant, string>;
 
-async function startVariant(variant: Variant, url: string, p: Probe): Promise<{ stop(): Promise<void> }> {
+async function startVariant(variant: Variant, urls: Urls, p: Probe): Promise<{ stop(): Promise<void> }> {
   if (variant === "ours") {
     const config = loadConfig({ WORKER_CONCURRENCY: String(CONCURRENCY), WORKER_POLL_INTERVAL_MS: String(POLL_MS), HTTP_PORT: "0", LOG_LEVEL: "warn" }, "/nonexistent");
-    const worker = await startWorker({ config, databaseUrl: url, logger, migrate: false, extraTasks: { "bench.noop": p.task } });
+    const worker = await startWorker({ config, databaseUrl: urls.ours, logger, migrate: false, extraTasks: { "bench.noop": p.task } });
     return { stop: () => worker.stop() };
   }
-  const pool = createPool(url, { max: CONCURRENCY + 4 });
+  const pool = createPool(urls.bare, { max: CONCURRENCY + 4 });
   const runner = await run({
     pgPool: pool,
     taskList: { "bench.noop": p.task },
@@ -65,23 +67,23 @@ async function waitEmpty(pool: Pool): Promise<void> {
   }
 }
 
-async function throughput(variant: Variant, url: string, admin: Pool, jobs: number): Promise<number> {
+async function throughput(variant: Variant, urls: Urls, admin: Pool, jobs: number): Promise<number> {
   const p = new Probe();
   await admin.query(
     "select graphile_worker.add_jobs(array(select row('bench.noop', '{}'::json, null, null, null, null, null, null)::graphile_worker.job_spec from generate_series(1, $1)))",
     [jobs],
   );
   const t0 = performance.now();
-  const worker = await startVariant(variant, url, p);
+  const worker = await startVariant(variant, urls, p);
   await waitEmpty(admin);
   const seconds = (performance.now() - t0) / 1000;
   await worker.stop();
   return jobs / seconds;
 }
 
-async function latency(variant: Variant, url: string, admin: Pool, jobs: number): Promise<number[]> {
+async function latency(variant: Variant, urls: Urls, admin: Pool, jobs: number): Promise<number[]> {
   const p = new Probe();
-  const worker = await startVariant(variant, url, p);
+  const worker = await startVariant(variant, urls, p);
   const samples: number[] = [];
   for (let i = 0; i < jobs; i++) {
     const t0 = performance.now();
@@ -100,8 +102,10 @@ export async function main(): Promise<void> {
   const jobs = intArg("jobs", 2000);
   const latencyJobs = intArg("latency-jobs", 200);
   const db = await benchDatabase();
-  const admin = createPool(db.url, { max: 2 });
-  await migrate(admin, logger);
+  const urls: Urls = { ours: await createDatabase(db.url, "bench_queue_ours"), bare: await createDatabase(db.url, "bench_queue_bare") };
+  const admins: Record<Variant, Pool> = { ours: createPool(urls.ours, { max: 2 }), bare: createPool(urls.bare, { max: 2 }) };
+  await migrate(admins.ours, logger);
+  await runMigrations({ pgPool: admins.bare, logger: graphileLogger(logger) });
 
   const tp: Record<Variant, number[]> = { ours: [], bare: [] };
   const p50: Record<Variant, number[]> = { ours: [], bare: [] };
@@ -110,8 +114,8 @@ export async function main(): Promise<void> {
   for (let round = 0; round <= rounds; round++) {
     const order: Variant[] = round % 2 === 0 ? ["ours", "bare"] : ["bare", "ours"];
     for (const variant of order) {
-      const rate = await throughput(variant, db.url, admin, jobs);
-      const lat = await latency(variant, db.url, admin, latencyJobs);
+      const rate = await throughput(variant, urls, admins[variant], jobs);
+      const lat = await latency(variant, urls, admins[variant], latencyJobs);
       if (round === 0) continue;
       tp[variant].push(rate);
       p50[variant].push(quantile(lat, 0.5));
@@ -119,8 +123,8 @@ export async function main(): Promise<void> {
       process.stderr.write(`round ${round} ${variant}: ${rate.toFixed(0)} jobs/s, p50 ${quantile(lat, 0.5).toFixed(2)} ms\n`);
     }
   }
-  await admin.query("truncate pmt_jobs.job_run");
-  await admin.end();
+  await admins.ours.end();
+  await admins.bare.end();
   await db.close();
 
   const rows = [

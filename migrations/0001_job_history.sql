@@ -1,6 +1,7 @@
 -- Job history: graphile-worker deletes a job when it succeeds, so the record of
--- what ran lives here, one row per attempt, written by the worker's history
--- wrapper (inserted before the task body runs, updated after).
+-- what ran lives here, one row per attempt: inserted (`running`) when the job
+-- is locked for the attempt, before the task body runs, and updated when it
+-- ends (0002_history_capture.sql and the worker's history wrapper).
 
 create schema if not exists pmt_jobs;
 

@@ -5,9 +5,9 @@ import { redactText } from "./redact.js";
 export type { Logger };
 
 /**
- * JSON logs on stdout. Messages pass through redactText, and the usual secret
- * fields are censored, so a connection string with a password never reaches
- * a log line.
+ * JSON logs on stdout. Messages, string fields and errors pass through
+ * redactText, and the usual secret fields are censored, so a connection string
+ * with a password never reaches a log line.
  */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
@@ -20,8 +20,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       },
       hooks: {
         logMethod(args, method) {
-          const redacted = args.map((a) => (typeof a === "string" ? redactText(a) : a));
-          return method.apply(this, redacted as Parameters<typeof method>);
+          return method.apply(this, args.map(redactValue) as Parameters<typeof method>);
         },
       },
       formatters: { level: (label) => ({ level: label }) },
@@ -29,6 +28,18 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     },
     destination,
   );
+}
+
+/** Strings, and string fields of objects and errors (one level down), with passwords replaced by ***. */
+function redactValue(value: unknown, depth = 0): unknown {
+  if (typeof value === "string") return redactText(value);
+  if (value instanceof Error) {
+    return { type: value.name, message: redactText(value.message), stack: redactText(value.stack ?? "") };
+  }
+  if (value && typeof value === "object" && !Array.isArray(value) && depth < 2) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactValue(v, depth + 1)]));
+  }
+  return value;
 }
 
 const LEVELS: Record<GraphileLogLevel, "error" | "warn" | "info" | "debug"> = {

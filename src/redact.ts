@@ -35,3 +35,17 @@ export function redactUrl(url: string): string {
     return redactText(url);
   }
 }
+
+const MAX_ERROR = 10_000;
+
+/** An error's message and its causes' as one line of text for history, secrets removed, at most ~10,000 characters. */
+export function errorText(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let i = 0; current !== undefined && current !== null && i < 5; i++) {
+    parts.push(current instanceof Error ? current.message || current.name : String(current));
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  const text = redactText(parts.filter(Boolean).join(": caused by: ") || "unknown error");
+  return text.length > MAX_ERROR ? `${text.slice(0, MAX_ERROR)}… (cut)` : text;
+}

@@ -5,7 +5,7 @@
  * pmt-worker process instead heartbeats its row in pmt_jobs.worker; a process
  * whose heartbeat is older than WORKER_DEAD_AFTER_SECONDS is dead, so any live
  * worker releases its locks (graphile_worker.force_unlock_workers, the jobs
- * are then retried) and marks its running history rows abandoned.
+ * are then retried); the capture trigger marks its running attempts abandoned.
  *
  * A worker judges others only after its own heartbeats have succeeded without
  * a gap for the whole window: after a database outage everyone's heartbeat is
@@ -13,13 +13,15 @@
  */
 import os from "node:os";
 import { sql } from "kysely";
+import type pg from "pg";
 import type { Db } from "../db/schema.js";
 import { errorMessage } from "../errors.js";
-import { abandonOrphanRuns, abandonRunsOfWorkers } from "../history/runs.js";
+import { releaseWorkers } from "../history/runs.js";
 import type { Logger } from "../log.js";
 
 export interface RescuerOptions {
   db: Db;
+  pool: pg.Pool;
   logger: Logger;
   workerId: string;
   version: string;
@@ -29,13 +31,13 @@ export interface RescuerOptions {
 }
 
 export interface Rescuer {
-  /** One heartbeat and, when allowed, one rescue pass. Resolves with what it did. */
-  tick(): Promise<{ deadWorkers: string[]; abandoned: number }>;
+  /** One heartbeat and, when allowed, one rescue pass. Resolves with the ids of the workers found dead. */
+  tick(): Promise<string[]>;
   stop(): Promise<void>;
 }
 
 export async function startRescuer(options: RescuerOptions): Promise<Rescuer> {
-  const { db, logger, workerId, deadAfterSeconds } = options;
+  const { db, pool, logger, workerId, deadAfterSeconds } = options;
   const intervalMs = Math.max(500, Math.floor((deadAfterSeconds * 1000) / 4));
   let healthySince: number | null = null;
   let stopped = false;
@@ -62,49 +64,43 @@ export async function startRescuer(options: RescuerOptions): Promise<Rescuer> {
       on conflict (id) do update set last_seen_at = now()`.execute(db);
   }
 
-  async function rescue(): Promise<{ deadWorkers: string[]; abandoned: number }> {
+  async function rescue(): Promise<string[]> {
     const dead = await db
       .deleteFrom("pmt_jobs.worker")
       .where("last_seen_at", "<", sql<Date>`now() - make_interval(secs => ${deadAfterSeconds})`)
       .where("id", "<>", workerId)
       .returning(["id", "hostname", "pid", "last_seen_at"])
       .execute();
-    const ids = dead.map((w) => w.id);
-    let abandoned = 0;
-    if (ids.length) {
-      await sql`select graphile_worker.force_unlock_workers(${ids}::text[])`.execute(db);
-      for (const w of dead) {
-        logger.warn(
-          { deadWorker: w.id, hostname: w.hostname, pid: w.pid, lastSeenAt: w.last_seen_at },
-          "worker stopped heartbeating; its jobs are released for retry",
-        );
-      }
-      abandoned += await abandonRunsOfWorkers(
-        db,
-        ids,
-        `worker ${ids.join(", ")} stopped heartbeating for over ${deadAfterSeconds}s; the job was released for retry`,
+    for (const w of dead) {
+      logger.warn(
+        { deadWorker: w.id, hostname: w.hostname, pid: w.pid, lastSeenAt: w.last_seen_at },
+        "worker stopped heartbeating; its jobs are released for retry",
+      );
+      await releaseWorkers(
+        pool,
+        [w.id],
+        `worker ${w.id} (${w.hostname} pid ${w.pid}) stopped heartbeating for over ${deadAfterSeconds}s; the job was released for retry`,
       );
     }
-    abandoned += await abandonOrphanRuns(db, deadAfterSeconds);
-    if (abandoned) logger.warn({ abandoned }, "running attempts marked abandoned");
-    return { deadWorkers: ids, abandoned };
+    return dead.map((w) => w.id);
   }
 
-  async function tick(): Promise<{ deadWorkers: string[]; abandoned: number }> {
+  /** One heartbeat and, when allowed, one rescue pass. Resolves with the ids of the workers found dead. */
+  async function tick(): Promise<string[]> {
     try {
       await heartbeat();
       healthySince ??= Date.now();
     } catch (error) {
       if (healthySince !== null) logger.warn({ err: errorMessage(error) }, "heartbeat failed");
       healthySince = null;
-      return { deadWorkers: [], abandoned: 0 };
+      return [];
     }
-    if (Date.now() - healthySince < deadAfterSeconds * 1000) return { deadWorkers: [], abandoned: 0 };
+    if (Date.now() - healthySince < deadAfterSeconds * 1000) return [];
     try {
       return await rescue();
     } catch (error) {
       logger.warn({ err: errorMessage(error) }, "rescue pass failed");
-      return { deadWorkers: [], abandoned: 0 };
+      return [];
     }
   }
 

@@ -12,7 +12,6 @@ import { migrate } from "../db/migrate.js";
 import { errorMessage } from "../errors.js";
 import { graphileLogger, type Logger } from "../log.js";
 import { VERSION } from "../version.js";
-import { HistoryWriter } from "../history/writer.js";
 import { buildCronItems } from "./crontab.js";
 import { withHistory } from "./history-wrapper.js";
 import { startHttpServer } from "./http.js";
@@ -51,10 +50,9 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
 
   const db = createDb(pool);
   const metrics = createMetrics(pool);
-  const writer = new HistoryWriter(pool);
   const bodies = { ...buildTasks({ config, db, logger }), ...options.extraTasks };
   const taskList = Object.fromEntries(
-    Object.entries(bodies).map(([name, body]) => [name, withHistory(name, body, { writer, logger, metrics })]),
+    Object.entries(bodies).map(([name, body]) => [name, withHistory(name, body, { pool, logger, metrics })]),
   );
 
   const events: WorkerEvents = new EventEmitter();
@@ -85,6 +83,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
 
   const rescuer = await startRescuer({
     db,
+    pool,
     logger,
     workerId: poolId,
     version: VERSION,

@@ -51,7 +51,12 @@ describe("a worker killed mid-job", () => {
     await log.waitFor((e) => e.job_id === jobId && e.attempt === 2 && e.status === "succeeded", 30_000, "the retry to succeed");
     const history = await db.pool.query("select attempt, status, error, worker_id from pmt_jobs.job_run where job_id = $1 order by attempt", [jobId]);
     expect(history.rows).toEqual([
-      { attempt: 1, status: "abandoned", error: expect.stringContaining(`worker ${doomedId} stopped heartbeating`), worker_id: doomedId },
+      {
+        attempt: 1,
+        status: "abandoned",
+        error: expect.stringMatching(new RegExp(`^worker ${doomedId} \\(.+ pid \\d+\\) stopped heartbeating for over 2s; the job was released for retry$`)),
+        worker_id: doomedId,
+      },
       { attempt: 2, status: "succeeded", error: null, worker_id: rescuer.workerId },
     ]);
     const workers = await db.pool.query("select id from pmt_jobs.worker");
@@ -76,6 +81,25 @@ describe("a worker killed mid-job", () => {
     expect(history.rows).toEqual([
       { attempt: 1, status: "abandoned", error: "worker pool-gone stopped before the attempt finished; retried as attempt 2" },
       { attempt: 2, status: "succeeded", error: null },
+    ]);
+  });
+
+  it("marks the attempt abandoned when its lock is released without an end (lock expiry, force unlock)", async () => {
+    const { rows } = await db.pool.query<{ id: number }>(
+      "select id from graphile_worker.add_job('test.nobody', '{\"password\": \"x\"}'::json, run_at => now() + interval '1 hour')",
+    );
+    const jobId = rows[0]!.id;
+    // What get_job does when a worker takes the job.
+    await db.pool.query(
+      "update graphile_worker._private_jobs set attempts = attempts + 1, locked_by = 'pool-lost', locked_at = now() where id = $1",
+      [jobId],
+    );
+    const running = await db.pool.query("select status, worker_id, payload_summary from pmt_jobs.job_run where job_id = $1", [jobId]);
+    expect(running.rows).toEqual([{ status: "running", worker_id: "pool-lost", payload_summary: { password: "***" } }]);
+    await db.pool.query("select graphile_worker.force_unlock_workers(array['pool-lost'])");
+    const after = await db.pool.query("select status, error from pmt_jobs.job_run where job_id = $1", [jobId]);
+    expect(after.rows).toEqual([
+      { status: "abandoned", error: "the job lock of worker pool-lost was released before the attempt finished" },
     ]);
   });
 });

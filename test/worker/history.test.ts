@@ -119,6 +119,10 @@ describe("job history", () => {
     expect(rows[0].error).toContain("postgres://u:***@h/db");
     expect(rows[0].error).not.toContain("topsecret");
     expect(rows[0].error.length).toBeLessThanOrEqual(10_010);
+    // graphile-worker's own record of the error is redacted too.
+    const queued = await db.pool.query("select last_error from graphile_worker.jobs where id = $1", [jobId]);
+    expect(queued.rows[0].last_error).toContain("postgres://u:***@h/db");
+    expect(queued.rows[0].last_error).not.toContain("topsecret");
 
     // History is written before graphile-worker records the failure; wait for the job to be released.
     await until(async () => (await db.pool.query("select 1 from graphile_worker.jobs where id = $1 and locked_at is null", [jobId])).rowCount, "the job to be released");
