@@ -133,7 +133,7 @@ export async function main(): Promise<void> {
     row("enqueue-to-start p95", "ms", p95.ours, p95.bare),
   ];
   const rss = peakRssMb();
-  printTable(`Queue: pmt-worker (history wrapper) vs bare graphile-worker 0.17, concurrency ${CONCURRENCY}, ${rounds} rounds`, rows, [
+  printTable(`Queue: pmt-worker (with job history) vs bare graphile-worker 0.17, concurrency ${CONCURRENCY}, ${rounds} rounds`, rows, [
     `peak RSS of the benchmark process: ${rss.toFixed(0)} MB`,
   ]);
   const file = writeResults("queue", { rounds, jobs, latencyJobs, concurrency: CONCURRENCY, rows, peakRssMb: rss });

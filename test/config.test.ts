@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../src/config.js";
+import { ConfigError, ENV, loadConfig } from "../src/config.js";
 
 const NO_DOTENV = "/nonexistent/.env";
 
@@ -66,5 +66,14 @@ describe("loadConfig", () => {
     expect(config.logLevel).toBe("warn");
     fs.writeFileSync(file, "WORKER_CONCURRENCY=2\nthis is not an assignment\n");
     expect(() => loadConfig({}, file)).toThrow(/\.env line 2: expected NAME=value/);
+  });
+
+  it("is documented in the README, every variable with its default", () => {
+    const readme = fs.readFileSync(path.join(import.meta.dirname, "..", "README.md"), "utf8");
+    for (const [name, spec] of Object.entries(ENV)) {
+      const row = readme.split("\n").find((l) => l.startsWith(`| \`${name}\` |`));
+      expect(row, `README row for ${name}`).toBeDefined();
+      if (spec.default !== undefined) expect(row).toContain(`\`${spec.default}\``);
+    }
   });
 });
