@@ -79,9 +79,3 @@ export async function migrate(pool: pg.Pool, logger: Logger): Promise<MigrateRes
     lockClient.release();
   }
 }
-
-/** Names of our migrations not yet applied (empty when up to date). */
-export async function pendingMigrations(pool: pg.Pool): Promise<string[]> {
-  const all = await createMigrator(pool).getMigrations();
-  return all.filter((m) => !m.executedAt).map((m) => m.name);
-}

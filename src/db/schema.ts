@@ -1,23 +1,24 @@
 /** Kysely table types for schema pmt_jobs (see migrations/). */
-import type { ColumnType, Generated, Kysely } from "kysely";
+import type { ColumnType, Kysely } from "kysely";
 
 export type JobStatus = "running" | "succeeded" | "failed" | "abandoned";
 
+/** Written only by SQL (the capture trigger, the wrapper's failure record): read-only here. */
 export interface JobRunTable {
-  id: Generated<number>;
+  id: number;
   job_id: number;
   task: string;
   attempt: number;
   max_attempts: number;
   queue: string | null;
-  status: ColumnType<JobStatus, JobStatus | undefined, JobStatus>;
-  started_at: ColumnType<Date, Date | undefined, never>;
-  finished_at: ColumnType<Date | null, never, Date | null | ReturnType<typeof Object>>;
-  duration: ColumnType<unknown, never, never>;
+  status: JobStatus;
+  started_at: Date;
+  finished_at: Date | null;
+  duration: unknown;
   error: string | null;
   worker_id: string;
-  payload_summary: ColumnType<Record<string, unknown>, string, string>;
-  updated_at: ColumnType<Date, never, never>;
+  payload_summary: Record<string, unknown>;
+  updated_at: Date;
 }
 
 export interface WorkerTable {

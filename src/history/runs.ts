@@ -19,23 +19,3 @@ export async function recordFailure(pool: pg.Pool, jobId: number, attempt: numbe
     values: [jobId, attempt, error],
   });
 }
-
-/**
- * Releases the jobs locked by dead workers for retry; the capture trigger marks
- * their running attempts abandoned with `reason`. One transaction.
- */
-export async function releaseWorkers(pool: pg.Pool, workerIds: string[], reason: string): Promise<void> {
-  if (workerIds.length === 0) return;
-  const client = await pool.connect();
-  try {
-    await client.query("begin");
-    await client.query("select set_config('pmt_jobs.release_reason', $1, true)", [reason]);
-    await client.query("select graphile_worker.force_unlock_workers($1::text[])", [workerIds]);
-    await client.query("commit");
-  } catch (error) {
-    await client.query("rollback").catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
-}

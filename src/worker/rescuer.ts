@@ -16,7 +16,6 @@ import { sql } from "kysely";
 import type pg from "pg";
 import type { Db } from "../db/schema.js";
 import { errorMessage } from "../errors.js";
-import { releaseWorkers } from "../history/runs.js";
 import type { Logger } from "../log.js";
 
 export interface RescuerOptions {
@@ -31,8 +30,7 @@ export interface RescuerOptions {
 }
 
 export interface Rescuer {
-  /** One heartbeat and, when allowed, one rescue pass. Resolves with the ids of the workers found dead. */
-  tick(): Promise<string[]>;
+  /** Stops the heartbeat and removes this worker's row. */
   stop(): Promise<void>;
 }
 
@@ -64,44 +62,40 @@ export async function startRescuer(options: RescuerOptions): Promise<Rescuer> {
       on conflict (id) do update set last_seen_at = now()`.execute(db);
   }
 
-  async function rescue(): Promise<string[]> {
-    const dead = await db
-      .deleteFrom("pmt_jobs.worker")
+  /**
+   * Each stale worker is removed and its jobs released in one transaction, so
+   * a failure half-way leaves it to the next pass rather than forgotten.
+   */
+  async function rescue(): Promise<void> {
+    const stale = await db
+      .selectFrom("pmt_jobs.worker")
+      .select(["id", "hostname", "pid", "last_seen_at"])
       .where("last_seen_at", "<", sql<Date>`now() - make_interval(secs => ${deadAfterSeconds})`)
       .where("id", "<>", workerId)
-      .returning(["id", "hostname", "pid", "last_seen_at"])
       .execute();
-    for (const w of dead) {
-      logger.warn(
-        { deadWorker: w.id, hostname: w.hostname, pid: w.pid, lastSeenAt: w.last_seen_at },
-        "worker stopped heartbeating; its jobs are released for retry",
-      );
-      await releaseWorkers(
-        pool,
-        [w.id],
-        `worker ${w.id} (${w.hostname} pid ${w.pid}) stopped heartbeating for over ${deadAfterSeconds}s; the job was released for retry`,
-      );
+    for (const w of stale) {
+      const reason = `worker ${w.id} (${w.hostname} pid ${w.pid}) stopped heartbeating for over ${deadAfterSeconds}s; the job was released for retry`;
+      if (await releaseDeadWorker(pool, w.id, deadAfterSeconds, reason)) {
+        logger.warn(
+          { deadWorker: w.id, hostname: w.hostname, pid: w.pid, lastSeenAt: w.last_seen_at },
+          "worker stopped heartbeating; its jobs are released for retry",
+        );
+      }
     }
-    return dead.map((w) => w.id);
   }
 
-  /** One heartbeat and, when allowed, one rescue pass. Resolves with the ids of the workers found dead. */
-  async function tick(): Promise<string[]> {
+  /** One heartbeat and, when this worker has been healthy for the whole window, one rescue pass. */
+  async function tick(): Promise<void> {
     try {
       await heartbeat();
       healthySince ??= Date.now();
     } catch (error) {
       if (healthySince !== null) logger.warn({ err: errorMessage(error) }, "heartbeat failed");
       healthySince = null;
-      return [];
+      return;
     }
-    if (Date.now() - healthySince < deadAfterSeconds * 1000) return [];
-    try {
-      return await rescue();
-    } catch (error) {
-      logger.warn({ err: errorMessage(error) }, "rescue pass failed");
-      return [];
-    }
+    if (Date.now() - healthySince < deadAfterSeconds * 1000) return;
+    await rescue().catch((error) => logger.warn({ err: errorMessage(error) }, "rescue pass failed"));
   }
 
   const timer = setInterval(() => {
@@ -111,11 +105,6 @@ export async function startRescuer(options: RescuerOptions): Promise<Rescuer> {
   timer.unref();
 
   return {
-    tick: () => {
-      const next = running.then(tick);
-      running = next;
-      return next;
-    },
     async stop() {
       stopped = true;
       clearInterval(timer);
@@ -123,4 +112,31 @@ export async function startRescuer(options: RescuerOptions): Promise<Rescuer> {
       await db.deleteFrom("pmt_jobs.worker").where("id", "=", workerId).execute().catch(() => {});
     },
   };
+}
+
+/**
+ * Removes a worker's row if it is still stale and releases its job locks
+ * (graphile_worker.force_unlock_workers); the capture trigger marks its running
+ * attempts abandoned with `reason`. One transaction. True if it was released.
+ */
+async function releaseDeadWorker(pool: pg.Pool, id: string, deadAfterSeconds: number, reason: string): Promise<boolean> {
+  const client = await pool.connect();
+  try {
+    await client.query("begin");
+    const { rowCount } = await client.query(
+      "delete from pmt_jobs.worker where id = $1 and last_seen_at < now() - make_interval(secs => $2)",
+      [id, deadAfterSeconds],
+    );
+    if (rowCount) {
+      await client.query("select set_config('pmt_jobs.release_reason', $1, true)", [reason]);
+      await client.query("select graphile_worker.force_unlock_workers($1::text[])", [[id]]);
+    }
+    await client.query("commit");
+    return Boolean(rowCount);
+  } catch (error) {
+    await client.query("rollback").catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
 }

@@ -16,7 +16,7 @@ import { buildCronItems } from "./crontab.js";
 import { withHistory } from "./history-wrapper.js";
 import { startHttpServer } from "./http.js";
 import { createMetrics } from "./metrics.js";
-import { startRescuer, type Rescuer } from "./rescuer.js";
+import { startRescuer } from "./rescuer.js";
 import { buildTasks } from "./tasks.js";
 
 export interface WorkerOptions {
@@ -34,7 +34,6 @@ export interface WorkerHandle {
   workerId: string;
   httpPort: number;
   pool: Pool;
-  rescuer: Rescuer;
   /** Stops taking jobs, waits for running ones, then closes everything. */
   stop(reason?: string): Promise<void>;
   /** Settles when the worker has stopped (rejects if it died). */
@@ -132,5 +131,5 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   );
   promise.catch(() => {});
 
-  return { workerId: poolId, httpPort: http.port, pool, rescuer, stop, promise };
+  return { workerId: poolId, httpPort: http.port, pool, stop, promise };
 }

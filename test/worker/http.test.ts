@@ -5,6 +5,7 @@ import { createMetrics } from "../../src/worker/metrics.js";
 import type { WorkerHandle } from "../../src/worker/runner.js";
 import { createTestDatabase, type TestDatabase } from "../harness/db.js";
 import { JobEventLog } from "../harness/events.js";
+import { until } from "../harness/wait.js";
 import { startTestWorker } from "../harness/worker.js";
 
 let db: TestDatabase;
@@ -42,6 +43,8 @@ describe("HTTP listener", () => {
       `select (graphile_worker.add_job('test.ok')).id union all select (graphile_worker.add_job('test.fail', max_attempts => 1)).id`,
     );
     for (const { id } of rows) await log.waitFor((e) => e.job_id === id && e.status !== "running");
+    // History is written before graphile-worker releases the failed job; wait for that too.
+    await until(async () => (await db.pool.query("select 1 from graphile_worker.jobs where locked_at is not null")).rowCount === 0, "jobs to be released");
     await db.pool.query("select graphile_worker.add_job('test.ok', run_at => now() + interval '1 day')");
     const text = await (await get(worker.httpPort, "/metrics")).text();
     expect(text).toContain('pmt_worker_jobs_started_total{task="test.ok"} 1');
