@@ -15,6 +15,8 @@ import { graphileLogger, type Logger } from "../log.js";
 import { createDb } from "./kysely.js";
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations/", import.meta.url));
+/** Applied after the migrations on every run (create or replace): PMT-facing functions. */
+export const REPEATABLE_SQL = [fileURLToPath(new URL("../../sql/pmt_export_functions.sql", import.meta.url))];
 
 /** pg_advisory_lock key: hashtext('pmt-worker migrate'), fixed so every version agrees. */
 const LOCK_KEY = 0x706d7401;
@@ -38,6 +40,24 @@ export class SqlFileMigrationProvider implements MigrationProvider {
       };
     }
     return migrations;
+  }
+}
+
+async function applyRepeatable(pool: pg.Pool, file: string): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query("begin");
+    await client.query(fs.readFileSync(file, "utf8"));
+    await client.query("commit");
+  } catch (error) {
+    await client.query("rollback").catch(() => {});
+    const hint =
+      (error as { code?: string }).code === "42501"
+        ? "; PMT's own version of the function belongs to another role: as that role, drop it or ALTER FUNCTION ... OWNER TO the worker's role"
+        : "";
+    throw new UserError(`applying ${path.relative(process.cwd(), file)} failed: ${errorMessage(error)}${hint}`, { cause: error });
+  } finally {
+    client.release();
   }
 }
 
@@ -69,6 +89,7 @@ export async function migrate(pool: pg.Pool, logger: Logger): Promise<MigrateRes
           { cause: error },
         );
       }
+      for (const file of REPEATABLE_SQL) await applyRepeatable(pool, file);
       const applied = results.filter((r) => r.status === "Success").map((r) => r.migrationName);
       for (const name of applied) logger.info({ migration: name }, "migration applied");
       return { applied };

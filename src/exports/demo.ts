@@ -1,0 +1,29 @@
+/**
+ * The PMT 2.0 sample schema and deterministic demo data (sql/), for the
+ * embedded demo, the tests and the benchmarks.
+ */
+import fs from "node:fs";
+import { fileURLToPath } from "node:url";
+import type pg from "pg";
+
+const SQL_DIR = fileURLToPath(new URL("../../sql/", import.meta.url));
+
+/** Creates PMT's tables the exports read (idempotent) and the pmt_demo_seed function. */
+export async function installSampleSchema(pool: pg.Pool): Promise<void> {
+  await pool.query(fs.readFileSync(`${SQL_DIR}pmt_sample_schema.sql`, "utf8"));
+  await pool.query(fs.readFileSync(`${SQL_DIR}pmt_demo_data.sql`, "utf8"));
+}
+
+/** True when PMT's activity table exists and holds rows. */
+export async function hasPmtData(pool: pg.Pool): Promise<boolean> {
+  const { rows } = await pool.query<{ n: number | null }>(
+    "select case when to_regclass('public.activity') is null then null else (select count(*)::int from (select 1 from public.activity limit 1) x) end as n",
+  );
+  return (rows[0]?.n ?? 0) > 0;
+}
+
+/** Fills empty PMT tables with `activities` synthetic activities (ten per project). */
+export async function seedDemo(pool: pg.Pool, activities: number): Promise<void> {
+  await installSampleSchema(pool);
+  await pool.query("select public.pmt_demo_seed($1)", [activities]);
+}
