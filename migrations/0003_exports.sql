@@ -212,6 +212,7 @@ create function pmt_jobs.export_rows(filters jsonb)
 returns table (
   project_id integer, project_iati_identifier text, project_title text, project_description text,
   project_url text, project_start_date date, project_end_date date, project_amount numeric,
+  project_sector_name text, project_sector_code text, project_country_name text,
   data_group text, accountable text, accountable_url text,
   activity_id integer, iati_identifier text, title text, description text,
   sector_name text, sector_code text, status_name text, status_code text,
@@ -220,8 +221,25 @@ returns table (
   participants jsonb, locations jsonb, budgets jsonb
 )
 language sql stable as $$
+  with matched as materialized (
+    select m.activity_id, a.project_id
+    from pmt_jobs.filter_activities(filters) as m(activity_id)
+    join public.activity a on a.activity_id = m.activity_id
+  ), project_terms as (
+    -- A project's sectors and countries: those of its exported activities.
+    select m.project_id,
+           string_agg(distinct c.name, ',' order by c.name) filter (where t.name = 'Sector') as sector_names,
+           string_agg(distinct c.code, ',' order by c.code) filter (where t.name = 'Sector') as sector_codes,
+           string_agg(distinct c.name, ',' order by c.name) filter (where t.name = 'Country') as country_names
+    from matched m
+    cross join lateral pmt_jobs.activity_classifications(m.activity_id) ac(classification_id)
+    join public.classification c on c.classification_id = ac.classification_id and c.active
+    join public.taxonomy t on t.taxonomy_id = c.taxonomy_id and t.name in ('Sector', 'Country')
+    group by m.project_id
+  )
   select p.project_id, p.iati_identifier, p.title, p.description, p.url, p.start_date, p.end_date,
          (select sum(fi.amount) from public.financial fi where fi.project_id = p.project_id and fi.active),
+         pt.sector_names, pt.sector_codes, pt.country_names,
          (select names from pmt_jobs.taxonomy_names(a.activity_id, 'Data Group')),
          acc.names, acc.urls,
          a.activity_id, a.iati_identifier, a.title, a.description,
@@ -235,7 +253,8 @@ language sql stable as $$
                    where fi.activity_id = a.activity_id and fi.active), 'USD'),
          a.tags, a.updated_date,
          coalesce((select jsonb_agg(jsonb_build_object('name', o.name, 'ref', o.iati_identifier, 'url', o.url,
-                                                       'role', r.name, 'role_code', r.code)
+                                                       'role', r.name, 'role_code', r.code,
+                                                       'level', case when pp.activity_id is null then 'project' else 'activity' end)
                                     order by r.code, o.name)
                    from public.participation pp
                    join public.organization o on o.organization_id = pp.organization_id and o.active
@@ -249,9 +268,10 @@ language sql stable as $$
          coalesce((select jsonb_agg(jsonb_build_object('amount', fi.amount, 'start', fi.start_date, 'end', fi.end_date)
                                     order by fi.start_date, fi.financial_id)
                    from public.financial fi where fi.activity_id = a.activity_id and fi.active), '[]')
-  from pmt_jobs.filter_activities(filters) as m(activity_id)
+  from matched m
   join public.activity a on a.activity_id = m.activity_id
   join public.project p on p.project_id = a.project_id
+  left join project_terms pt on pt.project_id = p.project_id
   left join lateral (
     select string_agg(o.name, ',' order by o.name) as names, string_agg(o.url, ',' order by o.name) as urls
     from public.participation pp

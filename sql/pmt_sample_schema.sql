@@ -139,6 +139,6 @@ create index if not exists location_taxonomy_classification_idx on public.locati
 -- PMT's version, as its pmt_version() reports it.
 create or replace function public.pmt_version() returns text
 language sql stable as $$
-  select version || '.' || iteration || '.' || changeset
+  select version::numeric(4,1) || '.' || iteration || '.' || changeset
   from public.config order by created_date desc, config_id desc limit 1
 $$;

@@ -108,6 +108,85 @@ export const ENV = {
     default: "30 3 * * *",
     doc: "When the history prune task runs (crontab syntax, UTC).",
   },
+  SMTP_URL: {
+    schema: z
+      .string()
+      .trim()
+      .superRefine((value, ctx) => {
+        let url: URL | undefined;
+        try {
+          url = new URL(value);
+        } catch {
+          // fall through
+        }
+        if (!url || !["smtp:", "smtps:"].includes(url.protocol) || !url.hostname) {
+          ctx.addIssue({ code: "custom", message: "expected smtp://user:password@host:587 (STARTTLS) or smtps://...:465 (TLS) (value not shown)" });
+        }
+      })
+      .optional(),
+    default: undefined,
+    doc: "Mail server for exports (smtp:// with STARTTLS, smtps:// for TLS). Unset: messages are written as .eml files to PMT_HOME/outbox.",
+  },
+  MAIL_FROM: {
+    schema: z.string().trim().min(3, "expected an address like PMT <pmt@example.org>"),
+    default: "PMT <pmt-worker@localhost>",
+    doc: "From: of export mails.",
+  },
+  EXPORT_MAX_ATTACHMENT_MB: {
+    schema: z
+      .string()
+      .trim()
+      .regex(/^\d+(\.\d+)?$/, "expected a number of megabytes from 0.01 to 1000, like 20 or 0.5")
+      .transform(Number)
+      .pipe(z.number().min(0.01, "expected a number of megabytes from 0.01 to 1000").max(1000, "expected a number of megabytes from 0.01 to 1000")),
+    default: "20",
+    doc: "Attachments above this are gzip-compressed; still above it, the recipient is told to narrow the filters.",
+  },
+  EXPORT_KEEP_HOURS: {
+    schema: int(0, 8760),
+    default: "0",
+    doc: "Keep sent export files in PMT_HOME/spool this long (for audit); 0 deletes them once sent.",
+  },
+  EXPORT_DISCLAIMER: {
+    schema: z.string(),
+    default: "Disclaimer: the data is provided as is, without warranty of any kind.",
+    doc: "Second line of every CSV export.",
+  },
+  EXPORT_MAIL_BODY: {
+    schema: z.string().min(1, "expected a mail body"),
+    default: "Attached is your data request from the Portfolio Mapping Tool ({instance}): {rows} activities, {format}.\\nFilters: {filters}",
+    doc: "Body of export mails; {instance}, {rows}, {format}, {filters} and {attachment} are filled in.",
+  },
+  EXPORT_MAIL_BODIES: {
+    schema: z
+      .string()
+      .transform((text, ctx) => {
+        try {
+          const parsed = z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), z.string().min(1)).parse(JSON.parse(text));
+          return Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k.toLowerCase(), v]));
+        } catch {
+          ctx.addIssue({ code: "custom", message: 'expected a JSON object of instance name to body, like {"bmgf": "..."}' });
+          return z.NEVER;
+        }
+      }),
+    default: "{}",
+    doc: "Bodies per PMT instance (database name, lower case), as JSON; others get EXPORT_MAIL_BODY.",
+  },
+  IATI_REPORTING_ORG_REF: {
+    schema: z.string().trim().regex(/^[^/?#\s]+$/, "expected an IATI organisation identifier like XM-DAC-41114"),
+    default: "XI-PMT-0000",
+    doc: "IATI reporting-org ref of IATI exports (and the prefix of identifiers PMT does not have).",
+  },
+  IATI_REPORTING_ORG_NAME: {
+    schema: z.string().trim().min(1, "expected the reporting organisation's name"),
+    default: "Portfolio Mapping Tool",
+    doc: "IATI reporting-org name.",
+  },
+  IATI_REPORTING_ORG_TYPE: {
+    schema: z.string().trim().regex(/^\d{2}$/, "expected a two-digit IATI OrganisationType code like 10 or 80"),
+    default: "80",
+    doc: "IATI reporting-org type (IATI OrganisationType codelist).",
+  },
   LOG_LEVEL: {
     schema: z.enum(LOG_LEVELS, { message: `expected one of ${LOG_LEVELS.join(", ")}` }),
     default: "info",
@@ -116,6 +195,8 @@ export const ENV = {
 } as const satisfies Record<string, { schema: z.ZodType; default: string | undefined; doc: string }>;
 
 type Env = typeof ENV;
+/** Variables whose values may hold a password: never echoed in errors. */
+const SECRET_VARS = new Set<string>(["DATABASE_URL", "SMTP_URL"]);
 export type EnvName = keyof Env;
 
 export interface Config {
@@ -130,6 +211,14 @@ export interface Config {
   historyRetentionDays: number;
   historyPruneCron: string;
   logLevel: (typeof LOG_LEVELS)[number];
+  smtpUrl: string | undefined;
+  mailFrom: string;
+  exportMaxAttachmentBytes: number;
+  exportKeepHours: number;
+  exportDisclaimer: string;
+  exportMailBody: string;
+  exportMailBodies: Record<string, string>;
+  iati: { ref: string; name: string; type: string };
 }
 
 export class ConfigError extends UserError {
@@ -177,7 +266,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
     if (result.success) {
       values[name] = result.data;
     } else {
-      const shown = name === "DATABASE_URL" || input === undefined ? "" : ` (got ${JSON.stringify(input)})`;
+      const shown = SECRET_VARS.has(name) || input === undefined ? "" : ` (got ${JSON.stringify(input)})`;
       problems.push(`${name}: ${result.error.issues[0]?.message ?? "invalid value"}${shown}`);
     }
   }
@@ -194,6 +283,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
     historyRetentionDays: values.HISTORY_RETENTION_DAYS as number,
     historyPruneCron: values.HISTORY_PRUNE_CRON as string,
     logLevel: values.LOG_LEVEL as Config["logLevel"],
+    smtpUrl: values.SMTP_URL as string | undefined,
+    mailFrom: values.MAIL_FROM as string,
+    exportMaxAttachmentBytes: Math.round((values.EXPORT_MAX_ATTACHMENT_MB as number) * 1024 * 1024),
+    exportKeepHours: values.EXPORT_KEEP_HOURS as number,
+    exportDisclaimer: values.EXPORT_DISCLAIMER as string,
+    exportMailBody: (values.EXPORT_MAIL_BODY as string).replace(/\\n/g, "\n"),
+    exportMailBodies: values.EXPORT_MAIL_BODIES as Record<string, string>,
+    iati: {
+      ref: values.IATI_REPORTING_ORG_REF as string,
+      name: values.IATI_REPORTING_ORG_NAME as string,
+      type: values.IATI_REPORTING_ORG_TYPE as string,
+    },
   };
 }
 

@@ -19,3 +19,20 @@ export async function recordFailure(pool: pg.Pool, jobId: number, attempt: numbe
     values: [jobId, attempt, error],
   });
 }
+
+/**
+ * As recordFailure, and makes this attempt the job's last: its max_attempts
+ * (in the queue and in history) becomes this attempt, so graphile-worker keeps
+ * it as permanently failed instead of retrying. One transaction.
+ */
+export async function recordFinalFailure(pool: pg.Pool, jobId: number, attempt: number, error: string): Promise<void> {
+  await pool.query({
+    name: "pmt_jobs.record_final_failure",
+    text: `with job as (
+             update graphile_worker._private_jobs set max_attempts = attempts where id = $1 returning id
+           )
+           update pmt_jobs.job_run set status = 'failed', error = $3, finished_at = now(), max_attempts = $2
+           where job_id = $1 and attempt = $2 and status = 'running'`,
+    values: [jobId, attempt, error],
+  });
+}

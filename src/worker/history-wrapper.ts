@@ -8,8 +8,8 @@
  */
 import type { JobHelpers, Task } from "graphile-worker";
 import type pg from "pg";
-import { errorMessage } from "../errors.js";
-import { recordFailure } from "../history/runs.js";
+import { PermanentJobError, errorMessage } from "../errors.js";
+import { recordFailure, recordFinalFailure } from "../history/runs.js";
 import { errorText } from "../redact.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "./metrics.js";
@@ -21,10 +21,10 @@ export interface HistoryContext {
 }
 
 /** A failed history write must not change the job's outcome: retry a little, then log. */
-async function recordFailureWithRetry(ctx: HistoryContext, jobId: number, attempt: number, error: string): Promise<void> {
+async function recordFailureWithRetry(ctx: HistoryContext, jobId: number, attempt: number, error: string, final: boolean): Promise<void> {
   for (let i = 1; ; i++) {
     try {
-      await recordFailure(ctx.pool, jobId, attempt, error);
+      await (final ? recordFinalFailure : recordFailure)(ctx.pool, jobId, attempt, error);
       return;
     } catch (e) {
       if (i >= 4) {
@@ -48,9 +48,10 @@ export function withHistory(task: string, body: Task, ctx: HistoryContext): Task
       return result;
     } catch (error) {
       endTimer({ status: "failed" });
-      ctx.metrics.jobsFailed.inc({ task, final: String(job.attempts >= job.max_attempts) });
+      const final = error instanceof PermanentJobError || job.attempts >= job.max_attempts;
+      ctx.metrics.jobsFailed.inc({ task, final: String(final) });
       const text = errorText(error);
-      await recordFailureWithRetry(ctx, Number(job.id), job.attempts, text);
+      await recordFailureWithRetry(ctx, Number(job.id), job.attempts, text, error instanceof PermanentJobError);
       throw new Error(text);
     }
   };

@@ -12,6 +12,7 @@ import { migrate } from "../db/migrate.js";
 import { errorMessage } from "../errors.js";
 import { graphileLogger, type Logger } from "../log.js";
 import { VERSION } from "../version.js";
+import { createMailer, type Mailer } from "../mail/transport.js";
 import { buildCronItems } from "./crontab.js";
 import { withHistory } from "./history-wrapper.js";
 import { startHttpServer } from "./http.js";
@@ -27,6 +28,8 @@ export interface WorkerOptions {
   extraTasks?: Record<string, Task>;
   /** Apply migrations before starting (default true). */
   migrate?: boolean;
+  /** The mailer for exports; default from SMTP_URL, else the outbox under PMT_HOME. */
+  mailer?: Mailer;
 }
 
 export interface WorkerHandle {
@@ -49,7 +52,8 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
 
   const db = createDb(pool);
   const metrics = createMetrics(pool);
-  const bodies = { ...buildTasks({ config, db, logger }), ...options.extraTasks };
+  const mailer = options.mailer ?? createMailer(config);
+  const bodies = { ...buildTasks({ config, db, pool, logger, mailer }), ...options.extraTasks };
   const taskList = Object.fromEntries(
     Object.entries(bodies).map(([name, body]) => [name, withHistory(name, body, { pool, logger, metrics })]),
   );
@@ -114,6 +118,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
       await runner.stop().catch((error) => logger.error({ err: errorMessage(error) }, "worker stopped with errors"));
       await rescuer.stop();
       await http.close();
+      mailer.close();
       await pool.end();
       logger.info("worker stopped");
     })();

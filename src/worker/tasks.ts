@@ -3,27 +3,34 @@
  * every one is wrapped by withHistory in worker/runner.ts.
  */
 import type { Task } from "graphile-worker";
+import type pg from "pg";
 import { z } from "zod";
 import type { Config } from "../config.js";
 import type { Db } from "../db/schema.js";
+import { exportTask } from "../exports/task.js";
 import { pruneHistory } from "../history/prune.js";
 import type { Logger } from "../log.js";
+import type { Mailer } from "../mail/transport.js";
 
 export interface TaskContext {
   config: Config;
   db: Db;
+  pool: pg.Pool;
   logger: Logger;
+  mailer: Mailer;
 }
 
 export const TASK = {
   historyPrune: "pmt_jobs.history_prune",
   noop: "pmt_jobs.noop",
+  export: "pmt_jobs.export",
 } as const;
 
 const noopPayload = z.object({ sleepMs: z.number().int().min(0).max(3_600_000).optional() }).passthrough();
 
 export function buildTasks(ctx: TaskContext): Record<string, Task> {
   return {
+    [TASK.export]: exportTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, mailer: ctx.mailer }),
     [TASK.historyPrune]: async () => {
       const deleted = await pruneHistory(ctx.db, ctx.config.historyRetentionDays);
       ctx.logger.info({ deleted, retentionDays: ctx.config.historyRetentionDays }, "job history pruned");

@@ -1,0 +1,99 @@
+/** Reads and state changes of pmt_jobs.export_request, one statement each. */
+import type pg from "pg";
+
+export type ExportFormat = "csv" | "iati";
+export type ExportStatus = "queued" | "rendering" | "sending" | "sent" | "failed";
+
+export interface ExportRequest {
+  id: number;
+  format: ExportFormat;
+  recipient: string;
+  filters: Record<string, unknown>;
+  instance: string;
+  status: ExportStatus;
+  send_started_at: Date | null;
+  sent_at: Date | null;
+}
+
+export async function getRequest(pool: pg.Pool, id: number): Promise<ExportRequest | undefined> {
+  const { rows } = await pool.query<ExportRequest>(
+    "select id, format, recipient, filters, instance, status, send_started_at, sent_at from pmt_jobs.export_request where id = $1",
+    [id],
+  );
+  return rows[0];
+}
+
+export async function markRendering(pool: pg.Pool, id: number): Promise<void> {
+  await pool.query("update pmt_jobs.export_request set status = 'rendering', error = null where id = $1", [id]);
+}
+
+export interface Rendered {
+  rows: number;
+  bytes: number;
+  sha256: string;
+  attachment: string;
+  compressed: boolean;
+}
+
+/** The file is ready and the SMTP transaction starts: from here a crash leaves the delivery unknown. */
+export async function markSending(pool: pg.Pool, id: number, r: Rendered): Promise<void> {
+  await pool.query(
+    `update pmt_jobs.export_request
+     set status = 'sending', rows = $2, bytes = $3, sha256 = $4, attachment = $5, compressed = $6, send_started_at = now()
+     where id = $1`,
+    [id, r.rows, r.bytes, r.sha256, r.attachment, r.compressed],
+  );
+}
+
+export async function markSent(pool: pg.Pool, id: number, messageId: string | null, response: string, note: string | null): Promise<void> {
+  await pool.query(
+    `update pmt_jobs.export_request
+     set status = 'sent', message_id = coalesce($2, message_id), smtp_response = $3, sent_at = now(), error = $4
+     where id = $1`,
+    [id, messageId, response, note],
+  );
+}
+
+/** The send failed before the server accepted it: back to queued (retry) or failed (final). */
+export async function markUnsent(pool: pg.Pool, id: number, final: boolean, error: string): Promise<void> {
+  await pool.query(
+    "update pmt_jobs.export_request set status = $2, error = $3, send_started_at = null where id = $1",
+    [id, final ? "failed" : "queued", error],
+  );
+}
+
+export async function markFailed(pool: pg.Pool, id: number, error: string, rendered?: Partial<Rendered>): Promise<void> {
+  await pool.query(
+    "update pmt_jobs.export_request set status = 'failed', error = $2, rows = coalesce($3, rows), bytes = coalesce($4, bytes) where id = $1",
+    [id, error, rendered?.rows ?? null, rendered?.bytes ?? null],
+  );
+}
+
+/** "Sector=Basic health care | Organization=Org One | DateRange=2010-01-01 to 2011-12-31", or "none". */
+export async function describeFilters(pool: pg.Pool, filters: Record<string, unknown>): Promise<string> {
+  const { rows } = await pool.query<{ text: string | null }>(
+    `with f as (select $1::jsonb as f)
+     select nullif(concat_ws(' | ',
+       (select string_agg(t.name || '=' || names, ' | ' order by t.name)
+        from (select c.taxonomy_id, string_agg(c.name, ',' order by c.name) as names
+              from public.classification c, f
+              where c.classification_id in (select jsonb_array_elements_text(f -> 'classification_ids')::int)
+              group by c.taxonomy_id) x
+        join public.taxonomy t on t.taxonomy_id = x.taxonomy_id),
+       (select 'Unassigned=' || string_agg(t.name, ',' order by t.name) from public.taxonomy t, f
+        where t.taxonomy_id in (select jsonb_array_elements_text(f -> 'unassigned_tax_ids')::int)),
+       (select 'Organization=' || string_agg(o.name, ',' order by o.name) from public.organization o, f
+        where o.organization_id in (select jsonb_array_elements_text(f -> 'organization_ids')::int)),
+       (select 'DateRange=' || (f ->> 'start_date') || ' to ' || (f ->> 'end_date') from f
+        where f ->> 'start_date' is not null and f ->> 'end_date' is not null)), '') as text`,
+    [JSON.stringify(filters)],
+  );
+  return rows[0]?.text ?? "none";
+}
+
+export async function pmtVersion(pool: pg.Pool): Promise<string | null> {
+  const { rows } = await pool.query<{ v: string | null }>(
+    "select case when to_regprocedure('public.pmt_version()') is null then null else public.pmt_version() end as v",
+  );
+  return rows[0]?.v ?? null;
+}

@@ -1,0 +1,153 @@
+/**
+ * The export job: render the request's file into the spool (streamed), then
+ * mail it. Its state is in pmt_jobs.export_request, so a retry knows where the
+ * last attempt stopped:
+ *   sent / failed            -> nothing to do
+ *   send_started_at, no sent -> the last attempt stopped inside the SMTP
+ *                               transaction: it may have been delivered, so
+ *                               it is not sent again (recorded as such)
+ *   anything else            -> render and send
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type { Task } from "graphile-worker";
+import type pg from "pg";
+import { z } from "zod";
+import type { Config } from "../config.js";
+import { PermanentJobError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { classifySmtpError } from "../mail/classify.js";
+import { exportMessage, tooLargeMessage } from "../mail/compose.js";
+import type { Mailer } from "../mail/transport.js";
+import { renderCsv } from "./csv.js";
+import { renderIati } from "./iati.js";
+import {
+  describeFilters,
+  getRequest,
+  markFailed,
+  markRendering,
+  markSending,
+  markSent,
+  markUnsent,
+  pmtVersion,
+  type ExportRequest,
+  type Rendered,
+} from "./requests.js";
+import { exportRows, type ExportRow } from "./rows.js";
+import { gzipSpool, spoolDir, writeSpool, type SpoolFile } from "./spool.js";
+
+export interface ExportDeps {
+  config: Config;
+  pool: pg.Pool;
+  logger: Logger;
+  mailer: Mailer;
+}
+
+const payloadSchema = z.object({ requestId: z.number().int().positive() });
+
+async function* counted(rows: AsyncIterable<ExportRow>, counter: { n: number }): AsyncGenerator<ExportRow> {
+  for await (const row of rows) {
+    counter.n++;
+    yield row;
+  }
+}
+
+function attachmentName(req: ExportRequest, now: Date): string {
+  const day = now.toISOString().slice(0, 10).replace(/-/g, "");
+  const instance = req.instance.replace(/[^A-Za-z0-9_-]/g, "_").toLowerCase();
+  return `${instance}_${day}.${req.format === "csv" ? "csv" : "xml"}`;
+}
+
+async function render(deps: ExportDeps, req: ExportRequest, filtersText: string): Promise<{ file: SpoolFile; rows: number }> {
+  const file = path.join(spoolDir(deps.config.pmtHome), `export-${req.id}.${req.format === "csv" ? "csv" : "xml"}`);
+  const counter = { n: 0 };
+  const rows = counted(exportRows(deps.pool, req.filters), counter);
+  const chunks =
+    req.format === "csv"
+      ? renderCsv(
+          {
+            databaseVersion: await pmtVersion(deps.pool),
+            retrievalDate: new Date().toISOString().slice(0, 10),
+            filters: filtersText,
+            disclaimer: deps.config.exportDisclaimer,
+          },
+          rows,
+        )
+      : renderIati(deps.config.iati, rows);
+  const written = await writeSpool(file, chunks);
+  return { file: written, rows: counter.n };
+}
+
+export function exportTask(deps: ExportDeps): Task {
+  const { pool, logger, config, mailer } = deps;
+  return async (payload) => {
+    const parsed = payloadSchema.safeParse(payload);
+    if (!parsed.success) throw new PermanentJobError(`export job payload: expected {"requestId": <id>}`);
+    const id = parsed.data.requestId;
+    const req = await getRequest(pool, id);
+    if (!req) throw new PermanentJobError(`export request ${id} does not exist`);
+    if (req.status === "sent" || req.status === "failed") {
+      logger.info({ requestId: id, status: req.status }, "export request already finished; nothing to do");
+      return;
+    }
+    if (req.send_started_at && !req.sent_at) {
+      const note =
+        "delivery unconfirmed: the worker stopped during the SMTP transaction; not sent again to avoid a second copy";
+      await markSent(pool, id, null, "unknown", note);
+      logger.warn({ requestId: id }, note);
+      return;
+    }
+
+    await markRendering(pool, id);
+    const filtersText = await describeFilters(pool, req.filters);
+    const { file: rendered, rows } = await render(deps, req, filtersText);
+    if (rows === 0) {
+      fs.rmSync(rendered.path, { force: true });
+      await markFailed(pool, id, "the filters matched no activity when the export ran", { rows: 0 });
+      throw new PermanentJobError(`export request ${id}: the filters matched no activity when the export ran`);
+    }
+
+    let file = rendered;
+    let attachment = attachmentName(req, new Date());
+    let compressed = false;
+    if (file.bytes > config.exportMaxAttachmentBytes) {
+      file = await gzipSpool(rendered.path);
+      fs.rmSync(rendered.path, { force: true });
+      attachment += ".gz";
+      compressed = true;
+    }
+    const info: Rendered = { rows, bytes: file.bytes, sha256: file.sha256, attachment, compressed };
+    const body = { instance: req.instance, format: req.format, rows, filters: filtersText, attachment };
+
+    if (file.bytes > config.exportMaxAttachmentBytes) {
+      const reason = `too large to mail: ${(file.bytes / 2 ** 20).toFixed(1)} MB compressed, the limit is ${config.exportMaxAttachmentBytes / 2 ** 20} MB; narrow the filters`;
+      fs.rmSync(file.path, { force: true });
+      await markSending(pool, id, info);
+      try {
+        await mailer.send(tooLargeMessage(config, req, body, reason));
+      } catch (error) {
+        const failure = classifySmtpError(error);
+        await markUnsent(pool, id, failure.permanent, failure.reason);
+        if (failure.permanent) throw new PermanentJobError(failure.reason, { cause: error });
+        throw new Error(failure.reason, { cause: error });
+      }
+      await markFailed(pool, id, reason);
+      logger.warn({ requestId: id, bytes: file.bytes }, "export too large to mail; the recipient was told");
+      return;
+    }
+
+    await markSending(pool, id, info);
+    let sent;
+    try {
+      sent = await mailer.send(exportMessage(config, req, body, file.path));
+    } catch (error) {
+      const failure = classifySmtpError(error);
+      await markUnsent(pool, id, failure.permanent, failure.reason);
+      if (failure.permanent) throw new PermanentJobError(`export request ${id}: ${failure.reason}`, { cause: error });
+      throw new Error(`export request ${id}: ${failure.reason}`, { cause: error });
+    }
+    await markSent(pool, id, sent.messageId, sent.response, null);
+    if (config.exportKeepHours === 0) fs.rmSync(file.path, { force: true });
+    logger.info({ requestId: id, rows, bytes: file.bytes, messageId: sent.messageId, via: mailer.target }, "export sent");
+  };
+}

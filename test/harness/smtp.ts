@@ -1,0 +1,81 @@
+/**
+ * A real SMTP server in-process (smtp-server), parsing what it receives with
+ * mailparser. It can refuse recipients and go down and up on the same port.
+ */
+import { simpleParser, type ParsedMail } from "mailparser";
+import { SMTPServer } from "smtp-server";
+import { freePort } from "./net.js";
+
+export class SmtpSink {
+  readonly messages: ParsedMail[] = [];
+  /** Recipients to refuse, with the SMTP code to answer. */
+  readonly refuse = new Map<string, number>();
+  private server: SMTPServer | undefined;
+  private waiters: { n: number; resolve: () => void }[] = [];
+
+  private constructor(readonly port: number) {}
+
+  static async start(): Promise<SmtpSink> {
+    const sink = new SmtpSink(await freePort());
+    await sink.up();
+    return sink;
+  }
+
+  get url(): string {
+    return `smtp://sink:sink-password@127.0.0.1:${this.port}`;
+  }
+
+  async up(): Promise<void> {
+    this.server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ["STARTTLS"],
+      allowInsecureAuth: true,
+      logger: false,
+      size: 200 * 1024 * 1024,
+      onAuth: (auth, _session, callback) => callback(null, { user: auth.username }),
+      onRcptTo: (address, _session, callback) => {
+        const code = this.refuse.get(address.address);
+        if (code) {
+          const error = Object.assign(new Error(`${code} mailbox ${address.address} unavailable`), { responseCode: code });
+          return callback(error);
+        }
+        callback();
+      },
+      onData: (stream, _session, callback) => {
+        simpleParser(stream).then(
+          (mail) => {
+            this.messages.push(mail);
+            this.waiters = this.waiters.filter((w) => (this.messages.length >= w.n ? (w.resolve(), false) : true));
+            callback();
+          },
+          (error) => callback(error),
+        );
+      },
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once("error", reject);
+      this.server!.listen(this.port, "127.0.0.1", () => resolve());
+    });
+  }
+
+  async down(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** Resolves once `n` messages in all have arrived. */
+  waitForMessages(n: number, timeoutMs = 30_000): Promise<void> {
+    if (this.messages.length >= n) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${n} messages (have ${this.messages.length})`)), timeoutMs);
+      this.waiters.push({
+        n,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
+  }
+}
