@@ -196,18 +196,10 @@ language sql stable as $$
               where c.taxonomy_id = t.taxonomy_id)))
 $$;
 
--- Names (and codes) of an activity's classifications in one taxonomy.
-create function pmt_jobs.taxonomy_names(activity integer, taxonomy text)
-returns table (names text, codes text)
-language sql stable as $$
-  select string_agg(c.name, ',' order by c.name), string_agg(c.code, ',' order by c.name)
-  from pmt_jobs.activity_classifications(activity) ac(classification_id)
-  join public.classification c on c.classification_id = ac.classification_id and c.active
-  join public.taxonomy t on t.taxonomy_id = c.taxonomy_id and t.name = taxonomy
-$$;
-
 -- The rows an export renders: one per matching activity, with its project's
 -- fields, ordered by project then activity, so the worker can stream them.
+-- Set-based (every lookup is a join over the matched activities, not a
+-- subquery per row), so it costs about the same per row at any size.
 create function pmt_jobs.export_rows(filters jsonb)
 returns table (
   project_id integer, project_iati_identifier text, project_title text, project_description text,
@@ -225,63 +217,103 @@ language sql stable as $$
     select m.activity_id, a.project_id
     from pmt_jobs.filter_activities(filters) as m(activity_id)
     join public.activity a on a.activity_id = m.activity_id
-  ), project_terms as (
-    -- A project's sectors and countries: those of its exported activities.
-    select m.project_id,
-           string_agg(distinct c.name, ',' order by c.name) filter (where t.name = 'Sector') as sector_names,
-           string_agg(distinct c.code, ',' order by c.code) filter (where t.name = 'Sector') as sector_codes,
-           string_agg(distinct c.name, ',' order by c.name) filter (where t.name = 'Country') as country_names
+  ), assigned as materialized (
+    -- every classification of every matched activity: its own, its project's, its locations'
+    select m.activity_id, m.project_id, at.classification_id
+    from matched m join public.activity_taxonomy at on at.activity_id = m.activity_id
+    union
+    select m.activity_id, m.project_id, pt.classification_id
+    from matched m join public.project_taxonomy pt on pt.project_id = m.project_id
+    union
+    select m.activity_id, m.project_id, lt.classification_id
     from matched m
-    cross join lateral pmt_jobs.activity_classifications(m.activity_id) ac(classification_id)
-    join public.classification c on c.classification_id = ac.classification_id and c.active
-    join public.taxonomy t on t.taxonomy_id = c.taxonomy_id and t.name in ('Sector', 'Country')
-    group by m.project_id
-  )
-  select p.project_id, p.iati_identifier, p.title, p.description, p.url, p.start_date, p.end_date,
-         (select sum(fi.amount) from public.financial fi where fi.project_id = p.project_id and fi.active),
-         pt.sector_names, pt.sector_codes, pt.country_names,
-         (select names from pmt_jobs.taxonomy_names(a.activity_id, 'Data Group')),
-         acc.names, acc.urls,
-         a.activity_id, a.iati_identifier, a.title, a.description,
-         sec.names, sec.codes, st.names, st.codes, co.names, co.codes, a.city_village,
-         a.start_date, a.end_date,
-         (select sum(fi.amount) from public.financial fi where fi.activity_id = a.activity_id and fi.active),
-         coalesce((select min(c.code) from public.financial fi
-                   join public.financial_taxonomy ft on ft.financial_id = fi.financial_id
-                   join public.classification c on c.classification_id = ft.classification_id
-                   join public.taxonomy t on t.taxonomy_id = c.taxonomy_id and t.name = 'Currency'
-                   where fi.activity_id = a.activity_id and fi.active), 'USD'),
-         a.tags, a.updated_date,
-         coalesce((select jsonb_agg(jsonb_build_object('name', o.name, 'ref', o.iati_identifier, 'url', o.url,
-                                                       'role', r.name, 'role_code', r.code,
-                                                       'level', case when pp.activity_id is null then 'project' else 'activity' end)
-                                    order by r.code, o.name)
-                   from public.participation pp
-                   join public.organization o on o.organization_id = pp.organization_id and o.active
-                   left join public.participation_taxonomy ptx on ptx.participation_id = pp.participation_id
-                   left join public.classification r on r.classification_id = ptx.classification_id
-                   where pp.active and (pp.activity_id = a.activity_id
-                                        or (pp.activity_id is null and pp.project_id = a.project_id))), '[]'),
-         coalesce((select jsonb_agg(jsonb_build_object('name', l.title, 'lat', l.lat_dd, 'long', l.long_dd)
-                                    order by l.location_id)
-                   from public.location l where l.activity_id = a.activity_id and l.active), '[]'),
-         coalesce((select jsonb_agg(jsonb_build_object('amount', fi.amount, 'start', fi.start_date, 'end', fi.end_date)
-                                    order by fi.start_date, fi.financial_id)
-                   from public.financial fi where fi.activity_id = a.activity_id and fi.active), '[]')
-  from matched m
-  join public.activity a on a.activity_id = m.activity_id
-  join public.project p on p.project_id = a.project_id
-  left join project_terms pt on pt.project_id = p.project_id
-  left join lateral (
-    select string_agg(o.name, ',' order by o.name) as names, string_agg(o.url, ',' order by o.name) as urls
-    from public.participation pp
+    join public.location l on l.activity_id = m.activity_id and l.active
+    join public.location_taxonomy lt on lt.location_id = l.location_id
+  ), terms as (
+    select s.activity_id, t.name as taxonomy, c.name, c.code, s.project_id
+    from assigned s
+    join public.classification c on c.classification_id = s.classification_id and c.active
+    join public.taxonomy t on t.taxonomy_id = c.taxonomy_id
+    where t.name in ('Sector', 'Activity Status', 'Country', 'Data Group')
+  ), activity_terms as (
+    select activity_id,
+           string_agg(name, ',' order by name) filter (where taxonomy = 'Sector') as sector_names,
+           string_agg(code, ',' order by name) filter (where taxonomy = 'Sector') as sector_codes,
+           string_agg(name, ',' order by name) filter (where taxonomy = 'Activity Status') as status_names,
+           string_agg(code, ',' order by name) filter (where taxonomy = 'Activity Status') as status_codes,
+           string_agg(name, ',' order by name) filter (where taxonomy = 'Country') as country_names,
+           string_agg(code, ',' order by name) filter (where taxonomy = 'Country') as country_codes,
+           string_agg(name, ',' order by name) filter (where taxonomy = 'Data Group') as data_groups
+    from terms group by activity_id
+  ), project_terms as (
+    -- a project's sectors and countries: those of its exported activities
+    select project_id,
+           string_agg(distinct name, ',' order by name) filter (where taxonomy = 'Sector') as sector_names,
+           string_agg(distinct code, ',' order by code) filter (where taxonomy = 'Sector') as sector_codes,
+           string_agg(distinct name, ',' order by name) filter (where taxonomy = 'Country') as country_names
+    from terms group by project_id
+  ), participants as (
+    select x.activity_id,
+           jsonb_agg(jsonb_build_object('name', o.name, 'ref', o.iati_identifier, 'url', o.url,
+                                        'role', r.name, 'role_code', r.code, 'level', x.level)
+                     order by r.code, o.name) as list
+    from (
+      select m.activity_id, pp.participation_id, pp.organization_id, 'activity' as level
+      from matched m join public.participation pp on pp.activity_id = m.activity_id and pp.active
+      union all
+      select m.activity_id, pp.participation_id, pp.organization_id, 'project'
+      from matched m join public.participation pp on pp.project_id = m.project_id and pp.activity_id is null and pp.active
+    ) x
+    join public.organization o on o.organization_id = x.organization_id and o.active
+    left join public.participation_taxonomy ptx on ptx.participation_id = x.participation_id
+    left join public.classification r on r.classification_id = ptx.classification_id
+    group by x.activity_id
+  ), accountable as (
+    select pp.project_id, string_agg(o.name, ',' order by o.name) as names, string_agg(o.url, ',' order by o.name) as urls
+    from (select distinct project_id from matched) mp
+    join public.participation pp on pp.project_id = mp.project_id and pp.activity_id is null and pp.active
     join public.organization o on o.organization_id = pp.organization_id and o.active
     join public.participation_taxonomy ptx on ptx.participation_id = pp.participation_id
     join public.classification r on r.classification_id = ptx.classification_id and r.name = 'Accountable'
-    where pp.active and pp.project_id = p.project_id and pp.activity_id is null) acc on true
-  left join lateral pmt_jobs.taxonomy_names(a.activity_id, 'Sector') sec on true
-  left join lateral pmt_jobs.taxonomy_names(a.activity_id, 'Activity Status') st on true
-  left join lateral pmt_jobs.taxonomy_names(a.activity_id, 'Country') co on true
+    group by pp.project_id
+  ), places as (
+    select l.activity_id,
+           jsonb_agg(jsonb_build_object('name', l.title, 'lat', l.lat_dd, 'long', l.long_dd) order by l.location_id) as list
+    from matched m join public.location l on l.activity_id = m.activity_id and l.active
+    group by l.activity_id
+  ), money as (
+    select fi.activity_id, sum(fi.amount) as amount, min(c.code) as currency,
+           jsonb_agg(jsonb_build_object('amount', fi.amount, 'start', fi.start_date, 'end', fi.end_date)
+                     order by fi.start_date, fi.financial_id) as budgets
+    from matched m
+    join public.financial fi on fi.activity_id = m.activity_id and fi.active
+    left join public.financial_taxonomy ft on ft.financial_id = fi.financial_id
+    left join public.classification c on c.classification_id = ft.classification_id
+      and c.taxonomy_id = (select taxonomy_id from public.taxonomy where name = 'Currency')
+    group by fi.activity_id
+  ), project_money as (
+    select fi.project_id, sum(fi.amount) as amount
+    from (select distinct project_id from matched) mp
+    join public.financial fi on fi.project_id = mp.project_id and fi.active
+    group by fi.project_id
+  )
+  select p.project_id, p.iati_identifier, p.title, p.description, p.url, p.start_date, p.end_date, pm.amount,
+         pt.sector_names, pt.sector_codes, pt.country_names,
+         at.data_groups, acc.names, acc.urls,
+         a.activity_id, a.iati_identifier, a.title, a.description,
+         at.sector_names, at.sector_codes, at.status_names, at.status_codes, at.country_names, at.country_codes,
+         a.city_village, a.start_date, a.end_date, mo.amount, coalesce(mo.currency, 'USD'), a.tags, a.updated_date,
+         coalesce(pa.list, '[]'), coalesce(pl.list, '[]'), coalesce(mo.budgets, '[]')
+  from matched m
+  join public.activity a on a.activity_id = m.activity_id
+  join public.project p on p.project_id = m.project_id
+  left join activity_terms at on at.activity_id = m.activity_id
+  left join project_terms pt on pt.project_id = m.project_id
+  left join participants pa on pa.activity_id = m.activity_id
+  left join accountable acc on acc.project_id = m.project_id
+  left join places pl on pl.activity_id = m.activity_id
+  left join money mo on mo.activity_id = m.activity_id
+  left join project_money pm on pm.project_id = m.project_id
   order by p.project_id, a.activity_id
 $$;
 

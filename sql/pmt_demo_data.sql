@@ -81,7 +81,7 @@ begin
   from generate_series(1, activities) a;
 
   insert into public.participation (participation_id, project_id, activity_id, organization_id)
-  select p, p, null, (select min(organization_id) from public.organization) + p % 12 from generate_series(1, projects) p
+  select p, p, null::integer, (select min(organization_id) from public.organization) + p % 12 from generate_series(1, projects) p
   union all
   select projects + p, p, null, (select min(organization_id) from public.organization) + (p + 5) % 12 from generate_series(1, projects) p
   union all

@@ -120,7 +120,8 @@ export function exportTask(deps: ExportDeps): Task {
     const body = { instance: req.instance, format: req.format, rows, filters: filtersText, attachment };
 
     if (file.bytes > config.exportMaxAttachmentBytes) {
-      const reason = `too large to mail: ${(file.bytes / 2 ** 20).toFixed(1)} MB compressed, the limit is ${config.exportMaxAttachmentBytes / 2 ** 20} MB; narrow the filters`;
+      const mb = (bytes: number) => String(Number((bytes / 2 ** 20).toFixed(2)));
+      const reason = `too large to mail: ${mb(file.bytes)} MB compressed, the limit is ${mb(config.exportMaxAttachmentBytes)} MB; narrow the filters`;
       fs.rmSync(file.path, { force: true });
       await markSending(pool, id, info);
       try {

@@ -1,0 +1,145 @@
+/**
+ * The hard delivery cases: a worker killed between the SMTP server accepting
+ * the mail and the status update; exports too large to mail; the outbox.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { simpleParser } from "mailparser";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { migrate } from "../../src/db/migrate.js";
+import { seedDemo } from "../../src/exports/demo.js";
+import { createLogger } from "../../src/log.js";
+import { ChildHandle, ROOT } from "../harness/cli.js";
+import { createTestDatabase, type TestDatabase } from "../harness/db.js";
+import { SmtpSink } from "../harness/smtp.js";
+import { until } from "../harness/wait.js";
+import { startTestWorker } from "../harness/worker.js";
+
+let db: TestDatabase;
+let smtp: SmtpSink;
+const cleanup: (() => Promise<unknown> | void)[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await migrate(db.pool, createLogger("silent"));
+  await seedDemo(db.pool, 3000);
+  smtp = await SmtpSink.start();
+});
+
+afterAll(async () => {
+  for (const fn of cleanup.reverse()) await fn();
+  await smtp?.down();
+});
+
+async function requestExport(filter: string, email: string): Promise<number> {
+  await db.pool.query(`select pmt_filter_csv(${filter}, $1)`, [email]);
+  return Number((await db.pool.query("select max(id) as id from pmt_jobs.export_request")).rows[0].id);
+}
+
+async function waitFor(id: number, status: string) {
+  return until(async () => {
+    const { rows } = await db.pool.query("select * from pmt_jobs.export_request where id = $1", [id]);
+    return rows[0]?.status === status ? rows[0] : undefined;
+  }, `export request ${id} to be ${status}`);
+}
+
+describe("a worker killed after the SMTP server accepted the mail", () => {
+  it("does not send a second copy when the job is retried", async () => {
+    const child = ChildHandle.spawn(path.join(ROOT, "test/fixtures/export-worker.mjs"), [], {
+      DATABASE_URL: db.url,
+      SMTP_URL: smtp.url,
+      PMT_HOME: fs.mkdtempSync(path.join(os.tmpdir(), "pmt-crash-")),
+      HTTP_PORT: "0",
+      WORKER_DEAD_AFTER_SECONDS: "2",
+      LOG_LEVEL: "warn",
+    });
+    cleanup.push(() => child.kill("SIGKILL"));
+    await child.waitForOutput(/READY/);
+    const id = await requestExport("'','1','',null,null", "dave@example.org");
+    expect((await child.exited).signal).toBe("SIGKILL");
+    expect(child.stdout).toContain("ACCEPTED");
+    await smtp.waitForMessages(1);
+    const stuck = (await db.pool.query("select status, send_started_at, sent_at from pmt_jobs.export_request where id = $1", [id])).rows[0];
+    expect(stuck).toMatchObject({ status: "sending", sent_at: null });
+    expect(stuck.send_started_at).toBeInstanceOf(Date);
+
+    const worker = await startTestWorker(db.url, { env: { SMTP_URL: smtp.url, WORKER_DEAD_AFTER_SECONDS: "2" } });
+    cleanup.push(() => worker.stop());
+    const done = await waitFor(id, "sent");
+    expect(done.error).toMatch(/^delivery unconfirmed: .*not sent again/);
+    const runs = await db.pool.query(
+      "select attempt, status from pmt_jobs.job_run where task = 'pmt_jobs.export' and payload_summary = $1 order by attempt",
+      [{ requestId: id }],
+    );
+    expect(runs.rows).toEqual([
+      { attempt: 1, status: "abandoned" },
+      { attempt: 2, status: "succeeded" },
+    ]);
+    expect(smtp.messages.filter((m) => (m.to as { text: string }).text === "dave@example.org")).toHaveLength(1);
+    await worker.stop();
+    cleanup.pop();
+  });
+});
+
+describe("large exports", () => {
+  it("compresses an attachment above EXPORT_MAX_ATTACHMENT_MB", async () => {
+    const worker = await startTestWorker(db.url, { env: { SMTP_URL: smtp.url, EXPORT_MAX_ATTACHMENT_MB: "0.4" } });
+    try {
+      const before = smtp.messages.length;
+      const id = await requestExport("'','','',null,null", "erin@example.org");
+      const row = await waitFor(id, "sent");
+      await smtp.waitForMessages(before + 1);
+      const attachment = smtp.messages[before]!.attachments[0]!;
+      expect(attachment.filename).toMatch(/\.csv\.gz$/);
+      expect(row).toMatchObject({ rows: 3000, compressed: true, attachment: attachment.filename });
+      expect(attachment.content.length).toBe(Number(row.bytes));
+      expect(Number(row.bytes)).toBeLessThan(0.4 * 2 ** 20);
+      const csv = (await import("node:zlib")).gunzipSync(attachment.content).toString("utf8");
+      expect(csv.length).toBeGreaterThan(0.4 * 2 ** 20);
+      expect(csv.split("\r\n").filter((l) => l.startsWith(",")).length).toBe(3000 + 300);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it("tells the recipient to narrow the filters when even compressed it is too large, and fails the request", async () => {
+    const worker = await startTestWorker(db.url, { env: { SMTP_URL: smtp.url, EXPORT_MAX_ATTACHMENT_MB: "0.01" } });
+    try {
+      const before = smtp.messages.length;
+      const id = await requestExport("'','','',null,null", "fred@example.org");
+      const row = await waitFor(id, "failed");
+      expect(row.error).toMatch(/^too large to mail: [\d.]+ MB compressed, the limit is 0.01 MB; narrow the filters$/);
+      await smtp.waitForMessages(before + 1);
+      const mail = smtp.messages[before]!;
+      expect(mail.attachments).toHaveLength(0);
+      expect(mail.text).toContain("matched 3000 activities, which is too large to mail");
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
+describe("without SMTP_URL", () => {
+  it("writes the message as an .eml file (0600) to the outbox (0700)", async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-outbox-"));
+    const worker = await startTestWorker(db.url, { env: { PMT_HOME: home } });
+    try {
+      const id = await requestExport("'','','','2009-01-01','2009-12-31'", "gina@example.org");
+      const row = await waitFor(id, "sent");
+      const outbox = path.join(home, "outbox");
+      expect(fs.statSync(outbox).mode & 0o777).toBe(0o700);
+      const [file] = fs.readdirSync(outbox);
+      expect(fs.statSync(path.join(outbox, file!)).mode & 0o777).toBe(0o600);
+      expect(row.smtp_response).toBe(`written to ${path.join(outbox, file!)}`);
+      const mail = await simpleParser(fs.readFileSync(path.join(outbox, file!)));
+      expect(mail.subject).toBe("Data Request");
+      expect(mail.attachments[0]!.filename).toMatch(/\.csv$/);
+      // The spool keeps nothing once sent.
+      expect(fs.readdirSync(path.join(home, "spool"))).toEqual([]);
+      expect(fs.statSync(path.join(home, "spool")).mode & 0o777).toBe(0o700);
+    } finally {
+      await worker.stop();
+    }
+  });
+});
