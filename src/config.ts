@@ -73,6 +73,11 @@ export const ENV = {
     default: "54329",
     doc: "TCP port of the embedded PostgreSQL (listens on 127.0.0.1 only).",
   },
+  DEMO_ACTIVITIES: {
+    schema: int(0, 10_000_000),
+    default: "1000",
+    doc: "On the embedded default only: PMT sample tables are created and filled with this many synthetic activities when empty (0: no demo data).",
+  },
   WORKER_CONCURRENCY: {
     schema: int(1, 100),
     default: "4",
@@ -203,6 +208,7 @@ export interface Config {
   databaseUrl: string | undefined;
   pmtHome: string;
   embeddedPgPort: number;
+  demoActivities: number;
   concurrency: number;
   pollIntervalMs: number;
   deadAfterSeconds: number;
@@ -275,6 +281,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
     databaseUrl: values.DATABASE_URL as string | undefined,
     pmtHome: path.resolve(values.PMT_HOME as string),
     embeddedPgPort: values.EMBEDDED_PG_PORT as number,
+    demoActivities: values.DEMO_ACTIVITIES as number,
     concurrency: values.WORKER_CONCURRENCY as number,
     pollIntervalMs: values.WORKER_POLL_INTERVAL_MS as number,
     deadAfterSeconds: values.WORKER_DEAD_AFTER_SECONDS as number,

@@ -4,6 +4,7 @@ import { openDatabase } from "../db/database.js";
 import { createDb } from "../db/kysely.js";
 import { checkConnection, createPool, type Pool } from "../db/pool.js";
 import type { Db } from "../db/schema.js";
+import { UserError } from "../errors.js";
 import { createLogger, type Logger } from "../log.js";
 
 export interface CommandContext {
@@ -27,6 +28,12 @@ export async function withDatabase<T>(fn: (ctx: CommandContext) => Promise<T>): 
   try {
     await checkConnection(pool, database.url);
     return await fn({ config, logger, url: database.url, pool, db: createDb(pool) });
+  } catch (error) {
+    const e = error as { code?: string; message?: string };
+    if (e.code === "42P01" && /pmt_jobs\.|graphile_worker\./.test(e.message ?? "")) {
+      throw new UserError(`the database has no pmt-worker schema yet (${e.message}): run pmt-worker migrate first`, { cause: error });
+    }
+    throw error;
   } finally {
     await pool.end();
     await database.close();

@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { UserError, errorMessage } from "../errors.js";
 import { redactText } from "../redact.js";
 import { VERSION } from "../version.js";
+import { registerDemo } from "./demo.js";
 import { registerJobs } from "./jobs.js";
 import { registerMigrate } from "./migrate.js";
 import { registerStart } from "./start.js";
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerMigrate(program);
   registerJobs(program);
   registerWatch(program);
+  registerDemo(program);
   return program;
 }
 

@@ -5,6 +5,21 @@ import { errorMessage } from "../errors.js";
 import { createLogger } from "../log.js";
 import { redactUrl } from "../redact.js";
 import { startWorker } from "../worker/runner.js";
+import { createPool } from "../db/pool.js";
+import { hasPmtData, seedDemo } from "../exports/demo.js";
+import type { Logger } from "../log.js";
+
+/** The embedded demo: PMT's sample tables with synthetic data, the first time. */
+async function loadDemo(url: string, activities: number, logger: Logger): Promise<void> {
+  const pool = createPool(url, { max: 1 });
+  try {
+    if (await hasPmtData(pool)) return;
+    await seedDemo(pool, activities);
+    logger.info({ activities }, "PMT sample schema created and filled with demo data");
+  } finally {
+    await pool.end();
+  }
+}
 
 export function registerStart(program: Command): void {
   program
@@ -17,6 +32,7 @@ export function registerStart(program: Command): void {
       const database = await openDatabase(config, logger);
       let worker;
       try {
+        if (database.embedded && config.demoActivities > 0) await loadDemo(database.url, config.demoActivities, logger);
         worker = await startWorker({ config, databaseUrl: database.url, logger });
       } catch (error) {
         await database.close();

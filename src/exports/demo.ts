@@ -16,10 +16,10 @@ export async function installSampleSchema(pool: pg.Pool): Promise<void> {
 
 /** True when PMT's activity table exists and holds rows. */
 export async function hasPmtData(pool: pg.Pool): Promise<boolean> {
-  const { rows } = await pool.query<{ n: number | null }>(
-    "select case when to_regclass('public.activity') is null then null else (select count(*)::int from (select 1 from public.activity limit 1) x) end as n",
-  );
-  return (rows[0]?.n ?? 0) > 0;
+  const exists = await pool.query("select to_regclass('public.activity') is not null as e");
+  if (!exists.rows[0].e) return false;
+  const { rowCount } = await pool.query("select 1 from public.activity limit 1");
+  return (rowCount ?? 0) > 0;
 }
 
 /** Fills empty PMT tables with `activities` synthetic activities (ten per project). */

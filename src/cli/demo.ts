@@ -1,0 +1,28 @@
+import type { Command } from "commander";
+import { migrate } from "../db/migrate.js";
+import { UserError } from "../errors.js";
+import { seedDemo } from "../exports/demo.js";
+import { withDatabase } from "./context.js";
+import { positiveInt } from "./options.js";
+
+export function registerDemo(program: Command): void {
+  const demo = program.command("demo").description("PMT sample data for trying pmt-worker out");
+  demo
+    .command("seed")
+    .description("create PMT 2.0's sample tables (if missing) and fill them with deterministic synthetic data")
+    .option("--activities <n>", "how many activities (ten per project)", positiveInt(10_000_000), 1000)
+    .action(async (opts: { activities: number }) => {
+      await withDatabase(async ({ pool, logger }) => {
+        await migrate(pool, logger);
+        try {
+          await seedDemo(pool, opts.activities);
+        } catch (error) {
+          if ((error as { code?: string }).code === "55000") {
+            throw new UserError("the PMT tables already hold data: seed an empty database (demo data never overwrites real data)");
+          }
+          throw error;
+        }
+        process.stdout.write(`seeded ${opts.activities} activities in ${Math.ceil(opts.activities / 10)} projects\n`);
+      });
+    });
+}
