@@ -13,6 +13,7 @@ create table pmt_jobs.export_request (
   recipient       text not null,
   filters         jsonb not null,
   instance        text not null,
+  spool_file      text,
   requested_by    text not null default session_user,
   requested_at    timestamptz not null default now(),
   status          text not null default 'queued'
@@ -32,6 +33,8 @@ create table pmt_jobs.export_request (
 
 comment on table pmt_jobs.export_request is
   'One row per export asked for by pmt_filter_csv / pmt_filter_iati / request_export. status: queued, rendering, sending, sent, failed.';
+comment on column pmt_jobs.export_request.spool_file is
+  'A file to mail as it is (from the legacy drop folder) instead of rendering one.';
 comment on column pmt_jobs.export_request.send_started_at is
   'Set just before the SMTP transaction; a retry that finds it set and no sent_at cannot tell whether the mail went out, and does not send a second copy.';
 
@@ -358,5 +361,21 @@ begin
   end if;
   perform pmt_jobs.request_export(format, email, filters);
   return true;
+end
+$$;
+
+-- A file dropped in the legacy drop folder, already moved into the worker's
+-- spool: mailed as it is. Called by the worker, not by PMT.
+create function pmt_jobs.request_file_export(format text, recipient text, instance text, spool_file text) returns bigint
+language plpgsql as $$
+declare
+  request_id bigint;
+begin
+  insert into pmt_jobs.export_request (format, recipient, filters, instance, spool_file, requested_by)
+  values (format, pmt_jobs.check_mailbox('recipient', recipient), '{}', instance, spool_file, 'drop folder')
+  returning id into request_id;
+  perform graphile_worker.add_job('pmt_jobs.export', json_build_object('requestId', request_id),
+                                  max_attempts => 10, job_key => 'export:' || request_id);
+  return request_id;
 end
 $$;

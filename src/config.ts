@@ -177,6 +177,23 @@ export const ENV = {
     default: "{}",
     doc: "Bodies per PMT instance (database name, lower case), as JSON; others get EXPORT_MAIL_BODY.",
   },
+  DROP_DIR: {
+    schema: z
+      .string()
+      .trim()
+      .superRefine((value, ctx) => {
+        if (!value.startsWith("/")) ctx.addIssue({ code: "custom", message: "expected an absolute folder path like /usr/local/pmt_dir" });
+        else if (!fs.existsSync(value) || !fs.statSync(value).isDirectory()) ctx.addIssue({ code: "custom", message: "expected an existing folder" });
+      })
+      .optional(),
+    default: undefined,
+    doc: "Legacy drop folder (PMT's /usr/local/pmt_dir): files <email>_<instance>.csv|.xml appearing there are mailed, anything else moved to rejected/.",
+  },
+  DROP_SCAN_SECONDS: {
+    schema: int(1, 3600),
+    default: "2",
+    doc: "How often the drop folder is scanned; a file is taken when unchanged between two scans.",
+  },
   IATI_REPORTING_ORG_REF: {
     schema: z.string().trim().regex(/^[^/?#\s]+$/, "expected an IATI organisation identifier like XM-DAC-41114"),
     default: "XI-PMT-0000",
@@ -218,6 +235,8 @@ export interface Config {
   historyPruneCron: string;
   logLevel: (typeof LOG_LEVELS)[number];
   smtpUrl: string | undefined;
+  dropDir: string | undefined;
+  dropScanSeconds: number;
   mailFrom: string;
   exportMaxAttachmentBytes: number;
   exportKeepHours: number;
@@ -291,6 +310,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
     historyPruneCron: values.HISTORY_PRUNE_CRON as string,
     logLevel: values.LOG_LEVEL as Config["logLevel"],
     smtpUrl: values.SMTP_URL as string | undefined,
+    dropDir: values.DROP_DIR as string | undefined,
+    dropScanSeconds: values.DROP_SCAN_SECONDS as number,
     mailFrom: values.MAIL_FROM as string,
     exportMaxAttachmentBytes: Math.round((values.EXPORT_MAX_ATTACHMENT_MB as number) * 1024 * 1024),
     exportKeepHours: values.EXPORT_KEEP_HOURS as number,

@@ -10,6 +10,8 @@ export interface ExportRequest {
   recipient: string;
   filters: Record<string, unknown>;
   instance: string;
+  /** A dropped file to mail as it is, instead of rendering one. */
+  spool_file: string | null;
   status: ExportStatus;
   send_started_at: Date | null;
   sent_at: Date | null;
@@ -17,7 +19,7 @@ export interface ExportRequest {
 
 export async function getRequest(pool: pg.Pool, id: number): Promise<ExportRequest | undefined> {
   const { rows } = await pool.query<ExportRequest>(
-    "select id, format, recipient, filters, instance, status, send_started_at, sent_at from pmt_jobs.export_request where id = $1",
+    "select id, format, recipient, filters, instance, spool_file, status, send_started_at, sent_at from pmt_jobs.export_request where id = $1",
     [id],
   );
   return rows[0];
@@ -28,7 +30,7 @@ export async function markRendering(pool: pg.Pool, id: number): Promise<void> {
 }
 
 export interface Rendered {
-  rows: number;
+  rows: number | null;
   bytes: number;
   sha256: string;
   attachment: string;

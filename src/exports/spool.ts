@@ -5,7 +5,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { Readable, Transform } from "node:stream";
+import { Readable, Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
 
@@ -48,4 +48,11 @@ export async function gzipSpool(source: string): Promise<SpoolFile> {
   const m = measure();
   await pipeline(fs.createReadStream(source), zlib.createGzip({ level: 9 }), m.transform, fs.createWriteStream(target, { mode: 0o600 }));
   return { path: target, ...m.result() };
+}
+
+/** Size and sha256 of a file already in the spool, streamed. */
+export async function measureSpool(file: string): Promise<SpoolFile> {
+  const m = measure();
+  await pipeline(fs.createReadStream(file), m.transform, new Writable({ write: (_c, _e, done) => done() }));
+  return { path: file, ...m.result() };
 }

@@ -34,7 +34,7 @@ import {
   type Rendered,
 } from "./requests.js";
 import { exportRows, type ExportRow } from "./rows.js";
-import { gzipSpool, spoolDir, writeSpool, type SpoolFile } from "./spool.js";
+import { gzipSpool, measureSpool, spoolDir, writeSpool, type SpoolFile } from "./spool.js";
 
 export interface ExportDeps {
   config: Config;
@@ -99,8 +99,10 @@ export function exportTask(deps: ExportDeps): Task {
     }
 
     await markRendering(pool, id);
-    const filtersText = await describeFilters(pool, req.filters);
-    const { file: rendered, rows } = await render(deps, req, filtersText);
+    const filtersText = req.spool_file ? "as dropped" : await describeFilters(pool, req.filters);
+    const { file: rendered, rows } = req.spool_file
+      ? { file: await measureSpool(req.spool_file), rows: null }
+      : await render(deps, req, filtersText);
     if (rows === 0) {
       fs.rmSync(rendered.path, { force: true });
       await markFailed(pool, id, "the filters matched no activity when the export ran", { rows: 0 });
@@ -117,7 +119,7 @@ export function exportTask(deps: ExportDeps): Task {
       compressed = true;
     }
     const info: Rendered = { rows, bytes: file.bytes, sha256: file.sha256, attachment, compressed };
-    const body = { instance: req.instance, format: req.format, rows, filters: filtersText, attachment };
+    const body = { instance: req.instance, format: req.format, rows: rows ?? "the requested", filters: filtersText, attachment };
 
     if (file.bytes > config.exportMaxAttachmentBytes) {
       const mb = (bytes: number) => String(Number((bytes / 2 ** 20).toFixed(2)));

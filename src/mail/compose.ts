@@ -6,7 +6,7 @@ import type { ExportRequest } from "../exports/requests.js";
 export interface BodyFields {
   instance: string;
   format: string;
-  rows: number;
+  rows: number | string;
   filters: string;
   attachment: string;
 }

@@ -12,6 +12,7 @@ import { migrate } from "../db/migrate.js";
 import { errorMessage } from "../errors.js";
 import { graphileLogger, type Logger } from "../log.js";
 import { VERSION } from "../version.js";
+import { startDropFolder, type DropFolder } from "../exports/drop-folder.js";
 import { createMailer, type Mailer } from "../mail/transport.js";
 import { buildCronItems } from "./crontab.js";
 import { withHistory } from "./history-wrapper.js";
@@ -37,6 +38,8 @@ export interface WorkerHandle {
   workerId: string;
   httpPort: number;
   pool: Pool;
+  /** The drop folder watcher, when DROP_DIR is set. */
+  dropFolder: DropFolder | undefined;
   /** Stops taking jobs, waits for running ones, then closes everything. */
   stop(reason?: string): Promise<void>;
   /** Settles when the worker has stopped (rejects if it died). */
@@ -105,6 +108,9 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     await pool.end();
     throw error;
   });
+  const dropFolder = config.dropDir
+    ? startDropFolder({ dir: config.dropDir, pmtHome: config.pmtHome, pool, logger, scanIntervalMs: config.dropScanSeconds * 1000 })
+    : undefined;
   logger.info(
     { workerId: poolId, concurrency: config.concurrency, tasks: Object.keys(taskList), http: `${config.httpHost}:${http.port}` },
     "worker started",
@@ -115,6 +121,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     stopping ??= (async () => {
       stopped = `stopping: ${reason}`;
       logger.info({ reason }, "worker stopping; waiting for running jobs");
+      await dropFolder?.stop();
       await runner.stop().catch((error) => logger.error({ err: errorMessage(error) }, "worker stopped with errors"));
       await rescuer.stop();
       await http.close();
@@ -136,5 +143,5 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   );
   promise.catch(() => {});
 
-  return { workerId: poolId, httpPort: http.port, pool, stop, promise };
+  return { workerId: poolId, httpPort: http.port, pool, dropFolder, stop, promise };
 }

@@ -1,0 +1,109 @@
+/**
+ * The legacy drop folder: good names are mailed exactly as dropped, once
+ * complete; hostile names, symlinks and folders are moved to rejected/ and
+ * never mailed.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { migrate } from "../../src/db/migrate.js";
+import { parseDropName } from "../../src/exports/drop-name.js";
+import { createLogger } from "../../src/log.js";
+import type { WorkerHandle } from "../../src/worker/runner.js";
+import { createTestDatabase, type TestDatabase } from "../harness/db.js";
+import { SmtpSink } from "../harness/smtp.js";
+import { until } from "../harness/wait.js";
+import { startTestWorker } from "../harness/worker.js";
+
+describe("parseDropName", () => {
+  it("takes the address up to the last underscore", () => {
+    expect(parseDropName("ann.lee@example.org_BMGF.csv")).toEqual({ ok: true, recipient: "ann.lee@example.org", instance: "bmgf", format: "csv" });
+    expect(parseDropName("ann_lee@example.org_oam.xml")).toEqual({ ok: true, recipient: "ann_lee@example.org", instance: "oam", format: "iati" });
+  });
+
+  it.each([
+    ["report.csv", /is not <email>_<instance>\.csv/],
+    ["ann@example.org_pmt.exe", /is not <email>_<instance>\.csv/],
+    ["$(reboot)@example.org_pmt.csv", /is not a single valid mailbox/],
+    ["a b@example.org_pmt.csv", /is not a single valid mailbox/],
+    ["ann@example.org;id_pmt.csv", /is not a single valid mailbox/],
+    ["ann@b@example.org_pmt.csv", /is not a single valid mailbox/],
+    ["..@example.org_pmt.csv", /is not a single valid mailbox/],
+  ])("rejects %j", (name, reason) => {
+    const parsed = parseDropName(name);
+    expect(parsed.ok).toBe(false);
+    expect(!parsed.ok && parsed.reason).toMatch(reason);
+  });
+});
+
+let db: TestDatabase;
+let smtp: SmtpSink;
+let worker: WorkerHandle;
+let dropDir: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await migrate(db.pool, createLogger("silent"));
+  smtp = await SmtpSink.start();
+  dropDir = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-drop-"));
+  worker = await startTestWorker(db.url, { env: { SMTP_URL: smtp.url, DROP_DIR: dropDir, DROP_SCAN_SECONDS: "3600" } });
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  await smtp?.down();
+});
+
+const drop = (name: string, content: string) => fs.writeFileSync(path.join(dropDir, name), content);
+
+describe("the drop folder", () => {
+  it("mails complete, well-named files as they were dropped and rejects everything else", async () => {
+    const secret = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-secret-"));
+    fs.writeFileSync(path.join(secret, "passwd"), "root:x:0:0");
+    drop("ann@example.org_pmt.csv", "a,b\r\n1,2\r\n");
+    drop("bob.smith@example.org_bmgf.xml", "<iati-activities/>\n");
+    drop("$(reboot)@example.org_pmt.csv", "x");
+    drop("a b@example.org_pmt.csv", "x");
+    drop("report.csv", "x");
+    fs.symlinkSync(path.join(secret, "passwd"), path.join(dropDir, "eve@example.org_pmt.csv"));
+    fs.mkdirSync(path.join(dropDir, "dir@example.org_pmt.csv"));
+    drop("slow@example.org_pmt.csv", "first half,");
+
+    const first = await worker.dropFolder!.scan();
+    expect(first.taken).toEqual([]);
+    expect(first.rejected.sort()).toEqual(
+      ["$(reboot)@example.org_pmt.csv", "a b@example.org_pmt.csv", "dir@example.org_pmt.csv", "eve@example.org_pmt.csv", "report.csv"].sort(),
+    );
+    fs.appendFileSync(path.join(dropDir, "slow@example.org_pmt.csv"), "second half\r\n");
+    const second = await worker.dropFolder!.scan();
+    expect(second.taken.sort()).toEqual(["ann@example.org_pmt.csv", "bob.smith@example.org_bmgf.xml"]);
+    const third = await worker.dropFolder!.scan();
+    expect(third.taken).toEqual(["slow@example.org_pmt.csv"]);
+
+    await smtp.waitForMessages(3);
+    const byRecipient = Object.fromEntries(smtp.messages.map((m) => [(m.to as { text: string }).text, m]));
+    expect(Object.keys(byRecipient).sort()).toEqual(["ann@example.org", "bob.smith@example.org", "slow@example.org"]);
+    expect(byRecipient["ann@example.org"]!.attachments[0]!.content.toString()).toBe("a,b\r\n1,2\r\n");
+    expect(byRecipient["bob.smith@example.org"]!.attachments[0]!.filename).toMatch(/^bmgf_\d{8}\.xml$/);
+    expect(byRecipient["slow@example.org"]!.attachments[0]!.content.toString()).toBe("first half,second half\r\n");
+
+    const requests = await until(async () => {
+      const { rows } = await db.pool.query("select recipient, instance, status, requested_by from pmt_jobs.export_request order by recipient");
+      return rows.every((r) => r.status === "sent") ? rows : undefined;
+    }, "the dropped files to be sent");
+    expect(requests).toEqual([
+      { recipient: "ann@example.org", instance: "pmt", status: "sent", requested_by: "drop folder" },
+      { recipient: "bob.smith@example.org", instance: "bmgf", status: "sent", requested_by: "drop folder" },
+      { recipient: "slow@example.org", instance: "pmt", status: "sent", requested_by: "drop folder" },
+    ]);
+
+    // The folder is empty but for rejected/, which holds the refused entries, the symlink still a symlink.
+    expect(fs.readdirSync(dropDir)).toEqual(["rejected"]);
+    const rejected = fs.readdirSync(path.join(dropDir, "rejected"));
+    expect(rejected).toHaveLength(5);
+    const link = rejected.find((n) => n.endsWith("eve@example.org_pmt.csv"))!;
+    expect(fs.lstatSync(path.join(dropDir, "rejected", link)).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(path.join(secret, "passwd"), "utf8")).toBe("root:x:0:0");
+  });
+});
