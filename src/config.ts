@@ -132,6 +132,17 @@ export const ENV = {
     default: undefined,
     doc: "Mail server for exports (smtp:// with STARTTLS, smtps:// for TLS). Unset: messages are written as .eml files to PMT_HOME/outbox.",
   },
+  SMTP_CA_FILE: {
+    schema: z
+      .string()
+      .trim()
+      .superRefine((value, ctx) => {
+        if (!fs.existsSync(value)) ctx.addIssue({ code: "custom", message: "expected a PEM file of the CA that signed the mail server's certificate" });
+      })
+      .optional(),
+    default: undefined,
+    doc: "PEM file of a private CA to trust for the mail server's TLS certificate (besides the system's).",
+  },
   MAIL_FROM: {
     schema: z.string().trim().min(3, "expected an address like PMT <pmt@example.org>"),
     default: "PMT <pmt-worker@localhost>",
@@ -235,6 +246,7 @@ export interface Config {
   historyPruneCron: string;
   logLevel: (typeof LOG_LEVELS)[number];
   smtpUrl: string | undefined;
+  smtpCaFile: string | undefined;
   dropDir: string | undefined;
   dropScanSeconds: number;
   mailFrom: string;
@@ -310,6 +322,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
     historyPruneCron: values.HISTORY_PRUNE_CRON as string,
     logLevel: values.LOG_LEVEL as Config["logLevel"],
     smtpUrl: values.SMTP_URL as string | undefined,
+    smtpCaFile: values.SMTP_CA_FILE as string | undefined,
     dropDir: values.DROP_DIR as string | undefined,
     dropScanSeconds: values.DROP_SCAN_SECONDS as number,
     mailFrom: values.MAIL_FROM as string,

@@ -56,3 +56,21 @@ export async function measureSpool(file: string): Promise<SpoolFile> {
   await pipeline(fs.createReadStream(file), m.transform, new Writable({ write: (_c, _e, done) => done() }));
   return { path: file, ...m.result() };
 }
+
+/**
+ * Deletes spool files not modified for `hours` (leftovers of crashed or
+ * failed exports, and sent files kept for audit). Returns how many went.
+ */
+export function pruneSpool(pmtHome: string, hours: number, now = Date.now()): number {
+  const dir = spoolDir(pmtHome);
+  let deleted = 0;
+  for (const name of fs.readdirSync(dir)) {
+    const file = path.join(dir, name);
+    const stat = fs.lstatSync(file, { throwIfNoEntry: false });
+    if (stat?.isFile() && now - stat.mtimeMs > hours * 3600_000) {
+      fs.rmSync(file, { force: true });
+      deleted++;
+    }
+  }
+  return deleted;
+}

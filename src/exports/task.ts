@@ -146,7 +146,10 @@ export function exportTask(deps: ExportDeps): Task {
     } catch (error) {
       const failure = classifySmtpError(error);
       await markUnsent(pool, id, failure.permanent, failure.reason);
-      if (failure.permanent) throw new PermanentJobError(`export request ${id}: ${failure.reason}`, { cause: error });
+      if (failure.permanent) {
+        fs.rmSync(file.path, { force: true });
+        throw new PermanentJobError(`export request ${id}: ${failure.reason}`, { cause: error });
+      }
       throw new Error(`export request ${id}: ${failure.reason}`, { cause: error });
     }
     await markSent(pool, id, sent.messageId, sent.response, null);

@@ -23,14 +23,17 @@ export interface Mailer {
 }
 
 /** SMTP_URL's server, or the outbox folder under PMT_HOME when it is unset. */
-export function createMailer(config: { smtpUrl?: string; pmtHome: string }): Mailer {
-  return config.smtpUrl ? createSmtpMailer(config.smtpUrl) : createOutboxMailer(path.join(config.pmtHome, "outbox"));
+export function createMailer(config: { smtpUrl?: string; smtpCaFile?: string; pmtHome: string }): Mailer {
+  return config.smtpUrl
+    ? createSmtpMailer(config.smtpUrl, config.smtpCaFile)
+    : createOutboxMailer(path.join(config.pmtHome, "outbox"));
 }
 
-export function smtpOptions(smtpUrl: string) {
+export function smtpOptions(smtpUrl: string, caFile?: string) {
   const url = new URL(smtpUrl);
   const secure = url.protocol === "smtps:";
   return {
+    tls: caFile ? { ca: [fs.readFileSync(caFile, "utf8")] } : undefined,
     host: url.hostname,
     port: url.port ? Number(url.port) : secure ? 465 : 587,
     secure,
@@ -43,8 +46,8 @@ export function smtpOptions(smtpUrl: string) {
   };
 }
 
-export function createSmtpMailer(smtpUrl: string): Mailer {
-  const options = smtpOptions(smtpUrl);
+export function createSmtpMailer(smtpUrl: string, caFile?: string): Mailer {
+  const options = smtpOptions(smtpUrl, caFile);
   const transport = nodemailer.createTransport(options);
   return {
     target: `${options.secure ? "smtps" : "smtp"}://${options.host}:${options.port}`,

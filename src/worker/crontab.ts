@@ -15,5 +15,13 @@ export function buildCronItems(config: Config): ParsedCronItem[] {
       identifier: "history_prune",
       options: { backfillPeriod: 24 * 3600 * 1000, maxAttempts: 3, jobKey: "history_prune", jobKeyMode: "replace" },
     },
+    {
+      // Each worker host has its own spool, so this runs on whichever worker takes it;
+      // files older than a day are leftovers wherever they are.
+      task: TASK.spoolPrune,
+      match: "17 * * * *",
+      identifier: "spool_prune",
+      options: { backfillPeriod: 0, maxAttempts: 1, jobKey: "spool_prune", jobKeyMode: "replace" },
+    },
   ]);
 }

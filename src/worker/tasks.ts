@@ -7,6 +7,7 @@ import type pg from "pg";
 import { z } from "zod";
 import type { Config } from "../config.js";
 import type { Db } from "../db/schema.js";
+import { pruneSpool } from "../exports/spool.js";
 import { exportTask } from "../exports/task.js";
 import { pruneHistory } from "../history/prune.js";
 import type { Logger } from "../log.js";
@@ -24,13 +25,22 @@ export const TASK = {
   historyPrune: "pmt_jobs.history_prune",
   noop: "pmt_jobs.noop",
   export: "pmt_jobs.export",
+  spoolPrune: "pmt_jobs.spool_prune",
 } as const;
+
+/** Spool files are kept at least this long, so an export being retried never loses its file. */
+export const SPOOL_MIN_AGE_HOURS = 24;
 
 const noopPayload = z.object({ sleepMs: z.number().int().min(0).max(3_600_000).optional() }).passthrough();
 
 export function buildTasks(ctx: TaskContext): Record<string, Task> {
   return {
     [TASK.export]: exportTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, mailer: ctx.mailer }),
+    [TASK.spoolPrune]: async () => {
+      const hours = Math.max(ctx.config.exportKeepHours, SPOOL_MIN_AGE_HOURS);
+      const deleted = pruneSpool(ctx.config.pmtHome, hours);
+      ctx.logger.info({ deleted, hours }, "export spool pruned");
+    },
     [TASK.historyPrune]: async () => {
       const deleted = await pruneHistory(ctx.db, ctx.config.historyRetentionDays);
       ctx.logger.info({ deleted, retentionDays: ctx.config.historyRetentionDays }, "job history pruned");

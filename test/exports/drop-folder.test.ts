@@ -107,3 +107,17 @@ describe("the drop folder", () => {
     expect(fs.readFileSync(path.join(secret, "passwd"), "utf8")).toBe("root:x:0:0");
   });
 });
+
+describe("pruneSpool", () => {
+  it("deletes spool files older than the given hours and keeps newer ones", async () => {
+    const { pruneSpool, spoolDir } = await import("../../src/exports/spool.js");
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-spool-"));
+    const dir = spoolDir(home);
+    fs.writeFileSync(path.join(dir, "old.csv"), "x");
+    fs.writeFileSync(path.join(dir, "new.csv"), "y");
+    const old = new Date(Date.now() - 25 * 3600_000);
+    fs.utimesSync(path.join(dir, "old.csv"), old, old);
+    expect(pruneSpool(home, 24)).toBe(1);
+    expect(fs.readdirSync(dir)).toEqual(["new.csv"]);
+  });
+});

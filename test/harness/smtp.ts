@@ -13,22 +13,32 @@ export class SmtpSink {
   private server: SMTPServer | undefined;
   private waiters: { n: number; resolve: () => void }[] = [];
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly tls?: { key: string; cert: string; implicit: boolean },
+  ) {}
 
-  static async start(): Promise<SmtpSink> {
-    const sink = new SmtpSink(await freePort());
+  /** Plain SMTP; with `tls`, STARTTLS (or implicit TLS) with that key and certificate. */
+  static async start(tls?: { key: string; cert: string; implicit: boolean }): Promise<SmtpSink> {
+    const sink = new SmtpSink(await freePort(), tls);
     await sink.up();
     return sink;
   }
 
   get url(): string {
-    return `smtp://sink:sink-password@127.0.0.1:${this.port}`;
+    return `${this.tls?.implicit ? "smtps" : "smtp"}://sink:sink-password@127.0.0.1:${this.port}`;
   }
+
+  /** Whether the last session was encrypted. */
+  lastSecure: boolean | undefined;
 
   async up(): Promise<void> {
     this.server = new SMTPServer({
       authOptional: true,
-      disabledCommands: ["STARTTLS"],
+      disabledCommands: this.tls ? [] : ["STARTTLS"],
+      secure: this.tls?.implicit ?? false,
+      key: this.tls?.key,
+      cert: this.tls?.cert,
       allowInsecureAuth: true,
       logger: false,
       size: 200 * 1024 * 1024,
@@ -41,7 +51,8 @@ export class SmtpSink {
         }
         callback();
       },
-      onData: (stream, _session, callback) => {
+      onData: (stream, session, callback) => {
+        this.lastSecure = session.secure;
         simpleParser(stream).then(
           (mail) => {
             this.messages.push(mail);
