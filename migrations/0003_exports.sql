@@ -320,6 +320,13 @@ language sql stable as $$
   order by p.project_id, a.activity_id
 $$;
 
+-- The job that renders and mails request `request_id` (one per request: job_key).
+create function pmt_jobs.enqueue_export(request_id bigint) returns bigint
+language sql as $$
+  select (graphile_worker.add_job('pmt_jobs.export', json_build_object('requestId', request_id),
+                                  max_attempts => 10, job_key => 'export:' || request_id)).id
+$$;
+
 -- The general form: validate, record the request, enqueue its job, in the
 -- caller's transaction. Returns the request id.
 create function pmt_jobs.request_export(format text, recipient text, filters jsonb) returns bigint
@@ -333,8 +340,7 @@ begin
   insert into pmt_jobs.export_request (format, recipient, filters, instance)
   values (format, pmt_jobs.check_mailbox('recipient', recipient), pmt_jobs.check_filters(filters), current_database())
   returning id into request_id;
-  perform graphile_worker.add_job('pmt_jobs.export', json_build_object('requestId', request_id),
-                                  max_attempts => 10, job_key => 'export:' || request_id);
+  perform pmt_jobs.enqueue_export(request_id);
   return request_id;
 end
 $$;
@@ -374,8 +380,7 @@ begin
   insert into pmt_jobs.export_request (format, recipient, filters, instance, spool_file, requested_by)
   values (format, pmt_jobs.check_mailbox('recipient', recipient), '{}', instance, spool_file, 'drop folder')
   returning id into request_id;
-  perform graphile_worker.add_job('pmt_jobs.export', json_build_object('requestId', request_id),
-                                  max_attempts => 10, job_key => 'export:' || request_id);
+  perform pmt_jobs.enqueue_export(request_id);
   return request_id;
 end
 $$;

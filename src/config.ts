@@ -38,21 +38,23 @@ const cron = z
     }
   });
 
-const postgresUrl = z
-  .string()
-  .trim()
-  .superRefine((value, ctx) => {
-    let url: URL | undefined;
-    try {
-      url = new URL(value);
-    } catch {
-      // fall through
-    }
-    if (!url || !["postgres:", "postgresql:"].includes(url.protocol)) {
-      // Never echo the value: it may hold a password.
-      ctx.addIssue({ code: "custom", message: "expected a URL like postgres://user:password@host:5432/dbname (value not shown)" });
-    }
-  });
+/** A URL of one of `protocols`; the message never echoes the value (it may hold a password). */
+function urlOf(protocols: string[], message: string) {
+  return z
+    .string()
+    .trim()
+    .superRefine((value, ctx) => {
+      let url: URL | undefined;
+      try {
+        url = new URL(value);
+      } catch {
+        // fall through
+      }
+      if (!url || !protocols.includes(url.protocol) || !url.hostname) ctx.addIssue({ code: "custom", message });
+    });
+}
+
+const postgresUrl = urlOf(["postgres:", "postgresql:"], "expected a URL like postgres://user:password@host:5432/dbname (value not shown)");
 
 /**
  * The variables. `doc` is what `pmt-worker start --help` and the README show.
@@ -114,21 +116,10 @@ export const ENV = {
     doc: "When the history prune task runs (crontab syntax, UTC).",
   },
   SMTP_URL: {
-    schema: z
-      .string()
-      .trim()
-      .superRefine((value, ctx) => {
-        let url: URL | undefined;
-        try {
-          url = new URL(value);
-        } catch {
-          // fall through
-        }
-        if (!url || !["smtp:", "smtps:"].includes(url.protocol) || !url.hostname) {
-          ctx.addIssue({ code: "custom", message: "expected smtp://user:password@host:587 (STARTTLS) or smtps://...:465 (TLS) (value not shown)" });
-        }
-      })
-      .optional(),
+    schema: urlOf(
+      ["smtp:", "smtps:"],
+      "expected smtp://user:password@host:587 (STARTTLS) or smtps://...:465 (TLS) (value not shown)",
+    ).optional(),
     default: undefined,
     doc: "Mail server for exports (smtp:// with STARTTLS, smtps:// for TLS). Unset: messages are written as .eml files to PMT_HOME/outbox.",
   },
