@@ -23,6 +23,8 @@ create table pmt_jobs.export_request (
   sha256          text,
   attachment      text,
   compressed      boolean,
+  offsite_key     text,
+  link_expires_at timestamptz,
   message_id      text,
   smtp_response   text,
   send_started_at timestamptz,

@@ -196,6 +196,33 @@ export const ENV = {
     default: "2",
     doc: "How often the drop folder is scanned; a file is taken when unchanged between two scans.",
   },
+  OFFSITE_URL: {
+    schema: urlOf(["s3:", "file:"], "expected s3://bucket/prefix or file:///absolute/path (value not shown)")
+      .or(z.string().trim().regex(/^file:\/\/\/.+/, "expected s3://bucket/prefix or file:///absolute/path"))
+      .optional(),
+    default: undefined,
+    doc: "Offsite store: s3://bucket/prefix (any S3-compatible store) or file:///path. Exports too large to mail are put there and mailed as a link.",
+  },
+  S3_ENDPOINT: {
+    schema: urlOf(["http:", "https:"], "expected the store's URL, like https://s3.example.org or http://minio:9000").optional(),
+    default: undefined,
+    doc: "S3-compatible endpoint (MinIO, R2, Ceph, ...); unset: AWS.",
+  },
+  S3_REGION: {
+    schema: z.string().trim().regex(/^[a-z0-9-]+$/, "expected a region name like us-east-1"),
+    default: "us-east-1",
+    doc: "S3 region. Credentials come from the AWS SDK's default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile, instance role).",
+  },
+  S3_FORCE_PATH_STYLE: {
+    schema: z.enum(["true", "false"], { message: "expected true or false" }).transform((v) => v === "true"),
+    default: "false",
+    doc: "Address buckets as https://host/bucket (MinIO and most S3 clones) instead of https://bucket.host.",
+  },
+  EXPORT_LINK_DAYS: {
+    schema: int(1, 7),
+    default: "7",
+    doc: "How long the download link of an export too large to mail stays valid (S3 presigned URLs last at most 7 days).",
+  },
   IATI_REPORTING_ORG_REF: {
     schema: z.string().trim().regex(/^[^/?#\s]+$/, "expected an IATI organisation identifier like XM-DAC-41114"),
     default: "XI-PMT-0000",
@@ -239,6 +266,8 @@ export interface Config {
   smtpUrl: string | undefined;
   smtpCaFile: string | undefined;
   dropDir: string | undefined;
+  offsite: { url: string | undefined; endpoint: string | undefined; region: string; forcePathStyle: boolean };
+  exportLinkDays: number;
   dropScanSeconds: number;
   mailFrom: string;
   exportMaxAttachmentBytes: number;
@@ -315,6 +344,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
     smtpUrl: values.SMTP_URL as string | undefined,
     smtpCaFile: values.SMTP_CA_FILE as string | undefined,
     dropDir: values.DROP_DIR as string | undefined,
+    offsite: {
+      url: values.OFFSITE_URL as string | undefined,
+      endpoint: values.S3_ENDPOINT as string | undefined,
+      region: values.S3_REGION as string,
+      forcePathStyle: values.S3_FORCE_PATH_STYLE as boolean,
+    },
+    exportLinkDays: values.EXPORT_LINK_DAYS as number,
     dropScanSeconds: values.DROP_SCAN_SECONDS as number,
     mailFrom: values.MAIL_FROM as string,
     exportMaxAttachmentBytes: Math.round((values.EXPORT_MAX_ATTACHMENT_MB as number) * 1024 * 1024),

@@ -47,6 +47,11 @@ export async function markSending(pool: pg.Pool, id: number, r: Rendered): Promi
   );
 }
 
+/** The file went to the offsite store; the mail carries a link to it instead. */
+export async function markShared(pool: pg.Pool, id: number, key: string, expiresAt: Date): Promise<void> {
+  await pool.query("update pmt_jobs.export_request set offsite_key = $2, link_expires_at = $3 where id = $1", [id, key, expiresAt]);
+}
+
 export async function markSent(pool: pg.Pool, id: number, messageId: string | null, response: string, note: string | null): Promise<void> {
   await pool.query(
     `update pmt_jobs.export_request

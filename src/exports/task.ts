@@ -17,7 +17,10 @@ import type { Config } from "../config.js";
 import { PermanentJobError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { classifySmtpError } from "../mail/classify.js";
-import { exportMessage, tooLargeMessage } from "../mail/compose.js";
+import { exportMessage, linkMessage, tooLargeMessage } from "../mail/compose.js";
+import { shareFile } from "../offsite/share.js";
+import { createS3Client, objectKey, parseOffsiteUrl } from "../offsite/target.js";
+import type { S3Client } from "@aws-sdk/client-s3";
 import type { Mailer } from "../mail/transport.js";
 import { renderCsv } from "./csv.js";
 import { renderIati } from "./iati.js";
@@ -28,6 +31,7 @@ import {
   markRendering,
   markSending,
   markSent,
+  markShared,
   markUnsent,
   pmtVersion,
   type ExportRequest,
@@ -80,6 +84,7 @@ async function render(deps: ExportDeps, req: ExportRequest, filtersText: string)
 
 export function exportTask(deps: ExportDeps): Task {
   const { pool, logger, config, mailer } = deps;
+  let s3: S3Client | undefined;
   return async (payload) => {
     const parsed = payloadSchema.safeParse(payload);
     if (!parsed.success) throw new PermanentJobError(`export job payload: expected {"requestId": <id>}`);
@@ -119,41 +124,56 @@ export function exportTask(deps: ExportDeps): Task {
       compressed = true;
     }
     const info: Rendered = { rows, bytes: file.bytes, sha256: file.sha256, attachment, compressed };
+
+    /**
+     * One SMTP transaction. Accepted: the request is sent. Refused for good
+     * (5xx): failed, no retry, spool file gone. Otherwise: queued again, retried.
+     */
+    const send = async (message: Parameters<Mailer["send"]>[0]): Promise<void> => {
+      let sent;
+      try {
+        sent = await mailer.send(message);
+      } catch (error) {
+        const failure = classifySmtpError(error);
+        await markUnsent(pool, id, failure.permanent, failure.reason);
+        if (failure.permanent) {
+          fs.rmSync(file.path, { force: true });
+          throw new PermanentJobError(`export request ${id}: ${failure.reason}`, { cause: error });
+        }
+        throw new Error(`export request ${id}: ${failure.reason}`, { cause: error });
+      }
+      await markSent(pool, id, sent.messageId, sent.response, null);
+    };
     const body = { instance: req.instance, format: req.format, rows: rows ?? "the requested", filters: filtersText, attachment };
+
+    const target = config.offsite.url ? parseOffsiteUrl(config.offsite.url) : undefined;
+    if (file.bytes > config.exportMaxAttachmentBytes && target?.kind === "s3") {
+      // Too large to mail: put it on the offsite store and mail a link.
+      s3 ??= createS3Client(config.offsite);
+      const key = objectKey(target.prefix, "exports", req.instance, `${id}-${attachment}`);
+      const link = await shareFile(s3, target.bucket, key, file, config.exportLinkDays, attachment);
+      await markShared(pool, id, key, link.expiresAt);
+      await markSending(pool, id, info);
+      await send(linkMessage(config, req, body, link));
+      fs.rmSync(file.path, { force: true });
+      logger.info({ requestId: id, bytes: file.bytes, key }, "export too large to mail; sent a download link");
+      return;
+    }
 
     if (file.bytes > config.exportMaxAttachmentBytes) {
       const mb = (bytes: number) => String(Number((bytes / 2 ** 20).toFixed(2)));
       const reason = `too large to mail: ${mb(file.bytes)} MB compressed, the limit is ${mb(config.exportMaxAttachmentBytes)} MB; narrow the filters`;
       fs.rmSync(file.path, { force: true });
       await markSending(pool, id, info);
-      try {
-        await mailer.send(tooLargeMessage(config, req, body, reason));
-      } catch (error) {
-        const failure = classifySmtpError(error);
-        await markUnsent(pool, id, failure.permanent, failure.reason);
-        if (failure.permanent) throw new PermanentJobError(failure.reason, { cause: error });
-        throw new Error(failure.reason, { cause: error });
-      }
+      await send(tooLargeMessage(config, req, body, reason));
       await markFailed(pool, id, reason);
       logger.warn({ requestId: id, bytes: file.bytes }, "export too large to mail; the recipient was told");
       return;
     }
 
     await markSending(pool, id, info);
-    let sent;
-    try {
-      sent = await mailer.send(exportMessage(config, req, body, file.path));
-    } catch (error) {
-      const failure = classifySmtpError(error);
-      await markUnsent(pool, id, failure.permanent, failure.reason);
-      if (failure.permanent) {
-        fs.rmSync(file.path, { force: true });
-        throw new PermanentJobError(`export request ${id}: ${failure.reason}`, { cause: error });
-      }
-      throw new Error(`export request ${id}: ${failure.reason}`, { cause: error });
-    }
-    await markSent(pool, id, sent.messageId, sent.response, null);
+    await send(exportMessage(config, req, body, file.path));
     if (config.exportKeepHours === 0) fs.rmSync(file.path, { force: true });
-    logger.info({ requestId: id, rows, bytes: file.bytes, messageId: sent.messageId, via: mailer.target }, "export sent");
+    logger.info({ requestId: id, rows, bytes: file.bytes, via: mailer.target }, "export sent");
   };
 }

@@ -54,3 +54,15 @@ export function tooLargeMessage(config: Config, req: ExportRequest, fields: Body
     messageId: exportMessageId(req),
   };
 }
+
+export function linkMessage(config: Config, req: ExportRequest, fields: BodyFields, link: { url: string; expiresAt: Date }): Mail.Options {
+  return {
+    from: config.mailFrom,
+    to: req.recipient,
+    subject: SUBJECT,
+    text:
+      `${fillTemplate(bodyTemplate(config, req.instance), fields)}\n\n` +
+      `The file (${fields.attachment}) is too large to attach. Download it until ${link.expiresAt.toISOString().slice(0, 16).replace("T", " ")} UTC:\n${link.url}\n`,
+    messageId: exportMessageId(req),
+  };
+}

@@ -2,9 +2,11 @@
  * The hard delivery cases: a worker killed between the SMTP server accepting
  * the mail and the status update; exports too large to mail; the outbox.
  */
+import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import zlib from "node:zlib";
 import { simpleParser } from "mailparser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrate } from "../../src/db/migrate.js";
@@ -15,6 +17,7 @@ import { createTestDatabase, type TestDatabase } from "../harness/db.js";
 import { SmtpSink } from "../harness/smtp.js";
 import { until } from "../harness/wait.js";
 import { startTestWorker } from "../harness/worker.js";
+import { S3RVER_CREDENTIALS, startS3 } from "../harness/s3.js";
 
 let db: TestDatabase;
 let smtp: SmtpSink;
@@ -100,7 +103,7 @@ describe("large exports", () => {
       expect(row).toMatchObject({ rows: 3000, compressed: true, attachment: attachment.filename });
       expect(attachment.content.length).toBe(Number(row.bytes));
       expect(Number(row.bytes)).toBeLessThan(0.4 * 2 ** 20);
-      const csv = (await import("node:zlib")).gunzipSync(attachment.content).toString("utf8");
+      const csv = zlib.gunzipSync(attachment.content).toString("utf8");
       expect(csv.length).toBeGreaterThan(0.4 * 2 ** 20);
       expect(csv.split("\r\n").filter((l) => l.startsWith(",")).length).toBe(3000 + 300);
     } finally {
@@ -121,6 +124,40 @@ describe("large exports", () => {
       expect(mail.text).toContain("matched 3000 activities, which is too large to mail");
     } finally {
       await worker.stop();
+    }
+  });
+  it("puts an export too large even compressed on the S3 store and mails a presigned link", async () => {
+    const s3 = await startS3(["pmt-offsite"]);
+    Object.assign(process.env, S3RVER_CREDENTIALS);
+    const worker = await startTestWorker(db.url, {
+      env: {
+        SMTP_URL: smtp.url,
+        EXPORT_MAX_ATTACHMENT_MB: "0.01",
+        OFFSITE_URL: "s3://pmt-offsite/server-1",
+        S3_ENDPOINT: s3.endpoint,
+        S3_FORCE_PATH_STYLE: "true",
+        EXPORT_LINK_DAYS: "2",
+      },
+    });
+    try {
+      const before = smtp.messages.length;
+      const id = await requestExport("'','','',null,null", "hank@example.org");
+      const row = await waitFor(id, "sent");
+      expect(row.offsite_key).toBe(`server-1/exports/${db.name}/${id}-${row.attachment}`);
+      expect(row.link_expires_at.getTime() - Date.now()).toBeGreaterThan(47 * 3600_000);
+      await smtp.waitForMessages(before + 1);
+      const mail = smtp.messages[before]!;
+      expect(mail.attachments).toHaveLength(0);
+      const url = /Download it until .* UTC:\n(\S+)/.exec(mail.text ?? "")![1]!;
+      expect(url).toContain("X-Amz-Signature=");
+      const res = await fetch(url);
+      expect(res.status).toBe(200);
+      const body = Buffer.from(await res.arrayBuffer());
+      expect(crypto.createHash("sha256").update(body).digest("hex")).toBe(row.sha256);
+      expect(zlib.gunzipSync(body).toString("utf8")).toMatch(/^"PMT 2.0, Database Version/);
+    } finally {
+      await worker.stop();
+      await s3.close();
     }
   });
 });

@@ -1,0 +1,42 @@
+/**
+ * The offsite store from OFFSITE_URL: `s3://bucket/prefix` on any
+ * S3-compatible store, or `file:///path`. Pure parsing plus the S3 client,
+ * configured for S3 clones: checksums only when the operation requires them
+ * (s3rver, MinIO and others store aws-chunked stream bodies corrupted
+ * otherwise); integrity is our own sha256, kept as object metadata.
+ */
+import { S3Client } from "@aws-sdk/client-s3";
+import { UserError } from "../errors.js";
+
+export type OffsiteTarget = { kind: "s3"; bucket: string; prefix: string } | { kind: "file"; dir: string };
+
+export function parseOffsiteUrl(value: string): OffsiteTarget {
+  const url = new URL(value);
+  if (url.protocol === "file:") return { kind: "file", dir: decodeURIComponent(url.pathname) };
+  if (url.protocol === "s3:" && url.hostname) {
+    return { kind: "s3", bucket: url.hostname, prefix: decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, "") };
+  }
+  throw new UserError("OFFSITE_URL: expected s3://bucket/prefix or file:///absolute/path");
+}
+
+/** `prefix/part/part`, without empty parts. */
+export function objectKey(prefix: string, ...parts: string[]): string {
+  return [prefix, ...parts].filter(Boolean).join("/");
+}
+
+export interface S3Settings {
+  endpoint: string | undefined;
+  region: string;
+  forcePathStyle: boolean;
+}
+
+export function createS3Client(settings: S3Settings): S3Client {
+  return new S3Client({
+    region: settings.region,
+    endpoint: settings.endpoint,
+    forcePathStyle: settings.forcePathStyle,
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+    maxAttempts: 5,
+  });
+}
