@@ -58,7 +58,7 @@ begin
   select p, 'XI-PMT-P' || lpad(p::text, 6, '0'),
          'Project ' || p || ': ' || (array['rural', 'urban', 'national', 'regional'])[1 + p % 4] || ' programme',
          'Programme ' || p || ' with "partners", commas, and <angle brackets> & ampersands',
-         'OPP' || (1000 + p), date '2008-01-01' + (p * 37 % 1500), date '2008-01-01' + (p * 37 % 1500) + 365 * (2 + p % 4),
+         'OPP' || (1000 + p), date '2008-01-01' + (p::bigint * 37 % 1500)::integer, date '2008-01-01' + (p::bigint * 37 % 1500)::integer + 365 * (2 + p % 4),
          'https://pmt.example.org/project/' || p, 'tag' || (p % 7)
   from generate_series(1, projects) p;
 
@@ -66,18 +66,18 @@ begin
   select a, 1 + (a - 1) / 10, 'XI-PMT-A' || lpad(a::text, 8, '0'),
          'Activity ' || a,
          'Improve "access" to <services> & training, phase ' || (1 + a % 3) || E'\nSecond line',
-         date '2009-01-01' + (a * 53 % 2000), date '2009-01-01' + (a * 53 % 2000) + 90 * (1 + a % 12),
+         date '2009-01-01' + (a::bigint * 53 % 2000)::integer, date '2009-01-01' + (a::bigint * 53 % 2000)::integer + 90 * (1 + a % 12),
          'Village ' || (a % 97), 'keyword' || (a % 5)
   from generate_series(1, activities) a;
 
   insert into public.location (location_id, project_id, activity_id, title, lat_dd, long_dd)
   select a, 1 + (a - 1) / 10, a, 'Site ' || a,
-         round((-10 + (a * 7919 % 2000) / 100.0)::numeric, 6), round((30 + (a * 104729 % 1500) / 100.0)::numeric, 6)
+         round((-10 + (a::bigint * 7919 % 2000) / 100.0)::numeric, 6), round((30 + (a::bigint * 104729 % 1500) / 100.0)::numeric, 6)
   from generate_series(1, activities) a;
 
   insert into public.financial (financial_id, project_id, activity_id, amount, start_date, end_date)
-  select a, 1 + (a - 1) / 10, a, 1000 + (a * 7717 % 99000), date '2009-01-01' + (a * 53 % 2000),
-         date '2009-01-01' + (a * 53 % 2000) + 364
+  select a, 1 + (a - 1) / 10, a, 1000 + (a::bigint * 7717 % 99000), date '2009-01-01' + (a::bigint * 53 % 2000)::integer,
+         date '2009-01-01' + (a::bigint * 53 % 2000)::integer + 364
   from generate_series(1, activities) a;
 
   insert into public.participation (participation_id, project_id, activity_id, organization_id)
