@@ -196,6 +196,65 @@ export const ENV = {
     default: "2",
     doc: "How often the drop folder is scanned; a file is taken when unchanged between two scans.",
   },
+  BACKUP_DIR: {
+    schema: z.string().trim().min(1, "expected a folder path"),
+    default: "",
+    doc: "Where backups are written (0700; files 0600). Unset: PMT_HOME/backups.",
+  },
+  BACKUP_CRON: {
+    schema: cron,
+    default: "0 0 * * *",
+    doc: "When backups run (crontab syntax, UTC): one pg_dump per database per run.",
+  },
+  BACKUP_DATABASES: {
+    schema: z
+      .string()
+      .trim()
+      .superRefine((value, ctx) => {
+        for (const item of value.split(",").map((s) => s.trim()).filter(Boolean)) {
+          if (/^postgres(ql)?:\/\//.test(item)) continue;
+          if (!/^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/.test(item)) {
+            ctx.addIssue({ code: "custom", message: `${JSON.stringify(item)} is neither a database name nor a postgres:// URL (values not shown)` });
+          }
+        }
+      }),
+    default: "",
+    doc: "Databases to back up: names on DATABASE_URL's server or full postgres:// URLs, comma-separated. Unset: DATABASE_URL's database.",
+  },
+  BACKUP_FORMAT: {
+    schema: z.enum(["custom", "tar", "directory"], { message: "expected custom, tar or directory" }),
+    default: "custom",
+    doc: "pg_dump format: custom (compressed, .dump), tar (the original's -Ft, .tar) or directory (with BACKUP_JOBS parallel jobs).",
+  },
+  BACKUP_JOBS: {
+    schema: int(1, 32),
+    default: "2",
+    doc: "Parallel pg_dump jobs for the directory format.",
+  },
+  BACKUP_SPACE_FACTOR: {
+    schema: z
+      .string()
+      .trim()
+      .regex(/^\d+(\.\d+)?$/, "expected a number like 1.5")
+      .transform(Number)
+      .pipe(z.number().min(1, "expected a number of at least 1")),
+    default: "1.5",
+    doc: "A backup starts only if BACKUP_DIR has this many times the last backup's size free.",
+  },
+  RETAIN_DAILY: { schema: int(0, 3650), default: "7", doc: "Daily backups kept (the newest of each of the newest N days)." },
+  RETAIN_WEEKLY: { schema: int(0, 520), default: "5", doc: "Weekly backups kept (the newest of each ISO week, from WEEKLY_DAY on)." },
+  RETAIN_MONTHLY: { schema: int(0, 1200), default: "12", doc: "Monthly backups kept (the newest of each month, from MONTHLY_DAY on)." },
+  WEEKLY_DAY: { schema: int(0, 6), default: "0", doc: "Day of the week a weekly backup counts from (0 = Sunday)." },
+  MONTHLY_DAY: {
+    schema: z.enum(["first-sunday", "1"], { message: "expected first-sunday or 1" }),
+    default: "first-sunday",
+    doc: "Day of the month a monthly backup counts from: the first Sunday, or the 1st.",
+  },
+  RETAIN_MIN_SUCCESSFUL: {
+    schema: int(1, 1000),
+    default: "3",
+    doc: "The newest N successful backups of a database are never pruned, whatever their age.",
+  },
   OFFSITE_URL: {
     schema: urlOf(["s3:", "file:"], "expected s3://bucket/prefix or file:///absolute/path (value not shown)")
       .or(z.string().trim().regex(/^file:\/\/\/.+/, "expected s3://bucket/prefix or file:///absolute/path"))
@@ -247,7 +306,7 @@ export const ENV = {
 
 type Env = typeof ENV;
 /** Variables whose values may hold a password: never echoed in errors. */
-const SECRET_VARS = new Set<string>(["DATABASE_URL", "SMTP_URL"]);
+const SECRET_VARS = new Set<string>(["DATABASE_URL", "SMTP_URL", "BACKUP_DATABASES", "OFFSITE_URL"]);
 export type EnvName = keyof Env;
 
 export interface Config {
@@ -266,6 +325,15 @@ export interface Config {
   smtpUrl: string | undefined;
   smtpCaFile: string | undefined;
   dropDir: string | undefined;
+  backup: {
+    dir: string;
+    cron: string;
+    databases: string[];
+    format: "custom" | "tar" | "directory";
+    jobs: number;
+    spaceFactor: number;
+  };
+  retention: { daily: number; weekly: number; monthly: number; weeklyDay: number; monthlyDay: "first-sunday" | "1"; minSuccessful: number };
   offsite: { url: string | undefined; endpoint: string | undefined; region: string; forcePathStyle: boolean };
   exportLinkDays: number;
   dropScanSeconds: number;
@@ -344,6 +412,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
     smtpUrl: values.SMTP_URL as string | undefined,
     smtpCaFile: values.SMTP_CA_FILE as string | undefined,
     dropDir: values.DROP_DIR as string | undefined,
+    backup: {
+      dir: path.resolve((values.BACKUP_DIR as string) || path.join(values.PMT_HOME as string, "backups")),
+      cron: values.BACKUP_CRON as string,
+      databases: (values.BACKUP_DATABASES as string).split(",").map((s) => s.trim()).filter(Boolean),
+      format: values.BACKUP_FORMAT as "custom" | "tar" | "directory",
+      jobs: values.BACKUP_JOBS as number,
+      spaceFactor: values.BACKUP_SPACE_FACTOR as number,
+    },
+    retention: {
+      daily: values.RETAIN_DAILY as number,
+      weekly: values.RETAIN_WEEKLY as number,
+      monthly: values.RETAIN_MONTHLY as number,
+      weeklyDay: values.WEEKLY_DAY as number,
+      monthlyDay: values.MONTHLY_DAY as "first-sunday" | "1",
+      minSuccessful: values.RETAIN_MIN_SUCCESSFUL as number,
+    },
     offsite: {
       url: values.OFFSITE_URL as string | undefined,
       endpoint: values.S3_ENDPOINT as string | undefined,
