@@ -241,6 +241,26 @@ export const ENV = {
     default: "1.5",
     doc: "A backup starts only if BACKUP_DIR has this many times the last backup's size free.",
   },
+  PG_BIN_DIR: {
+    schema: z.string().trim().min(1).optional(),
+    default: undefined,
+    doc: "Folder of the pg_dump/pg_restore to use. Unset: the newest suitable one on PATH or in /usr/lib/postgresql/*/bin.",
+  },
+  BACKUP_TIMEZONE: {
+    schema: z
+      .string()
+      .trim()
+      .refine((tz) => {
+        try {
+          new Intl.DateTimeFormat("en-US", { timeZone: tz });
+          return true;
+        } catch {
+          return false;
+        }
+      }, "expected an IANA time zone like UTC or Africa/Nairobi"),
+    default: "UTC",
+    doc: "Calendar of the retention tiers (which day, week and month a backup belongs to).",
+  },
   RETAIN_DAILY: { schema: int(0, 3650), default: "7", doc: "Daily backups kept (the newest of each of the newest N days)." },
   RETAIN_WEEKLY: { schema: int(0, 520), default: "5", doc: "Weekly backups kept (the newest of each ISO week, from WEEKLY_DAY on)." },
   RETAIN_MONTHLY: { schema: int(0, 1200), default: "12", doc: "Monthly backups kept (the newest of each month, from MONTHLY_DAY on)." },
@@ -332,8 +352,9 @@ export interface Config {
     format: "custom" | "tar" | "directory";
     jobs: number;
     spaceFactor: number;
+    pgBinDir: string | undefined;
   };
-  retention: { daily: number; weekly: number; monthly: number; weeklyDay: number; monthlyDay: "first-sunday" | "1"; minSuccessful: number };
+  retention: { daily: number; weekly: number; monthly: number; weeklyDay: number; monthlyDay: "first-sunday" | "1"; minSuccessful: number; timeZone: string };
   offsite: { url: string | undefined; endpoint: string | undefined; region: string; forcePathStyle: boolean };
   exportLinkDays: number;
   dropScanSeconds: number;
@@ -419,6 +440,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
       format: values.BACKUP_FORMAT as "custom" | "tar" | "directory",
       jobs: values.BACKUP_JOBS as number,
       spaceFactor: values.BACKUP_SPACE_FACTOR as number,
+      pgBinDir: values.PG_BIN_DIR as string | undefined,
     },
     retention: {
       daily: values.RETAIN_DAILY as number,
@@ -427,6 +449,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
       weeklyDay: values.WEEKLY_DAY as number,
       monthlyDay: values.MONTHLY_DAY as "first-sunday" | "1",
       minSuccessful: values.RETAIN_MIN_SUCCESSFUL as number,
+      timeZone: values.BACKUP_TIMEZONE as string,
     },
     offsite: {
       url: values.OFFSITE_URL as string | undefined,

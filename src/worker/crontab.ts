@@ -7,8 +7,16 @@ import { parseCronItems, type ParsedCronItem } from "graphile-worker";
 import type { Config } from "../config.js";
 import { TASK } from "./tasks.js";
 
-export function buildCronItems(config: Config): ParsedCronItem[] {
+export function buildCronItems(config: Config, backups: { database: string }[] = []): ParsedCronItem[] {
   return parseCronItems([
+    // One pg_dump per database per run; a database's backups queue behind each other.
+    ...backups.map((b) => ({
+      task: TASK.backup,
+      match: config.backup.cron,
+      identifier: `backup:${b.database}`,
+      payload: { database: b.database },
+      options: { backfillPeriod: 6 * 3600 * 1000, maxAttempts: 3, queueName: `backup:${b.database}`, jobKey: `backup:${b.database}`, jobKeyMode: "replace" as const },
+    })),
     {
       task: TASK.historyPrune,
       match: config.historyPruneCron,

@@ -14,6 +14,7 @@ import { graphileLogger, type Logger } from "../log.js";
 import { VERSION } from "../version.js";
 import { startDropFolder, type DropFolder } from "../exports/drop-folder.js";
 import { createMailer, type Mailer } from "../mail/transport.js";
+import { backupTargets } from "../backups/target.js";
 import { buildCronItems } from "./crontab.js";
 import { withHistory } from "./history-wrapper.js";
 import { startHttpServer } from "./http.js";
@@ -56,7 +57,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   const db = createDb(pool);
   const metrics = createMetrics(pool);
   const mailer = options.mailer ?? createMailer(config);
-  const bodies = { ...buildTasks({ config, db, pool, logger, mailer }), ...options.extraTasks };
+  const bodies = { ...buildTasks({ config, databaseUrl: options.databaseUrl, db, pool, logger, mailer }), ...options.extraTasks };
   const taskList = Object.fromEntries(
     Object.entries(bodies).map(([name, body]) => [name, withHistory(name, body, { pool, logger, metrics })]),
   );
@@ -73,7 +74,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   runner = await run({
     pgPool: pool,
     taskList,
-    parsedCronItems: buildCronItems(config),
+    parsedCronItems: buildCronItems(config, backupTargets(options.databaseUrl, config.backup.databases)),
     concurrency: config.concurrency,
     pollInterval: config.pollIntervalMs,
     noHandleSignals: true,

@@ -7,6 +7,7 @@ import type pg from "pg";
 import { z } from "zod";
 import type { Config } from "../config.js";
 import type { Db } from "../db/schema.js";
+import { backupTask } from "../backups/task.js";
 import { pruneSpool } from "../exports/spool.js";
 import { exportTask } from "../exports/task.js";
 import { pruneHistory } from "../history/prune.js";
@@ -15,6 +16,8 @@ import type { Mailer } from "../mail/transport.js";
 
 export interface TaskContext {
   config: Config;
+  /** The queue database's URL (backups of names in BACKUP_DATABASES are on its server). */
+  databaseUrl: string;
   db: Db;
   pool: pg.Pool;
   logger: Logger;
@@ -26,6 +29,7 @@ export const TASK = {
   noop: "pmt_jobs.noop",
   export: "pmt_jobs.export",
   spoolPrune: "pmt_jobs.spool_prune",
+  backup: "pmt_jobs.backup",
 } as const;
 
 /** Spool files are kept at least this long, so an export being retried never loses its file. */
@@ -35,6 +39,7 @@ const noopPayload = z.object({ sleepMs: z.number().int().min(0).max(3_600_000).o
 
 export function buildTasks(ctx: TaskContext): Record<string, Task> {
   return {
+    [TASK.backup]: backupTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl }),
     [TASK.export]: exportTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, mailer: ctx.mailer }),
     [TASK.spoolPrune]: async () => {
       const hours = Math.max(ctx.config.exportKeepHours, SPOOL_MIN_AGE_HOURS);

@@ -1,0 +1,50 @@
+/**
+ * The sidecar `<file>.json` that makes a backup folder (or bucket)
+ * self-describing without the database. Written atomically, 0600.
+ */
+import fs from "node:fs";
+import { fsyncDir } from "./files.js";
+
+export interface Manifest {
+  kind: "pmt-worker backup";
+  version: 1;
+  database: string;
+  format: string;
+  file: string;
+  bytes: number;
+  sha256: string;
+  /** For the directory format: each file's size and sha256. */
+  files?: { name: string; bytes: number; sha256: string }[];
+  server_version: string;
+  pg_dump_version: string;
+  tiers: string[];
+  started_at: string;
+  finished_at: string;
+  table_counts: Record<string, number>;
+}
+
+export function manifestPath(backupPath: string): string {
+  return `${backupPath}.json`;
+}
+
+export function writeManifest(backupPath: string, manifest: Manifest): void {
+  const target = manifestPath(backupPath);
+  const tmp = `${target}.partial`;
+  const fd = fs.openSync(tmp, "w", 0o600);
+  try {
+    fs.writeSync(fd, JSON.stringify(manifest, null, 2) + "\n");
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, target);
+  fsyncDir(target);
+}
+
+export function readManifest(backupPath: string): Manifest | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(manifestPath(backupPath), "utf8")) as Manifest;
+  } catch {
+    return undefined;
+  }
+}

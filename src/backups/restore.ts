@@ -1,0 +1,93 @@
+/**
+ * `backup restore <id> --into <db>`: pg_restore (exit on error, no owners)
+ * into a database that must not exist yet, created on the server of the
+ * backed-up database. Reports the tables restored and the duration; any
+ * error fails loudly and the half-restored database is dropped.
+ */
+import fs from "node:fs";
+import { performance } from "node:perf_hooks";
+import pg from "pg";
+import type { Config } from "../config.js";
+import { UserError, errorMessage } from "../errors.js";
+import { redactText } from "../redact.js";
+import { getBackup, type BackupRow } from "./catalog.js";
+import { chooseTool, findTools, searchDirs } from "./pgtools.js";
+import { runTool } from "./run.js";
+import { backupTargets } from "./target.js";
+
+export interface RestoreResult {
+  backup: BackupRow;
+  database: string;
+  tables: Record<string, number>;
+  seconds: number;
+}
+
+function urlFor(base: string, database: string): string {
+  const u = new URL(base);
+  u.pathname = `/${encodeURIComponent(database)}`;
+  return u.toString();
+}
+
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  client.on("error", () => {});
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+export async function tableCounts(url: string): Promise<Record<string, number>> {
+  return withClient(url, async (c) => {
+    const { rows } = await c.query<{ name: string }>(`
+      select format('%I.%I', n.nspname, c.relname) as name
+      from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where c.relkind = 'r' and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%'
+      order by 1`);
+    const counts: Record<string, number> = {};
+    for (const { name } of rows) counts[name] = Number((await c.query(`select count(*) as n from ${name}`)).rows[0].n);
+    return counts;
+  });
+}
+
+export async function restoreBackup(
+  config: Config,
+  pool: pg.Pool,
+  databaseUrl: string,
+  id: number,
+  into: string,
+  fromFile?: string,
+): Promise<RestoreResult> {
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(into)) {
+    throw new UserError(`--into ${JSON.stringify(into)}: expected a new database name (letters, digits, _; at most 63)`);
+  }
+  const backup = await getBackup(pool, id);
+  if (!backup) throw new UserError(`backup ${id} does not exist (see pmt-worker backup list)`);
+  const file = fromFile ?? backup.local_path;
+  if (!file || !fs.existsSync(file)) throw new UserError(`backup ${id}'s file ${file ?? "(none)"} is not there; pass --from-file`);
+  const target = backupTargets(databaseUrl, config.backup.databases).find((t) => t.database === backup.database);
+  const serverUrl = target?.url ?? databaseUrl;
+  const adminUrl = urlFor(serverUrl, "postgres");
+  const intoUrl = urlFor(serverUrl, into);
+
+  const exists = await withClient(adminUrl, async (c) => (await c.query("select 1 from pg_database where datname = $1", [into])).rowCount);
+  if (exists) throw new UserError(`database ${into} already exists: restore only into a new database`);
+  const major = Number((backup.server_version ?? "0").split(".")[0]);
+  const pgRestore = chooseTool("pg_restore", findTools("pg_restore", searchDirs(config.backup.pgBinDir)), {
+    major,
+    version: backup.server_version ?? "unknown",
+  });
+
+  const t0 = performance.now();
+  await withClient(adminUrl, (c) => c.query(`create database ${pg.escapeIdentifier(into)}`));
+  try {
+    await runTool(pgRestore, ["--exit-on-error", "--no-owner", "--no-privileges", `--dbname=${into}`, file], intoUrl);
+  } catch (error) {
+    await withClient(adminUrl, (c) => c.query(`drop database if exists ${pg.escapeIdentifier(into)} with (force)`)).catch(() => {});
+    throw new UserError(`restore of backup ${id} into ${into} failed (the new database was dropped): ${redactText(errorMessage(error))}`, { cause: error });
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  return { backup, database: into, tables: await tableCounts(intoUrl), seconds };
+}

@@ -1,0 +1,66 @@
+/**
+ * The databases to back up (BACKUP_DATABASES: names on DATABASE_URL's server
+ * or full URLs) and the libpq environment for pg_dump: the password travels
+ * in PGPASSWORD, never in argv.
+ */
+import { UserError } from "../errors.js";
+import { redactUrl } from "../redact.js";
+
+export interface BackupTarget {
+  /** The name in the catalog, file names and job payloads. */
+  database: string;
+  url: string;
+}
+
+export function backupTargets(databaseUrl: string, configured: string[]): BackupTarget[] {
+  const items = configured.length ? configured : [new URL(databaseUrl).pathname.slice(1)];
+  const targets = items.map((item) => {
+    if (/^postgres(ql)?:\/\//.test(item)) {
+      return { database: decodeURIComponent(new URL(item).pathname.slice(1)), url: item };
+    }
+    const url = new URL(databaseUrl);
+    url.pathname = `/${encodeURIComponent(item)}`;
+    return { database: item, url: url.toString() };
+  });
+  const names = new Set<string>();
+  for (const t of targets) {
+    if (!t.database) throw new UserError(`BACKUP_DATABASES: ${redactUrl(t.url)} names no database`);
+    if (names.has(t.database)) throw new UserError(`BACKUP_DATABASES: database ${t.database} is listed twice (names must be unique)`);
+    names.add(t.database);
+  }
+  return targets;
+}
+
+export function findTarget(targets: BackupTarget[], database: string): BackupTarget {
+  const t = targets.find((x) => x.database === database);
+  if (!t) {
+    throw new UserError(`database ${JSON.stringify(database)} is not in BACKUP_DATABASES (${targets.map((x) => x.database).join(", ")})`);
+  }
+  return t;
+}
+
+const PARAMS: Record<string, string> = {
+  sslmode: "PGSSLMODE",
+  sslrootcert: "PGSSLROOTCERT",
+  sslcert: "PGSSLCERT",
+  sslkey: "PGSSLKEY",
+  connect_timeout: "PGCONNECT_TIMEOUT",
+};
+
+/** libpq environment for the URL (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, ...). */
+export function libpqEnv(url: string): Record<string, string> {
+  const u = new URL(url);
+  const env: Record<string, string> = {
+    PGHOST: u.hostname.replace(/^\[|\]$/g, "") || "localhost",
+    PGPORT: u.port || "5432",
+    PGDATABASE: decodeURIComponent(u.pathname.slice(1)),
+    PGAPPNAME: "pmt-worker backup",
+  };
+  if (u.username) env.PGUSER = decodeURIComponent(u.username);
+  if (u.password) env.PGPASSWORD = decodeURIComponent(u.password);
+  for (const [param, name] of Object.entries(PARAMS)) {
+    const value = u.searchParams.get(param);
+    if (value) env[name] = value;
+  }
+  return env;
+}

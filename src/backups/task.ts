@@ -1,0 +1,26 @@
+/** The backup job: one pg_dump of one database, then retention for it. */
+import type { Task } from "graphile-worker";
+import type pg from "pg";
+import { z } from "zod";
+import type { Config } from "../config.js";
+import { PermanentJobError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { applyRetention } from "../retention/apply.js";
+import { runBackup } from "./run.js";
+import { backupTargets } from "./target.js";
+
+const payloadSchema = z.object({
+  database: z.string().min(1),
+  format: z.enum(["custom", "tar", "directory"]).optional(),
+});
+
+export function backupTask(deps: { config: Config; pool: pg.Pool; logger: Logger; databaseUrl: string }): Task {
+  return async (payload, helpers) => {
+    const parsed = payloadSchema.safeParse(payload);
+    if (!parsed.success) throw new PermanentJobError(`backup job payload: expected {"database": "<name>", "format"?: "custom|tar|directory"}`);
+    const target = backupTargets(deps.databaseUrl, deps.config.backup.databases).find((t) => t.database === parsed.data.database);
+    if (!target) throw new PermanentJobError(`database ${parsed.data.database} is not in BACKUP_DATABASES`);
+    await runBackup(deps, target, { format: parsed.data.format, jobId: Number(helpers.job.id) });
+    await applyRetention(deps.config, deps.pool, deps.logger, target.database);
+  };
+}

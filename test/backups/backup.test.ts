@@ -1,0 +1,171 @@
+/**
+ * Backups with the real pg_dump and pg_restore against harness databases.
+ */
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { beforeAll, describe, expect, it } from "vitest";
+import { getBackup, listBackups } from "../../src/backups/catalog.js";
+import { readManifest } from "../../src/backups/manifest.js";
+import { restoreBackup, tableCounts } from "../../src/backups/restore.js";
+import { runBackup } from "../../src/backups/run.js";
+import { backupTargets } from "../../src/backups/target.js";
+import { verifyBackup } from "../../src/backups/verify.js";
+import type { Config } from "../../src/config.js";
+import { migrate } from "../../src/db/migrate.js";
+import { seedDemo } from "../../src/exports/demo.js";
+import { createLogger } from "../../src/log.js";
+import { applyRetention } from "../../src/retention/apply.js";
+import { createTestDatabase, type TestDatabase } from "../harness/db.js";
+import { until } from "../harness/wait.js";
+import { testConfig } from "../harness/worker.js";
+
+const logger = createLogger("silent");
+let db: TestDatabase;
+let config: Config;
+let backupDir: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await migrate(db.pool, logger);
+  await seedDemo(db.pool, 200);
+  backupDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pmt-backups-")), "backups");
+  config = testConfig({ BACKUP_DIR: backupDir });
+});
+
+const target = () => backupTargets(db.url, [])[0]!;
+const deps = () => ({ config, pool: db.pool, logger });
+const sha = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+
+describe("a backup", () => {
+  it.each(["custom", "tar"] as const)("in %s format round-trips through pg_restore with the same row counts", async (format) => {
+    const row = await runBackup(deps(), target(), { format });
+    expect(row).toMatchObject({ status: "succeeded", database: db.name, format, server_version: expect.stringMatching(/^15\./) });
+    expect(row.file).toMatch(new RegExp(`^${db.name}_\\d{8}T\\d{6}Z\\.${format === "custom" ? "dump" : "tar"}$`));
+    const file = path.join(backupDir, row.file!);
+    expect(fs.statSync(backupDir).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(`${file}.json`).mode & 0o777).toBe(0o600);
+    expect(sha(file)).toBe(row.sha256);
+    expect(Number(row.bytes)).toBe(fs.statSync(file).size);
+    expect(readManifest(file)).toMatchObject({ database: db.name, format, sha256: row.sha256, bytes: Number(row.bytes) });
+    expect(row.table_counts!["public.activity"]).toBe(200);
+    expect(fs.readdirSync(backupDir).filter((n) => n.endsWith(".partial"))).toEqual([]);
+
+    const restored = await restoreBackup(config, db.pool, db.url, row.id, `${db.name}_r_${format}`);
+    expect(restored.tables).toEqual(row.table_counts);
+    expect(restored.tables["public.activity"]).toBe(200);
+    await db.pool.query(`drop database ${db.name}_r_${format} with (force)`);
+  });
+
+  it("refuses to restore into an existing database", async () => {
+    const [row] = await listBackups(db.pool, db.name, 1);
+    await expect(restoreBackup(config, db.pool, db.url, row!.id, db.name)).rejects.toThrow(/already exists: restore only into a new database/);
+  });
+
+  it("verify re-reads the file and detects a flipped byte", async () => {
+    const row = await runBackup(deps(), target());
+    expect(await verifyBackup(config, db.pool, row.id)).toMatchObject({ ok: true, problems: [] });
+    const file = path.join(backupDir, row.file!);
+    const bytes = fs.readFileSync(file);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+    fs.writeFileSync(file, bytes);
+    const result = await verifyBackup(config, db.pool, row.id);
+    expect(result.ok).toBe(false);
+    expect(result.problems[0]).toMatch(/^sha256 mismatch: file [0-9a-f]{64}, catalog [0-9a-f]{64}$/);
+  });
+
+  it("names the server version and the package to install when no pg_dump is new enough", async () => {
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-oldpg-"));
+    for (const tool of ["pg_dump", "pg_restore"]) {
+      fs.writeFileSync(path.join(bin, tool), `#!/bin/sh\necho "${tool} (PostgreSQL) 14.9"\n`, { mode: 0o755 });
+    }
+    const old = testConfig({ BACKUP_DIR: backupDir, PG_BIN_DIR: bin });
+    await expect(runBackup({ config: old, pool: db.pool, logger }, target())).rejects.toThrow(
+      new RegExp(`^pg_dump cannot handle PostgreSQL 15\\.\\d+: it needs pg_dump 15 or newer, found 14\\.9 \\(${bin}/pg_dump\\); install postgresql-client-15`),
+    );
+    const [row] = await listBackups(db.pool, db.name, 1);
+    expect(row).toMatchObject({ status: "failed", error: expect.stringContaining("install postgresql-client-15") });
+  });
+
+  it("killed mid-run (kill -9 of pg_dump) leaves no backup and a failed row", async () => {
+    // Hold a lock pg_dump must wait for, so it is surely running when killed.
+    const locker = new pg.Client({ connectionString: db.url });
+    await locker.connect();
+    await locker.query("begin; lock table public.activity in access exclusive mode");
+    const before = fs.readdirSync(backupDir).sort();
+    let killed = false;
+    const run = runBackup(
+      {
+        ...deps(),
+        onPgDump: (child) => {
+          void until(async () => {
+            const { rowCount } = await db.pool.query(
+              "select 1 from pg_stat_activity where application_name = 'pmt-worker backup' and wait_event_type = 'Lock'",
+            );
+            return rowCount! > 0;
+          }, "pg_dump to wait for the lock").then(() => {
+            killed = child.kill("SIGKILL");
+          });
+        },
+      },
+      target(),
+    );
+    await expect(run).rejects.toThrow(/pg_dump was killed \(SIGKILL\)/);
+    expect(killed).toBe(true);
+    await locker.query("rollback");
+    await locker.end();
+    expect(fs.readdirSync(backupDir).sort()).toEqual(before);
+    const [row] = await listBackups(db.pool, db.name, 1);
+    expect(row).toMatchObject({ status: "failed", error: expect.stringContaining("killed (SIGKILL)") });
+  });
+
+  it("a full disk fails the backup cleanly and leaves earlier backups intact", async () => {
+    const good = await runBackup(deps(), target());
+    const goodFile = path.join(backupDir, good.file!);
+    const before = fs.readdirSync(backupDir).sort();
+    await expect(runBackup({ ...deps(), createOutput: () => fs.createWriteStream("/dev/full") }, target())).rejects.toThrow(
+      /^disk full writing .*\.partial \(ENOSPC\); the partial file was removed, earlier backups are untouched$/,
+    );
+    expect(fs.readdirSync(backupDir).sort()).toEqual(before);
+    expect(sha(goodFile)).toBe(good.sha256);
+    const [row] = await listBackups(db.pool, db.name, 1);
+    expect(row!.status).toBe("failed");
+  });
+
+  it("checks free space against the last backup before writing anything", async () => {
+    const huge = testConfig({ BACKUP_DIR: backupDir, BACKUP_SPACE_FACTOR: "100000000" });
+    const before = fs.readdirSync(backupDir).sort();
+    await expect(runBackup({ config: huge, pool: db.pool, logger }, target())).rejects.toThrow(
+      /^not enough free space in .*: \d+ MB free, \d+ MB needed \(last backup x BACKUP_SPACE_FACTOR\); nothing was written$/,
+    );
+    expect(fs.readdirSync(backupDir).sort()).toEqual(before);
+  });
+});
+
+describe("retention after a backup", () => {
+  it("prunes what no tier keeps (file, manifest, row) and reports unknown files without deleting them", async () => {
+    fs.writeFileSync(path.join(backupDir, "stranger_20200101T000000Z.dump"), "not ours");
+    const strict = testConfig({ BACKUP_DIR: backupDir, RETAIN_DAILY: "1", RETAIN_WEEKLY: "0", RETAIN_MONTHLY: "0", RETAIN_MIN_SUCCESSFUL: "1" });
+    const newest = await runBackup({ config: strict, pool: db.pool, logger }, target());
+    const result = await applyRetention(strict, db.pool, logger, db.name);
+    expect(result.keep.map((k) => [k.backup.id, k.tiers])).toEqual([[newest.id, ["daily"]]]);
+    expect(result.prune.length).toBeGreaterThan(0);
+    expect(result.unknownFiles).toEqual(["stranger_20200101T000000Z.dump"]);
+    for (const pruned of result.prune) {
+      expect((await getBackup(db.pool, pruned.id))!.status).toBe("pruned");
+      if (pruned.local_path) {
+        expect(fs.existsSync(pruned.local_path)).toBe(false);
+        expect(fs.existsSync(`${pruned.local_path}.json`)).toBe(false);
+      }
+    }
+    expect(fs.existsSync(path.join(backupDir, "stranger_20200101T000000Z.dump"))).toBe(true);
+    expect(fs.readdirSync(backupDir)).toContain(`${newest.file}.json`);
+    expect(readManifest(path.join(backupDir, newest.file!))!.tiers).toEqual(["daily"]);
+    const status = await db.pool.query("select * from pmt_jobs.backup_status where database = $1", [db.name]);
+    expect(status.rows[0]).toMatchObject({ kept: 1, daily: 1, weekly: 0, monthly: 0, running: false });
+    expect(Number(status.rows[0].failed_7d)).toBeGreaterThanOrEqual(3);
+  });
+});
