@@ -197,8 +197,8 @@ export const ENV = {
     doc: "How often the drop folder is scanned; a file is taken when unchanged between two scans.",
   },
   BACKUP_DIR: {
-    schema: z.string().trim().min(1, "expected a folder path"),
-    default: "",
+    schema: z.string().trim().min(1, "expected a folder path").optional(),
+    default: undefined,
     doc: "Where backups are written (0700; files 0600). Unset: PMT_HOME/backups.",
   },
   BACKUP_CRON: {
@@ -217,8 +217,9 @@ export const ENV = {
             ctx.addIssue({ code: "custom", message: `${JSON.stringify(item)} is neither a database name nor a postgres:// URL (values not shown)` });
           }
         }
-      }),
-    default: "",
+      })
+      .optional(),
+    default: undefined,
     doc: "Databases to back up: names on DATABASE_URL's server or full postgres:// URLs, comma-separated. Unset: DATABASE_URL's database.",
   },
   BACKUP_FORMAT: {
@@ -434,9 +435,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
     smtpCaFile: values.SMTP_CA_FILE as string | undefined,
     dropDir: values.DROP_DIR as string | undefined,
     backup: {
-      dir: path.resolve((values.BACKUP_DIR as string) || path.join(values.PMT_HOME as string, "backups")),
+      dir: path.resolve((values.BACKUP_DIR as string | undefined) ?? path.join(values.PMT_HOME as string, "backups")),
       cron: values.BACKUP_CRON as string,
-      databases: (values.BACKUP_DATABASES as string).split(",").map((s) => s.trim()).filter(Boolean),
+      databases: ((values.BACKUP_DATABASES as string | undefined) ?? "").split(",").map((s) => s.trim()).filter(Boolean),
       format: values.BACKUP_FORMAT as "custom" | "tar" | "directory",
       jobs: values.BACKUP_JOBS as number,
       spaceFactor: values.BACKUP_SPACE_FACTOR as number,
