@@ -242,6 +242,11 @@ export const ENV = {
     default: "1.5",
     doc: "A backup starts only if BACKUP_DIR has this many times the last backup's size free.",
   },
+  BACKUP_TEST_RESTORE_CRON: {
+    schema: z.literal("off").or(cron).optional(),
+    default: undefined,
+    doc: "When the newest backup of each database is test-restored into a scratch database (crontab, UTC), or off. Unset: 0 4 * * 0 (Sundays 04:00), off on the embedded demo.",
+  },
   PG_BIN_DIR: {
     schema: z.string().trim().min(1).optional(),
     default: undefined,
@@ -354,6 +359,8 @@ export interface Config {
     jobs: number;
     spaceFactor: number;
     pgBinDir: string | undefined;
+    /** undefined: the default (weekly, off on the embedded demo). */
+    testRestoreCron: string | undefined;
   };
   retention: { daily: number; weekly: number; monthly: number; weeklyDay: number; monthlyDay: "first-sunday" | "1"; minSuccessful: number; timeZone: string };
   offsite: { url: string | undefined; endpoint: string | undefined; region: string; forcePathStyle: boolean };
@@ -442,6 +449,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
       jobs: values.BACKUP_JOBS as number,
       spaceFactor: values.BACKUP_SPACE_FACTOR as number,
       pgBinDir: values.PG_BIN_DIR as string | undefined,
+      testRestoreCron: values.BACKUP_TEST_RESTORE_CRON as string | undefined,
     },
     retention: {
       daily: values.RETAIN_DAILY as number,

@@ -2,9 +2,11 @@ import { Command, CommanderError } from "commander";
 import { UserError, errorMessage } from "../errors.js";
 import { redactText } from "../redact.js";
 import { VERSION } from "../version.js";
+import { registerBackup } from "./backup.js";
 import { registerDemo } from "./demo.js";
 import { registerJobs } from "./jobs.js";
 import { registerMigrate } from "./migrate.js";
+import { registerRetention } from "./retention.js";
 import { registerStart } from "./start.js";
 import { registerWatch } from "./watch.js";
 
@@ -18,6 +20,8 @@ export function buildProgram(): Command {
   registerMigrate(program);
   registerJobs(program);
   registerWatch(program);
+  registerBackup(program);
+  registerRetention(program);
   registerDemo(program);
   return program;
 }

@@ -33,7 +33,7 @@ export function registerStart(program: Command): void {
       let worker;
       try {
         if (database.embedded && config.demoActivities > 0) await loadDemo(database.url, config.demoActivities, logger);
-        worker = await startWorker({ config, databaseUrl: database.url, logger });
+        worker = await startWorker({ config, databaseUrl: database.url, logger, embedded: database.embedded });
       } catch (error) {
         await database.close();
         throw error;

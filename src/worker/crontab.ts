@@ -7,8 +7,21 @@ import { parseCronItems, type ParsedCronItem } from "graphile-worker";
 import type { Config } from "../config.js";
 import { TASK } from "./tasks.js";
 
-export function buildCronItems(config: Config, backups: { database: string }[] = []): ParsedCronItem[] {
+export const TEST_RESTORE_CRON_DEFAULT = "0 4 * * 0";
+
+export function buildCronItems(config: Config, backups: { database: string }[] = [], options: { embedded?: boolean } = {}): ParsedCronItem[] {
+  const testRestore = config.backup.testRestoreCron ?? (options.embedded ? "off" : TEST_RESTORE_CRON_DEFAULT);
   return parseCronItems([
+    ...(testRestore !== "off" && backups.length
+      ? [
+          {
+            task: TASK.testRestore,
+            match: testRestore,
+            identifier: "backup_test_restore",
+            options: { backfillPeriod: 0, maxAttempts: 1, jobKey: "backup_test_restore", jobKeyMode: "replace" as const },
+          },
+        ]
+      : []),
     // One pg_dump per database per run; a database's backups queue behind each other.
     ...backups.map((b) => ({
       task: TASK.backup,

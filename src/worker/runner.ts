@@ -32,6 +32,8 @@ export interface WorkerOptions {
   migrate?: boolean;
   /** The mailer for exports; default from SMTP_URL, else the outbox under PMT_HOME. */
   mailer?: Mailer;
+  /** Running on the embedded demo database (some defaults differ). */
+  embedded?: boolean;
 }
 
 export interface WorkerHandle {
@@ -74,7 +76,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   runner = await run({
     pgPool: pool,
     taskList,
-    parsedCronItems: buildCronItems(config, backupTargets(options.databaseUrl, config.backup.databases)),
+    parsedCronItems: buildCronItems(config, backupTargets(options.databaseUrl, config.backup.databases), { embedded: options.embedded }),
     concurrency: config.concurrency,
     pollInterval: config.pollIntervalMs,
     noHandleSignals: true,

@@ -8,6 +8,7 @@ import { z } from "zod";
 import type { Config } from "../config.js";
 import type { Db } from "../db/schema.js";
 import { backupTask } from "../backups/task.js";
+import { testRestoreTask } from "../backups/test-restore.js";
 import { pruneSpool } from "../exports/spool.js";
 import { exportTask } from "../exports/task.js";
 import { pruneHistory } from "../history/prune.js";
@@ -30,6 +31,7 @@ export const TASK = {
   export: "pmt_jobs.export",
   spoolPrune: "pmt_jobs.spool_prune",
   backup: "pmt_jobs.backup",
+  testRestore: "pmt_jobs.backup_test_restore",
 } as const;
 
 /** Spool files are kept at least this long, so an export being retried never loses its file. */
@@ -40,6 +42,7 @@ const noopPayload = z.object({ sleepMs: z.number().int().min(0).max(3_600_000).o
 export function buildTasks(ctx: TaskContext): Record<string, Task> {
   return {
     [TASK.backup]: backupTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl }),
+    [TASK.testRestore]: testRestoreTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl }),
     [TASK.export]: exportTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, mailer: ctx.mailer }),
     [TASK.spoolPrune]: async () => {
       const hours = Math.max(ctx.config.exportKeepHours, SPOOL_MIN_AGE_HOURS);

@@ -169,3 +169,24 @@ describe("retention after a backup", () => {
     expect(Number(status.rows[0].failed_7d)).toBeGreaterThanOrEqual(3);
   });
 });
+
+describe("test restore", () => {
+  it("restores the newest backup into a scratch database, compares row counts, drops it and records the result", async () => {
+    const { testRestore } = await import("../../src/backups/test-restore.js");
+    const good = await runBackup(deps(), target());
+    const result = await testRestore(config, db.pool, db.url, db.name, logger);
+    expect(result).toMatchObject({ ok: true, problems: [] });
+    const row = (await db.pool.query("select restore_test_ok, restore_test_duration, restore_test_error, restore_tested_at from pmt_jobs.backup where id = $1", [good.id])).rows[0];
+    expect(row).toMatchObject({ restore_test_ok: true, restore_test_error: null });
+    expect(row.restore_tested_at).toBeInstanceOf(Date);
+    const scratch = await db.pool.query("select datname from pg_database where datname like 'pmt_restore_test_%'");
+    expect(scratch.rows).toEqual([]);
+
+    // A dump whose recorded counts disagree with what comes back fails the test, loudly.
+    await db.pool.query(`update pmt_jobs.backup set table_counts = jsonb_set(table_counts, '{public.activity}', '201') where id = $1`, [good.id]);
+    const bad = await testRestore(config, db.pool, db.url, db.name, logger);
+    expect(bad).toMatchObject({ ok: false, problems: ["table public.activity has 200 rows, 201 were dumped"] });
+    const after = (await db.pool.query("select restore_test_ok, restore_test_error from pmt_jobs.backup where id = $1", [good.id])).rows[0];
+    expect(after).toEqual({ restore_test_ok: false, restore_test_error: "table public.activity has 200 rows, 201 were dumped" });
+  });
+});

@@ -1,0 +1,80 @@
+/**
+ * The weekly proof that backups restore: the newest successful backup of a
+ * database is restored into a scratch database, its tables and row counts
+ * compared with those recorded in the dump's own snapshot, the scratch
+ * database dropped, and the result recorded on the backup row.
+ */
+import type { Task } from "graphile-worker";
+import pg from "pg";
+import type { Config } from "../config.js";
+import { errorMessage } from "../errors.js";
+import type { Logger } from "../log.js";
+import { redactText } from "../redact.js";
+import { lastSucceeded, type BackupRow } from "./catalog.js";
+import { restoreBackup } from "./restore.js";
+import { backupTargets } from "./target.js";
+
+export interface TestRestoreResult {
+  backup: BackupRow;
+  ok: boolean;
+  seconds: number;
+  problems: string[];
+}
+
+export function compareCounts(expected: Record<string, number>, actual: Record<string, number>): string[] {
+  const problems: string[] = [];
+  for (const [table, n] of Object.entries(expected)) {
+    if (!(table in actual)) problems.push(`table ${table} is missing`);
+    else if (actual[table] !== n) problems.push(`table ${table} has ${actual[table]} rows, ${n} were dumped`);
+  }
+  for (const table of Object.keys(actual)) if (!(table in expected)) problems.push(`table ${table} was not in the dump's snapshot`);
+  return problems;
+}
+
+export async function testRestore(config: Config, pool: pg.Pool, databaseUrl: string, database: string, logger: Logger): Promise<TestRestoreResult | undefined> {
+  const backup = await lastSucceeded(pool, database);
+  if (!backup) {
+    logger.warn({ database }, "test restore: no successful backup to restore");
+    return undefined;
+  }
+  const scratch = `pmt_restore_test_${backup.id}_${Date.now().toString(36)}`;
+  let problems: string[] = [];
+  let seconds = 0;
+  try {
+    const restored = await restoreBackup(config, pool, databaseUrl, backup.id, scratch);
+    seconds = restored.seconds;
+    problems = compareCounts(backup.table_counts ?? {}, restored.tables);
+  } catch (error) {
+    problems = [redactText(errorMessage(error))];
+  } finally {
+    const target = backupTargets(databaseUrl, config.backup.databases).find((t) => t.database === database);
+    const admin = new URL(target?.url ?? databaseUrl);
+    admin.pathname = "/postgres";
+    const client = new pg.Client({ connectionString: admin.toString() });
+    client.on("error", () => {});
+    await client.connect().then(
+      () => client.query(`drop database if exists ${pg.escapeIdentifier(scratch)} with (force)`),
+      () => undefined,
+    ).catch((e) => logger.error({ scratch, err: errorMessage(e) }, "could not drop the scratch database"));
+    await client.end().catch(() => {});
+  }
+  const ok = problems.length === 0;
+  await pool.query(
+    `update pmt_jobs.backup set restore_tested_at = now(), restore_test_ok = $2,
+            restore_test_duration = make_interval(secs => $3), restore_test_error = $4 where id = $1`,
+    [backup.id, ok, seconds, ok ? null : problems.join("; ")],
+  );
+  (ok ? logger.info.bind(logger) : logger.error.bind(logger))({ database, backup: backup.id, seconds, problems }, ok ? "test restore passed" : "test restore FAILED");
+  return { backup, ok, seconds, problems };
+}
+
+export function testRestoreTask(deps: { config: Config; pool: pg.Pool; logger: Logger; databaseUrl: string }): Task {
+  return async () => {
+    const failures: string[] = [];
+    for (const target of backupTargets(deps.databaseUrl, deps.config.backup.databases)) {
+      const result = await testRestore(deps.config, deps.pool, deps.databaseUrl, target.database, deps.logger);
+      if (result && !result.ok) failures.push(`${target.database} (backup ${result.backup.id}): ${result.problems.join("; ")}`);
+    }
+    if (failures.length) throw new Error(`test restore failed for ${failures.join(" | ")}`);
+  };
+}

@@ -1,0 +1,130 @@
+import type { Command } from "commander";
+import { listBackups, type BackupFormat, type BackupRow } from "../backups/catalog.js";
+import { restoreBackup } from "../backups/restore.js";
+import { runBackup } from "../backups/run.js";
+import { backupTargets, findTarget } from "../backups/target.js";
+import { verifyBackup } from "../backups/verify.js";
+import { migrate } from "../db/migrate.js";
+import { UserError } from "../errors.js";
+import { applyRetention } from "../retention/apply.js";
+import { withDatabase } from "./context.js";
+import { formatDuration, table } from "./format.js";
+import { oneOf, positiveInt } from "./options.js";
+
+const FORMATS = ["custom", "tar", "directory"] as const;
+
+function size(bytes: number | null): string {
+  if (bytes === null) return "";
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let n = Number(bytes);
+  let u = 0;
+  while (n >= 1024 && u < units.length - 1) {
+    n /= 1024;
+    u++;
+  }
+  return `${n.toFixed(u ? 1 : 0)} ${units[u]}`;
+}
+
+function formatBackups(rows: BackupRow[]): string {
+  if (rows.length === 0) return "no backups\n";
+  return table(
+    ["id", "database", "started", "status", "tiers", "format", "size", "duration", "file / error"],
+    rows.map((r) => [
+      String(r.id),
+      r.database,
+      r.started_at.toISOString().replace(/\.\d{3}Z$/, "Z"),
+      r.status,
+      r.tiers.join(","),
+      r.format,
+      size(r.bytes),
+      r.finished_at ? formatDuration(r.finished_at.getTime() - r.started_at.getTime()) : "",
+      r.status === "failed" ? (r.error ?? "").split("\n")[0]!.slice(0, 80) : (r.file ?? ""),
+    ]),
+  );
+}
+
+function progress(enabled: boolean) {
+  if (!enabled) return { onProgress: undefined, done: () => {} };
+  const t0 = Date.now();
+  let last = 0;
+  return {
+    onProgress: (bytes: number) => {
+      const now = Date.now();
+      if (now - last < 250) return;
+      last = now;
+      const rate = bytes / Math.max(0.001, (now - t0) / 1000);
+      process.stderr.write(`\r  ${size(bytes)} written, ${size(rate)}/s   `);
+    },
+    done: () => process.stderr.write("\r\x1b[K"),
+  };
+}
+
+export function registerBackup(program: Command): void {
+  const backup = program.command("backup").description("pg_dump backups: run, list, verify, restore");
+
+  backup
+    .command("run")
+    .description("back up now (the same code as the cron job), then apply retention")
+    .option("--database <name>", "one database of BACKUP_DATABASES (default: all)")
+    .option("--format <format>", `override BACKUP_FORMAT: ${FORMATS.join(", ")}`, oneOf(FORMATS))
+    .action(async (opts: { database?: string; format?: BackupFormat }) => {
+      await withDatabase(async ({ config, pool, logger, url }) => {
+        await migrate(pool, logger);
+        const all = backupTargets(url, config.backup.databases);
+        const targets = opts.database ? [findTarget(all, opts.database)] : all;
+        let failed = 0;
+        for (const target of targets) {
+          const bar = progress(process.stderr.isTTY === true);
+          try {
+            const row = await runBackup({ config, pool, logger, onProgress: bar.onProgress }, target, { format: opts.format });
+            bar.done();
+            await applyRetention(config, pool, logger, target.database);
+            process.stdout.write(`${target.database}: backup ${row.id} succeeded, ${size(row.bytes)} -> ${row.local_path}\n`);
+          } catch (error) {
+            bar.done();
+            failed++;
+            process.stderr.write(`${target.database}: backup failed: ${(error as Error).message}\n`);
+          }
+        }
+        if (failed) throw new UserError(`${failed} of ${targets.length} backups failed`);
+      });
+    });
+
+  backup
+    .command("list")
+    .description("the backup catalog (pmt_jobs.backup), newest first")
+    .option("--database <name>", "only this database")
+    .option("--limit <n>", "how many rows (1-10000)", positiveInt(10_000), 50)
+    .option("--json", "one JSON object per line")
+    .action(async (opts: { database?: string; limit: number; json?: boolean }) => {
+      await withDatabase(async ({ pool }) => {
+        const rows = await listBackups(pool, opts.database, opts.limit);
+        process.stdout.write(opts.json ? rows.map((r) => JSON.stringify(r) + "\n").join("") : formatBackups(rows));
+      });
+    });
+
+  backup
+    .command("verify <id>")
+    .description("re-hash a backup, compare it with the catalog and manifest, and have pg_restore list it")
+    .action(async (id: string) => {
+      await withDatabase(async ({ config, pool }) => {
+        const result = await verifyBackup(config, pool, positiveInt(2 ** 31)(id));
+        if (!result.ok) throw new UserError(`backup ${id} failed verification:\n  ${result.problems.join("\n  ")}`);
+        process.stdout.write(`backup ${id} verified: ${size(result.backup.bytes)}, sha256 ${result.backup.sha256}\n`);
+      });
+    });
+
+  backup
+    .command("restore <id>")
+    .description("restore a backup into a new database (pg_restore --exit-on-error)")
+    .requiredOption("--into <database>", "name of the database to create (must not exist)")
+    .option("--from-file <path>", "restore this file instead of the catalogued one (e.g. a copy)")
+    .action(async (id: string, opts: { into: string; fromFile?: string }) => {
+      await withDatabase(async ({ config, pool, url }) => {
+        const result = await restoreBackup(config, pool, url, positiveInt(2 ** 31)(id), opts.into, opts.fromFile);
+        const tables = Object.keys(result.tables).length;
+        const rows = Object.values(result.tables).reduce((a, b) => a + b, 0);
+        process.stdout.write(`restored backup ${id} into ${result.database}: ${tables} tables, ${rows} rows, ${result.seconds.toFixed(1)} s\n`);
+      });
+    });
+}
