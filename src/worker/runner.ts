@@ -14,6 +14,7 @@ import { graphileLogger, type Logger } from "../log.js";
 import { VERSION } from "../version.js";
 import { startDropFolder, type DropFolder } from "../exports/drop-folder.js";
 import { createMailer, type Mailer } from "../mail/transport.js";
+import { recoverBackups } from "../backups/recover.js";
 import { backupTargets } from "../backups/target.js";
 import { buildCronItems } from "./crontab.js";
 import { withHistory } from "./history-wrapper.js";
@@ -57,6 +58,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   if (options.migrate !== false) await migrate(pool, logger);
 
   const db = createDb(pool);
+  await recoverBackups(config.backup.dir, pool, logger);
   const metrics = createMetrics(pool);
   const mailer = options.mailer ?? createMailer(config);
   const bodies = { ...buildTasks({ config, databaseUrl: options.databaseUrl, db, pool, logger, mailer }), ...options.extraTasks };

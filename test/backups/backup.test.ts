@@ -190,3 +190,46 @@ describe("test restore", () => {
     expect(after).toEqual({ restore_test_ok: false, restore_test_error: "table public.activity has 200 rows, 201 were dumped" });
   });
 });
+
+describe("more formats and rails", () => {
+  it("directory format with parallel jobs round-trips, hashed file by file", async () => {
+    const dir = testConfig({ BACKUP_DIR: backupDir, BACKUP_FORMAT: "directory", BACKUP_JOBS: "2" });
+    const row = await runBackup({ config: dir, pool: db.pool, logger }, target());
+    expect(row.file).toMatch(/\.dir$/);
+    expect(fs.statSync(path.join(backupDir, row.file!)).isDirectory()).toBe(true);
+    const manifest = readManifest(path.join(backupDir, row.file!))!;
+    expect(manifest.files!.length).toBeGreaterThan(1);
+    expect(await verifyBackup(dir, db.pool, row.id)).toMatchObject({ ok: true });
+    const restored = await restoreBackup(dir, db.pool, db.url, row.id, `${db.name}_r_dir`);
+    expect(restored.tables).toEqual(row.table_counts);
+    await db.pool.query(`drop database ${db.name}_r_dir with (force)`);
+  });
+
+  it("passes the password in the environment, never on pg_dump's command line", async () => {
+    const role = `bk_${db.name.slice(-6)}`;
+    await db.pool.query(`create role ${role} login password 'Backup-Secret-42' superuser`);
+    try {
+      const url = new URL(db.url);
+      url.username = role;
+      url.password = "Backup-Secret-42";
+      let argv: string[] = [];
+      await runBackup({ ...deps(), onPgDump: (child) => (argv = child.spawnargs) }, { database: db.name, url: url.toString() });
+      expect(argv.join(" ")).not.toContain("Backup-Secret-42");
+      expect(argv.some((a) => a.startsWith("--snapshot="))).toBe(true);
+    } finally {
+      await db.pool.query(`drop role ${role}`);
+    }
+  });
+
+  it("cleans up after a worker that died mid-backup: the running row fails and its .partial goes", async () => {
+    const { recoverBackups } = await import("../../src/backups/recover.js");
+    const stale = await db.pool.query<{ id: number }>(
+      "insert into pmt_jobs.backup (database, format, started_at) values ($1, 'custom', now() - interval '1 hour') returning id",
+      [db.name],
+    );
+    fs.writeFileSync(path.join(backupDir, `${db.name}_20200101T000000Z.dump.partial`), "half");
+    const result = await recoverBackups(backupDir, db.pool, logger);
+    expect(result.removed).toEqual([`${db.name}_20200101T000000Z.dump.partial`]);
+    expect((await getBackup(db.pool, stale.rows[0]!.id))).toMatchObject({ status: "failed", error: "interrupted: the worker stopped during the backup" });
+  });
+});
