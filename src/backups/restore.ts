@@ -11,6 +11,7 @@ import type { Config } from "../config.js";
 import { UserError, errorMessage } from "../errors.js";
 import { redactText } from "../redact.js";
 import { getBackup, type BackupRow } from "./catalog.js";
+import { countRows } from "./counts.js";
 import { chooseTool, findTools, searchDirs } from "./pgtools.js";
 import { runTool } from "./run.js";
 import { backupTargets } from "./target.js";
@@ -40,16 +41,7 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
 }
 
 export async function tableCounts(url: string): Promise<Record<string, number>> {
-  return withClient(url, async (c) => {
-    const { rows } = await c.query<{ name: string }>(`
-      select format('%I.%I', n.nspname, c.relname) as name
-      from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where c.relkind = 'r' and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%'
-      order by 1`);
-    const counts: Record<string, number> = {};
-    for (const { name } of rows) counts[name] = Number((await c.query(`select count(*) as n from ${name}`)).rows[0].n);
-    return counts;
-  });
+  return withClient(url, countRows);
 }
 
 export async function restoreBackup(

@@ -22,6 +22,7 @@ import type { Logger } from "../log.js";
 import { redactText } from "../redact.js";
 import { failInterrupted, insertRunning, lastSucceeded, markFailed, markSucceeded, type BackupFormat, type BackupRow } from "./catalog.js";
 import { ensurePrivateDir, fsyncDir, fsyncFile, hashDirectory, removePath } from "./files.js";
+import { countRows } from "./counts.js";
 import { writeManifest } from "./manifest.js";
 import { chooseTool, findTools, searchDirs, serverMajor, type PgTool } from "./pgtools.js";
 import { libpqEnv, type BackupTarget } from "./target.js";
@@ -76,21 +77,6 @@ function checkSpace(dir: string, needed: number): void {
       `not enough free space in ${dir}: ${mb(free)} free, ${mb(needed)} needed (last backup x BACKUP_SPACE_FACTOR); nothing was written`,
     );
   }
-}
-
-/** Exact row counts of every table, in the transaction's snapshot. */
-async function countRows(client: pg.Client): Promise<Record<string, number>> {
-  const { rows } = await client.query<{ name: string }>(`
-    select format('%I.%I', n.nspname, c.relname) as name
-    from pg_class c join pg_namespace n on n.oid = c.relnamespace
-    where c.relkind = 'r' and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%'
-    order by 1`);
-  const counts: Record<string, number> = {};
-  for (const { name } of rows) {
-    const r = await client.query<{ n: string }>(`select count(*) as n from ${name}`);
-    counts[name] = Number(r.rows[0]!.n);
-  }
-  return counts;
 }
 
 /** Runs a tool to completion; rejects with its stderr (passwords removed) on failure. */
