@@ -65,7 +65,9 @@ export function serverMajor(versionNum: number): number {
 }
 
 export function chooseTool(name: "pg_dump" | "pg_restore", tools: PgTool[], server: { major: number; version: string }): PgTool {
-  const suitable = tools.filter((t) => t.major >= server.major).sort((a, b) => b.major - a.major);
+  // Newest major first; at equal majors the real binary before Debian's pg_wrapper script.
+  const wrapper = (t: PgTool) => (fs.realpathSync(t.path).includes("pg_wrapper") ? 1 : 0);
+  const suitable = tools.filter((t) => t.major >= server.major).sort((a, b) => b.major - a.major || wrapper(a) - wrapper(b));
   if (suitable[0]) return suitable[0];
   const found = tools.length ? tools.map((t) => `${t.version} (${t.path})`).join(", ") : "none";
   throw new PermanentJobError(
