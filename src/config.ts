@@ -288,6 +288,24 @@ export const ENV = {
     default: undefined,
     doc: "Offsite store: s3://bucket/prefix (any S3-compatible store) or file:///path. Exports too large to mail are put there and mailed as a link.",
   },
+  OFFSITE_SERVER_ID: {
+    schema: z.string().trim().regex(/^[A-Za-z0-9._-]+$/, "expected a name of letters, digits, . _ -").optional(),
+    default: undefined,
+    doc: "The folder of this server's backups in the store (<prefix>/<server id>/<database>/<file>). Unset: DATABASE_URL's host.",
+  },
+  OFFSITE_SYNC_CRON: {
+    schema: cron,
+    default: "0 1 * * *",
+    doc: "When offsite sync runs: upload what lacks a verified copy, re-verify a sample, apply remote retention (PMT's 1 AM).",
+  },
+  OFFSITE_RETAIN_DAILY: { schema: int(0, 3650).optional(), default: undefined, doc: "Daily copies kept offsite (default RETAIN_DAILY)." },
+  OFFSITE_RETAIN_WEEKLY: { schema: int(0, 520).optional(), default: undefined, doc: "Weekly copies kept offsite (default RETAIN_WEEKLY)." },
+  OFFSITE_RETAIN_MONTHLY: { schema: int(0, 1200).optional(), default: undefined, doc: "Monthly copies kept offsite (default RETAIN_MONTHLY)." },
+  BACKUP_MIN_FREE_MB: {
+    schema: int(0, 100_000_000),
+    default: "1024",
+    doc: "Below this much free space in BACKUP_DIR, local retention may prune backups not yet offsite (logged as an alert).",
+  },
   S3_ENDPOINT: {
     schema: urlOf(["http:", "https:"], "expected the store's URL, like https://s3.example.org or http://minio:9000").optional(),
     default: undefined,
@@ -363,7 +381,16 @@ export interface Config {
     testRestoreCron: string | undefined;
   };
   retention: { daily: number; weekly: number; monthly: number; weeklyDay: number; monthlyDay: "first-sunday" | "1"; minSuccessful: number; timeZone: string };
-  offsite: { url: string | undefined; endpoint: string | undefined; region: string; forcePathStyle: boolean };
+  offsite: {
+    url: string | undefined;
+    endpoint: string | undefined;
+    region: string;
+    forcePathStyle: boolean;
+    serverId: string | undefined;
+    syncCron: string;
+    retain: { daily: number; weekly: number; monthly: number };
+    minFreeBytes: number;
+  };
   exportLinkDays: number;
   dropScanSeconds: number;
   mailFrom: string;
@@ -465,6 +492,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
       endpoint: values.S3_ENDPOINT as string | undefined,
       region: values.S3_REGION as string,
       forcePathStyle: values.S3_FORCE_PATH_STYLE as boolean,
+      serverId: values.OFFSITE_SERVER_ID as string | undefined,
+      syncCron: values.OFFSITE_SYNC_CRON as string,
+      retain: {
+        daily: (values.OFFSITE_RETAIN_DAILY as number | undefined) ?? (values.RETAIN_DAILY as number),
+        weekly: (values.OFFSITE_RETAIN_WEEKLY as number | undefined) ?? (values.RETAIN_WEEKLY as number),
+        monthly: (values.OFFSITE_RETAIN_MONTHLY as number | undefined) ?? (values.RETAIN_MONTHLY as number),
+      },
+      minFreeBytes: (values.BACKUP_MIN_FREE_MB as number) * 1024 * 1024,
     },
     exportLinkDays: values.EXPORT_LINK_DAYS as number,
     dropScanSeconds: values.DROP_SCAN_SECONDS as number,

@@ -22,6 +22,8 @@ export interface BackupRow {
   local_path: string | null;
   pruned_at: Date | null;
   verified_at: Date | null;
+  /** The last backup of a retired database: never pruned. */
+  final: boolean;
 }
 
 export async function insertRunning(pool: pg.Pool, database: string, format: BackupFormat, jobId: number | null): Promise<BackupRow> {

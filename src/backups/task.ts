@@ -20,7 +20,11 @@ export function backupTask(deps: { config: Config; pool: pg.Pool; logger: Logger
     if (!parsed.success) throw new PermanentJobError(`backup job payload: expected {"database": "<name>", "format"?: "custom|tar|directory"}`);
     const target = backupTargets(deps.databaseUrl, deps.config.backup.databases).find((t) => t.database === parsed.data.database);
     if (!target) throw new PermanentJobError(`database ${parsed.data.database} is not in BACKUP_DATABASES`);
-    await runBackup(deps, target, { format: parsed.data.format, jobId: Number(helpers.job.id) });
+    const backup = await runBackup(deps, target, { format: parsed.data.format, jobId: Number(helpers.job.id) });
+    if (deps.config.offsite.url) {
+      // Offsite right away, in its own job: a store that is down retries without redoing the dump.
+      await helpers.addJob("pmt_jobs.offsite_upload", { backupId: backup.id }, { queueName: "offsite", jobKey: `offsite:${backup.id}`, maxAttempts: 12 });
+    }
     await applyRetention(deps.config, deps.pool, deps.logger, target.database);
   };
 }

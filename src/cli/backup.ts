@@ -1,6 +1,10 @@
 import type { Command } from "commander";
 import { listBackups, type BackupFormat, type BackupRow } from "../backups/catalog.js";
 import { restoreBackup } from "../backups/restore.js";
+import { restoreFromOffsite } from "../offsite/restore.js";
+import { openStore } from "../offsite/store.js";
+import { uploadBackup } from "../offsite/copies.js";
+import type { Config } from "../config.js";
 import { runBackup } from "../backups/run.js";
 import { backupTargets, findTarget } from "../backups/target.js";
 import { verifyBackup } from "../backups/verify.js";
@@ -12,6 +16,11 @@ import { formatDuration, table } from "./format.js";
 import { oneOf, positiveInt } from "./options.js";
 
 const FORMATS = ["custom", "tar", "directory"] as const;
+
+function requireOffsite(config: Config): string {
+  if (!config.offsite.url) throw new UserError("OFFSITE_URL is not set: there is no offsite store");
+  return config.offsite.url;
+}
 
 function size(bytes: number | null): string {
   if (bytes === null) return "";
@@ -115,16 +124,38 @@ export function registerBackup(program: Command): void {
     });
 
   backup
-    .command("restore <id>")
-    .description("restore a backup into a new database (pg_restore --exit-on-error)")
+    .command("restore [id]")
+    .description("restore a backup into a new database (pg_restore --exit-on-error); by catalog id, or --from-offsite <key>")
     .requiredOption("--into <database>", "name of the database to create (must not exist)")
+    .option("--from-offsite <key>", "stream this object from the offsite store (see offsite list) instead")
     .option("--from-file <path>", "restore this file instead of the catalogued one (e.g. a copy)")
-    .action(async (id: string, opts: { into: string; fromFile?: string }) => {
+    .action(async (id: string | undefined, opts: { into: string; fromFile?: string; fromOffsite?: string }) => {
       await withDatabase(async ({ config, pool, url }) => {
-        const result = await restoreBackup(config, pool, url, positiveInt(2 ** 31)(id), opts.into, opts.fromFile);
+        if (!id && !opts.fromOffsite) throw new UserError("give a backup id, or --from-offsite <key>");
+        const result = opts.fromOffsite
+          ? await restoreFromOffsite(config, openStore(requireOffsite(config), config.offsite), url, opts.fromOffsite, opts.into)
+          : await restoreBackup(config, pool, url, positiveInt(2 ** 31)(id!), opts.into, opts.fromFile);
         const tables = Object.keys(result.tables).length;
         const rows = Object.values(result.tables).reduce((a, b) => a + b, 0);
-        process.stdout.write(`restored backup ${id} into ${result.database}: ${tables} tables, ${rows} rows, ${result.seconds.toFixed(1)} s\n`);
+        process.stdout.write(`restored ${opts.fromOffsite ?? `backup ${id}`} into ${result.database}: ${tables} tables, ${rows} rows, ${result.seconds.toFixed(1)} s\n`);
+      });
+    });
+}
+
+export function registerDatabase(program: Command): void {
+  const database = program.command("database").description("databases being backed up");
+  database
+    .command("retire <name>")
+    .description("take a final backup of a database being deprecated; it (and its offsite copy) is never pruned")
+    .action(async (name: string) => {
+      await withDatabase(async ({ config, pool, logger, url }) => {
+        await migrate(pool, logger);
+        const target = findTarget(backupTargets(url, config.backup.databases), name);
+        const row = await runBackup({ config, pool, logger }, target);
+        await pool.query("update pmt_jobs.backup set final = true where id = $1", [row.id]);
+        let where = row.local_path ?? "";
+        if (config.offsite.url) where += `, offsite ${await uploadBackup({ config, pool, logger, databaseUrl: url }, { ...row, final: true })}`;
+        process.stdout.write(`${name}: final backup ${row.id} (${size(row.bytes)}) kept for good: ${where}\n`);
       });
     });
 }

@@ -2,7 +2,8 @@ import { Command, CommanderError } from "commander";
 import { UserError, errorMessage } from "../errors.js";
 import { redactText } from "../redact.js";
 import { VERSION } from "../version.js";
-import { registerBackup } from "./backup.js";
+import { registerBackup, registerDatabase } from "./backup.js";
+import { registerOffsite } from "./offsite.js";
 import { registerDemo } from "./demo.js";
 import { registerJobs } from "./jobs.js";
 import { registerMigrate } from "./migrate.js";
@@ -21,6 +22,8 @@ export function buildProgram(): Command {
   registerJobs(program);
   registerWatch(program);
   registerBackup(program);
+  registerDatabase(program);
+  registerOffsite(program);
   registerRetention(program);
   registerDemo(program);
   return program;

@@ -13,6 +13,7 @@ import { manifestPath, readManifest, writeManifest } from "../backups/manifest.j
 import type { Config } from "../config.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
+import { unverifiedBackups } from "../offsite/copies.js";
 import { planRetention, type Tier } from "./policy.js";
 
 export interface RetentionResult {
@@ -49,6 +50,28 @@ export async function unknownFiles(config: Config, pool: pg.Pool): Promise<strin
 
 export async function applyRetention(config: Config, pool: pg.Pool, logger: Logger, database: string, now = new Date()): Promise<RetentionResult> {
   const result = await planDatabase(config, pool, database, now);
+  // With an offsite store, a backup whose copy is not verified yet stays, unless the disk is nearly full.
+  if (config.offsite.url) {
+    const unverified = await unverifiedBackups(pool, database);
+    const waiting = result.prune.filter((b) => unverified.has(b.id));
+    if (waiting.length) {
+      const stat = fs.statfsSync(config.backup.dir);
+      const free = stat.bavail * stat.bsize;
+      if (free < config.offsite.minFreeBytes) {
+        logger.error(
+          { database, freeMb: Math.round(free / 2 ** 20), backups: waiting.map((b) => b.id) },
+          "ALERT: free space in BACKUP_DIR is below BACKUP_MIN_FREE_MB; pruning backups that have no offsite copy yet",
+        );
+      } else {
+        result.prune = result.prune.filter((b) => !unverified.has(b.id));
+        result.keep.push(...waiting.map((backup) => ({ backup, tiers: [] as Tier[] })));
+      }
+    }
+  }
+  // A retired database's final backup is never pruned.
+  const finals = result.prune.filter((b) => b.final);
+  result.prune = result.prune.filter((b) => !b.final);
+  result.keep.push(...finals.map((backup) => ({ backup, tiers: [] as Tier[] })));
   for (const { backup, tiers } of result.keep) {
     if (backup.tiers.join(",") === tiers.join(",")) continue;
     await setTiers(pool, backup.id, tiers);

@@ -12,6 +12,16 @@ export const TEST_RESTORE_CRON_DEFAULT = "0 4 * * 0";
 export function buildCronItems(config: Config, backups: { database: string }[] = [], options: { embedded?: boolean } = {}): ParsedCronItem[] {
   const testRestore = config.backup.testRestoreCron ?? (options.embedded ? "off" : TEST_RESTORE_CRON_DEFAULT);
   return parseCronItems([
+    ...(config.offsite.url
+      ? [
+          {
+            task: TASK.offsiteSync,
+            match: config.offsite.syncCron,
+            identifier: "offsite_sync",
+            options: { backfillPeriod: 6 * 3600 * 1000, maxAttempts: 3, queueName: "offsite", jobKey: "offsite_sync", jobKeyMode: "replace" as const },
+          },
+        ]
+      : []),
     ...(testRestore !== "off" && backups.length
       ? [
           {

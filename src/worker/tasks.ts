@@ -9,6 +9,7 @@ import type { Config } from "../config.js";
 import type { Db } from "../db/schema.js";
 import { backupTask } from "../backups/task.js";
 import { testRestoreTask } from "../backups/test-restore.js";
+import { offsiteSyncTask, offsiteUploadTask } from "../offsite/tasks.js";
 import { pruneSpool } from "../exports/spool.js";
 import { exportTask } from "../exports/task.js";
 import { pruneHistory } from "../history/prune.js";
@@ -32,6 +33,8 @@ export const TASK = {
   spoolPrune: "pmt_jobs.spool_prune",
   backup: "pmt_jobs.backup",
   testRestore: "pmt_jobs.backup_test_restore",
+  offsiteUpload: "pmt_jobs.offsite_upload",
+  offsiteSync: "pmt_jobs.offsite_sync",
 } as const;
 
 /** Spool files are kept at least this long, so an export being retried never loses its file. */
@@ -42,6 +45,8 @@ const noopPayload = z.object({ sleepMs: z.number().int().min(0).max(3_600_000).o
 export function buildTasks(ctx: TaskContext): Record<string, Task> {
   return {
     [TASK.backup]: backupTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl }),
+    [TASK.offsiteUpload]: offsiteUploadTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl }),
+    [TASK.offsiteSync]: offsiteSyncTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl }),
     [TASK.testRestore]: testRestoreTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl }),
     [TASK.export]: exportTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, mailer: ctx.mailer }),
     [TASK.spoolPrune]: async () => {

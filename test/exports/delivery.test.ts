@@ -17,7 +17,7 @@ import { createTestDatabase, type TestDatabase } from "../harness/db.js";
 import { SmtpSink } from "../harness/smtp.js";
 import { until } from "../harness/wait.js";
 import { startTestWorker } from "../harness/worker.js";
-import { S3RVER_CREDENTIALS, startS3 } from "../harness/s3.js";
+import { S3RVER_CREDENTIALS, S3Sink } from "../harness/s3.js";
 
 let db: TestDatabase;
 let smtp: SmtpSink;
@@ -127,7 +127,7 @@ describe("large exports", () => {
     }
   });
   it("puts an export too large even compressed on the S3 store and mails a presigned link", async () => {
-    const s3 = await startS3(["pmt-offsite"]);
+    const s3 = await S3Sink.start(["pmt-offsite"]);
     Object.assign(process.env, S3RVER_CREDENTIALS);
     const worker = await startTestWorker(db.url, {
       env: {

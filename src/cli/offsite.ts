@@ -1,0 +1,48 @@
+import type { Command } from "commander";
+import { loadConfig } from "../config.js";
+import { UserError } from "../errors.js";
+import { syncOffsite } from "../offsite/copies.js";
+import { listOffsite } from "../offsite/restore.js";
+import { openStore } from "../offsite/store.js";
+import { withDatabase } from "./context.js";
+import { table } from "./format.js";
+
+export function registerOffsite(program: Command): void {
+  const offsite = program.command("offsite").description("offsite copies of backups (OFFSITE_URL)");
+  offsite
+    .command("sync")
+    .description("upload every backup without a verified copy, re-verify a sample, apply remote retention, report unknown objects")
+    .action(async () => {
+      await withDatabase(async ({ config, pool, logger, url }) => {
+        if (!config.offsite.url) throw new UserError("OFFSITE_URL is not set: there is no offsite store to sync to");
+        const r = await syncOffsite({ config, pool, logger, databaseUrl: url });
+        process.stdout.write(
+          `uploaded ${r.uploaded.length}, re-verified ${r.reverified.length}, pruned ${r.pruned.length}, unknown objects ${r.unknownObjects.length}\n`,
+        );
+        for (const o of r.unknownObjects) process.stdout.write(`  not in the catalog (left alone): ${o}\n`);
+        if (r.failed.length) throw new UserError(`offsite sync failed for ${r.failed.map((f) => `backup ${f.backup} (${f.error})`).join("; ")}`);
+      });
+    });
+  offsite
+    .command("list")
+    .description("the backups in the store, from their manifests alone (no database needed)")
+    .option("--database <name>", "only this database")
+    .option("--json", "one JSON object per line")
+    .action(async (opts: { database?: string; json?: boolean }) => {
+      const config = loadConfig();
+      if (!config.offsite.url) throw new UserError("OFFSITE_URL is not set: there is no offsite store to list");
+      const entries = await listOffsite(openStore(config.offsite.url, config.offsite), opts.database);
+      if (opts.json) {
+        process.stdout.write(entries.map((e) => JSON.stringify(e) + "\n").join(""));
+        return;
+      }
+      process.stdout.write(
+        entries.length
+          ? table(
+              ["key", "database", "started", "format", "bytes", "tiers"],
+              entries.map((e) => [e.key, e.database, e.started_at, e.format, String(e.bytes), (e.tiers ?? []).join(",")]),
+            )
+          : "no backups in the store\n",
+      );
+    });
+}

@@ -1,0 +1,188 @@
+/**
+ * Offsite storage behind one small interface (pgBackRest's storage/ idea):
+ * S3 (any S3-compatible store) or a local directory (`file://`, the embedded
+ * default's stand-in for a bucket). Uploads stream; integrity is our own
+ * sha256, kept as object metadata (S3) and checked by reading back.
+ */
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { createS3Client, objectKey, parseOffsiteUrl, type S3Settings } from "./target.js";
+
+export interface StoredObject {
+  key: string;
+  bytes: number;
+  sha256?: string;
+}
+
+export interface OffsiteStore {
+  /** "s3://bucket/prefix" or "file:///dir": where copies go (no credentials). */
+  readonly description: string;
+  readonly prefix: string;
+  put(key: string, file: string, sha256: string): Promise<void>;
+  putText(key: string, text: string): Promise<void>;
+  read(key: string): Promise<Readable>;
+  head(key: string): Promise<StoredObject | undefined>;
+  list(prefix: string): Promise<StoredObject[]>;
+  remove(key: string): Promise<void>;
+}
+
+/** sha256 and size of an object, by reading it back. */
+export async function hashObject(store: OffsiteStore, key: string): Promise<{ bytes: number; sha256: string }> {
+  const hash = crypto.createHash("sha256");
+  let bytes = 0;
+  await pipeline(
+    await store.read(key),
+    new Writable({
+      write(chunk: Buffer, _e, done) {
+        hash.update(chunk);
+        bytes += chunk.length;
+        done();
+      },
+    }),
+  );
+  return { bytes, sha256: hash.digest("hex") };
+}
+
+class S3Store implements OffsiteStore {
+  readonly description: string;
+  constructor(
+    private readonly s3: S3Client,
+    private readonly bucket: string,
+    readonly prefix: string,
+  ) {
+    this.description = `s3://${bucket}/${prefix}`;
+  }
+
+  async put(key: string, file: string, sha256: string): Promise<void> {
+    await new Upload({
+      client: this.s3,
+      params: { Bucket: this.bucket, Key: key, Body: fs.createReadStream(file), Metadata: { sha256 } },
+      queueSize: 2,
+      // S3's smallest part: bounded memory (queueSize x partSize), and retries resend little.
+      partSize: 5 * 1024 * 1024,
+      leavePartsOnError: false,
+    }).done();
+  }
+
+  async putText(key: string, text: string): Promise<void> {
+    const body = Buffer.from(text);
+    const sha256 = crypto.createHash("sha256").update(body).digest("hex");
+    await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, Metadata: { sha256 }, ContentType: "application/json" }));
+  }
+
+  async read(key: string): Promise<Readable> {
+    const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+    return out.Body as Readable;
+  }
+
+  async head(key: string): Promise<StoredObject | undefined> {
+    try {
+      const h = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return { key, bytes: h.ContentLength ?? 0, sha256: h.Metadata?.sha256 };
+    } catch (error) {
+      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async list(prefix: string): Promise<StoredObject[]> {
+    const out: StoredObject[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
+      for (const o of page.Contents ?? []) out.push({ key: o.Key!, bytes: o.Size ?? 0 });
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return out;
+  }
+
+  async remove(key: string): Promise<void> {
+    await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+  }
+}
+
+class DirectoryStore implements OffsiteStore {
+  readonly description: string;
+  readonly prefix = "";
+  constructor(private readonly dir: string) {
+    this.description = `file://${dir}`;
+  }
+
+  private file(key: string): string {
+    const resolved = path.resolve(this.dir, key);
+    if (!resolved.startsWith(path.resolve(this.dir) + path.sep)) throw new Error(`object key ${key} leaves ${this.dir}`);
+    return resolved;
+  }
+
+  private async write(key: string, source: Readable): Promise<void> {
+    const target = this.file(key);
+    fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o700 });
+    const tmp = `${target}.partial`;
+    await pipeline(source, fs.createWriteStream(tmp, { mode: 0o600 }));
+    const fd = fs.openSync(tmp, "r");
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fs.renameSync(tmp, target);
+  }
+
+  put(key: string, file: string): Promise<void> {
+    return this.write(key, fs.createReadStream(file));
+  }
+
+  putText(key: string, text: string): Promise<void> {
+    return this.write(key, Readable.from([Buffer.from(text)]));
+  }
+
+  async read(key: string): Promise<Readable> {
+    return fs.createReadStream(this.file(key));
+  }
+
+  async head(key: string): Promise<StoredObject | undefined> {
+    const stat = fs.statSync(this.file(key), { throwIfNoEntry: false });
+    return stat?.isFile() ? { key, bytes: stat.size } : undefined;
+  }
+
+  async list(prefix: string): Promise<StoredObject[]> {
+    const out: StoredObject[] = [];
+    const walk = (dir: string) => {
+      if (!fs.existsSync(dir)) return;
+      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (e.isFile() && !e.name.endsWith(".partial")) {
+          const key = path.relative(this.dir, p).split(path.sep).join("/");
+          if (key.startsWith(prefix)) out.push({ key, bytes: fs.statSync(p).size });
+        }
+      }
+    };
+    walk(this.dir);
+    return out.sort((a, b) => a.key.localeCompare(b.key));
+  }
+
+  async remove(key: string): Promise<void> {
+    fs.rmSync(this.file(key), { force: true });
+  }
+}
+
+export function openStore(offsiteUrl: string, s3: S3Settings): OffsiteStore {
+  const target = parseOffsiteUrl(offsiteUrl);
+  if (target.kind === "file") {
+    fs.mkdirSync(target.dir, { recursive: true, mode: 0o700 });
+    return new DirectoryStore(target.dir);
+  }
+  return new S3Store(createS3Client(s3), target.bucket, target.prefix);
+}
+
+export { objectKey };
