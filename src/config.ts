@@ -288,6 +288,11 @@ export const ENV = {
     default: undefined,
     doc: "Offsite store: s3://bucket/prefix (any S3-compatible store) or file:///path. Exports too large to mail are put there and mailed as a link.",
   },
+  OFFSITE_STREAM: {
+    schema: z.enum(["true", "false"], { message: "expected true or false" }).transform((v) => v === "true"),
+    default: "false",
+    doc: "Stream each dump to the store while it is written locally (custom and tar formats), so it is offsite sooner; the local file stays the verified source.",
+  },
   OFFSITE_SERVER_ID: {
     schema: z.string().trim().regex(/^[A-Za-z0-9._-]+$/, "expected a name of letters, digits, . _ -").optional(),
     default: undefined,
@@ -387,6 +392,7 @@ export interface Config {
     region: string;
     forcePathStyle: boolean;
     serverId: string | undefined;
+    stream: boolean;
     syncCron: string;
     retain: { daily: number; weekly: number; monthly: number };
     minFreeBytes: number;
@@ -493,6 +499,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
       region: values.S3_REGION as string,
       forcePathStyle: values.S3_FORCE_PATH_STYLE as boolean,
       serverId: values.OFFSITE_SERVER_ID as string | undefined,
+      stream: values.OFFSITE_STREAM as boolean,
       syncCron: values.OFFSITE_SYNC_CRON as string,
       retain: {
         daily: (values.OFFSITE_RETAIN_DAILY as number | undefined) ?? (values.RETAIN_DAILY as number),

@@ -38,7 +38,14 @@ export interface BackupDeps {
   onPgDump?: (child: ChildProcess) => void;
   /** Called as bytes are written (progress bars). */
   onProgress?: (bytes: number) => void;
+  /**
+   * OFFSITE_STREAM: a second destination fed while the local file is written
+   * (custom and tar formats). A failure there never fails the backup.
+   */
+  tee?: (name: string) => { stream: Writable; done: Promise<unknown> };
 }
+
+export type BackupResult = BackupRow & { streamed: boolean };
 
 const EXTENSION: Record<BackupFormat, string> = { custom: "dump", tar: "tar", directory: "dir" };
 const FORMAT_FLAG: Record<BackupFormat, string> = { custom: "c", tar: "t", directory: "d" };
@@ -96,7 +103,7 @@ export function runTool(tool: PgTool, args: string[], url: string, onChild?: (c:
   });
 }
 
-export async function runBackup(deps: BackupDeps, target: BackupTarget, options: { format?: BackupFormat; jobId?: number } = {}): Promise<BackupRow> {
+export async function runBackup(deps: BackupDeps, target: BackupTarget, options: { format?: BackupFormat; jobId?: number } = {}): Promise<BackupResult> {
   const { config, pool, logger } = deps;
   const format = options.format ?? config.backup.format;
   const dir = config.backup.dir;
@@ -116,6 +123,8 @@ export async function runBackup(deps: BackupDeps, target: BackupTarget, options:
   snapshotClient.on("error", () => {});
   let versions: { server?: string; pgDump?: string } = {};
   let child: ChildProcess | undefined;
+  let tee: { stream: Writable; done: Promise<unknown> } | undefined;
+  let teeFailed = false;
   try {
     await snapshotClient.connect();
     const server = await serverInfo(snapshotClient);
@@ -147,12 +156,36 @@ export async function runBackup(deps: BackupDeps, target: BackupTarget, options:
       for (const f of hashed.files) fsyncFile(path.join(partialPath, f.name));
     } else {
       const hash = crypto.createHash("sha256");
+      tee = deps.tee?.(name);
+      if (tee) {
+        tee.done.catch((error) => {
+          teeFailed = true;
+          tee!.stream.destroy(); // wakes a write waiting for "drain"
+          logger.warn({ database: target.database, err: redactText(errorMessage(error)) }, "streaming the backup offsite failed; it will be uploaded afterwards");
+        });
+        tee.stream.on("error", () => (teeFailed = true));
+      }
       const measure = new Transform({
         transform(chunk: Buffer, _e, done) {
           hash.update(chunk);
           bytes += chunk.length;
           deps.onProgress?.(bytes);
+          if (tee && !teeFailed && !tee.stream.write(chunk)) {
+            // The store is slower than the disk: wait for it rather than buffer without bound
+            // (or stop waiting when it fails).
+            const stream = tee.stream;
+            const resume = () => {
+              stream.off("drain", resume).off("close", resume).off("error", resume);
+              done(null, chunk);
+            };
+            stream.once("drain", resume).once("close", resume).once("error", resume);
+            return;
+          }
           done(null, chunk);
+        },
+        flush(done) {
+          if (tee && !teeFailed) tee.stream.end();
+          done();
         },
       });
       const output = deps.createOutput?.(partialPath) ?? fs.createWriteStream(partialPath, { mode: 0o600, flags: "wx" });
@@ -186,6 +219,7 @@ export async function runBackup(deps: BackupDeps, target: BackupTarget, options:
     }
     const tableCounts = await counting;
     await snapshotClient.query("commit");
+    if (tee) await tee.done.catch(() => {});
 
     // A backup that pg_restore cannot read does not count.
     const listing = await runTool(pgRestore, ["--list", partialPath], target.url);
@@ -221,8 +255,9 @@ export async function runBackup(deps: BackupDeps, target: BackupTarget, options:
       table_counts: tableCounts,
     });
     logger.info({ database: target.database, file: name, bytes, format }, "backup succeeded");
-    return done;
+    return { ...done, streamed: tee !== undefined && !teeFailed };
   } catch (error) {
+    if (tee && !teeFailed) tee.stream.destroy(new Error("the backup failed"));
     if (child && child.exitCode === null) child.kill("SIGKILL");
     const pid = (snapshotClient as unknown as { processID?: number }).processID;
     if (pid) await pool.query("select pg_cancel_backend($1)", [pid]).catch(() => {});

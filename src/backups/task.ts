@@ -6,6 +6,8 @@ import type { Config } from "../config.js";
 import { PermanentJobError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { applyRetention } from "../retention/apply.js";
+import { PassThrough } from "node:stream";
+import { confirmStreamedCopy, copyKey, serverId, storeOf } from "../offsite/copies.js";
 import { runBackup } from "./run.js";
 import { backupTargets } from "./target.js";
 
@@ -20,8 +22,25 @@ export function backupTask(deps: { config: Config; pool: pg.Pool; logger: Logger
     if (!parsed.success) throw new PermanentJobError(`backup job payload: expected {"database": "<name>", "format"?: "custom|tar|directory"}`);
     const target = backupTargets(deps.databaseUrl, deps.config.backup.databases).find((t) => t.database === parsed.data.database);
     if (!target) throw new PermanentJobError(`database ${parsed.data.database} is not in BACKUP_DATABASES`);
-    const backup = await runBackup(deps, target, { format: parsed.data.format, jobId: Number(helpers.job.id) });
-    if (deps.config.offsite.url) {
+    const offsite = { ...deps, databaseUrl: deps.databaseUrl };
+    const stream = deps.config.offsite.url && deps.config.offsite.stream;
+    const backup = await runBackup(
+      {
+        ...deps,
+        tee: stream
+          ? (name) => {
+              const store = storeOf(offsite);
+              const key = copyKey(store, serverId(deps.config, deps.databaseUrl), { database: target.database, file: name });
+              const pass = new PassThrough();
+              return { stream: pass, done: store.putStream(key, pass) };
+            }
+          : undefined,
+      },
+      target,
+      { format: parsed.data.format, jobId: Number(helpers.job.id) },
+    );
+    const confirmed = backup.streamed && (await confirmStreamedCopy(offsite, backup));
+    if (deps.config.offsite.url && !confirmed) {
       // Offsite right away, in its own job: a store that is down retries without redoing the dump.
       await helpers.addJob("pmt_jobs.offsite_upload", { backupId: backup.id }, { queueName: "offsite", jobKey: `offsite:${backup.id}`, maxAttempts: 12 });
     }

@@ -96,6 +96,34 @@ export function describeStoreError(error: unknown): string {
   return errorMessage(error);
 }
 
+/**
+ * A copy streamed while the backup was written (OFFSITE_STREAM): read it back,
+ * compare with the local file's sha256, and record it, manifest included.
+ * False if it does not match (the caller then uploads the file normally).
+ */
+export async function confirmStreamedCopy(deps: OffsiteDeps, backup: BackupRow): Promise<boolean> {
+  const store = storeOf(deps);
+  const key = copyKey(store, serverId(deps.config, deps.databaseUrl), backup);
+  try {
+    const back = await hashObject(store, key);
+    if (back.sha256 !== backup.sha256 || back.bytes !== Number(backup.bytes)) return false;
+    const manifest = backup.local_path ? readManifest(backup.local_path) : undefined;
+    if (manifest) await store.putText(`${key}.json`, JSON.stringify({ ...manifest, offsite_key: key }, null, 2) + "\n");
+    await recordCopy(deps.pool, backup.id, store.description, key, {
+      status: "verified",
+      bytes: backup.bytes,
+      sha256: backup.sha256,
+      uploaded_at: new Date(),
+      verified_at: new Date(),
+      error: null,
+    });
+    return true;
+  } catch (error) {
+    deps.logger.warn({ backup: backup.id, err: describeStoreError(error) }, "the streamed copy could not be confirmed");
+    return false;
+  }
+}
+
 export async function uploadById(deps: OffsiteDeps, backupId: number): Promise<string | undefined> {
   const backup = await getBackup(deps.pool, backupId);
   if (!backup) throw new PermanentJobError(`backup ${backupId} does not exist`);

@@ -31,6 +31,8 @@ export interface OffsiteStore {
   readonly description: string;
   readonly prefix: string;
   put(key: string, file: string, sha256: string): Promise<void>;
+  /** Upload of a stream of unknown length (OFFSITE_STREAM): no sha256 metadata, verified by reading back. */
+  putStream(key: string, stream: Readable): Promise<void>;
   putText(key: string, text: string): Promise<void>;
   read(key: string): Promise<Readable>;
   head(key: string): Promise<StoredObject | undefined>;
@@ -71,6 +73,16 @@ class S3Store implements OffsiteStore {
       params: { Bucket: this.bucket, Key: key, Body: fs.createReadStream(file), Metadata: { sha256 } },
       queueSize: 2,
       // S3's smallest part: bounded memory (queueSize x partSize), and retries resend little.
+      partSize: 5 * 1024 * 1024,
+      leavePartsOnError: false,
+    }).done();
+  }
+
+  async putStream(key: string, stream: Readable): Promise<void> {
+    await new Upload({
+      client: this.s3,
+      params: { Bucket: this.bucket, Key: key, Body: stream },
+      queueSize: 2,
       partSize: 5 * 1024 * 1024,
       leavePartsOnError: false,
     }).done();
@@ -139,6 +151,10 @@ class DirectoryStore implements OffsiteStore {
 
   put(key: string, file: string): Promise<void> {
     return this.write(key, fs.createReadStream(file));
+  }
+
+  putStream(key: string, stream: Readable): Promise<void> {
+    return this.write(key, stream);
   }
 
   putText(key: string, text: string): Promise<void> {

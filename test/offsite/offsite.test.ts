@@ -189,3 +189,81 @@ describe("pmt-worker database retire", () => {
     expect(copy.status).toBe("verified");
   });
 });
+
+describe("through the worker", () => {
+  it.each([
+    ["after the backup", "false"],
+    ["streamed while the backup is written (OFFSITE_STREAM)", "true"],
+  ])("copies each backup offsite %s, verified by reading back", async (_name, stream) => {
+    const { startTestWorker } = await import("../harness/worker.js");
+    const { JobEventLog } = await import("../harness/events.js");
+    const log = await JobEventLog.listen(db.url);
+    const worker = await startTestWorker(db.url, { env: { ...env, OFFSITE_STREAM: stream, BACKUP_FORMAT: "tar" } });
+    try {
+      const { rows } = await db.pool.query<{ id: number }>(
+        "select id from graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))",
+        [db.name],
+      );
+      const jobId = Number(rows[0]!.id);
+      await log.waitFor((e) => e.job_id === jobId && e.status === "succeeded", 60_000, "the backup job");
+      const backup = (await db.pool.query("select id, sha256 from pmt_jobs.backup where job_id = $1", [jobId])).rows[0];
+      if (stream === "false") {
+        await log.waitFor((e) => e.task === "pmt_jobs.offsite_upload" && e.status === "succeeded" && e.started_at > new Date(0).toISOString(), 60_000, "the upload job");
+      }
+      const { until } = await import("../harness/wait.js");
+      const copy = await until(async () => {
+        const r = (await db.pool.query("select status, sha256, key from pmt_jobs.backup_copy where backup_id = $1", [backup.id])).rows[0];
+        return r?.status === "verified" ? r : undefined;
+      }, "the copy to be verified", 60_000);
+      expect(copy.sha256).toBe(backup.sha256);
+      const uploads = await db.pool.query("select count(*)::int as n from graphile_worker.jobs where key = $1", [`offsite:${backup.id}`]);
+      // Streamed and confirmed: no separate upload job was needed.
+      if (stream === "true") expect(uploads.rows[0].n).toBe(0);
+    } finally {
+      await worker.stop();
+      await log.close();
+    }
+  });
+});
+
+describe("when the store is down while streaming", () => {
+  it("still succeeds locally and leaves the copy to a retried upload job", async () => {
+    const { startTestWorker } = await import("../harness/worker.js");
+    const { JobEventLog } = await import("../harness/events.js");
+    await s3.down();
+    const log = await JobEventLog.listen(db.url);
+    const worker = await startTestWorker(db.url, { env: { ...env, OFFSITE_STREAM: "true" } });
+    try {
+      const { rows } = await db.pool.query<{ id: number }>(
+        "select id from graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))",
+        [db.name],
+      );
+      const jobId = Number(rows[0]!.id);
+      await log.waitFor((e) => e.job_id === jobId && e.status === "succeeded", 60_000, "the backup job");
+      const backup = (await db.pool.query("select id, status from pmt_jobs.backup where job_id = $1", [jobId])).rows[0];
+      expect(backup.status).toBe("succeeded");
+      await log.waitFor((e) => e.task === "pmt_jobs.offsite_upload" && e.status === "failed", 60_000, "the upload job to fail while the store is down");
+      const upload = (await db.pool.query("select attempts, max_attempts from graphile_worker.jobs where key = $1", [`offsite:${backup.id}`])).rows[0];
+      expect(upload.attempts).toBeGreaterThanOrEqual(1);
+      expect(upload.max_attempts).toBe(12);
+    } finally {
+      await worker.stop();
+      await log.close();
+      await s3.up();
+    }
+  });
+});
+
+describe("a folder as the store (file://)", () => {
+  it("holds verified copies and manifests, and lists them", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-store-"));
+    const folder = testConfig({ ...env, OFFSITE_URL: `file://${dir}` });
+    const backup = await runBackup({ config: folder, pool: db.pool, logger }, target());
+    const key = await uploadBackup({ ...deps(), config: folder }, backup);
+    expect(fs.statSync(path.join(dir, key)).size).toBe(Number(backup.bytes));
+    expect(fs.existsSync(path.join(dir, `${key}.json`))).toBe(true);
+    const { listOffsite } = await import("../../src/offsite/restore.js");
+    const entries = await listOffsite(openStore(folder.offsite.url!, folder.offsite), db.name);
+    expect(entries.map((e) => e.key)).toContain(key);
+  });
+});
