@@ -24,11 +24,16 @@ export function fsyncDir(file: string): void {
   fsyncFile(path.dirname(file));
 }
 
-export async function sha256File(file: string): Promise<{ bytes: number; sha256: string }> {
+export function sha256File(file: string): Promise<{ bytes: number; sha256: string }> {
+  return hashStream(fs.createReadStream(file));
+}
+
+/** Size and sha256 of everything a stream yields. */
+export async function hashStream(stream: NodeJS.ReadableStream): Promise<{ bytes: number; sha256: string }> {
   const hash = crypto.createHash("sha256");
   let bytes = 0;
   await pipeline(
-    fs.createReadStream(file),
+    stream,
     new Writable({
       write(chunk: Buffer, _e, done) {
         hash.update(chunk);

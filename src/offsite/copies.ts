@@ -49,6 +49,17 @@ async function recordCopy(pool: pg.Pool, backupId: number, target: string, key: 
   );
 }
 
+async function recordVerified(pool: pg.Pool, store: OffsiteStore, backup: BackupRow, key: string): Promise<void> {
+  await recordCopy(pool, backup.id, store.description, key, {
+    status: "verified",
+    bytes: backup.bytes,
+    sha256: backup.sha256,
+    uploaded_at: new Date(),
+    verified_at: new Date(),
+    error: null,
+  });
+}
+
 /** Uploads one backup (and its manifest), reads it back, records the verified copy. */
 export async function uploadBackup(deps: OffsiteDeps, backup: BackupRow): Promise<string> {
   const store = storeOf(deps);
@@ -66,14 +77,7 @@ export async function uploadBackup(deps: OffsiteDeps, backup: BackupRow): Promis
       }
     }
     if (manifest) await store.putText(`${key}.json`, JSON.stringify({ ...manifest, offsite_key: key }, null, 2) + "\n");
-    await recordCopy(deps.pool, backup.id, store.description, key, {
-      status: "verified",
-      bytes: backup.bytes,
-      sha256: backup.sha256,
-      uploaded_at: new Date(),
-      verified_at: new Date(),
-      error: null,
-    });
+    await recordVerified(deps.pool, store, backup, key);
     deps.logger.info({ backup: backup.id, key, store: store.description }, "offsite copy verified");
     return key;
   } catch (error) {
@@ -109,14 +113,7 @@ export async function confirmStreamedCopy(deps: OffsiteDeps, backup: BackupRow):
     if (back.sha256 !== backup.sha256 || back.bytes !== Number(backup.bytes)) return false;
     const manifest = backup.local_path ? readManifest(backup.local_path) : undefined;
     if (manifest) await store.putText(`${key}.json`, JSON.stringify({ ...manifest, offsite_key: key }, null, 2) + "\n");
-    await recordCopy(deps.pool, backup.id, store.description, key, {
-      status: "verified",
-      bytes: backup.bytes,
-      sha256: backup.sha256,
-      uploaded_at: new Date(),
-      verified_at: new Date(),
-      error: null,
-    });
+    await recordVerified(deps.pool, store, backup, key);
     return true;
   } catch (error) {
     deps.logger.warn({ backup: backup.id, err: describeStoreError(error) }, "the streamed copy could not be confirmed");

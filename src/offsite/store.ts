@@ -7,7 +7,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { Readable, Writable } from "node:stream";
+import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
   DeleteObjectCommand,
@@ -18,6 +18,7 @@ import {
   type S3Client,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
+import { hashStream } from "../backups/files.js";
 import { createS3Client, objectKey, parseOffsiteUrl, type S3Settings } from "./target.js";
 
 export interface StoredObject {
@@ -42,19 +43,7 @@ export interface OffsiteStore {
 
 /** sha256 and size of an object, by reading it back. */
 export async function hashObject(store: OffsiteStore, key: string): Promise<{ bytes: number; sha256: string }> {
-  const hash = crypto.createHash("sha256");
-  let bytes = 0;
-  await pipeline(
-    await store.read(key),
-    new Writable({
-      write(chunk: Buffer, _e, done) {
-        hash.update(chunk);
-        bytes += chunk.length;
-        done();
-      },
-    }),
-  );
-  return { bytes, sha256: hash.digest("hex") };
+  return hashStream(await store.read(key));
 }
 
 class S3Store implements OffsiteStore {
