@@ -1,0 +1,1 @@
+select public.pmt_demo_seed(1000);
