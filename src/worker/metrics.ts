@@ -2,6 +2,7 @@
  * Prometheus metrics on /metrics. Queue depth is read from graphile_worker.jobs
  * at scrape time, so every worker reports the same, current figure.
  */
+import fs from "node:fs";
 import client from "prom-client";
 import type pg from "pg";
 
@@ -13,7 +14,28 @@ export interface Metrics {
   jobDuration: client.Histogram<"task" | "status">;
 }
 
-export function createMetrics(pool: pg.Pool): Metrics {
+/** A gauge whose values are read at scrape time; a failed read leaves it empty rather than failing the scrape. */
+function liveGauge<L extends string>(
+  registry: client.Registry,
+  name: string,
+  help: string,
+  labelNames: L[],
+  read: () => Promise<{ labels: Record<L, string>; value: number }[]>,
+): void {
+  new client.Gauge({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const values = await read().catch(() => []);
+      for (const v of values) this.set(v.labels as Partial<Record<L, string>>, v.value);
+    },
+  });
+}
+
+export function createMetrics(pool: pg.Pool, options: { backupDir?: string } = {}): Metrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: "pmt_worker_" });
   const jobsStarted = new client.Counter({
@@ -61,5 +83,34 @@ export function createMetrics(pool: pg.Pool): Metrics {
       for (const r of result.rows) this.set({ task: r.task, state: r.state }, r.n);
     },
   });
+  const perDatabase = async (sql: string) => {
+    const { rows } = await pool.query<{ database: string; value: number | null }>(sql);
+    return rows.filter((r) => r.value !== null).map((r) => ({ labels: { database: r.database }, value: Number(r.value) }));
+  };
+  liveGauge(registry, "pmt_worker_backup_last_success_age_seconds", "Seconds since the last successful backup, per database", ["database"], () =>
+    perDatabase("select database, extract(epoch from now() - max(finished_at))::float8 as value from pmt_jobs.backup where status = 'succeeded' group by 1"),
+  );
+  liveGauge(registry, "pmt_worker_backup_last_bytes", "Size of the last successful backup, per database", ["database"], () =>
+    perDatabase("select distinct on (database) database, bytes::float8 as value from pmt_jobs.backup where status = 'succeeded' order by database, finished_at desc"),
+  );
+  liveGauge(registry, "pmt_worker_backup_last_duration_seconds", "Duration of the last successful backup, per database", ["database"], () =>
+    perDatabase("select distinct on (database) database, extract(epoch from duration)::float8 as value from pmt_jobs.backup where status = 'succeeded' order by database, finished_at desc"),
+  );
+  liveGauge(registry, "pmt_worker_offsite_lag_seconds", "How long the oldest successful backup without an offsite copy has waited (0: none waiting), per database", ["database"], () =>
+    perDatabase(`select b.database, coalesce(extract(epoch from max(now() - b.finished_at) filter (where not exists (
+                   select 1 from pmt_jobs.backup_copy c where c.backup_id = b.id and c.status in ('verified', 'pruned')))), 0)::float8 as value
+                 from pmt_jobs.backup b where b.status = 'succeeded' group by 1`),
+  );
+  liveGauge(registry, "pmt_worker_export_requests", "Export requests by status", ["status"], async () => {
+    const { rows } = await pool.query<{ status: string; n: number }>("select status, count(*)::int as n from pmt_jobs.export_request group by 1");
+    return rows.map((r) => ({ labels: { status: r.status }, value: r.n }));
+  });
+  if (options.backupDir) {
+    const dir = options.backupDir;
+    liveGauge(registry, "pmt_worker_backup_dir_free_bytes", "Free bytes in BACKUP_DIR", [], async () => {
+      const stat = fs.statfsSync(dir);
+      return [{ labels: {}, value: stat.bavail * stat.bsize }];
+    });
+  }
   return { registry, jobsStarted, jobsSucceeded, jobsFailed, jobDuration };
 }

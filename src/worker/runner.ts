@@ -59,7 +59,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
 
   const db = createDb(pool);
   await recoverBackups(config.backup.dir, pool, logger);
-  const metrics = createMetrics(pool);
+  const metrics = createMetrics(pool, { backupDir: config.backup.dir });
   const mailer = options.mailer ?? createMailer(config);
   const bodies = { ...buildTasks({ config, databaseUrl: options.databaseUrl, db, pool, logger, mailer }), ...options.extraTasks };
   const taskList = Object.fromEntries(

@@ -81,6 +81,12 @@ describe("the backup job", () => {
       await log.waitFor((e) => e.job_id === jobId && e.status === "succeeded");
       const backup = await db.pool.query("select status, job_id from pmt_jobs.backup where job_id = $1", [jobId]);
       expect(backup.rows).toEqual([{ status: "succeeded", job_id: jobId }]);
+      const metrics = await (await fetch(`http://127.0.0.1:${worker.httpPort}/metrics`)).text();
+      expect(metrics).toMatch(new RegExp(`pmt_worker_backup_last_success_age_seconds\\{database="${db.name}"\\} \\d`));
+      expect(metrics).toMatch(new RegExp(`pmt_worker_backup_last_bytes\\{database="${db.name}"\\} [1-9]`));
+      expect(metrics).toMatch(new RegExp(`pmt_worker_backup_last_duration_seconds\\{database="${db.name}"\\} \\d`));
+      expect(metrics).toMatch(new RegExp(`pmt_worker_offsite_lag_seconds\\{database="${db.name}"\\} \\d`));
+      expect(metrics).toMatch(/pmt_worker_backup_dir_free_bytes [1-9]/);
     } finally {
       await worker.stop();
       await log.close();
