@@ -5,6 +5,7 @@ import { VERSION } from "../version.js";
 import { registerBackup, registerDatabase } from "./backup.js";
 import { registerOffsite } from "./offsite.js";
 import { registerDemo } from "./demo.js";
+import { registerDoctor } from "./doctor.js";
 import { registerJobs } from "./jobs.js";
 import { registerMigrate } from "./migrate.js";
 import { registerRetention } from "./retention.js";
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerDatabase(program);
   registerOffsite(program);
   registerRetention(program);
+  registerDoctor(program);
   registerDemo(program);
   return program;
 }

@@ -71,6 +71,15 @@ function createMigrator(pool: pg.Pool): Migrator {
   });
 }
 
+/** Our migrations' names, in order (for doctor). */
+export function migrationNames(): string[] {
+  return fs
+    .readdirSync(MIGRATIONS_DIR)
+    .filter((f) => f.endsWith(".sql"))
+    .sort()
+    .map((f) => f.replace(/\.sql$/, ""));
+}
+
 export interface MigrateResult {
   applied: string[];
 }

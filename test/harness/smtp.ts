@@ -42,7 +42,10 @@ export class SmtpSink {
       allowInsecureAuth: true,
       logger: false,
       size: 200 * 1024 * 1024,
-      onAuth: (auth, _session, callback) => callback(null, { user: auth.username }),
+      onAuth: (auth, _session, callback) =>
+        auth.password === "sink-password"
+          ? callback(null, { user: auth.username })
+          : callback(Object.assign(new Error("Invalid username or password"), { responseCode: 535 })),
       onRcptTo: (address, _session, callback) => {
         const code = this.refuse.get(address.address);
         if (code) {

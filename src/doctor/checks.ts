@@ -1,0 +1,190 @@
+/**
+ * `pmt-worker doctor`: one line per check, OK / WARN / FAIL, each saying what
+ * was checked and what to do. Nothing is changed, except a probe file in
+ * BACKUP_DIR and a probe object in the offsite store, both deleted at once.
+ */
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import nodemailer from "nodemailer";
+import pg from "pg";
+import { chooseTool, findTools, searchDirs, serverMajor } from "../backups/pgtools.js";
+import { backupTargets } from "../backups/target.js";
+import type { Config } from "../config.js";
+import { migrationNames } from "../db/migrate.js";
+import { errorMessage } from "../errors.js";
+import { classifySmtpError } from "../mail/classify.js";
+import { smtpOptions } from "../mail/transport.js";
+import { describeStoreError, serverId } from "../offsite/copies.js";
+import { objectKey, openStore } from "../offsite/store.js";
+import { redactText, redactUrl } from "../redact.js";
+
+export type Verdict = "OK" | "WARN" | "FAIL";
+
+export interface Check {
+  verdict: Verdict;
+  name: string;
+  detail: string;
+}
+
+const ok = (name: string, detail: string): Check => ({ verdict: "OK", name, detail });
+const warn = (name: string, detail: string): Check => ({ verdict: "WARN", name, detail });
+const fail = (name: string, detail: string): Check => ({ verdict: "FAIL", name, detail });
+
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  client.on("error", () => {});
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function databaseChecks(url: string): Promise<Check[]> {
+  try {
+    return await withClient(url, async (c) => {
+      const checks: Check[] = [];
+      const { rows } = await c.query<{ version: string; skew: number }>(
+        "select current_setting('server_version') as version, extract(epoch from now())::float8 * 1000 - $1::float8 as skew",
+        [Date.now()],
+      );
+      checks.push(ok("database", `reachable: PostgreSQL ${rows[0]!.version} at ${redactUrl(url)}`));
+      const skew = Math.abs(rows[0]!.skew);
+      checks.push(
+        skew > 60_000
+          ? fail("clock", `this machine's clock is ${(skew / 1000).toFixed(0)} s off the database's: fix NTP (cron, retention and ages depend on it)`)
+          : skew > 5_000
+            ? warn("clock", `this machine's clock is ${(skew / 1000).toFixed(1)} s off the database's`)
+            : ok("clock", `within ${(skew / 1000).toFixed(2)} s of the database's`),
+      );
+      const gw = await c.query<{ id: number | null }>(
+        "select case when to_regclass('graphile_worker.migrations') is null then null else (select max(id) from graphile_worker.migrations) end as id",
+      ).catch(() => ({ rows: [{ id: null }] }));
+      const graphile = gw.rows[0]?.id;
+      checks.push(graphile ? ok("queue", `graphile-worker schema at migration ${graphile}`) : fail("queue", "no graphile_worker schema: run pmt-worker migrate"));
+      // No pmt_jobs.migration table: nothing applied.
+      const ours = await c.query<{ name: string }>("select name from pmt_jobs.migration").catch(() => ({ rows: [] as { name: string }[] }));
+      const applied = new Set(ours.rows.map((r) => r.name));
+      const pending = migrationNames().filter((n) => !applied.has(n));
+      checks.push(
+        pending.length === 0
+          ? ok("migrations", `pmt_jobs schema up to date (${applied.size} migrations)`)
+          : applied.size === 0
+            ? fail("migrations", "no pmt_jobs schema: run pmt-worker migrate")
+            : warn("migrations", `${pending.length} pending (${pending.join(", ")}): run pmt-worker migrate`),
+      );
+      return checks;
+    });
+  } catch (error) {
+    return [fail("database", `cannot connect to ${redactUrl(url)}: ${redactText(errorMessage(error))}`)];
+  }
+}
+
+async function toolChecks(config: Config, databaseUrl: string): Promise<Check[]> {
+  const checks: Check[] = [];
+  const dirs = searchDirs(config.backup.pgBinDir);
+  for (const target of backupTargets(databaseUrl, config.backup.databases)) {
+    try {
+      const server = await withClient(target.url, async (c) => {
+        const { rows } = await c.query<{ num: string; version: string }>(
+          "select current_setting('server_version_num') as num, current_setting('server_version') as version",
+        );
+        return { major: serverMajor(Number(rows[0]!.num)), version: rows[0]!.version.split(" ")[0]! };
+      });
+      const dump = chooseTool("pg_dump", findTools("pg_dump", dirs), server);
+      const restore = chooseTool("pg_restore", findTools("pg_restore", dirs), server);
+      checks.push(ok(`pg_dump ${target.database}`, `pg_dump ${dump.version} (${dump.path}) and pg_restore ${restore.version} for server ${server.version}`));
+    } catch (error) {
+      checks.push(fail(`pg_dump ${target.database}`, redactText(errorMessage(error))));
+    }
+  }
+  return checks;
+}
+
+function backupDirCheck(config: Config): Check[] {
+  const dir = config.backup.dir;
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const probe = path.join(dir, `.pmt-worker-probe-${process.pid}`);
+    fs.writeFileSync(probe, "probe", { mode: 0o600 });
+    fs.rmSync(probe);
+  } catch (error) {
+    return [fail("backup dir", `${dir} is not writable: ${errorMessage(error)}`)];
+  }
+  const checks: Check[] = [];
+  const mode = fs.statSync(dir).mode & 0o777;
+  if (mode & 0o077) checks.push(warn("backup dir", `${dir} is mode ${mode.toString(8)}: others can read the backups; chmod 700 it`));
+  const stat = fs.statfsSync(dir);
+  const free = stat.bavail * stat.bsize;
+  const mb = Math.round(free / 2 ** 20);
+  checks.push(
+    free < config.offsite.minFreeBytes
+      ? warn("backup space", `${mb} MB free in ${dir}, below BACKUP_MIN_FREE_MB (${Math.round(config.offsite.minFreeBytes / 2 ** 20)})`)
+      : ok("backup space", `${dir} writable, ${mb} MB free`),
+  );
+  return checks;
+}
+
+async function smtpCheck(config: Config): Promise<Check> {
+  if (!config.smtpUrl) return ok("smtp", `no SMTP_URL: export mails go to ${path.join(config.pmtHome, "outbox")}`);
+  const options = { ...smtpOptions(config.smtpUrl, config.smtpCaFile), pool: false };
+  const transport = nodemailer.createTransport(options);
+  try {
+    await transport.verify();
+    return ok("smtp", `${options.host}:${options.port} answers${options.auth ? " and accepts the login" : ""} (no mail sent)`);
+  } catch (error) {
+    return fail("smtp", `${options.host}:${options.port}: ${classifySmtpError(error).reason}`);
+  } finally {
+    transport.close();
+  }
+}
+
+async function offsiteCheck(config: Config, databaseUrl: string): Promise<Check> {
+  if (!config.offsite.url) return warn("offsite", "no OFFSITE_URL: backups stay on this machine only");
+  let description = redactUrl(config.offsite.url);
+  try {
+    const store = openStore(config.offsite.url, config.offsite);
+    description = store.description;
+    const key = objectKey(store.prefix, serverId(config, databaseUrl), `.pmt-worker-probe-${crypto.randomBytes(6).toString("hex")}`);
+    await store.putText(key, "probe");
+    const head = await store.head(key);
+    await store.remove(key);
+    if (!head) throw new Error("the probe object was not there after writing it");
+    return ok("offsite", `${description} reachable and writable (probe written and deleted)`);
+  } catch (error) {
+    return fail("offsite", `${description}: ${describeStoreError(error)}`);
+  }
+}
+
+function dropDirCheck(config: Config): Check | undefined {
+  if (!config.dropDir) return undefined;
+  const dir = config.dropDir;
+  try {
+    fs.accessSync(dir, fs.constants.R_OK | fs.constants.W_OK | fs.constants.X_OK);
+  } catch {
+    return fail("drop folder", `${dir}: this user cannot read, write and enter it (files must be moved out of it)`);
+  }
+  const mode = fs.statSync(dir).mode;
+  if ((mode & 0o002) !== 0 && (mode & 0o1000) === 0) {
+    return warn("drop folder", `${dir} is world-writable without the sticky bit (mode ${(mode & 0o7777).toString(8)}): anyone can replace a file being mailed; chmod 1733 or restrict the group`);
+  }
+  return ok("drop folder", `${dir} readable and writable`);
+}
+
+export async function runChecks(config: Config, databaseUrl: string): Promise<Check[]> {
+  const checks = await databaseChecks(databaseUrl);
+  if (checks[0]?.verdict !== "FAIL") checks.push(...(await toolChecks(config, databaseUrl)));
+  checks.push(...backupDirCheck(config));
+  checks.push(await smtpCheck(config));
+  checks.push(await offsiteCheck(config, databaseUrl));
+  const drop = dropDirCheck(config);
+  if (drop) checks.push(drop);
+  return checks;
+}
+
+export function formatChecks(checks: Check[]): string {
+  const width = Math.max(...checks.map((c) => c.name.length));
+  return checks.map((c) => `${c.verdict.padEnd(4)}  ${c.name.padEnd(width)}  ${c.detail}\n`).join("");
+}

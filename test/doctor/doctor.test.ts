@@ -1,0 +1,85 @@
+/** `pmt-worker doctor` against real components, and each FAIL path. */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { migrate } from "../../src/db/migrate.js";
+import { createLogger } from "../../src/log.js";
+import { runCli } from "../harness/cli.js";
+import { createTestDatabase, type TestDatabase } from "../harness/db.js";
+import { S3RVER_CREDENTIALS, S3Sink } from "../harness/s3.js";
+import { SmtpSink } from "../harness/smtp.js";
+
+let db: TestDatabase;
+let smtp: SmtpSink;
+let s3: S3Sink;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await migrate(db.pool, createLogger("silent"));
+  smtp = await SmtpSink.start();
+  s3 = await S3Sink.start(["doctor"]);
+  env = {
+    ...S3RVER_CREDENTIALS,
+    DATABASE_URL: db.url,
+    BACKUP_DIR: path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pmt-doctor-")), "b"),
+    BACKUP_MIN_FREE_MB: "1",
+    SMTP_URL: smtp.url,
+    OFFSITE_URL: "s3://doctor/pmt",
+    S3_ENDPOINT: s3.endpoint,
+    S3_FORCE_PATH_STYLE: "true",
+  };
+});
+
+afterAll(async () => {
+  await smtp?.down();
+  await s3?.close();
+});
+
+function verdicts(stdout: string): Record<string, string> {
+  return Object.fromEntries(
+    stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l))
+      .map((c: { name: string; verdict: string; detail: string }) => [c.name, `${c.verdict} ${c.detail}`]),
+  );
+}
+
+describe("pmt-worker doctor", () => {
+  it("reports OK for a healthy setup, one line per check, and exits 0", async () => {
+    const result = await runCli(["doctor"], env);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    for (const name of ["database", "clock", "queue", "migrations", `pg_dump ${db.name}`, "backup space", "smtp", "offsite"]) {
+      expect(result.stdout).toMatch(new RegExp(`^OK    ${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\s+\\S`, "m"));
+    }
+    expect(result.stdout).toContain("(no mail sent)");
+    expect(result.stdout).toContain("probe written and deleted");
+    expect(smtp.messages).toHaveLength(0);
+  });
+
+  it.each([
+    ["missing pg_dump", { PG_BIN_DIR: fs.mkdtempSync(path.join(os.tmpdir(), "pmt-nobin-")) }, "pg_dump", /^FAIL pg_dump cannot handle PostgreSQL 15\.\d+: .*found none; install postgresql-client-15/],
+    ["unwritable BACKUP_DIR", { BACKUP_DIR: "/dev/null/backups" }, "backup dir", /^FAIL \/dev\/null\/backups is not writable: /],
+    ["a bad SMTP password", { SMTP_URL: "smtp://sink:wrong@127.0.0.1:PORT" }, "smtp", /^FAIL 127\.0\.0\.1:\d+: the mail server rejected the login; check SMTP_URL/],
+    ["an unreachable store", { S3_ENDPOINT: "http://127.0.0.1:1" }, "offsite", /^FAIL s3:\/\/doctor\/pmt: the store could not be reached \(ECONNREFUSED\)/],
+  ])("fails on %s, saying what to do, and exits 1", async (_name, override, check, expected) => {
+    const patch = Object.fromEntries(Object.entries(override).map(([k, v]) => [k, v.replace("PORT", String(smtp.port))]));
+    const result = await runCli(["doctor", "--json"], { ...env, ...patch });
+    expect(result.code).toBe(1);
+    const found = verdicts(result.stdout);
+    const key = check === "pg_dump" ? `pg_dump ${db.name}` : check;
+    expect(found[key]).toMatch(expected);
+    expect(result.stdout).not.toContain("wrong@");
+  });
+
+  it("fails on an unmigrated database", async () => {
+    const fresh = await createTestDatabase();
+    const result = await runCli(["doctor", "--json"], { ...env, DATABASE_URL: fresh.url });
+    expect(result.code).toBe(1);
+    const found = verdicts(result.stdout);
+    expect(found.queue).toBe("FAIL no graphile_worker schema: run pmt-worker migrate");
+    expect(found.migrations).toBe("FAIL no pmt_jobs schema: run pmt-worker migrate");
+  });
+});
