@@ -6,6 +6,7 @@ import { registerBackup, registerDatabase } from "./backup.js";
 import { registerOffsite } from "./offsite.js";
 import { registerDemo } from "./demo.js";
 import { registerDoctor } from "./doctor.js";
+import { registerStatus } from "./status.js";
 import { registerJobs } from "./jobs.js";
 import { registerMigrate } from "./migrate.js";
 import { registerRetention } from "./retention.js";
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerOffsite(program);
   registerRetention(program);
   registerDoctor(program);
+  registerStatus(program);
   registerDemo(program);
   return program;
 }

@@ -87,6 +87,15 @@ describe("the backup job", () => {
       expect(metrics).toMatch(new RegExp(`pmt_worker_backup_last_duration_seconds\\{database="${db.name}"\\} \\d`));
       expect(metrics).toMatch(new RegExp(`pmt_worker_offsite_lag_seconds\\{database="${db.name}"\\} \\d`));
       expect(metrics).toMatch(/pmt_worker_backup_dir_free_bytes [1-9]/);
+
+      const status = await runCli(["status", "--json"], env);
+      const parsed = JSON.parse(status.stdout);
+      expect(parsed.workers.map((w: { id: string }) => w.id)).toContain(worker.workerId);
+      expect(parsed.last_24h).toContainEqual({ task: "pmt_jobs.backup", succeeded: expect.any(Number), failed: 0, abandoned: 0, running: 0 });
+      expect(parsed.backups).toContainEqual(expect.objectContaining({ database: db.name, failed_7d: 0 }));
+      const human = await runCli(["status"], env);
+      expect(human.stdout).toMatch(/^Workers \(1 alive\):/);
+      expect(human.stdout).toContain("Backups:");
     } finally {
       await worker.stop();
       await log.close();

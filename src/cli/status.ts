@@ -1,0 +1,79 @@
+import type { Command } from "commander";
+import type pg from "pg";
+import { withDatabase } from "./context.js";
+import { table } from "./format.js";
+
+interface Status {
+  workers: { id: string; hostname: string; pid: number; concurrency: number; since_heartbeat_s: number }[];
+  queue: { task: string; ready: number; scheduled: number; failed: number; running: number }[];
+  last_24h: { task: string; succeeded: number; failed: number; abandoned: number; running: number }[];
+  backups: { database: string; last_success_age: string | null; kept: number; failed_7d: number; offsite_copies: number | null; offsite_lag: string | null }[];
+  exports_pending: { status: string; count: number; oldest: string }[];
+}
+
+export async function collectStatus(pool: pg.Pool): Promise<Status> {
+  const q = async <T extends pg.QueryResultRow>(sql: string) => (await pool.query<T>(sql)).rows;
+  return {
+    workers: await q(`select id, hostname, pid, concurrency, round(extract(epoch from now() - last_seen_at))::int as since_heartbeat_s
+                      from pmt_jobs.worker order by started_at`),
+    queue: await q(`select task_identifier as task,
+                           count(*) filter (where locked_at is null and attempts < max_attempts and run_at <= now())::int as ready,
+                           count(*) filter (where locked_at is null and attempts < max_attempts and run_at > now())::int as scheduled,
+                           count(*) filter (where attempts >= max_attempts and locked_at is null)::int as failed,
+                           count(*) filter (where locked_at is not null)::int as running
+                    from graphile_worker.jobs group by 1 order by 1`),
+    last_24h: await q(`select task,
+                              count(*) filter (where status = 'succeeded')::int as succeeded,
+                              count(*) filter (where status = 'failed')::int as failed,
+                              count(*) filter (where status = 'abandoned')::int as abandoned,
+                              count(*) filter (where status = 'running')::int as running
+                       from pmt_jobs.job_run where started_at > now() - interval '24 hours' group by 1 order by 1`),
+    backups: await q(`select database, last_success_age::text, kept::int, failed_7d::int, offsite_copies::int, offsite_lag::text
+                      from pmt_jobs.backup_status`),
+    exports_pending: await q(`select status, count(*)::int as count, min(requested_at)::text as oldest
+                              from pmt_jobs.export_request where status not in ('sent', 'failed') group by 1 order by 1`),
+  };
+}
+
+function render(s: Status): string {
+  const out: string[] = [];
+  out.push(
+    s.workers.length
+      ? `Workers (${s.workers.length} alive):\n` + table(["id", "host", "pid", "slots", "heartbeat"], s.workers.map((w) => [w.id, w.hostname, String(w.pid), String(w.concurrency), `${w.since_heartbeat_s} s ago`]))
+      : "Workers: none running\n",
+  );
+  out.push(
+    s.queue.length
+      ? "Queue:\n" + table(["task", "ready", "scheduled", "running", "failed for good"], s.queue.map((r) => [r.task, String(r.ready), String(r.scheduled), String(r.running), String(r.failed)]))
+      : "Queue: empty\n",
+  );
+  out.push(
+    s.last_24h.length
+      ? "Last 24 hours:\n" + table(["task", "succeeded", "failed", "abandoned", "running"], s.last_24h.map((r) => [r.task, String(r.succeeded), String(r.failed), String(r.abandoned), String(r.running)]))
+      : "Last 24 hours: no jobs\n",
+  );
+  out.push(
+    s.backups.length
+      ? "Backups:\n" + table(["database", "last success", "kept", "failed 7d", "offsite copies", "offsite lag"], s.backups.map((b) => [b.database, b.last_success_age ? `${b.last_success_age} ago` : "never", String(b.kept), String(b.failed_7d), b.offsite_copies === null ? "-" : String(b.offsite_copies), b.offsite_lag ?? "-"]))
+      : "Backups: none yet\n",
+  );
+  out.push(
+    s.exports_pending.length
+      ? "Exports pending:\n" + table(["status", "count", "oldest"], s.exports_pending.map((e) => [e.status, String(e.count), e.oldest]))
+      : "Exports pending: none\n",
+  );
+  return out.join("\n");
+}
+
+export function registerStatus(program: Command): void {
+  program
+    .command("status")
+    .description("one screen: workers alive, queue, last 24 hours of jobs, backups and offsite state, pending exports")
+    .option("--json", "as JSON")
+    .action(async (opts: { json?: boolean }) => {
+      await withDatabase(async ({ pool }) => {
+        const status = await collectStatus(pool);
+        process.stdout.write(opts.json ? JSON.stringify(status) + "\n" : render(status));
+      });
+    });
+}
