@@ -331,6 +331,18 @@ export const ENV = {
     default: "7",
     doc: "How long the download link of an export too large to mail stays valid (S3 presigned URLs last at most 7 days).",
   },
+  ALERT_EMAIL: {
+    schema: z.string().trim().regex(/^[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9.-]+\.[A-Za-z]{2,63}$/, "expected one mailbox like dba@example.org").optional(),
+    default: undefined,
+    doc: "The operator, mailed (through the export mailer) when a backup or upload fails for good, a backup is stale or shrank, or BACKUP_DIR runs low.",
+  },
+  ALERT_REPEAT_HOURS: { schema: int(1, 720), default: "24", doc: "At most one mail per alert condition in this many hours." },
+  BACKUP_MAX_AGE_HOURS: { schema: int(1, 8760), default: "26", doc: "Alert when a database's newest successful backup is older than this." },
+  BACKUP_SHRINK_ALERT: {
+    schema: int(1, 100),
+    default: "50",
+    doc: "Alert when a backup is smaller than this percentage of the previous one.",
+  },
   IATI_REPORTING_ORG_REF: {
     schema: z.string().trim().regex(/^[^/?#\s]+$/, "expected an IATI organisation identifier like XM-DAC-41114"),
     default: "XI-PMT-0000",
@@ -406,6 +418,7 @@ export interface Config {
   exportMailBody: string;
   exportMailBodies: Record<string, string>;
   iati: { ref: string; name: string; type: string };
+  alerts: { email: string | undefined; repeatHours: number; maxAgeHours: number; shrinkPercent: number };
 }
 
 export class ConfigError extends UserError {
@@ -516,6 +529,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
     exportDisclaimer: values.EXPORT_DISCLAIMER as string,
     exportMailBody: (values.EXPORT_MAIL_BODY as string).replace(/\\n/g, "\n"),
     exportMailBodies: values.EXPORT_MAIL_BODIES as Record<string, string>,
+    alerts: {
+      email: values.ALERT_EMAIL as string | undefined,
+      repeatHours: values.ALERT_REPEAT_HOURS as number,
+      maxAgeHours: values.BACKUP_MAX_AGE_HOURS as number,
+      shrinkPercent: values.BACKUP_SHRINK_ALERT as number,
+    },
     iati: {
       ref: values.IATI_REPORTING_ORG_REF as string,
       name: values.IATI_REPORTING_ORG_NAME as string,

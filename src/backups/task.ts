@@ -1,49 +1,82 @@
-/** The backup job: one pg_dump of one database, then retention for it. */
-import type { Task } from "graphile-worker";
+/**
+ * The backup job: one pg_dump of one database, its offsite copy (streamed, or
+ * an upload job of its own), the shrink check, then retention. A backup that
+ * fails for good alerts the operator.
+ */
+import { PassThrough } from "node:stream";
+import type { JobHelpers, Task } from "graphile-worker";
 import type pg from "pg";
 import { z } from "zod";
+import { checkShrink, raiseAlert } from "../alerts/alerts.js";
 import type { Config } from "../config.js";
-import { PermanentJobError } from "../errors.js";
+import { PermanentJobError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
+import type { Mailer } from "../mail/transport.js";
+import { confirmStreamedCopy, copyKey, serverId, storeOf, type OffsiteDeps } from "../offsite/copies.js";
 import { applyRetention } from "../retention/apply.js";
-import { PassThrough } from "node:stream";
-import { confirmStreamedCopy, copyKey, serverId, storeOf } from "../offsite/copies.js";
+import type { BackupFormat } from "./catalog.js";
 import { runBackup } from "./run.js";
-import { backupTargets } from "./target.js";
+import { backupTargets, type BackupTarget } from "./target.js";
 
 const payloadSchema = z.object({
   database: z.string().min(1),
   format: z.enum(["custom", "tar", "directory"]).optional(),
 });
 
-export function backupTask(deps: { config: Config; pool: pg.Pool; logger: Logger; databaseUrl: string }): Task {
+export interface BackupTaskDeps {
+  config: Config;
+  pool: pg.Pool;
+  logger: Logger;
+  databaseUrl: string;
+  mailer: Mailer;
+}
+
+/** The dump, then its offsite copy: confirmed if it was streamed, else queued as an upload job. */
+async function backupAndCopy(deps: BackupTaskDeps, target: BackupTarget, format: BackupFormat | undefined, helpers: JobHelpers): Promise<void> {
+  const offsite: OffsiteDeps = deps;
+  const stream = Boolean(deps.config.offsite.url && deps.config.offsite.stream);
+  const backup = await runBackup(
+    {
+      ...deps,
+      tee: stream
+        ? (name) => {
+            const store = storeOf(offsite);
+            const pass = new PassThrough();
+            const key = copyKey(store, serverId(deps.config, deps.databaseUrl), { database: target.database, file: name });
+            return { stream: pass, done: store.putStream(key, pass) };
+          }
+        : undefined,
+    },
+    target,
+    { format, jobId: Number(helpers.job.id) },
+  );
+  const confirmed = backup.streamed && (await confirmStreamedCopy(offsite, backup));
+  if (deps.config.offsite.url && !confirmed) {
+    // In its own job: a store that is down retries without redoing the dump.
+    await helpers.addJob("pmt_jobs.offsite_upload", { backupId: backup.id }, { queueName: "offsite", jobKey: `offsite:${backup.id}`, maxAttempts: 12 });
+  }
+}
+
+export function backupTask(deps: BackupTaskDeps): Task {
   return async (payload, helpers) => {
     const parsed = payloadSchema.safeParse(payload);
     if (!parsed.success) throw new PermanentJobError(`backup job payload: expected {"database": "<name>", "format"?: "custom|tar|directory"}`);
     const target = backupTargets(deps.databaseUrl, deps.config.backup.databases).find((t) => t.database === parsed.data.database);
     if (!target) throw new PermanentJobError(`database ${parsed.data.database} is not in BACKUP_DATABASES`);
-    const offsite = { ...deps, databaseUrl: deps.databaseUrl };
-    const stream = deps.config.offsite.url && deps.config.offsite.stream;
-    const backup = await runBackup(
-      {
-        ...deps,
-        tee: stream
-          ? (name) => {
-              const store = storeOf(offsite);
-              const key = copyKey(store, serverId(deps.config, deps.databaseUrl), { database: target.database, file: name });
-              const pass = new PassThrough();
-              return { stream: pass, done: store.putStream(key, pass) };
-            }
-          : undefined,
-      },
-      target,
-      { format: parsed.data.format, jobId: Number(helpers.job.id) },
-    );
-    const confirmed = backup.streamed && (await confirmStreamedCopy(offsite, backup));
-    if (deps.config.offsite.url && !confirmed) {
-      // Offsite right away, in its own job: a store that is down retries without redoing the dump.
-      await helpers.addJob("pmt_jobs.offsite_upload", { backupId: backup.id }, { queueName: "offsite", jobKey: `offsite:${backup.id}`, maxAttempts: 12 });
+    try {
+      await backupAndCopy(deps, target, parsed.data.format, helpers);
+    } catch (error) {
+      if (error instanceof PermanentJobError || helpers.job.attempts >= helpers.job.max_attempts) {
+        await raiseAlert(
+          deps,
+          `backup_failed:${target.database}`,
+          `backup of ${target.database} failed for good`,
+          `The backup of ${target.database} failed on its last attempt (${helpers.job.attempts} of ${helpers.job.max_attempts}): ${errorMessage(error)}`,
+        );
+      }
+      throw error;
     }
+    await checkShrink(deps, target.database);
     await applyRetention(deps.config, deps.pool, deps.logger, target.database);
   };
 }

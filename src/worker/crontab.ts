@@ -12,6 +12,17 @@ export const TEST_RESTORE_CRON_DEFAULT = "0 4 * * 0";
 export function buildCronItems(config: Config, backups: { database: string }[] = [], options: { embedded?: boolean } = {}): ParsedCronItem[] {
   const testRestore = config.backup.testRestoreCron ?? (options.embedded ? "off" : TEST_RESTORE_CRON_DEFAULT);
   return parseCronItems([
+    ...(backups.length
+      ? [
+          {
+            // Stale backups and low disk space, every quarter hour.
+            task: TASK.alertsCheck,
+            match: "*/15 * * * *",
+            identifier: "alerts_check",
+            options: { backfillPeriod: 0, maxAttempts: 1, jobKey: "alerts_check", jobKeyMode: "replace" as const },
+          },
+        ]
+      : []),
     ...(config.offsite.url
       ? [
           {

@@ -7,6 +7,7 @@ import type pg from "pg";
 import { z } from "zod";
 import type { Config } from "../config.js";
 import type { Db } from "../db/schema.js";
+import { checkBackups } from "../alerts/alerts.js";
 import { backupTask } from "../backups/task.js";
 import { testRestoreTask } from "../backups/test-restore.js";
 import { offsiteSyncTask, offsiteUploadTask } from "../offsite/tasks.js";
@@ -35,6 +36,7 @@ export const TASK = {
   testRestore: "pmt_jobs.backup_test_restore",
   offsiteUpload: "pmt_jobs.offsite_upload",
   offsiteSync: "pmt_jobs.offsite_sync",
+  alertsCheck: "pmt_jobs.alerts_check",
 } as const;
 
 /** Spool files are kept at least this long, so an export being retried never loses its file. */
@@ -44,8 +46,11 @@ const noopPayload = z.object({ sleepMs: z.number().int().min(0).max(3_600_000).o
 
 export function buildTasks(ctx: TaskContext): Record<string, Task> {
   return {
-    [TASK.backup]: backupTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl }),
-    [TASK.offsiteUpload]: offsiteUploadTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl }),
+    [TASK.backup]: backupTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl, mailer: ctx.mailer }),
+    [TASK.alertsCheck]: async () => {
+      await checkBackups({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, mailer: ctx.mailer }, ctx.databaseUrl);
+    },
+    [TASK.offsiteUpload]: offsiteUploadTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl, mailer: ctx.mailer }),
     [TASK.offsiteSync]: offsiteSyncTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl }),
     [TASK.testRestore]: testRestoreTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl }),
     [TASK.export]: exportTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, mailer: ctx.mailer }),
