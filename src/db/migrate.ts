@@ -16,7 +16,10 @@ import { createDb } from "./kysely.js";
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations/", import.meta.url));
 /** Applied after the migrations on every run (create or replace): PMT-facing functions. */
-export const REPEATABLE_SQL = [fileURLToPath(new URL("../../sql/pmt_export_functions.sql", import.meta.url))];
+export const REPEATABLE_SQL = [
+  fileURLToPath(new URL("../../sql/pmt_export_functions.sql", import.meta.url)),
+  fileURLToPath(new URL("../../sql/pmt_grants.sql", import.meta.url)),
+];
 
 /** pg_advisory_lock key: hashtext('pmt-worker migrate'), fixed so every version agrees. */
 const LOCK_KEY = 0x706d7401;
