@@ -1,0 +1,99 @@
+/**
+ * Backup benchmark: `pmt-worker backup run` (pg_dump through sha256 into a
+ * .partial, fsync, pg_restore --list, manifest, catalog, retention) against a
+ * bare `pg_dump -Fc db > file` and `pg_dump -Ft db > file` (the original
+ * cron's), alternating on the same generated PMT database; then the same at
+ * twice the size, to show that our memory stays flat.
+ *
+ *   npm run bench -- backup [--rounds=5] [--activities=200000]
+ */
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { toolEnv } from "../src/backups/run.js";
+import { chooseTool, findTools, searchDirs } from "../src/backups/pgtools.js";
+import { migrate } from "../src/db/migrate.js";
+import { createPool } from "../src/db/pool.js";
+import { seedDemo } from "../src/exports/demo.js";
+import { createLogger } from "../src/log.js";
+import { benchDatabase, createDatabase, intArg, printTable, row, writeResults } from "./lib.js";
+
+const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../bin/pmt-worker.js");
+
+/** Runs a command; resolves with wall milliseconds and the peak RSS (MB) of the process, read from /proc while it runs. */
+function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv, stdoutFile?: string): Promise<{ ms: number; rssMb: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const out = stdoutFile ? fs.openSync(stdoutFile, "w") : "ignore";
+    const child = spawn(cmd, args, { env, stdio: ["ignore", out, "pipe"] });
+    let stderr = "";
+    child.stderr!.on("data", (d) => (stderr += d));
+    let peak = 0;
+    const timer = setInterval(() => {
+      try {
+        const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${child.pid}/status`, "utf8"));
+        if (m) peak = Math.max(peak, Number(m[1]) / 1024);
+      } catch {
+        // exited
+      }
+    }, 20);
+    child.on("close", (code) => {
+      clearInterval(timer);
+      if (typeof out === "number") fs.closeSync(out);
+      if (code !== 0) reject(new Error(`${cmd} ${args.join(" ")} exited with ${code}: ${stderr}`));
+      else resolve({ ms: performance.now() - t0, rssMb: peak });
+    });
+  });
+}
+
+export async function main(): Promise<void> {
+  const rounds = intArg("rounds", 5);
+  const activities = intArg("activities", 200_000);
+  const server = await benchDatabase();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-bench-backup-"));
+  const logger = createLogger("warn");
+  const results: Record<string, unknown> = { rounds, activities };
+  const rssBySize: { activities: number; ours: number; db_mb: number }[] = [];
+  let rows: ReturnType<typeof row>[] = [];
+
+  for (const size of [activities, activities * 2]) {
+    const url = await createDatabase(server.url, `bench_backup_${size}`);
+    const pool = createPool(url, { max: 2 });
+    await migrate(pool, logger);
+    await seedDemo(pool, size);
+    const dbMb = Number((await pool.query("select pg_database_size(current_database()) as b")).rows[0].b) / 2 ** 20;
+    await pool.end();
+    const serverMajor = 15;
+    const pgDump = chooseTool("pg_dump", findTools("pg_dump", searchDirs()), { major: serverMajor, version: "15" });
+    const env = { ...process.env, DATABASE_URL: url, BACKUP_DIR: path.join(dir, `ours_${size}`), LOG_LEVEL: "warn", RETAIN_DAILY: "1", RETAIN_WEEKLY: "0", RETAIN_MONTHLY: "0", RETAIN_MIN_SUCCESSFUL: "1" };
+    const times = { ours: [] as number[], custom: [] as number[], tar: [] as number[] };
+    let oursRss = 0;
+    for (let round = 0; round <= rounds && (size === activities || round <= 1); round++) {
+      const o = await measure(process.execPath, [BIN, "backup", "run"], env);
+      const c = await measure(pgDump.path, ["-Fc"], toolEnv(url), path.join(dir, "raw.dump"));
+      const t = await measure(pgDump.path, ["-Ft"], toolEnv(url), path.join(dir, "raw.tar"));
+      oursRss = Math.max(oursRss, o.rssMb);
+      if (round === 0) continue;
+      times.ours.push(o.ms / 1000);
+      times.custom.push(c.ms / 1000);
+      times.tar.push(t.ms / 1000);
+      process.stderr.write(`${size} activities, round ${round}: ours ${(o.ms / 1000).toFixed(2)} s, pg_dump -Fc ${(c.ms / 1000).toFixed(2)} s, -Ft ${(t.ms / 1000).toFixed(2)} s\n`);
+    }
+    rssBySize.push({ activities: size, ours: oursRss, db_mb: dbMb });
+    if (size === activities) {
+      rows = [
+        row(`backup run vs pg_dump -Fc (${dbMb.toFixed(0)} MB db)`, "s", times.ours, times.custom, "ratio <= 1.10"),
+        row(`backup run vs pg_dump -Ft (${dbMb.toFixed(0)} MB db)`, "s", times.ours, times.tar),
+      ];
+    }
+  }
+  await server.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  printTable(`Backup: pmt-worker backup run (custom format) vs bare pg_dump, ${rounds} rounds`, rows, [
+    ...rssBySize.map((r) => `peak RSS of pmt-worker backup run: ${r.ours.toFixed(0)} MB with a ${r.db_mb.toFixed(0)} MB database (${r.activities} activities)`),
+  ]);
+  const file = writeResults("backup", { ...results, rows, rss: rssBySize });
+  process.stdout.write(`results: ${file}\n`);
+}
