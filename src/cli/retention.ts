@@ -21,7 +21,7 @@ export function registerRetention(program: Command): void {
             process.stdout.write(
               JSON.stringify({
                 database: target.database,
-                keep: plan.keep.map((k) => ({ id: k.backup.id, file: k.backup.file, started_at: k.backup.started_at, tiers: k.tiers })),
+                keep: plan.keep.map((k) => ({ id: k.backup.id, file: k.backup.file, started_at: k.backup.started_at, tiers: k.tiers, held: k.held })),
                 prune: plan.prune.map((b) => ({ id: b.id, file: b.file, started_at: b.started_at })),
                 unknown_files: plan.unknownFiles,
               }) + "\n",
@@ -29,7 +29,7 @@ export function registerRetention(program: Command): void {
             continue;
           }
           const rows = [
-            ...plan.keep.map((k) => [String(k.backup.id), k.backup.started_at.toISOString(), `keep (${k.tiers.join(", ")})`, k.backup.file ?? ""]),
+            ...plan.keep.map((k) => [String(k.backup.id), k.backup.started_at.toISOString(), `keep (${k.held ?? k.tiers.join(", ")})`, k.backup.file ?? ""]),
             ...plan.prune.map((b) => [String(b.id), b.started_at.toISOString(), "prune", b.file ?? ""]),
           ].sort((a, b) => b[1]!.localeCompare(a[1]!));
           process.stdout.write(`${target.database}:\n`);

@@ -18,24 +18,47 @@ import { planRetention, type Tier } from "./policy.js";
 
 export interface RetentionResult {
   database: string;
-  keep: { backup: BackupRow; tiers: Tier[] }[];
+  /** Kept backups with the tiers that keep them, or why they are held outside the tiers. */
+  keep: { backup: BackupRow; tiers: Tier[]; held?: "final" | "offsite pending" }[];
   prune: BackupRow[];
+  /** Backups pruned although their offsite copy is not done, because BACKUP_DIR is nearly full. */
+  pruneWithoutCopy: BackupRow[];
   unknownFiles: string[];
 }
 
+/**
+ * The GFS plan for one database, with the rails: a retired database's final
+ * backup is outside the tiers and always kept; with an offsite store, a
+ * backup whose copy is not done is kept unless BACKUP_DIR is below
+ * BACKUP_MIN_FREE_MB.
+ */
 export async function planDatabase(config: Config, pool: pg.Pool, database: string, now = new Date()): Promise<RetentionResult> {
   const rows = await succeededOf(pool, database);
+  const finals = rows.filter((r) => r.final);
+  const regular = rows.filter((r) => !r.final);
   const plan = planRetention(
-    rows.map((r) => ({ id: r.id, at: r.started_at })),
+    regular.map((r) => ({ id: r.id, at: r.started_at })),
     now,
     config.retention,
   );
-  return {
-    database,
-    keep: rows.filter((r) => plan.keep.has(r.id)).map((r) => ({ backup: r, tiers: plan.keep.get(r.id)! })),
-    prune: rows.filter((r) => plan.prune.includes(r.id)),
-    unknownFiles: await unknownFiles(config, pool),
-  };
+  const keep: RetentionResult["keep"] = [
+    ...regular.filter((r) => plan.keep.has(r.id)).map((r) => ({ backup: r, tiers: plan.keep.get(r.id)! })),
+    ...finals.map((backup) => ({ backup, tiers: [] as Tier[], held: "final" as const })),
+  ];
+  let prune = regular.filter((r) => plan.prune.includes(r.id));
+  let pruneWithoutCopy: BackupRow[] = [];
+  if (config.offsite.url && prune.length) {
+    const pending = await unverifiedBackups(pool, database);
+    const waiting = prune.filter((b) => pending.has(b.id));
+    const stat = fs.existsSync(config.backup.dir) ? fs.statfsSync(config.backup.dir) : undefined;
+    const lowSpace = stat !== undefined && stat.bavail * stat.bsize < config.offsite.minFreeBytes;
+    if (lowSpace) pruneWithoutCopy = waiting;
+    else {
+      prune = prune.filter((b) => !pending.has(b.id));
+      keep.push(...waiting.map((backup) => ({ backup, tiers: [] as Tier[], held: "offsite pending" as const })));
+    }
+  }
+  return { database, keep, prune, pruneWithoutCopy, unknownFiles: await unknownFiles(config, pool) };
 }
 
 /** Backup-looking files in BACKUP_DIR that no catalog row (other than pruned ones) names. */
@@ -50,28 +73,12 @@ export async function unknownFiles(config: Config, pool: pg.Pool): Promise<strin
 
 export async function applyRetention(config: Config, pool: pg.Pool, logger: Logger, database: string, now = new Date()): Promise<RetentionResult> {
   const result = await planDatabase(config, pool, database, now);
-  // With an offsite store, a backup whose copy is not verified yet stays, unless the disk is nearly full.
-  if (config.offsite.url) {
-    const unverified = await unverifiedBackups(pool, database);
-    const waiting = result.prune.filter((b) => unverified.has(b.id));
-    if (waiting.length) {
-      const stat = fs.statfsSync(config.backup.dir);
-      const free = stat.bavail * stat.bsize;
-      if (free < config.offsite.minFreeBytes) {
-        logger.error(
-          { database, freeMb: Math.round(free / 2 ** 20), backups: waiting.map((b) => b.id) },
-          "ALERT: free space in BACKUP_DIR is below BACKUP_MIN_FREE_MB; pruning backups that have no offsite copy yet",
-        );
-      } else {
-        result.prune = result.prune.filter((b) => !unverified.has(b.id));
-        result.keep.push(...waiting.map((backup) => ({ backup, tiers: [] as Tier[] })));
-      }
-    }
+  if (result.pruneWithoutCopy.length) {
+    logger.error(
+      { database, backups: result.pruneWithoutCopy.map((b) => b.id) },
+      "ALERT: free space in BACKUP_DIR is below BACKUP_MIN_FREE_MB; pruning backups that have no offsite copy yet",
+    );
   }
-  // A retired database's final backup is never pruned.
-  const finals = result.prune.filter((b) => b.final);
-  result.prune = result.prune.filter((b) => !b.final);
-  result.keep.push(...finals.map((backup) => ({ backup, tiers: [] as Tier[] })));
   for (const { backup, tiers } of result.keep) {
     if (backup.tiers.join(",") === tiers.join(",")) continue;
     await setTiers(pool, backup.id, tiers);

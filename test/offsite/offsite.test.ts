@@ -187,6 +187,8 @@ describe("pmt-worker database retire", () => {
     expect(row).toEqual({ status: "succeeded", final: true });
     const copy = (await db.pool.query("select status from pmt_jobs.backup_copy where backup_id = $1", [id])).rows[0];
     expect(copy.status).toBe("verified");
+    const plan = JSON.parse((await runCli(["retention", "plan", "--json", "--database", db.name], cliEnv)).stdout);
+    expect(plan.keep).toContainEqual(expect.objectContaining({ id, held: "final" }));
   });
 });
 
