@@ -9,6 +9,7 @@ import type { Config } from "../config.js";
 import { createDb } from "../db/kysely.js";
 import { checkConnection, createPool, type Pool } from "../db/pool.js";
 import { migrate } from "../db/migrate.js";
+import { resilientPool } from "../db/resilient.js";
 import { errorMessage } from "../errors.js";
 import { graphileLogger, type Logger } from "../log.js";
 import { VERSION } from "../version.js";
@@ -76,7 +77,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
 
   let runner: Runner;
   runner = await run({
-    pgPool: pool,
+    pgPool: resilientPool(pool, logger),
     taskList,
     parsedCronItems: buildCronItems(config, backupTargets(options.databaseUrl, config.backup.databases), { embedded: options.embedded }),
     concurrency: config.concurrency,

@@ -1,0 +1,83 @@
+/**
+ * Fault: PostgreSQL restarts while jobs run. The worker reconnects, LISTEN
+ * resumes (a job added afterwards starts at once, not at the next poll), and
+ * every job runs exactly once.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { afterAll, describe, expect, it } from "vitest";
+import { startEmbedded, type EmbeddedDatabase } from "../../src/db/embedded.js";
+import { migrate } from "../../src/db/migrate.js";
+import { createPool } from "../../src/db/pool.js";
+import { createLogger } from "../../src/log.js";
+import { BIN, ChildHandle } from "../harness/cli.js";
+import { freePort } from "../harness/net.js";
+import { until } from "../harness/wait.js";
+
+const home = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-fault-pg-"));
+fs.chmodSync(home, 0o711);
+const logger = createLogger("silent");
+let server: EmbeddedDatabase | undefined;
+let worker: ChildHandle | undefined;
+
+afterAll(async () => {
+  worker?.kill("SIGKILL");
+  await server?.stop();
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
+async function query<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<T>(text)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+describe("PostgreSQL restarted under running jobs", () => {
+  it("the worker reconnects, LISTEN resumes and no job is lost or run twice", async () => {
+    const port = await freePort();
+    server = await startEmbedded(home, port, logger);
+    const url = server.url;
+    const pool = createPool(url);
+    await migrate(pool, logger);
+    await pool.end();
+    // Poll only every 30 s: a job started sooner after the restart came by LISTEN.
+    worker = ChildHandle.spawn(BIN, ["start"], { DATABASE_URL: url, PMT_HOME: path.join(home, "w"), HTTP_PORT: "0", WORKER_POLL_INTERVAL_MS: "30000", WORKER_CONCURRENCY: "4" });
+    await worker.waitForOutput(/"msg":"worker started"/);
+
+    await query(url, "select graphile_worker.add_jobs(array(select row('pmt_jobs.noop', json_build_object('sleepMs', 100), null, null, null, null, null, null)::graphile_worker.job_spec from generate_series(1, 40)))");
+    await until(async () => (await query<{ n: number }>(url, "select count(*)::int as n from pmt_jobs.job_run where status = 'succeeded'"))[0]!.n >= 8, "some jobs to finish");
+
+    await server.stop();
+    server = await startEmbedded(home, port, logger);
+    await worker.waitForOutput(/LISTEN|reconnect|Listening/i, 30_000).catch(() => {});
+
+    // All of the first batch finish, each exactly once.
+    const done = await until(async () => {
+      const rows = await query<{ job_id: number; status: string }>(url, "select job_id, status from pmt_jobs.job_run where status = 'succeeded'").catch(() => []);
+      return rows.length >= 40 ? rows : undefined;
+    }, () => `the first batch to finish; worker output:\n${worker!.stdout.slice(-3000)}${worker!.stderr.slice(-2000)}`, 40_000, 200);
+    expect(new Set(done.map((r) => r.job_id)).size).toBe(40);
+    expect(done).toHaveLength(40); // no job ran twice
+    const other = await query<{ n: number }>(url, "select count(*)::int as n from pmt_jobs.job_run where status <> 'succeeded'");
+    expect(other[0]!.n).toBe(0);
+
+    // A job added now starts within a second: LISTEN works again.
+    const [added] = await query<{ id: number; t: string }>(url, "select id::int, clock_timestamp()::text as t from graphile_worker.add_job('pmt_jobs.noop')");
+    const started = await until(async () => {
+      const rows = await query<{ started_at: string }>(url, `select started_at::text from pmt_jobs.job_run where job_id = ${added!.id}`);
+      return rows[0];
+    }, "the new job to start", 10_000, 50);
+    expect(new Date(started.started_at).getTime() - new Date(added!.t).getTime()).toBeLessThan(1000);
+
+    const left = await query<{ n: number }>(url, "select count(*)::int as n from graphile_worker.jobs");
+    expect(left[0]!.n).toBe(0);
+    worker.kill("SIGTERM");
+    expect((await worker.exited).code).toBe(0);
+  });
+});
