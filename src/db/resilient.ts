@@ -39,38 +39,39 @@ async function connectWithRetry(pool: pg.Pool, logger: Logger, waitMs: number): 
   }
 }
 
+/** The statement's first word or two, lower case (enough to tell LISTEN and transaction control). */
 function statementText(args: unknown[]): string {
   const first = args[0] as string | { text?: string } | undefined;
-  return (typeof first === "string" ? first : (first?.text ?? "")).trim().toLowerCase();
+  return (typeof first === "string" ? first : (first?.text ?? "")).slice(0, 24).trimStart().toLowerCase();
 }
 
 function wrapClient(pool: pg.Pool, logger: Logger, waitMs: number, client: pg.PoolClient): pg.PoolClient {
   let current = client;
   let inTransaction = false;
-  return new Proxy(client, {
-    get(target, prop) {
-      if (prop === "query") {
-        return async (...args: unknown[]) => {
-          const text = statementText(args);
-          const query = () => (current.query as (...a: unknown[]) => Promise<unknown>)(...args);
-          if (/^(un)?listen\b/.test(text) || typeof args[args.length - 1] === "function") return query();
-          if (/^(begin|start transaction)\b/.test(text)) inTransaction = true;
-          try {
-            const result = await query();
-            if (/^(commit|rollback|end)\b/.test(text)) inTransaction = false;
-            return result;
-          } catch (error) {
-            if (inTransaction || !isConnectionError(error)) {
-              if (/^(commit|rollback|end)\b/.test(text)) inTransaction = false;
-              throw error;
-            }
-            current.release(true);
-            current = await connectWithRetry(pool, logger, waitMs);
-            return query();
-          }
-        };
+  const query = async (...args: unknown[]) => {
+    const text = statementText(args);
+    const run = () => (current.query as (...a: unknown[]) => Promise<unknown>)(...args);
+    if (/^(un)?listen\b/.test(text) || typeof args[args.length - 1] === "function") return run();
+    if (/^(begin|start transaction)\b/.test(text)) inTransaction = true;
+    try {
+      const result = await run();
+      if (/^(commit|rollback|end)\b/.test(text)) inTransaction = false;
+      return result;
+    } catch (error) {
+      if (inTransaction || !isConnectionError(error)) {
+        if (/^(commit|rollback|end)\b/.test(text)) inTransaction = false;
+        throw error;
       }
-      if (prop === "release") return (destroy?: boolean | Error) => current.release(destroy);
+      current.release(true);
+      current = await connectWithRetry(pool, logger, waitMs);
+      return run();
+    }
+  };
+  const release = (destroy?: boolean | Error) => current.release(destroy);
+  return new Proxy(client, {
+    get(_target, prop) {
+      if (prop === "query") return query;
+      if (prop === "release") return release;
       const value = Reflect.get(current, prop);
       return typeof value === "function" ? value.bind(current) : value;
     },
