@@ -80,11 +80,15 @@ export async function checkBackups(deps: AlertDeps, databaseUrl: string): Promis
       [target.database],
     );
     const age = rows[0]?.age_hours;
-    if (age === null || age === undefined || age > config.alerts.maxAgeHours) {
+    // A fresh install has had no chance to back up yet: "none yet" counts only once this
+    // worker has run for BACKUP_MAX_AGE_HOURS.
+    const never = age === null || age === undefined;
+    if (never && process.uptime() / 3600 < config.alerts.maxAgeHours) continue;
+    if (never || age > config.alerts.maxAgeHours) {
       await raiseAlert(
         deps,
         `backup_stale:${target.database}`,
-        age === null || age === undefined
+        never
           ? `no successful backup of ${target.database} yet`
           : `no successful backup of ${target.database} for ${Math.floor(age)} hours`,
         `The newest successful backup of ${target.database} is older than BACKUP_MAX_AGE_HOURS (${config.alerts.maxAgeHours}). See pmt-worker status and pmt_jobs.backup_status.`,

@@ -62,7 +62,17 @@ describe("alerts", () => {
 
   it("when no successful backup is younger than BACKUP_MAX_AGE_HOURS, and when BACKUP_DIR runs low", async () => {
     fs.mkdirSync(env.BACKUP_DIR!, { recursive: true });
-    await checkBackups(deps({ BACKUP_MIN_FREE_MB: "100000000" }), db.url);
+    // A fresh worker does not alert about a database never backed up...
+    await checkBackups(deps(), db.url);
+    expect(alertsTo().map((m) => m.subject)).not.toContain(`[pmt-worker] no successful backup of ${db.name} yet`);
+    // ...but does once it has run for BACKUP_MAX_AGE_HOURS (simulated: 2 hours up, a 1-hour setting).
+    const uptime = process.uptime;
+    process.uptime = () => 2 * 3600;
+    try {
+      await checkBackups(deps({ BACKUP_MIN_FREE_MB: "100000000", BACKUP_MAX_AGE_HOURS: "1" }), db.url);
+    } finally {
+      process.uptime = uptime;
+    }
     const subjects = alertsTo().map((m) => m.subject);
     expect(subjects).toContain(`[pmt-worker] no successful backup of ${db.name} yet`);
     expect(subjects.some((s) => /^\[pmt-worker\] only \d+ MB free in /.test(s ?? ""))).toBe(true);
