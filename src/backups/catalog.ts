@@ -116,3 +116,13 @@ export async function knownFiles(pool: pg.Pool): Promise<Set<string>> {
   const { rows } = await pool.query<{ file: string }>("select file from pmt_jobs.backup where file is not null and status <> 'pruned'");
   return new Set(rows.map((r) => r.file));
 }
+
+/** Backups of this database whose offsite copy is not done yet (verified, or pruned by remote retention). */
+export async function unverifiedBackups(pool: pg.Pool, database: string): Promise<Set<number>> {
+  const { rows } = await pool.query<{ id: number }>(
+    `select b.id from pmt_jobs.backup b where b.database = $1 and b.status = 'succeeded'
+       and not exists (select 1 from pmt_jobs.backup_copy c where c.backup_id = b.id and c.status in ('verified', 'pruned'))`,
+    [database],
+  );
+  return new Set(rows.map((r) => r.id));
+}

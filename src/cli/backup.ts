@@ -1,9 +1,6 @@
 import type { Command } from "commander";
 import { listBackups, type BackupFormat, type BackupRow } from "../backups/catalog.js";
 import { restoreBackup } from "../backups/restore.js";
-import { restoreFromOffsite } from "../offsite/restore.js";
-import { openStore } from "../offsite/store.js";
-import { uploadBackup } from "../offsite/copies.js";
 import type { Config } from "../config.js";
 import { runBackup } from "../backups/run.js";
 import { backupTargets, findTarget } from "../backups/target.js";
@@ -132,8 +129,9 @@ export function registerBackup(program: Command): void {
     .action(async (id: string | undefined, opts: { into: string; fromFile?: string; fromOffsite?: string }) => {
       await withDatabase(async ({ config, pool, url }) => {
         if (!id && !opts.fromOffsite) throw new UserError("give a backup id, or --from-offsite <key>");
-        const result = opts.fromOffsite
-          ? await restoreFromOffsite(config, openStore(requireOffsite(config), config.offsite), url, opts.fromOffsite, opts.into)
+        const offsite = opts.fromOffsite ? { ...(await import("../offsite/restore.js")), ...(await import("../offsite/store.js")) } : undefined;
+        const result = offsite && opts.fromOffsite
+          ? await offsite.restoreFromOffsite(config, offsite.openStore(requireOffsite(config), config.offsite), url, opts.fromOffsite, opts.into)
           : await restoreBackup(config, pool, url, positiveInt(2 ** 31)(id!), opts.into, opts.fromFile);
         const tables = Object.keys(result.tables).length;
         const rows = Object.values(result.tables).reduce((a, b) => a + b, 0);
@@ -154,7 +152,10 @@ export function registerDatabase(program: Command): void {
         const row = await runBackup({ config, pool, logger }, target);
         await pool.query("update pmt_jobs.backup set final = true where id = $1", [row.id]);
         let where = row.local_path ?? "";
-        if (config.offsite.url) where += `, offsite ${await uploadBackup({ config, pool, logger, databaseUrl: url }, { ...row, final: true })}`;
+        if (config.offsite.url) {
+          const { uploadBackup } = await import("../offsite/copies.js");
+          where += `, offsite ${await uploadBackup({ config, pool, logger, databaseUrl: url }, { ...row, final: true })}`;
+        }
         process.stdout.write(`${name}: final backup ${row.id} (${size(row.bytes)}) kept for good: ${where}\n`);
       });
     });

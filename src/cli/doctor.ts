@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import { loadConfig } from "../config.js";
-import { runChecks, formatChecks } from "../doctor/checks.js";
 import { UserError } from "../errors.js";
 import { readEmbeddedConnection, embeddedUrl } from "../db/embedded.js";
 
@@ -15,6 +14,7 @@ export function registerDoctor(program: Command): void {
       const conn = config.databaseUrl ? undefined : readEmbeddedConnection(config.pmtHome);
       const url = config.databaseUrl ?? (conn ? embeddedUrl(conn) : undefined);
       if (!url) throw new UserError("no DATABASE_URL and no embedded PostgreSQL under PMT_HOME: set DATABASE_URL or run pmt-worker start once");
+      const { runChecks, formatChecks } = await import("../doctor/checks.js");
       const checks = await runChecks(config, url);
       process.stdout.write(opts.json ? checks.map((c) => JSON.stringify(c) + "\n").join("") : formatChecks(checks));
       if (checks.some((c) => c.verdict === "FAIL")) process.exitCode = 1;

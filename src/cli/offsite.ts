@@ -1,9 +1,6 @@
 import type { Command } from "commander";
 import { loadConfig } from "../config.js";
 import { UserError } from "../errors.js";
-import { syncOffsite } from "../offsite/copies.js";
-import { listOffsite } from "../offsite/restore.js";
-import { openStore } from "../offsite/store.js";
 import { withDatabase } from "./context.js";
 import { table } from "./format.js";
 
@@ -15,6 +12,7 @@ export function registerOffsite(program: Command): void {
     .action(async () => {
       await withDatabase(async ({ config, pool, logger, url }) => {
         if (!config.offsite.url) throw new UserError("OFFSITE_URL is not set: there is no offsite store to sync to");
+        const { syncOffsite } = await import("../offsite/copies.js");
         const r = await syncOffsite({ config, pool, logger, databaseUrl: url });
         process.stdout.write(
           `uploaded ${r.uploaded.length}, re-verified ${r.reverified.length}, pruned ${r.pruned.length}, unknown objects ${r.unknownObjects.length}\n`,
@@ -31,6 +29,8 @@ export function registerOffsite(program: Command): void {
     .action(async (opts: { database?: string; json?: boolean }) => {
       const config = loadConfig();
       if (!config.offsite.url) throw new UserError("OFFSITE_URL is not set: there is no offsite store to list");
+      const { listOffsite } = await import("../offsite/restore.js");
+      const { openStore } = await import("../offsite/store.js");
       const entries = await listOffsite(openStore(config.offsite.url, config.offsite), opts.database);
       if (opts.json) {
         process.stdout.write(entries.map((e) => JSON.stringify(e) + "\n").join(""));

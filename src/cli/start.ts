@@ -4,7 +4,6 @@ import { openDatabase } from "../db/database.js";
 import { errorMessage } from "../errors.js";
 import { createLogger } from "../log.js";
 import { redactUrl } from "../redact.js";
-import { startWorker } from "../worker/runner.js";
 import { createPool } from "../db/pool.js";
 import { hasPmtData, seedDemo } from "../exports/demo.js";
 import type { Logger } from "../log.js";
@@ -30,9 +29,11 @@ export function registerStart(program: Command): void {
       const config = loadConfig();
       const logger = createLogger(config.logLevel);
       const database = await openDatabase(config, logger);
-      let worker;
+      let worker: Awaited<ReturnType<typeof import("../worker/runner.js").startWorker>>;
       try {
         if (database.embedded && config.demoActivities > 0) await loadDemo(database.url, config.demoActivities, logger);
+        // Loaded here, not at the top: other commands start faster without the worker's modules (AWS SDK...).
+        const { startWorker } = await import("../worker/runner.js");
         worker = await startWorker({ config, databaseUrl: database.url, logger, embedded: database.embedded });
       } catch (error) {
         await database.close();

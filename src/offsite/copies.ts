@@ -236,13 +236,3 @@ async function applyRemoteRetention(deps: OffsiteDeps, store: OffsiteStore, now:
   if (pruned.length) deps.logger.info({ pruned }, "offsite copies pruned by remote retention");
   return pruned;
 }
-
-/** Backups of this database whose offsite copy is not done yet (local retention keeps them). */
-export async function unverifiedBackups(pool: pg.Pool, database: string): Promise<Set<number>> {
-  const { rows } = await pool.query<{ id: number }>(
-    `select b.id from pmt_jobs.backup b where b.database = $1 and b.status = 'succeeded'
-       and not exists (select 1 from pmt_jobs.backup_copy c where c.backup_id = b.id and c.status in ('verified', 'pruned'))`,
-    [database],
-  );
-  return new Set(rows.map((r) => r.id));
-}

@@ -7,13 +7,12 @@
 import fs from "node:fs";
 import path from "node:path";
 import type pg from "pg";
-import { markPruned, setTiers, succeededOf, type BackupRow, knownFiles } from "../backups/catalog.js";
+import { knownFiles, markPruned, setTiers, succeededOf, unverifiedBackups, type BackupRow } from "../backups/catalog.js";
 import { removePath } from "../backups/files.js";
 import { manifestPath, readManifest, writeManifest } from "../backups/manifest.js";
 import type { Config } from "../config.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
-import { unverifiedBackups } from "../offsite/copies.js";
 import { planRetention, type Tier } from "./policy.js";
 
 export interface RetentionResult {
