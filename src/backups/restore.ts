@@ -7,6 +7,7 @@
 import fs from "node:fs";
 import { performance } from "node:perf_hooks";
 import pg from "pg";
+import { withClient } from "../db/pool.js";
 import type { Config } from "../config.js";
 import { UserError, errorMessage } from "../errors.js";
 import { redactText } from "../redact.js";
@@ -27,17 +28,6 @@ function urlFor(base: string, database: string): string {
   const u = new URL(base);
   u.pathname = `/${encodeURIComponent(database)}`;
   return u.toString();
-}
-
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  client.on("error", () => {});
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => {});
-  }
 }
 
 export async function tableCounts(url: string): Promise<Record<string, number>> {

@@ -52,3 +52,15 @@ export function connectionError(error: unknown, connectionString: string): UserE
             : "check DATABASE_URL";
   return new UserError(`cannot connect to ${where}: ${errorMessage(error)} (${hint})`, { cause: error });
 }
+
+/** One short-lived connection for `fn` (to a database other than the pool's, e.g. to create or drop one). */
+export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  client.on("error", () => {});
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}

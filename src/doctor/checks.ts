@@ -7,7 +7,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import nodemailer from "nodemailer";
-import pg from "pg";
+import { withClient } from "../db/pool.js";
 import { chooseTool, findTools, searchDirs, serverMajor } from "../backups/pgtools.js";
 import { backupTargets } from "../backups/target.js";
 import type { Config } from "../config.js";
@@ -30,17 +30,6 @@ export interface Check {
 const ok = (name: string, detail: string): Check => ({ verdict: "OK", name, detail });
 const warn = (name: string, detail: string): Check => ({ verdict: "WARN", name, detail });
 const fail = (name: string, detail: string): Check => ({ verdict: "FAIL", name, detail });
-
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
-  client.on("error", () => {});
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
 
 async function databaseChecks(url: string): Promise<Check[]> {
   try {

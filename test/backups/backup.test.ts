@@ -9,7 +9,7 @@ import pg from "pg";
 import { beforeAll, describe, expect, it } from "vitest";
 import { getBackup, listBackups } from "../../src/backups/catalog.js";
 import { readManifest } from "../../src/backups/manifest.js";
-import { restoreBackup, tableCounts } from "../../src/backups/restore.js";
+import { restoreBackup } from "../../src/backups/restore.js";
 import { runBackup } from "../../src/backups/run.js";
 import { backupTargets } from "../../src/backups/target.js";
 import { verifyBackup } from "../../src/backups/verify.js";

@@ -6,10 +6,10 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { embeddedUrl, readEmbeddedConnection } from "../../src/db/embedded.js";
 import { BIN, ChildHandle } from "../harness/cli.js";
+import { queryOnce as query } from "../harness/db.js";
 import { JobEventLog } from "../harness/events.js";
 import { freePort } from "../harness/net.js";
 import { until } from "../harness/wait.js";
@@ -38,16 +38,6 @@ async function startWorker(env: Record<string, string>): Promise<{ child: ChildH
     100,
   );
   return { child };
-}
-
-async function query<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<T>(text)).rows;
-  } finally {
-    await client.end();
-  }
 }
 
 describe("pmt-worker start on the embedded default", () => {

@@ -5,13 +5,13 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { startEmbedded, type EmbeddedDatabase } from "../../src/db/embedded.js";
 import { migrate } from "../../src/db/migrate.js";
 import { createPool } from "../../src/db/pool.js";
 import { createLogger } from "../../src/log.js";
 import { BIN, ChildHandle } from "../harness/cli.js";
+import { queryOnce } from "../harness/db.js";
 import { freePort } from "../harness/net.js";
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-watch-"));
@@ -27,13 +27,7 @@ afterAll(async () => {
 });
 
 async function insertRun(url: string, task: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  await client.query(
-    "insert into pmt_jobs.job_run (job_id, task, attempt, max_attempts, worker_id) values (1, $1, 1, 1, 'pool-test')",
-    [task],
-  );
-  await client.end();
+  await queryOnce(url, "insert into pmt_jobs.job_run (job_id, task, attempt, max_attempts, worker_id) values (1, $1, 1, 1, 'pool-test')", [task]);
 }
 
 describe("pmt-worker watch", () => {

@@ -6,13 +6,13 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { startEmbedded, type EmbeddedDatabase } from "../../src/db/embedded.js";
 import { migrate } from "../../src/db/migrate.js";
 import { createPool } from "../../src/db/pool.js";
 import { createLogger } from "../../src/log.js";
 import { BIN, ChildHandle } from "../harness/cli.js";
+import { queryOnce as query } from "../harness/db.js";
 import { freePort } from "../harness/net.js";
 import { until } from "../harness/wait.js";
 
@@ -27,16 +27,6 @@ afterAll(async () => {
   await server?.stop();
   fs.rmSync(home, { recursive: true, force: true });
 });
-
-async function query<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<T>(text)).rows;
-  } finally {
-    await client.end();
-  }
-}
 
 describe("PostgreSQL restarted under running jobs", () => {
   it("the worker reconnects, LISTEN resumes and no job is lost or run twice", async () => {

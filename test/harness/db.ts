@@ -40,3 +40,14 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   });
   return { url, name, pool };
 }
+
+/** One query on a short-lived connection (for servers the harness does not own). */
+export async function queryOnce<T extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<T>(text, values)).rows;
+  } finally {
+    await client.end();
+  }
+}
