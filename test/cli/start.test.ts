@@ -78,7 +78,7 @@ describe("pmt-worker start on the embedded default", () => {
       const rows = await query<{ status: string; rows: number; attachment: string }>(url, "select status, rows, attachment from pmt_jobs.export_request");
       return rows[0]?.status === "sent" ? rows[0] : undefined;
     }, "the demo export to be sent");
-    expect(sent).toMatchObject({ rows: "1000", attachment: expect.stringMatching(/^pmt_\d{8}\.csv$/) });
+    expect(sent).toMatchObject({ rows: 1000, attachment: expect.stringMatching(/^pmt_\d{8}\.csv$/) });
     const outbox = fs.readdirSync(path.join(env.PMT_HOME, "outbox"));
     expect(outbox).toHaveLength(1);
     expect(fs.readFileSync(path.join(env.PMT_HOME, "outbox", outbox[0]!), "utf8")).toContain("Subject: Data Request");
