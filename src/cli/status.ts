@@ -35,7 +35,7 @@ export async function collectStatus(pool: pg.Pool): Promise<Status> {
   };
 }
 
-function render(s: Status): string {
+function render(s: Status, offsite: boolean): string {
   const out: string[] = [];
   out.push(
     s.workers.length
@@ -54,7 +54,7 @@ function render(s: Status): string {
   );
   out.push(
     s.backups.length
-      ? "Backups:\n" + table(["database", "last success", "kept", "failed 7d", "offsite copies", "offsite lag"], s.backups.map((b) => [b.database, b.last_success_age ? `${b.last_success_age} ago` : "never", String(b.kept), String(b.failed_7d), b.offsite_copies === null ? "-" : String(b.offsite_copies), b.offsite_lag ?? "-"]))
+      ? "Backups:\n" + table(["database", "last success", "kept", "failed 7d", "offsite copies", "offsite lag"], s.backups.map((b) => [b.database, b.last_success_age ? `${b.last_success_age} ago` : "never", String(b.kept), String(b.failed_7d), offsite ? String(b.offsite_copies ?? 0) : "off", offsite ? (b.offsite_lag ?? "none") : "-"]))
       : "Backups: none yet\n",
   );
   out.push(
@@ -71,9 +71,9 @@ export function registerStatus(program: Command): void {
     .description("one screen: workers alive, queue, last 24 hours of jobs, backups and offsite state, pending exports")
     .option("--json", "as JSON")
     .action(async (opts: { json?: boolean }) => {
-      await withDatabase(async ({ pool }) => {
+      await withDatabase(async ({ pool, config }) => {
         const status = await collectStatus(pool);
-        process.stdout.write(opts.json ? JSON.stringify(status) + "\n" : render(status));
+        process.stdout.write(opts.json ? JSON.stringify(status) + "\n" : render(status, Boolean(config.offsite.url)));
       });
     });
 }
