@@ -1,0 +1,77 @@
+/**
+ * Fault: the worker is killed (SIGKILL) while it renders an export. After a
+ * restart the export is rendered again and mailed exactly once; the history
+ * shows the abandoned attempt.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { migrate } from "../../src/db/migrate.js";
+import { seedDemo } from "../../src/exports/demo.js";
+import { createLogger } from "../../src/log.js";
+import { BIN, ChildHandle } from "../harness/cli.js";
+import { createTestDatabase, type TestDatabase } from "../harness/db.js";
+import { JobEventLog } from "../harness/events.js";
+import { SmtpSink } from "../harness/smtp.js";
+import { until } from "../harness/wait.js";
+
+let db: TestDatabase;
+let smtp: SmtpSink;
+const children: ChildHandle[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await migrate(db.pool, createLogger("silent"));
+  await seedDemo(db.pool, 100);
+  smtp = await SmtpSink.start();
+});
+
+afterAll(async () => {
+  for (const c of children) c.kill("SIGKILL");
+  await smtp?.down();
+});
+
+describe("kill -9 while an export renders", () => {
+  it("renders again after the restart and mails exactly one copy", async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-fault-export-"));
+    const env = { DATABASE_URL: db.url, PMT_HOME: home, SMTP_URL: smtp.url, HTTP_PORT: "0", WORKER_DEAD_AFTER_SECONDS: "2", WORKER_POLL_INTERVAL_MS: "200" };
+    const first = ChildHandle.spawn(BIN, ["start"], env);
+    children.push(first);
+    await first.waitForOutput(/"msg":"worker started"/);
+
+    // The export's query waits for this lock: the worker is surely rendering when it dies.
+    const locker = new pg.Client({ connectionString: db.url });
+    await locker.connect();
+    await locker.query("begin; lock table public.location in access exclusive mode");
+    const log = await JobEventLog.listen(db.url);
+    await db.pool.query("select pmt_jobs.request_export('csv', 'erin@example.org', '{}')");
+    const request = await until(async () => {
+      const { rows } = await db.pool.query("select id, status from pmt_jobs.export_request");
+      return rows[0]?.status === "rendering" ? rows[0] : undefined;
+    }, "the export to be rendering");
+
+    first.kill("SIGKILL");
+    await first.exited;
+    await db.pool.query("select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()");
+    await locker.query("rollback");
+    await locker.end();
+
+    const second = ChildHandle.spawn(BIN, ["start"], env);
+    children.push(second);
+    await log.waitFor((e) => e.task === "pmt_jobs.export" && e.status === "succeeded", 60_000, "the retried export");
+    const done = (await db.pool.query("select status, rows, error from pmt_jobs.export_request where id = $1", [request.id])).rows[0];
+    expect(done).toEqual({ status: "sent", rows: 100, error: null });
+    await smtp.waitForMessages(1);
+    expect(smtp.messages).toHaveLength(1);
+    const history = await db.pool.query("select attempt, status from pmt_jobs.job_run where task = 'pmt_jobs.export' order by attempt");
+    expect(history.rows).toEqual([
+      { attempt: 1, status: "abandoned" },
+      { attempt: 2, status: "succeeded" },
+    ]);
+    second.kill("SIGTERM");
+    expect((await second.exited).code).toBe(0);
+    await log.close();
+  });
+});
