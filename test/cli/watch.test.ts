@@ -2,28 +2,15 @@
  * `pmt-worker watch` against its own embedded PostgreSQL, which the test
  * restarts: the stream resumes and events written around the restart are shown.
  */
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { startEmbedded, type EmbeddedDatabase } from "../../src/db/embedded.js";
-import { migrate } from "../../src/db/migrate.js";
-import { createPool } from "../../src/db/pool.js";
-import { createLogger } from "../../src/log.js";
 import { BIN, ChildHandle } from "../harness/cli.js";
 import { queryOnce } from "../harness/db.js";
-import { freePort } from "../harness/net.js";
+import { startOwnServer } from "../harness/own-server.js";
 
-const home = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-watch-"));
-fs.chmodSync(home, 0o711);
-const logger = createLogger("silent");
-let server: EmbeddedDatabase | undefined;
 let watch: ChildHandle | undefined;
 
-afterAll(async () => {
+afterAll(() => {
   watch?.kill("SIGKILL");
-  await server?.stop();
-  fs.rmSync(home, { recursive: true, force: true });
 });
 
 async function insertRun(url: string, task: string): Promise<void> {
@@ -32,20 +19,15 @@ async function insertRun(url: string, task: string): Promise<void> {
 
 describe("pmt-worker watch", () => {
   it("streams events, survives a PostgreSQL restart and shows what happened meanwhile", async () => {
-    const port = await freePort();
-    server = await startEmbedded(home, port, logger);
+    const server = await startOwnServer();
     const url = server.url;
-    const pool = createPool(url);
-    await migrate(pool, logger);
-    await pool.end();
 
     watch = ChildHandle.spawn(BIN, ["watch", "--json"], { DATABASE_URL: url });
     await watch.waitForOutput(/listening for job events/);
     await insertRun(url, "before.restart");
     await watch.waitForOutput(/"task":"before\.restart","attempt":1,"max_attempts":1,"queue":null,"status":"running"/);
 
-    await server.stop();
-    server = await startEmbedded(home, port, logger);
+    await server.restart();
     // Written as soon as the server is back: watch may not have reconnected yet.
     await insertRun(url, "during.reconnect");
     await watch.waitForOutput(/reconnected/, 30_000);

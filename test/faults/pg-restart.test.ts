@@ -7,35 +7,22 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { startEmbedded, type EmbeddedDatabase } from "../../src/db/embedded.js";
-import { migrate } from "../../src/db/migrate.js";
-import { createPool } from "../../src/db/pool.js";
-import { createLogger } from "../../src/log.js";
 import { BIN, ChildHandle } from "../harness/cli.js";
 import { queryOnce as query } from "../harness/db.js";
-import { freePort } from "../harness/net.js";
+import { startOwnServer } from "../harness/own-server.js";
 import { until } from "../harness/wait.js";
 
-const home = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-fault-pg-"));
-fs.chmodSync(home, 0o711);
-const logger = createLogger("silent");
-let server: EmbeddedDatabase | undefined;
 let worker: ChildHandle | undefined;
 
-afterAll(async () => {
+afterAll(() => {
   worker?.kill("SIGKILL");
-  await server?.stop();
-  fs.rmSync(home, { recursive: true, force: true });
 });
 
 describe("PostgreSQL restarted under running jobs", () => {
   it("the worker reconnects, LISTEN resumes and no job is lost or run twice", async () => {
-    const port = await freePort();
-    server = await startEmbedded(home, port, logger);
+    const server = await startOwnServer();
     const url = server.url;
-    const pool = createPool(url);
-    await migrate(pool, logger);
-    await pool.end();
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-fault-pg-"));
     // Poll only every 30 s: a job started sooner after the restart came by LISTEN.
     worker = ChildHandle.spawn(BIN, ["start"], { DATABASE_URL: url, PMT_HOME: path.join(home, "w"), HTTP_PORT: "0", WORKER_POLL_INTERVAL_MS: "30000", WORKER_CONCURRENCY: "4" });
     await worker.waitForOutput(/"msg":"worker started"/);
@@ -43,8 +30,7 @@ describe("PostgreSQL restarted under running jobs", () => {
     await query(url, "select graphile_worker.add_jobs(array(select row('pmt_jobs.noop', json_build_object('sleepMs', 100), null, null, null, null, null, null)::graphile_worker.job_spec from generate_series(1, 40)))");
     await until(async () => (await query<{ n: number }>(url, "select count(*)::int as n from pmt_jobs.job_run where status = 'succeeded'"))[0]!.n >= 8, "some jobs to finish");
 
-    await server.stop();
-    server = await startEmbedded(home, port, logger);
+    await server.restart();
     await worker.waitForOutput(/LISTEN|reconnect|Listening/i, 30_000).catch(() => {});
 
     // All of the first batch finish, each exactly once.
