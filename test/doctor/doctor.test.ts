@@ -74,6 +74,27 @@ describe("pmt-worker doctor", () => {
     expect(result.stdout).not.toContain("wrong@");
   });
 
+  it("checks the drop folder: OK when private, WARN when world-writable without the sticky bit", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-drop-"));
+    fs.chmodSync(dir, 0o700);
+    const ok = verdicts((await runCli(["doctor", "--json"], { ...env, DROP_DIR: dir })).stdout);
+    expect(ok["drop folder"]).toBe(`OK ${dir} readable and writable`);
+
+    fs.chmodSync(dir, 0o777);
+    const open = await runCli(["doctor", "--json"], { ...env, DROP_DIR: dir });
+    expect(open.code).toBe(0);
+    expect(verdicts(open.stdout)["drop folder"]).toMatch(/^WARN .* world-writable without the sticky bit \(mode 777\).*chmod 1733/);
+
+    fs.chmodSync(dir, 0o1777);
+    expect(verdicts((await runCli(["doctor", "--json"], { ...env, DROP_DIR: dir })).stdout)["drop folder"]).toMatch(/^OK /);
+  });
+
+  it("refuses a DROP_DIR that does not exist before checking anything", async () => {
+    const result = await runCli(["doctor"], { ...env, DROP_DIR: "/nonexistent/pmt_dir" });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/DROP_DIR.*expected an existing folder/);
+  });
+
   it("fails on an unmigrated database", async () => {
     const fresh = await createTestDatabase();
     const result = await runCli(["doctor", "--json"], { ...env, DATABASE_URL: fresh.url });
