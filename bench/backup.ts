@@ -23,7 +23,7 @@ import { benchDatabase, createDatabase, intArg, printTable, row, writeResults } 
 const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../bin/pmt-worker.js");
 
 /** Runs a command; resolves with wall milliseconds and the peak RSS (MB) of the process, read from /proc while it runs. */
-function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv, stdoutFile?: string): Promise<{ ms: number; rssMb: number }> {
+export function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv, stdoutFile?: string): Promise<{ ms: number; rssMb: number }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const out = stdoutFile ? fs.openSync(stdoutFile, "w") : "ignore";

@@ -6,6 +6,7 @@ const BENCHES: Record<string, () => Promise<{ main(): Promise<void> }>> = {
   queue: () => import("./queue.js"),
   export: () => import("./export.js"),
   backup: () => import("./backup.js"),
+  offsite: () => import("./offsite.js"),
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith("--"));

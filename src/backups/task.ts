@@ -15,7 +15,7 @@ import type { Mailer } from "../mail/transport.js";
 import { confirmStreamedCopy, copyKey, serverId, storeOf, type OffsiteDeps } from "../offsite/copies.js";
 import { applyRetention } from "../retention/apply.js";
 import type { BackupFormat } from "./catalog.js";
-import { runBackup } from "./run.js";
+import { runBackup, type BackupResult } from "./run.js";
 import { backupTargets, type BackupTarget } from "./target.js";
 
 const payloadSchema = z.object({
@@ -31,8 +31,16 @@ export interface BackupTaskDeps {
   mailer: Mailer;
 }
 
-/** The dump, then its offsite copy: confirmed if it was streamed, else queued as an upload job. */
-async function backupAndCopy(deps: BackupTaskDeps, target: BackupTarget, format: BackupFormat | undefined, helpers: JobHelpers): Promise<void> {
+/**
+ * The dump, streamed to the offsite store as it is written when OFFSITE_STREAM
+ * is on. `copied` says whether that streamed copy was read back and recorded;
+ * if not (and OFFSITE_URL is set) the caller still owes the backup its upload.
+ */
+export async function backupWithStreamedCopy(
+  deps: Omit<BackupTaskDeps, "mailer"> & { onProgress?: (bytes: number) => void },
+  target: BackupTarget,
+  options: { format?: BackupFormat; jobId?: number },
+): Promise<{ backup: BackupResult; copied: boolean }> {
   const offsite: OffsiteDeps = deps;
   const stream = Boolean(deps.config.offsite.url && deps.config.offsite.stream);
   const backup = await runBackup(
@@ -48,10 +56,15 @@ async function backupAndCopy(deps: BackupTaskDeps, target: BackupTarget, format:
         : undefined,
     },
     target,
-    { format, jobId: Number(helpers.job.id) },
+    options,
   );
-  const confirmed = backup.streamed && (await confirmStreamedCopy(offsite, backup));
-  if (deps.config.offsite.url && !confirmed) {
+  return { backup, copied: backup.streamed && (await confirmStreamedCopy(offsite, backup)) };
+}
+
+/** The dump, then its offsite copy: confirmed if it was streamed, else queued as an upload job. */
+async function backupAndCopy(deps: BackupTaskDeps, target: BackupTarget, format: BackupFormat | undefined, helpers: JobHelpers): Promise<void> {
+  const { backup, copied } = await backupWithStreamedCopy(deps, target, { format, jobId: Number(helpers.job.id) });
+  if (deps.config.offsite.url && !copied) {
     // In its own job: a store that is down retries without redoing the dump.
     await helpers.addJob("pmt_jobs.offsite_upload", { backupId: backup.id }, { queueName: "offsite", jobKey: `offsite:${backup.id}`, maxAttempts: 12 });
   }

@@ -82,17 +82,36 @@ export function registerBackup(program: Command): void {
         for (const target of targets) {
           const bar = progress(process.stderr.isTTY === true);
           try {
-            const row = await runBackup({ config, pool, logger, onProgress: bar.onProgress }, target, { format: opts.format });
-            bar.done();
+            let offsite = "";
+            let row: BackupRow;
+            if (config.offsite.url) {
+              // Like the cron job: streamed to the store when OFFSITE_STREAM is on, else uploaded now (read back either way).
+              const { backupWithStreamedCopy } = await import("../backups/task.js");
+              const { uploadBackup } = await import("../offsite/copies.js");
+              const deps = { config, pool, logger, databaseUrl: url };
+              const done = await backupWithStreamedCopy({ ...deps, onProgress: bar.onProgress }, target, { format: opts.format });
+              bar.done();
+              row = done.backup;
+              try {
+                if (!done.copied) await uploadBackup(deps, row);
+                offsite = ", offsite copy verified";
+              } catch (error) {
+                failed++;
+                process.stderr.write(`${target.database}: ${(error as Error).message} (pmt-worker offsite sync retries it)\n`);
+              }
+            } else {
+              row = await runBackup({ config, pool, logger, onProgress: bar.onProgress }, target, { format: opts.format });
+              bar.done();
+            }
             await applyRetention(config, pool, logger, target.database);
-            process.stdout.write(`${target.database}: backup ${row.id} succeeded, ${size(row.bytes)} -> ${row.local_path}\n`);
+            process.stdout.write(`${target.database}: backup ${row.id} succeeded, ${size(row.bytes)} -> ${row.local_path}${offsite}\n`);
           } catch (error) {
             bar.done();
             failed++;
             process.stderr.write(`${target.database}: backup failed: ${(error as Error).message}\n`);
           }
         }
-        if (failed) throw new UserError(`${failed} of ${targets.length} backups failed`);
+        if (failed) throw new UserError(`${failed} of ${targets.length} backups or offsite copies failed`);
       });
     });
 

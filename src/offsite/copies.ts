@@ -166,7 +166,7 @@ export async function syncOffsite(deps: OffsiteDeps, now = new Date()): Promise<
     }
   }
 
-  // Re-read the newest verified copy of each database.
+  // Re-read the newest verified copy of each database (one uploaded just now was read back already).
   const sample = await pool.query<{ backup_id: number; key: string; sha256: string; format: string }>(
     `select distinct on (b.database) c.backup_id, c.key, c.sha256, b.format
      from pmt_jobs.backup_copy c join pmt_jobs.backup b on b.id = c.backup_id
@@ -174,7 +174,7 @@ export async function syncOffsite(deps: OffsiteDeps, now = new Date()): Promise<
     [store.description],
   );
   for (const copy of sample.rows) {
-    if (copy.format === "directory") continue;
+    if (copy.format === "directory" || result.uploaded.includes(copy.backup_id)) continue;
     try {
       const back = await hashObject(store, copy.key);
       if (back.sha256 !== copy.sha256) throw new Error(`sha256 ${back.sha256}, expected ${copy.sha256}`);

@@ -101,13 +101,17 @@ describe("offsite copies", () => {
     const result = await syncOffsite({ ...deps(), config: strict });
     expect(result.failed).toEqual([]);
     expect(result.uploaded).toContain(backup.id);
+    // A copy uploaded by this sync was read back already: not read a second time.
+    expect(result.reverified.filter((id) => result.uploaded.includes(id))).toEqual([]);
     // Every backup now has its copy (verified, or already pruned by remote retention with the same strict numbers).
     const missing = await db.pool.query(
       "select b.id from pmt_jobs.backup b where status = 'succeeded' and not exists (select 1 from pmt_jobs.backup_copy c where c.backup_id = b.id and c.status in ('verified', 'pruned'))",
     );
     expect(missing.rows).toEqual([]);
-    // A second sync has nothing to do.
-    expect((await syncOffsite({ ...deps(), config: strict })).uploaded).toEqual([]);
+    // A second sync has nothing to upload and re-reads the newest copy.
+    const again = await syncOffsite({ ...deps(), config: strict });
+    expect(again.uploaded).toEqual([]);
+    expect(again.reverified).toHaveLength(1);
   });
 
   it("lists the store from its manifests alone, without a database", async () => {
@@ -189,6 +193,28 @@ describe("pmt-worker database retire", () => {
     expect(copy.status).toBe("verified");
     const plan = JSON.parse((await runCli(["retention", "plan", "--json", "--database", db.name], cliEnv)).stdout);
     expect(plan.keep).toContainEqual(expect.objectContaining({ id, held: "final" }));
+  });
+});
+
+describe("pmt-worker backup run with OFFSITE_URL", () => {
+  it.each([
+    ["uploads", "false"],
+    ["streams", "true"],
+  ])("%s the copy and reads it back before saying so", async (_name, stream) => {
+    const cliEnv = { ...env, ...S3RVER_CREDENTIALS, DATABASE_URL: db.url, OFFSITE_STREAM: stream };
+    const run = await runCli(["backup", "run"], cliEnv);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/backup \d+ succeeded, .*, offsite copy verified\n$/);
+    const id = Number(/backup (\d+) succeeded/.exec(run.stdout)![1]);
+    const copy = (await db.pool.query("select c.status, c.sha256 = b.sha256 as same from pmt_jobs.backup_copy c join pmt_jobs.backup b on b.id = c.backup_id where c.backup_id = $1", [id])).rows;
+    expect(copy).toEqual([{ status: "verified", same: true }]);
+  });
+
+  it("says when the store is unreachable and exits 1, keeping the local backup", async () => {
+    const run = await runCli(["backup", "run"], { ...env, ...S3RVER_CREDENTIALS, DATABASE_URL: db.url, S3_ENDPOINT: "http://127.0.0.1:1" });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/offsite copy of backup \d+ .* failed: the store could not be reached \(ECONNREFUSED\) \(pmt-worker offsite sync retries it\)/);
+    expect(run.stdout).toMatch(/backup \d+ succeeded/);
   });
 });
 

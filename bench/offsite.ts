@@ -1,0 +1,83 @@
+/**
+ * Offsite benchmark: getting one backup file into an S3 store. Ours is
+ * `pmt-worker offsite sync` (streamed multipart upload, then the object is
+ * read back and hashed before the catalog counts it); the baselines are the
+ * original cron's `s3cmd put` (no read-back) and `s3cmd put` followed by
+ * `s3cmd get` of the same object (the same verification done by hand). All
+ * against one in-process s3rver, alternating, on the same backup file.
+ *
+ *   npm run bench -- offsite [--rounds=5] [--activities=200000]
+ * Needs s3cmd on PATH (Debian: apt-get install s3cmd).
+ */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { migrate } from "../src/db/migrate.js";
+import { createPool } from "../src/db/pool.js";
+import { seedDemo } from "../src/exports/demo.js";
+import { createLogger } from "../src/log.js";
+import { S3RVER_CREDENTIALS, S3Sink } from "../test/harness/s3.js";
+import { measure } from "./backup.js";
+import { benchDatabase, createDatabase, intArg, printTable, row, writeResults } from "./lib.js";
+
+const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../bin/pmt-worker.js");
+
+export async function main(): Promise<void> {
+  if (spawnSync("s3cmd", ["--version"]).status !== 0) throw new Error("the offsite benchmark needs s3cmd as its baseline: apt-get install s3cmd");
+  const rounds = intArg("rounds", 5);
+  const activities = intArg("activities", 200_000);
+  const server = await benchDatabase();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-bench-offsite-"));
+  fs.chmodSync(dir, 0o700);
+  const s3 = await S3Sink.start(["bench"]);
+  const logger = createLogger("warn");
+
+  const url = await createDatabase(server.url, "bench_offsite");
+  const pool = createPool(url, { max: 2 });
+  await migrate(pool, logger);
+  await seedDemo(pool, activities);
+  const env = { ...process.env, DATABASE_URL: url, BACKUP_DIR: path.join(dir, "backups"), LOG_LEVEL: "warn" };
+  await measure(process.execPath, [BIN, "backup", "run"], env);
+  const backup = (await pool.query<{ local_path: string; bytes: string }>("select local_path, bytes from pmt_jobs.backup where status = 'succeeded'")).rows[0]!;
+  const mb = Number(backup.bytes) / 2 ** 20;
+
+  const s3cfg = path.join(dir, "s3cfg");
+  const host = `127.0.0.1:${s3.port}`;
+  fs.writeFileSync(
+    s3cfg,
+    `[default]\naccess_key = ${S3RVER_CREDENTIALS.AWS_ACCESS_KEY_ID}\nsecret_key = ${S3RVER_CREDENTIALS.AWS_SECRET_ACCESS_KEY}\nhost_base = ${host}\nhost_bucket = ${host}\nuse_https = False\nbucket_location = us-east-1\n`,
+    { mode: 0o600 },
+  );
+  const oursEnv = { ...env, ...S3RVER_CREDENTIALS, OFFSITE_URL: "s3://bench/ours", S3_ENDPOINT: s3.endpoint, S3_FORCE_PATH_STYLE: "true" };
+  const times = { ours: [] as number[], put: [] as number[], putGet: [] as number[] };
+  let oursRss = 0;
+  for (let round = 0; round <= rounds; round++) {
+    await pool.query("delete from pmt_jobs.backup_copy");
+    const o = await measure(process.execPath, [BIN, "offsite", "sync"], oursEnv);
+    const p = await measure("s3cmd", ["-c", s3cfg, "--no-progress", "put", backup.local_path, `s3://bench/s3cmd/${round}.dump`], process.env);
+    const g = await measure("s3cmd", ["-c", s3cfg, "--no-progress", "--force", "get", `s3://bench/s3cmd/${round}.dump`, path.join(dir, "back.dump")], process.env);
+    oursRss = Math.max(oursRss, o.rssMb);
+    if (round === 0) continue;
+    times.ours.push(o.ms / 1000);
+    times.put.push(p.ms / 1000);
+    times.putGet.push((p.ms + g.ms) / 1000);
+    process.stderr.write(`round ${round}: ours ${(o.ms / 1000).toFixed(2)} s, s3cmd put ${(p.ms / 1000).toFixed(2)} s, get ${(g.ms / 1000).toFixed(2)} s\n`);
+  }
+  const verified = (await pool.query("select count(*)::int as n from pmt_jobs.backup_copy where status = 'verified'")).rows[0].n;
+  if (verified !== 1) throw new Error(`expected the sync to leave one verified copy, found ${verified}`);
+  await pool.end();
+  await s3.close();
+  await server.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+
+  const rows = [
+    row(`offsite sync (upload + read-back) vs s3cmd put + get, ${mb.toFixed(0)} MB dump`, "s", times.ours, times.putGet, "ratio <= 1.00"),
+    row(`offsite sync (upload + read-back) vs s3cmd put alone`, "s", times.ours, times.put),
+  ];
+  printTable(`Offsite: pmt-worker offsite sync vs s3cmd 2.3 against s3rver, ${rounds} rounds`, rows, [
+    `peak RSS of pmt-worker offsite sync: ${oursRss.toFixed(0)} MB for a ${mb.toFixed(0)} MB dump`,
+  ]);
+  const file = writeResults("offsite", { rounds, activities, dump_mb: mb, rows, rss_mb: oursRss });
+  process.stdout.write(`results: ${file}\n`);
+}
