@@ -5,6 +5,9 @@
  * original cron's `s3cmd put` (no read-back) and `s3cmd put` followed by
  * `s3cmd get` of the same object (the same verification done by hand). All
  * against one in-process s3rver, alternating, on the same backup file.
+ * Then a backup with its offsite copy, `pmt-worker backup run` with
+ * OFFSITE_URL (streamed while written, and uploaded after), against
+ * `pg_dump -Fc > file` then `s3cmd put file`.
  *
  *   npm run bench -- offsite [--rounds=5] [--activities=200000]
  * Needs s3cmd on PATH (Debian: apt-get install s3cmd).
@@ -18,6 +21,8 @@ import { createPool } from "../src/db/pool.js";
 import { seedDemo } from "../src/exports/demo.js";
 import { createLogger } from "../src/log.js";
 import { S3RVER_CREDENTIALS, S3Sink } from "../test/harness/s3.js";
+import { toolEnv } from "../src/backups/run.js";
+import { chooseTool, findTools, searchDirs } from "../src/backups/pgtools.js";
 import { measure } from "./backup.js";
 import { benchDatabase, createDatabase, intArg, printTable, row, writeResults } from "./lib.js";
 
@@ -64,8 +69,28 @@ export async function main(): Promise<void> {
     times.putGet.push((p.ms + g.ms) / 1000);
     process.stderr.write(`round ${round}: ours ${(o.ms / 1000).toFixed(2)} s, s3cmd put ${(p.ms / 1000).toFixed(2)} s, get ${(g.ms / 1000).toFixed(2)} s\n`);
   }
-  const verified = (await pool.query("select count(*)::int as n from pmt_jobs.backup_copy where status = 'verified'")).rows[0].n;
-  if (verified !== 1) throw new Error(`expected the sync to leave one verified copy, found ${verified}`);
+  const verified0 = (await pool.query("select count(*)::int as n from pmt_jobs.backup_copy where status = 'verified'")).rows[0].n;
+  if (verified0 !== 1) throw new Error(`expected the sync to leave one verified copy, found ${verified0}`);
+
+  // A backup with its offsite copy, against pg_dump then s3cmd put.
+  const pgDump = chooseTool("pg_dump", findTools("pg_dump", searchDirs()), { major: 15, version: "15" });
+  const both = { streamed: [] as number[], uploaded: [] as number[], cron: [] as number[] };
+  const keep = { RETAIN_DAILY: "1", RETAIN_WEEKLY: "0", RETAIN_MONTHLY: "0", RETAIN_MIN_SUCCESSFUL: "1", OFFSITE_RETAIN_DAILY: "1", OFFSITE_RETAIN_WEEKLY: "0", OFFSITE_RETAIN_MONTHLY: "0" };
+  for (let round = 0; round <= rounds; round++) {
+    const st = await measure(process.execPath, [BIN, "backup", "run"], { ...oursEnv, ...keep, OFFSITE_STREAM: "true" });
+    const up = await measure(process.execPath, [BIN, "backup", "run"], { ...oursEnv, ...keep, OFFSITE_STREAM: "false" });
+    const raw = path.join(dir, "raw.dump");
+    const d = await measure(pgDump.path, ["-Fc"], toolEnv(url), raw);
+    const p = await measure("s3cmd", ["-c", s3cfg, "--no-progress", "put", raw, `s3://bench/cron/${round}.dump`], process.env);
+    if (round === 0) continue;
+    both.streamed.push(st.ms / 1000);
+    both.uploaded.push(up.ms / 1000);
+    both.cron.push((d.ms + p.ms) / 1000);
+    process.stderr.write(`round ${round}: backup run streamed ${(st.ms / 1000).toFixed(2)} s, uploaded after ${(up.ms / 1000).toFixed(2)} s, pg_dump + s3cmd put ${((d.ms + p.ms) / 1000).toFixed(2)} s\n`);
+  }
+
+  const last = (await pool.query("select c.status from pmt_jobs.backup b left join pmt_jobs.backup_copy c on c.backup_id = b.id order by b.id desc limit 1")).rows[0];
+  if (last?.status !== "verified") throw new Error(`expected the last backup run to leave a verified copy, found ${last?.status}`);
   await pool.end();
   await s3.close();
   await server.close();
@@ -74,6 +99,8 @@ export async function main(): Promise<void> {
   const rows = [
     row(`offsite sync (upload + read-back) vs s3cmd put + get, ${mb.toFixed(0)} MB dump`, "s", times.ours, times.putGet, "ratio <= 1.00"),
     row(`offsite sync (upload + read-back) vs s3cmd put alone`, "s", times.ours, times.put),
+    row(`backup run + copy streamed (OFFSITE_STREAM) vs pg_dump -Fc then s3cmd put`, "s", both.streamed, both.cron, "ratio <= 0.8"),
+    row(`backup run + copy uploaded after vs pg_dump -Fc then s3cmd put`, "s", both.uploaded, both.cron),
   ];
   printTable(`Offsite: pmt-worker offsite sync vs s3cmd 2.3 against s3rver, ${rounds} rounds`, rows, [
     `peak RSS of pmt-worker offsite sync: ${oursRss.toFixed(0)} MB for a ${mb.toFixed(0)} MB dump`,
