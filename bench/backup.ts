@@ -7,46 +7,18 @@
  *
  *   npm run bench -- backup [--rounds=5] [--activities=200000]
  */
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { performance } from "node:perf_hooks";
 import { toolEnv } from "../src/backups/run.js";
 import { chooseTool, findTools, searchDirs } from "../src/backups/pgtools.js";
 import { migrate } from "../src/db/migrate.js";
 import { createPool } from "../src/db/pool.js";
 import { seedDemo } from "../src/exports/demo.js";
 import { createLogger } from "../src/log.js";
-import { benchDatabase, createDatabase, intArg, printTable, row, writeResults } from "./lib.js";
+import { benchDatabase, createDatabase, intArg, measure, printTable, row, writeResults } from "./lib.js";
 
 const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../bin/pmt-worker.js");
-
-/** Runs a command; resolves with wall milliseconds and the peak RSS (MB) of the process, read from /proc while it runs. */
-export function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv, stdoutFile?: string): Promise<{ ms: number; rssMb: number }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const out = stdoutFile ? fs.openSync(stdoutFile, "w") : "ignore";
-    const child = spawn(cmd, args, { env, stdio: ["ignore", out, "pipe"] });
-    let stderr = "";
-    child.stderr!.on("data", (d) => (stderr += d));
-    let peak = 0;
-    const timer = setInterval(() => {
-      try {
-        const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${child.pid}/status`, "utf8"));
-        if (m) peak = Math.max(peak, Number(m[1]) / 1024);
-      } catch {
-        // exited
-      }
-    }, 20);
-    child.on("close", (code) => {
-      clearInterval(timer);
-      if (typeof out === "number") fs.closeSync(out);
-      if (code !== 0) reject(new Error(`${cmd} ${args.join(" ")} exited with ${code}: ${stderr}`));
-      else resolve({ ms: performance.now() - t0, rssMb: peak });
-    });
-  });
-}
 
 export async function main(): Promise<void> {
   const rounds = intArg("rounds", 5);

@@ -1,7 +1,9 @@
 /** Shared parts of the benchmarks: a database, statistics, the table, the results file. */
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { startEmbedded } from "../src/db/embedded.js";
@@ -112,4 +114,30 @@ export function intArg(name: string, fallback: number): number {
   const value = flag ? Number(flag.split("=")[1]) : fallback;
   if (!Number.isInteger(value) || value < 1) throw new Error(`--${name}: expected a positive whole number`);
   return value;
+}
+
+/** Runs a command; resolves with wall milliseconds and the peak RSS (MB) of the process, read from /proc while it runs. */
+export function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv, stdoutFile?: string): Promise<{ ms: number; rssMb: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const out = stdoutFile ? fs.openSync(stdoutFile, "w") : "ignore";
+    const child = spawn(cmd, args, { env, stdio: ["ignore", out, "pipe"] });
+    let stderr = "";
+    child.stderr!.on("data", (d) => (stderr += d));
+    let peak = 0;
+    const timer = setInterval(() => {
+      try {
+        const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${child.pid}/status`, "utf8"));
+        if (m) peak = Math.max(peak, Number(m[1]) / 1024);
+      } catch {
+        // exited
+      }
+    }, 20);
+    child.on("close", (code) => {
+      clearInterval(timer);
+      if (typeof out === "number") fs.closeSync(out);
+      if (code !== 0) reject(new Error(`${cmd} ${args.join(" ")} exited with ${code}: ${stderr}`));
+      else resolve({ ms: performance.now() - t0, rssMb: peak });
+    });
+  });
 }

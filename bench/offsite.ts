@@ -23,8 +23,7 @@ import { createLogger } from "../src/log.js";
 import { S3RVER_CREDENTIALS, S3Sink } from "../test/harness/s3.js";
 import { toolEnv } from "../src/backups/run.js";
 import { chooseTool, findTools, searchDirs } from "../src/backups/pgtools.js";
-import { measure } from "./backup.js";
-import { benchDatabase, createDatabase, intArg, printTable, row, writeResults } from "./lib.js";
+import { benchDatabase, createDatabase, intArg, measure, printTable, row, writeResults } from "./lib.js";
 
 const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../bin/pmt-worker.js");
 
@@ -69,8 +68,8 @@ export async function main(): Promise<void> {
     times.putGet.push((p.ms + g.ms) / 1000);
     process.stderr.write(`round ${round}: ours ${(o.ms / 1000).toFixed(2)} s, s3cmd put ${(p.ms / 1000).toFixed(2)} s, get ${(g.ms / 1000).toFixed(2)} s\n`);
   }
-  const verified0 = (await pool.query("select count(*)::int as n from pmt_jobs.backup_copy where status = 'verified'")).rows[0].n;
-  if (verified0 !== 1) throw new Error(`expected the sync to leave one verified copy, found ${verified0}`);
+  const synced = (await pool.query("select count(*)::int as n from pmt_jobs.backup_copy where status = 'verified'")).rows[0].n;
+  if (synced !== 1) throw new Error(`expected the sync to leave one verified copy, found ${synced}`);
 
   // A backup with its offsite copy, against pg_dump then s3cmd put.
   const pgDump = chooseTool("pg_dump", findTools("pg_dump", searchDirs()), { major: 15, version: "15" });

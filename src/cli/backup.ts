@@ -86,6 +86,7 @@ export function registerBackup(program: Command): void {
             let row: BackupRow;
             if (config.offsite.url) {
               // Like the cron job: streamed to the store when OFFSITE_STREAM is on, else uploaded now (read back either way).
+              // Imported only here: the offsite modules load the AWS SDK.
               const { backupWithStreamedCopy } = await import("../backups/task.js");
               const { uploadBackup } = await import("../offsite/copies.js");
               const deps = { config, pool, logger, databaseUrl: url };

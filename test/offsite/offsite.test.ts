@@ -201,13 +201,15 @@ describe("pmt-worker backup run with OFFSITE_URL", () => {
     ["uploads", "false"],
     ["streams", "true"],
   ])("%s the copy and reads it back before saying so", async (_name, stream) => {
-    const cliEnv = { ...env, ...S3RVER_CREDENTIALS, DATABASE_URL: db.url, OFFSITE_STREAM: stream };
+    const cliEnv = { ...env, ...S3RVER_CREDENTIALS, DATABASE_URL: db.url, OFFSITE_STREAM: stream, LOG_LEVEL: "debug" };
     const run = await runCli(["backup", "run"], cliEnv);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/backup \d+ succeeded, .*, offsite copy verified\n$/);
     const id = Number(/backup (\d+) succeeded/.exec(run.stdout)![1]);
     const copy = (await db.pool.query("select c.status, c.sha256 = b.sha256 as same from pmt_jobs.backup_copy c join pmt_jobs.backup b on b.id = c.backup_id where c.backup_id = $1", [id])).rows;
     expect(copy).toEqual([{ status: "verified", same: true }]);
+    // Streamed and confirmed, or (not streaming) uploaded after: never both.
+    expect(run.stderr.includes("offsite copy verified")).toBe(stream === "false");
   });
 
   it("says when the store is unreachable and exits 1, keeping the local backup", async () => {
@@ -217,6 +219,14 @@ describe("pmt-worker backup run with OFFSITE_URL", () => {
     expect(run.stdout).toMatch(/backup \d+ succeeded/);
   });
 });
+
+/** Queues a backup job for the test database and waits for it to succeed; its job id. */
+async function backupJobSucceeds(log: import("../harness/events.js").JobEventLog): Promise<number> {
+  const { rows } = await db.pool.query<{ id: number }>("select id from graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))", [db.name]);
+  const jobId = Number(rows[0]!.id);
+  await log.waitFor((e) => e.job_id === jobId && e.status === "succeeded", 60_000, "the backup job");
+  return jobId;
+}
 
 describe("through the worker", () => {
   it.each([
@@ -228,12 +238,7 @@ describe("through the worker", () => {
     const log = await JobEventLog.listen(db.url);
     const worker = await startTestWorker(db.url, { env: { ...env, OFFSITE_STREAM: stream, BACKUP_FORMAT: "tar" } });
     try {
-      const { rows } = await db.pool.query<{ id: number }>(
-        "select id from graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))",
-        [db.name],
-      );
-      const jobId = Number(rows[0]!.id);
-      await log.waitFor((e) => e.job_id === jobId && e.status === "succeeded", 60_000, "the backup job");
+      const jobId = await backupJobSucceeds(log);
       const backup = (await db.pool.query("select id, sha256 from pmt_jobs.backup where job_id = $1", [jobId])).rows[0];
       if (stream === "false") {
         await log.waitFor((e) => e.task === "pmt_jobs.offsite_upload" && e.status === "succeeded" && e.started_at > new Date(0).toISOString(), 60_000, "the upload job");
@@ -262,12 +267,7 @@ describe("when the store is down while streaming", () => {
     const log = await JobEventLog.listen(db.url);
     const worker = await startTestWorker(db.url, { env: { ...env, OFFSITE_STREAM: "true" } });
     try {
-      const { rows } = await db.pool.query<{ id: number }>(
-        "select id from graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))",
-        [db.name],
-      );
-      const jobId = Number(rows[0]!.id);
-      await log.waitFor((e) => e.job_id === jobId && e.status === "succeeded", 60_000, "the backup job");
+      const jobId = await backupJobSucceeds(log);
       const backup = (await db.pool.query("select id, status from pmt_jobs.backup where job_id = $1", [jobId])).rows[0];
       expect(backup.status).toBe("succeeded");
       await log.waitFor((e) => e.task === "pmt_jobs.offsite_upload" && e.status === "failed", 60_000, "the upload job to fail while the store is down");
