@@ -7,6 +7,7 @@ const BENCHES: Record<string, () => Promise<{ main(): Promise<void> }>> = {
   export: () => import("./export.js"),
   backup: () => import("./backup.js"),
   offsite: () => import("./offsite.js"),
+  sync: () => import("./sync.js"),
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith("--"));

@@ -293,6 +293,16 @@ export const ENV = {
     default: "false",
     doc: "Stream each dump to the store while it is written locally (custom and tar formats), so it is offsite sooner; the local file stays the verified source.",
   },
+  OFFSITE_VERIFY: {
+    schema: z.enum(["checksum", "read-back"], { message: "expected checksum or read-back" }),
+    default: "checksum",
+    doc: "How an upload is confirmed. checksum: the store's MD5 ETag must equal our MD5 of the file; where the store gives none we can check (SSE-KMS, some clones) the object is read back. read-back: every copy is downloaded and its sha256 compared (doubles the traffic; egress may cost). offsite sync re-reads the newest copy of each database either way.",
+  },
+  OFFSITE_CONCURRENCY: {
+    schema: int(1, 16),
+    default: "2",
+    doc: "Backups offsite sync uploads at once (each a multipart upload of two 5 MiB parts in flight: memory stays small).",
+  },
   OFFSITE_SERVER_ID: {
     schema: z.string().trim().regex(/^[A-Za-z0-9._-]+$/, "expected a name of letters, digits, . _ -").optional(),
     default: undefined,
@@ -405,6 +415,8 @@ export interface Config {
     forcePathStyle: boolean;
     serverId: string | undefined;
     stream: boolean;
+    verify: "checksum" | "read-back";
+    concurrency: number;
     syncCron: string;
     retain: { daily: number; weekly: number; monthly: number };
     minFreeBytes: number;
@@ -513,6 +525,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
       forcePathStyle: values.S3_FORCE_PATH_STYLE as boolean,
       serverId: values.OFFSITE_SERVER_ID as string | undefined,
       stream: values.OFFSITE_STREAM as boolean,
+      verify: values.OFFSITE_VERIFY as "checksum" | "read-back",
+      concurrency: values.OFFSITE_CONCURRENCY as number,
       syncCron: values.OFFSITE_SYNC_CRON as string,
       retain: {
         daily: (values.OFFSITE_RETAIN_DAILY as number | undefined) ?? (values.RETAIN_DAILY as number),

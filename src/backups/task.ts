@@ -3,7 +3,7 @@
  * an upload job of its own), the shrink check, then retention. A backup that
  * fails for good alerts the operator.
  */
-import { PassThrough } from "node:stream";
+import { Transform } from "node:stream";
 import type { JobHelpers, Task } from "graphile-worker";
 import type pg from "pg";
 import { z } from "zod";
@@ -13,6 +13,7 @@ import { PermanentJobError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Mailer } from "../mail/transport.js";
 import { confirmStreamedCopy, copyKey, serverId, storeOf, type OffsiteDeps } from "../offsite/copies.js";
+import { etagMatches, Md5Parts, PART_SIZE } from "../offsite/md5.js";
 import { applyRetention } from "../retention/apply.js";
 import type { BackupFormat } from "./catalog.js";
 import { runBackup, type BackupResult } from "./run.js";
@@ -41,24 +42,36 @@ export async function backupWithStreamedCopy(
   target: BackupTarget,
   options: { format?: BackupFormat; jobId?: number },
 ): Promise<{ backup: BackupResult; copied: boolean }> {
-  const offsite: OffsiteDeps = deps;
   const stream = Boolean(deps.config.offsite.url && deps.config.offsite.stream);
+  const offsite: OffsiteDeps = stream ? { ...deps, store: storeOf(deps) } : deps;
+  // MD5s of exactly the bytes streamed, to compare with the store's ETag.
+  let streamed: { md5: Md5Parts; done: Promise<{ etag?: string }> } | undefined;
   const backup = await runBackup(
     {
       ...deps,
       tee: stream
         ? (name) => {
-            const store = storeOf(offsite);
-            const pass = new PassThrough();
+            const store = offsite.store!;
+            const md5 = new Md5Parts(PART_SIZE);
+            const pass = new Transform({
+              transform(chunk: Buffer, _encoding, callback) {
+                md5.update(chunk);
+                callback(null, chunk);
+              },
+            });
             const key = copyKey(store, serverId(deps.config, deps.databaseUrl), { database: target.database, file: name });
-            return { stream: pass, done: store.putStream(key, pass) };
+            streamed = { md5, done: store.putStream(key, pass) };
+            return { stream: pass, done: streamed.done };
           }
         : undefined,
     },
     target,
     options,
   );
-  return { backup, copied: backup.streamed && (await confirmStreamedCopy(offsite, backup)) };
+  if (!backup.streamed || !streamed) return { backup, copied: false };
+  const { etag } = await streamed.done.catch(() => ({ etag: undefined }));
+  const proven = streamed.md5.bytes === Number(backup.bytes) && etagMatches(etag, streamed.md5.digests());
+  return { backup, copied: await confirmStreamedCopy(offsite, backup, proven) };
 }
 
 /** The dump, then its offsite copy: confirmed if it was streamed, else queued as an upload job. */

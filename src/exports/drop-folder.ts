@@ -51,11 +51,15 @@ export function startDropFolder(options: DropFolderOptions): DropFolder {
   let running: Promise<unknown> = Promise.resolve();
   let stopped = false;
 
-  function reject(name: string, reason: string): void {
+  /** Moves an entry to rejected/ under a dated name; `raw`: its name's bytes when they are not UTF-8. */
+  function reject(name: string, reason: string, raw?: Buffer): void {
     fs.mkdirSync(rejectedDir, { recursive: true, mode: 0o700 });
-    const target = path.join(rejectedDir, `${new Date().toISOString().replace(/[:.]/g, "-")}_${name}`);
+    // The dated name must still fit in 255 bytes.
+    let tail = raw ? `name-not-utf8-${raw.toString("hex").slice(0, 64)}` : name;
+    while (Buffer.byteLength(tail) > 200) tail = tail.slice(0, -1);
+    const target = path.join(rejectedDir, `${new Date().toISOString().replace(/[:.]/g, "-")}_${tail}`);
     try {
-      fs.renameSync(path.join(dir, name), target);
+      fs.renameSync(raw ? Buffer.concat([Buffer.from(dir + path.sep), raw]) : path.join(dir, name), target);
       logger.warn({ file: name, rejectedTo: target, reason }, "drop folder: file rejected, not mailed");
     } catch (error) {
       logger.error({ file: name, reason, err: errorMessage(error) }, "drop folder: could not move a rejected file");
@@ -90,17 +94,22 @@ export function startDropFolder(options: DropFolderOptions): DropFolder {
   async function scan(): Promise<{ taken: string[]; rejected: string[] }> {
     const taken: string[] = [];
     const rejected: string[] = [];
-    let entries: fs.Dirent[];
+    let entries: Buffer[];
     try {
-      entries = fs.readdirSync(dir, { withFileTypes: true });
+      entries = fs.readdirSync(dir, { encoding: "buffer" });
     } catch (error) {
       logger.error({ dir, err: errorMessage(error) }, "drop folder: cannot read it");
       return { taken, rejected };
     }
     const present = new Set<string>();
-    for (const entry of entries) {
-      const name = entry.name;
+    for (const raw of entries) {
+      const name = raw.toString("utf8");
       if (name === "rejected" || name.startsWith(".")) continue;
+      if (!Buffer.from(name).equals(raw)) {
+        reject(name, "the file name is not valid UTF-8", raw);
+        rejected.push(name);
+        continue;
+      }
       present.add(name);
       const stat = fs.lstatSync(path.join(dir, name), { throwIfNoEntry: false });
       if (!stat) continue;

@@ -22,5 +22,9 @@ export function parseDropName(name: string): DropName {
   if (recipient.length > 254 || !MAILBOX.test(recipient)) {
     return { ok: false, reason: `${JSON.stringify(recipient)} in ${JSON.stringify(name)} is not a single valid mailbox` };
   }
+  const local = recipient.slice(0, recipient.lastIndexOf("@"));
+  if (local.length > 64) {
+    return { ok: false, reason: `the part before @ in ${JSON.stringify(name)} has ${local.length} characters; at most 64` };
+  }
   return { ok: true, recipient, instance: instance.toLowerCase(), format: ext.toLowerCase() === "csv" ? "csv" : "iati" };
 }

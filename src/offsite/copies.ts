@@ -49,9 +49,10 @@ async function recordCopy(pool: pg.Pool, backupId: number, target: string, key: 
   );
 }
 
-async function recordVerified(pool: pg.Pool, store: OffsiteStore, backup: BackupRow, key: string): Promise<void> {
+async function recordVerified(pool: pg.Pool, store: OffsiteStore, backup: BackupRow, key: string, verifiedBy: "checksum" | "read-back"): Promise<void> {
   await recordCopy(pool, backup.id, store.description, key, {
     status: "verified",
+    verified_by: verifiedBy,
     bytes: backup.bytes,
     sha256: backup.sha256,
     uploaded_at: new Date(),
@@ -69,16 +70,20 @@ export async function uploadBackup(deps: OffsiteDeps, backup: BackupRow): Promis
   try {
     const manifest = readManifest(backup.local_path);
     const parts = backup.format === "directory" ? (manifest?.files ?? []).map((f) => ({ key: `${key}/${f.name}`, file: path.join(backup.local_path!, f.name), sha256: f.sha256, bytes: f.bytes })) : [{ key, file: backup.local_path, sha256: backup.sha256!, bytes: Number(backup.bytes) }];
+    let readBack = false;
     for (const part of parts) {
-      await store.put(part.key, part.file, part.sha256);
+      const { confirmed } = await store.put(part.key, part.file, part.sha256);
+      if (confirmed && deps.config.offsite.verify === "checksum") continue;
+      readBack = true;
       const back = await hashObject(store, part.key);
       if (back.sha256 !== part.sha256 || back.bytes !== part.bytes) {
         throw new Error(`the copy of ${part.key} read back as ${back.bytes} bytes sha256 ${back.sha256}, expected ${part.bytes} bytes ${part.sha256}`);
       }
     }
     if (manifest) await store.putText(`${key}.json`, JSON.stringify({ ...manifest, offsite_key: key }, null, 2) + "\n");
-    await recordVerified(deps.pool, store, backup, key);
-    deps.logger.info({ backup: backup.id, key, store: store.description }, "offsite copy verified");
+    const verifiedBy = readBack ? "read-back" : "checksum";
+    await recordVerified(deps.pool, store, backup, key, verifiedBy);
+    deps.logger.info({ backup: backup.id, key, store: store.description, verified_by: verifiedBy }, "offsite copy verified");
     return key;
   } catch (error) {
     const message = redactText(describeStoreError(error));
@@ -101,19 +106,24 @@ export function describeStoreError(error: unknown): string {
 }
 
 /**
- * A copy streamed while the backup was written (OFFSITE_STREAM): read it back,
- * compare with the local file's sha256, and record it, manifest included.
+ * A copy streamed while the backup was written (OFFSITE_STREAM): proven by the
+ * store's MD5 ETag of exactly the streamed bytes (`checksumMatched`, the same
+ * chunks the local file got), else read back and compared with the local
+ * file's sha256; then recorded, manifest included.
  * False if it does not match (the caller then uploads the file normally).
  */
-export async function confirmStreamedCopy(deps: OffsiteDeps, backup: BackupRow): Promise<boolean> {
+export async function confirmStreamedCopy(deps: OffsiteDeps, backup: BackupRow, checksumMatched = false): Promise<boolean> {
   const store = storeOf(deps);
   const key = copyKey(store, serverId(deps.config, deps.databaseUrl), backup);
   try {
-    const back = await hashObject(store, key);
-    if (back.sha256 !== backup.sha256 || back.bytes !== Number(backup.bytes)) return false;
+    const byChecksum = checksumMatched && deps.config.offsite.verify === "checksum";
+    if (!byChecksum) {
+      const back = await hashObject(store, key);
+      if (back.sha256 !== backup.sha256 || back.bytes !== Number(backup.bytes)) return false;
+    }
     const manifest = backup.local_path ? readManifest(backup.local_path) : undefined;
     if (manifest) await store.putText(`${key}.json`, JSON.stringify({ ...manifest, offsite_key: key }, null, 2) + "\n");
-    await recordVerified(deps.pool, store, backup, key);
+    await recordVerified(deps.pool, store, backup, key, byChecksum ? "checksum" : "read-back");
     return true;
   } catch (error) {
     deps.logger.warn({ backup: backup.id, err: describeStoreError(error) }, "the streamed copy could not be confirmed");
@@ -157,14 +167,19 @@ export async function syncOffsite(deps: OffsiteDeps, now = new Date()): Promise<
      order by b.started_at`,
     [store.description],
   );
-  for (const backup of missing.rows) {
-    try {
-      await uploadBackup(deps, backup);
-      result.uploaded.push(backup.id);
-    } catch (error) {
-      result.failed.push({ backup: backup.id, error: errorMessage(error) });
+  // OFFSITE_CONCURRENCY uploads at once, oldest first.
+  const queue = [...missing.rows];
+  const lane = async () => {
+    for (let backup = queue.shift(); backup; backup = queue.shift()) {
+      try {
+        await uploadBackup({ ...deps, store }, backup);
+        result.uploaded.push(backup.id);
+      } catch (error) {
+        result.failed.push({ backup: backup.id, error: errorMessage(error) });
+      }
     }
-  }
+  };
+  await Promise.all(Array.from({ length: Math.min(deps.config.offsite.concurrency, queue.length) }, lane));
 
   // Re-read the newest verified copy of each database (one uploaded just now was read back already).
   const sample = await pool.query<{ backup_id: number; key: string; sha256: string; format: string }>(
@@ -178,7 +193,7 @@ export async function syncOffsite(deps: OffsiteDeps, now = new Date()): Promise<
     try {
       const back = await hashObject(store, copy.key);
       if (back.sha256 !== copy.sha256) throw new Error(`sha256 ${back.sha256}, expected ${copy.sha256}`);
-      await pool.query("update pmt_jobs.backup_copy set verified_at = now() where backup_id = $1 and target = $2", [copy.backup_id, store.description]);
+      await pool.query("update pmt_jobs.backup_copy set verified_at = now(), verified_by = 'read-back' where backup_id = $1 and target = $2", [copy.backup_id, store.description]);
       result.reverified.push(copy.backup_id);
     } catch (error) {
       await pool.query("update pmt_jobs.backup_copy set status = 'failed', error = $3 where backup_id = $1 and target = $2", [

@@ -19,6 +19,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { hashStream } from "../backups/files.js";
+import { etagMatches, md5Digests, PART_SIZE } from "./md5.js";
 import { createS3Client, objectKey, parseOffsiteUrl, type S3Settings } from "./target.js";
 
 export interface StoredObject {
@@ -31,9 +32,14 @@ export interface OffsiteStore {
   /** "s3://bucket/prefix" or "file:///dir": where copies go (no credentials). */
   readonly description: string;
   readonly prefix: string;
-  put(key: string, file: string, sha256: string): Promise<void>;
-  /** Upload of a stream of unknown length (OFFSITE_STREAM): no sha256 metadata, verified by reading back. */
-  putStream(key: string, stream: Readable): Promise<void>;
+  /**
+   * Uploads a file. `confirmed`: the store's own checksum of what it stored
+   * (an MD5 ETag) equals ours of the file, so the bytes arrived intact;
+   * false when the store gave none we can check (then read it back).
+   */
+  put(key: string, file: string, sha256: string): Promise<{ confirmed: boolean }>;
+  /** Upload of a stream of unknown length (OFFSITE_STREAM), in parts of PART_SIZE; the store's ETag, if any. */
+  putStream(key: string, stream: Readable): Promise<{ etag?: string }>;
   putText(key: string, text: string): Promise<void>;
   read(key: string): Promise<Readable>;
   head(key: string): Promise<StoredObject | undefined>;
@@ -56,25 +62,33 @@ class S3Store implements OffsiteStore {
     this.description = `s3://${bucket}/${prefix}`;
   }
 
-  async put(key: string, file: string, sha256: string): Promise<void> {
-    await new Upload({
-      client: this.s3,
-      params: { Bucket: this.bucket, Key: key, Body: fs.createReadStream(file), Metadata: { sha256 } },
-      queueSize: 2,
-      // S3's smallest part: bounded memory (queueSize x partSize), and retries resend little.
-      partSize: 5 * 1024 * 1024,
-      leavePartsOnError: false,
-    }).done();
+  async put(key: string, file: string, sha256: string): Promise<{ confirmed: boolean }> {
+    const bytes = fs.statSync(file).size;
+    // S3 allows 10,000 parts: 5 MiB parts (bounded memory, small resends) up to 48 GiB, larger beyond.
+    const partSize = Math.max(PART_SIZE, Math.ceil(bytes / 10_000));
+    const [out, md5] = await Promise.all([
+      new Upload({
+        client: this.s3,
+        params: { Bucket: this.bucket, Key: key, Body: fs.createReadStream(file), Metadata: { sha256 } },
+        queueSize: 2,
+        partSize,
+        leavePartsOnError: false,
+      }).done(),
+      md5Digests(file, partSize),
+    ]);
+    const etag = "ETag" in out ? out.ETag : undefined;
+    return { confirmed: etagMatches(etag, md5) };
   }
 
-  async putStream(key: string, stream: Readable): Promise<void> {
-    await new Upload({
+  async putStream(key: string, stream: Readable): Promise<{ etag?: string }> {
+    const out = await new Upload({
       client: this.s3,
       params: { Bucket: this.bucket, Key: key, Body: stream },
       queueSize: 2,
-      partSize: 5 * 1024 * 1024,
+      partSize: PART_SIZE,
       leavePartsOnError: false,
     }).done();
+    return { etag: "ETag" in out ? out.ETag : undefined };
   }
 
   async putText(key: string, text: string): Promise<void> {
@@ -138,12 +152,14 @@ class DirectoryStore implements OffsiteStore {
     fs.renameSync(tmp, target);
   }
 
-  put(key: string, file: string): Promise<void> {
-    return this.write(key, fs.createReadStream(file));
+  async put(key: string, file: string): Promise<{ confirmed: boolean }> {
+    await this.write(key, fs.createReadStream(file));
+    return { confirmed: false };
   }
 
-  putStream(key: string, stream: Readable): Promise<void> {
-    return this.write(key, stream);
+  async putStream(key: string, stream: Readable): Promise<{ etag?: string }> {
+    await this.write(key, stream);
+    return {};
   }
 
   putText(key: string, text: string): Promise<void> {

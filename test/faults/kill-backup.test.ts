@@ -5,19 +5,18 @@
  * abandoned attempt followed by the successful one.
  */
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { migrate } from "../../src/db/migrate.js";
 import { createLogger } from "../../src/log.js";
-import { BIN, ChildHandle } from "../harness/cli.js";
 import { createTestDatabase, type TestDatabase } from "../harness/db.js";
 import { JobEventLog } from "../harness/events.js";
+import { recordFault, Workers } from "../harness/faults.js";
 import { until } from "../harness/wait.js";
 
 let db: TestDatabase;
-const children: ChildHandle[] = [];
+const workers: Workers = new Workers(() => ({ DATABASE_URL: db.url, BACKUP_DIR: path.join(workers.home, "b") }));
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -25,17 +24,10 @@ beforeAll(async () => {
   await db.pool.query("create table public.sample as select g as id from generate_series(1, 1000) g");
 });
 
-afterAll(() => {
-  for (const c of children) c.kill("SIGKILL");
-});
-
 describe("kill -9 during a backup", () => {
   it("loses nothing: the retry completes, the interrupted run leaves no backup", async () => {
-    const home = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-fault-backup-"));
-    const env = { DATABASE_URL: db.url, PMT_HOME: home, BACKUP_DIR: path.join(home, "b"), HTTP_PORT: "0", WORKER_DEAD_AFTER_SECONDS: "2", WORKER_POLL_INTERVAL_MS: "200" };
-    const first = ChildHandle.spawn(BIN, ["start"], env);
-    children.push(first);
-    await first.waitForOutput(/"msg":"worker started"/);
+    const backupDir = path.join(workers.home, "b");
+    const first = await workers.start();
 
     // A lock pg_dump must wait for: it is surely mid-run when the worker dies.
     const locker = new pg.Client({ connectionString: db.url });
@@ -48,17 +40,15 @@ describe("kill -9 during a backup", () => {
       const r = await db.pool.query<{ pid: number }>("select pid from pg_stat_activity where application_name = 'pmt-worker backup' and wait_event_type = 'Lock'");
       return r.rows[0];
     }, "pg_dump to be waiting");
-    expect(fs.readdirSync(env.BACKUP_DIR).filter((f) => f.endsWith(".partial"))).toHaveLength(1);
+    expect(fs.readdirSync(backupDir).filter((f) => f.endsWith(".partial"))).toHaveLength(1);
 
     // The crash: the worker, and with it its pg_dump's session.
-    first.kill("SIGKILL");
-    await first.exited;
+    await Workers.crash(first);
     await db.pool.query("select pg_terminate_backend($1)", [dumper.pid]);
     await locker.query("rollback");
     await locker.end();
 
-    const second = ChildHandle.spawn(BIN, ["start"], env);
-    children.push(second);
+    const second = await workers.start();
     await log.waitFor((e) => e.job_id === jobId && e.status === "succeeded", 60_000, "the retried backup to succeed");
 
     const history = await db.pool.query("select attempt, status from pmt_jobs.job_run where job_id = $1 order by attempt", [jobId]);
@@ -71,11 +61,11 @@ describe("kill -9 during a backup", () => {
       { status: "failed", file: null, error: "interrupted: the worker stopped during the backup" },
       { status: "succeeded", file: expect.stringMatching(/\.dump$/), error: null },
     ]);
-    const files = fs.readdirSync(env.BACKUP_DIR).sort();
+    const files = fs.readdirSync(backupDir).sort();
     expect(files).toEqual([catalog.rows[1].file, `${catalog.rows[1].file}.json`]);
 
-    second.kill("SIGTERM");
-    expect((await second.exited).code).toBe(0);
+    expect(await Workers.stop(second)).toBe(0);
     await log.close();
+    recordFault({ scenario: "backup", fault: "kill -9 of the worker while pg_dump runs", outcome: "retried: 1 backup catalogued, interrupted run failed with no file, history abandoned -> succeeded", lost: 0 });
   });
 });

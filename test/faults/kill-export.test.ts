@@ -3,23 +3,20 @@
  * restart the export is rendered again and mailed exactly once; the history
  * shows the abandoned attempt.
  */
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrate } from "../../src/db/migrate.js";
 import { seedDemo } from "../../src/exports/demo.js";
 import { createLogger } from "../../src/log.js";
-import { BIN, ChildHandle } from "../harness/cli.js";
 import { createTestDatabase, type TestDatabase } from "../harness/db.js";
 import { JobEventLog } from "../harness/events.js";
+import { recordFault, Workers } from "../harness/faults.js";
 import { SmtpSink } from "../harness/smtp.js";
 import { until } from "../harness/wait.js";
 
 let db: TestDatabase;
 let smtp: SmtpSink;
-const children: ChildHandle[] = [];
+const workers = new Workers(() => ({ DATABASE_URL: db.url, SMTP_URL: smtp.url }));
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -29,17 +26,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of children) c.kill("SIGKILL");
   await smtp?.down();
 });
 
 describe("kill -9 while an export renders", () => {
   it("renders again after the restart and mails exactly one copy", async () => {
-    const home = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-fault-export-"));
-    const env = { DATABASE_URL: db.url, PMT_HOME: home, SMTP_URL: smtp.url, HTTP_PORT: "0", WORKER_DEAD_AFTER_SECONDS: "2", WORKER_POLL_INTERVAL_MS: "200" };
-    const first = ChildHandle.spawn(BIN, ["start"], env);
-    children.push(first);
-    await first.waitForOutput(/"msg":"worker started"/);
+    const first = await workers.start();
 
     // The export's query waits for this lock: the worker is surely rendering when it dies.
     const locker = new pg.Client({ connectionString: db.url });
@@ -52,14 +44,12 @@ describe("kill -9 while an export renders", () => {
       return rows[0]?.status === "rendering" ? rows[0] : undefined;
     }, "the export to be rendering");
 
-    first.kill("SIGKILL");
-    await first.exited;
+    await Workers.crash(first);
     await db.pool.query("select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()");
     await locker.query("rollback");
     await locker.end();
 
-    const second = ChildHandle.spawn(BIN, ["start"], env);
-    children.push(second);
+    const second = await workers.start();
     await log.waitFor((e) => e.task === "pmt_jobs.export" && e.status === "succeeded", 60_000, "the retried export");
     const done = (await db.pool.query("select status, rows, error from pmt_jobs.export_request where id = $1", [request.id])).rows[0];
     expect(done).toEqual({ status: "sent", rows: 100, error: null });
@@ -70,8 +60,8 @@ describe("kill -9 while an export renders", () => {
       { attempt: 1, status: "abandoned" },
       { attempt: 2, status: "succeeded" },
     ]);
-    second.kill("SIGTERM");
-    expect((await second.exited).code).toBe(0);
+    expect(await Workers.stop(second)).toBe(0);
     await log.close();
+    recordFault({ scenario: "export render", fault: "kill -9 of the worker while the export query runs", outcome: "rendered again after restart, 1 mail, history abandoned -> succeeded", lost: 0 });
   });
 });

@@ -4,15 +4,13 @@
  * the backup and its manifest, the catalog one verified copy, and the history
  * shows the abandoned attempt followed by the successful one.
  */
-import fs from "node:fs";
 import net from "node:net";
-import os from "node:os";
 import path from "node:path";
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrate } from "../../src/db/migrate.js";
 import { createLogger } from "../../src/log.js";
-import { BIN, ChildHandle } from "../harness/cli.js";
+import { recordFault, Workers } from "../harness/faults.js";
 import { createTestDatabase, type TestDatabase } from "../harness/db.js";
 import { JobEventLog } from "../harness/events.js";
 import { S3RVER_CREDENTIALS, S3Sink } from "../harness/s3.js";
@@ -69,7 +67,14 @@ class StallingProxy {
 let db: TestDatabase;
 let s3: S3Sink;
 let proxy: StallingProxy;
-const children: ChildHandle[] = [];
+const workers: Workers = new Workers(() => ({
+  ...S3RVER_CREDENTIALS,
+  DATABASE_URL: db.url,
+  BACKUP_DIR: path.join(workers.home, "b"),
+  OFFSITE_URL: "s3://fault/pmt",
+  S3_ENDPOINT: `http://127.0.0.1:${proxy.port}`,
+  S3_FORCE_PATH_STYLE: "true",
+}));
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -80,29 +85,13 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of children) c.kill("SIGKILL");
   await proxy?.close();
   await s3?.close();
 });
 
 describe("kill -9 during an offsite upload", () => {
   it("retries after the restart: one verified copy, nothing extra in the store", async () => {
-    const home = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-fault-upload-"));
-    const env = {
-      ...S3RVER_CREDENTIALS,
-      DATABASE_URL: db.url,
-      PMT_HOME: home,
-      BACKUP_DIR: path.join(home, "b"),
-      OFFSITE_URL: "s3://fault/pmt",
-      S3_ENDPOINT: `http://127.0.0.1:${proxy.port}`,
-      S3_FORCE_PATH_STYLE: "true",
-      HTTP_PORT: "0",
-      WORKER_DEAD_AFTER_SECONDS: "2",
-      WORKER_POLL_INTERVAL_MS: "200",
-    };
-    const first = ChildHandle.spawn(BIN, ["start"], env);
-    children.push(first);
-    await first.waitForOutput(/"msg":"worker started"/);
+    const first = await workers.start();
 
     const log = await JobEventLog.listen(db.url);
     proxy.hold();
@@ -114,12 +103,10 @@ describe("kill -9 during an offsite upload", () => {
     }, "bytes of the upload to reach the store");
 
     // The crash, mid-upload.
-    first.kill("SIGKILL");
-    await first.exited;
+    await Workers.crash(first);
     proxy.release();
 
-    const second = ChildHandle.spawn(BIN, ["start"], env);
-    children.push(second);
+    const second = await workers.start();
     await log.waitFor((e) => e.job_id === upload.job_id && e.status === "succeeded", 60_000, "the retried upload to succeed");
 
     const history = await db.pool.query("select attempt, status from pmt_jobs.job_run where job_id = $1 order by attempt", [upload.job_id]);
@@ -142,8 +129,8 @@ describe("kill -9 during an offsite upload", () => {
     client.destroy();
     expect((listed.Contents ?? []).map((o) => o.Key).sort()).toEqual([copies[0].key, `${copies[0].key}.json`]);
 
-    second.kill("SIGTERM");
-    expect((await second.exited).code).toBe(0);
+    expect(await Workers.stop(second)).toBe(0);
     await log.close();
+    recordFault({ scenario: "offsite upload", fault: "kill -9 of the worker mid-upload (store holding the bytes)", outcome: "upload retried: 1 verified copy, store holds only it and its manifest", lost: 0 });
   });
 });

@@ -29,6 +29,9 @@ export class SmtpSink {
     return `${this.tls?.implicit ? "smtps" : "smtp"}://sink:sink-password@127.0.0.1:${this.port}`;
   }
 
+  /** Runs after a message is received and before the server answers 250 (a fault test's hook). */
+  beforeAccept: ((mail: ParsedMail) => Promise<void>) | undefined;
+
   /** Whether the last session was encrypted. */
   lastSecure: boolean | undefined;
 
@@ -56,14 +59,16 @@ export class SmtpSink {
       },
       onData: (stream, session, callback) => {
         this.lastSecure = session.secure;
-        simpleParser(stream).then(
-          (mail) => {
+        simpleParser(stream)
+          .then(async (mail) => {
+            await this.beforeAccept?.(mail);
             this.messages.push(mail);
             this.waiters = this.waiters.filter((w) => (this.messages.length >= w.n ? (w.resolve(), false) : true));
-            callback();
-          },
-          (error) => callback(error),
-        );
+          })
+          .then(
+            () => callback(),
+            (error) => callback(error),
+          );
       },
     });
     await new Promise<void>((resolve, reject) => {

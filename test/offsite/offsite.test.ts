@@ -1,6 +1,6 @@
 /**
  * Offsite copies against a real S3 API server in-process (s3rver): upload in
- * several parts confirmed by reading back, refusal, reconcile after an outage,
+ * several parts confirmed by the store's MD5 checksum or by reading back, refusal, reconcile after an outage,
  * remote retention, retire, listing without a database, restore from the store.
  */
 import crypto from "node:crypto";
@@ -54,21 +54,24 @@ const deps = () => ({ config, pool: db.pool, logger, databaseUrl: db.url });
 const target = () => backupTargets(db.url, [])[0]!;
 
 describe("offsite copies", () => {
-  it("uploads a backup larger than three parts and confirms it by reading it back", async () => {
+  it.each([
+    ["checksum", "the store's MD5 checksum"],
+    ["read-back", "reading it back"],
+  ])("uploads a backup larger than three parts and confirms it (OFFSITE_VERIFY=%s) by %s", async (verify) => {
     const backup = await runBackup({ config, pool: db.pool, logger }, target(), { format: "tar" });
     expect(Number(backup.bytes)).toBeGreaterThan(15 * 2 ** 20);
-    const key = await uploadBackup(deps(), backup);
+    const key = await uploadBackup({ ...deps(), config: testConfig({ ...env, OFFSITE_VERIFY: verify }) }, backup);
     expect(key).toBe(`pmt/db-1/${db.name}/${backup.file}`);
-    const copy = (await db.pool.query("select status, bytes, sha256, verified_at from pmt_jobs.backup_copy where backup_id = $1", [backup.id])).rows[0];
-    expect(copy).toMatchObject({ status: "verified", sha256: backup.sha256 });
+    const copy = (await db.pool.query("select status, bytes, sha256, verified_at, verified_by from pmt_jobs.backup_copy where backup_id = $1", [backup.id])).rows[0];
+    expect(copy).toMatchObject({ status: "verified", sha256: backup.sha256, verified_by: verify });
     // Independently: the stored object is byte for byte the backup.
     const store = openStore(config.offsite.url!, config.offsite);
     const hash = crypto.createHash("sha256");
     for await (const chunk of await store.read(key)) hash.update(chunk);
     expect(hash.digest("hex")).toBe(backup.sha256);
     expect((await store.head(`${key}.json`))!.bytes).toBeGreaterThan(0);
-    const status = (await db.pool.query("select offsite_copies, offsite_lag from pmt_jobs.backup_status where database = $1", [db.name])).rows[0];
-    expect(status).toEqual({ offsite_copies: 1, offsite_lag: null });
+    const status = (await db.pool.query("select offsite_lag from pmt_jobs.backup_status where database = $1", [db.name])).rows[0];
+    expect(status).toEqual({ offsite_lag: null });
   });
 
   it("reports refused credentials clearly", async () => {
@@ -198,16 +201,22 @@ describe("pmt-worker database retire", () => {
 
 describe("pmt-worker backup run with OFFSITE_URL", () => {
   it.each([
-    ["uploads", "false"],
-    ["streams", "true"],
-  ])("%s the copy and reads it back before saying so", async (_name, stream) => {
-    const cliEnv = { ...env, ...S3RVER_CREDENTIALS, DATABASE_URL: db.url, OFFSITE_STREAM: stream, LOG_LEVEL: "debug" };
+    ["uploads", "false", "checksum"],
+    ["streams", "true", "checksum"],
+    ["streams", "true", "read-back"],
+  ])("%s the copy (OFFSITE_STREAM=%s) and proves it intact by %s before saying so", async (_name, stream, verify) => {
+    const cliEnv = { ...env, ...S3RVER_CREDENTIALS, DATABASE_URL: db.url, OFFSITE_STREAM: stream, OFFSITE_VERIFY: verify, LOG_LEVEL: "debug" };
     const run = await runCli(["backup", "run"], cliEnv);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/backup \d+ succeeded, .*, offsite copy verified\n$/);
     const id = Number(/backup (\d+) succeeded/.exec(run.stdout)![1]);
-    const copy = (await db.pool.query("select c.status, c.sha256 = b.sha256 as same from pmt_jobs.backup_copy c join pmt_jobs.backup b on b.id = c.backup_id where c.backup_id = $1", [id])).rows;
-    expect(copy).toEqual([{ status: "verified", same: true }]);
+    const copy = (await db.pool.query("select c.status, c.verified_by, c.sha256 = b.sha256 as same from pmt_jobs.backup_copy c join pmt_jobs.backup b on b.id = c.backup_id where c.backup_id = $1", [id])).rows;
+    expect(copy).toEqual([{ status: "verified", verified_by: verify, same: true }]);
+    // Whichever way it was proven, the object is the backup byte for byte.
+    const b = (await db.pool.query("select b.sha256, c.key from pmt_jobs.backup b join pmt_jobs.backup_copy c on c.backup_id = b.id where b.id = $1", [id])).rows[0];
+    const hash = crypto.createHash("sha256");
+    for await (const chunk of await openStore(config.offsite.url!, config.offsite).read(b.key)) hash.update(chunk);
+    expect(hash.digest("hex")).toBe(b.sha256);
     // Streamed and confirmed, or (not streaming) uploaded after: never both.
     expect(run.stderr.includes("offsite copy verified")).toBe(stream === "false");
   });
@@ -232,7 +241,7 @@ describe("through the worker", () => {
   it.each([
     ["after the backup", "false"],
     ["streamed while the backup is written (OFFSITE_STREAM)", "true"],
-  ])("copies each backup offsite %s, verified by reading back", async (_name, stream) => {
+  ])("copies each backup offsite %s, proven intact", async (_name, stream) => {
     const { startTestWorker } = await import("../harness/worker.js");
     const { JobEventLog } = await import("../harness/events.js");
     const log = await JobEventLog.listen(db.url);
@@ -289,6 +298,9 @@ describe("a folder as the store (file://)", () => {
     const backup = await runBackup({ config: folder, pool: db.pool, logger }, target());
     const key = await uploadBackup({ ...deps(), config: folder }, backup);
     expect(fs.statSync(path.join(dir, key)).size).toBe(Number(backup.bytes));
+    // A folder has no checksum of its own to vouch for the copy: it is read back.
+    const copy = (await db.pool.query("select status, verified_by from pmt_jobs.backup_copy where backup_id = $1", [backup.id])).rows[0];
+    expect(copy).toEqual({ status: "verified", verified_by: "read-back" });
     expect(fs.existsSync(path.join(dir, `${key}.json`))).toBe(true);
     const { listOffsite } = await import("../../src/offsite/restore.js");
     const entries = await listOffsite(openStore(folder.offsite.url!, folder.offsite), db.name);
