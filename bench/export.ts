@@ -93,7 +93,8 @@ export async function main(): Promise<void> {
     const t0 = performance.now();
     await small.query("select pmt_filter_csv('','','',null,null,'bench@example.org')");
     await smtp.waitForMessages(i + 1);
-    if (i >= 5) latencies.push(performance.now() - t0);
+    // Accepted when the whole message has arrived, as an MTA answers 250 once queued; the sink's own MIME parsing is not ours.
+    if (i >= 5) latencies.push(smtp.receivedAt[i]! - t0);
   }
   await worker.stop();
   await smtp.down();

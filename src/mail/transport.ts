@@ -4,6 +4,7 @@
  * (the embedded default's stand-in for a mail server).
  */
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import nodemailer from "nodemailer";
@@ -29,10 +30,26 @@ export function createMailer(config: { smtpUrl?: string; smtpCaFile?: string; pm
     : createOutboxMailer(path.join(config.pmtHome, "outbox"));
 }
 
+type SocketCallback = (error: Error | null, socket?: { connection: net.Socket }) => void;
+
+/**
+ * Our own TCP connection to the SMTP server, with Nagle's algorithm off.
+ * With it on, the message's final "." waits for the server's delayed ACK:
+ * about 40-50 ms on every mail (measured: 64 ms vs 13 ms for a 1 MB export
+ * to a local server). Handed over while still connecting, so that a refused
+ * or failed connection takes nodemailer's own error path (and the pool frees
+ * its slot); nodemailer adds TLS itself (smtps, STARTTLS) and times out the
+ * greeting.
+ */
+function connectNoDelay(options: { host?: string; port?: number }, callback: SocketCallback): void {
+  callback(null, { connection: net.connect({ host: options.host, port: options.port ?? 25, noDelay: true }) });
+}
+
 export function smtpOptions(smtpUrl: string, caFile?: string) {
   const url = new URL(smtpUrl);
   const secure = url.protocol === "smtps:";
   return {
+    getSocket: connectNoDelay,
     tls: caFile ? { ca: [fs.readFileSync(caFile, "utf8")] } : undefined,
     host: url.hostname,
     port: url.port ? Number(url.port) : secure ? 465 : 587,

@@ -39,7 +39,7 @@ describe("SMTP server down, then up", () => {
     await until(async () => {
       const { rows } = await db.pool.query<{ n: number }>("select count(distinct job_id)::int as n from pmt_jobs.job_run where task = 'pmt_jobs.export' and status = 'failed'");
       return rows[0]!.n === recipients.length;
-    }, "every export to fail once while SMTP is down");
+    }, () => `every export to fail once while SMTP is down; worker output:\n${worker.stdout.slice(-3000)}${worker.stderr.slice(-3000)}`);
     const waiting = (await db.pool.query("select count(*)::int as n from pmt_jobs.export_request where status in ('queued', 'rendering', 'sending')")).rows[0].n;
     expect(waiting).toBe(recipients.length);
 

@@ -2,12 +2,15 @@
  * A real SMTP server in-process (smtp-server), parsing what it receives with
  * mailparser. It can refuse recipients and go down and up on the same port.
  */
+import { performance } from "node:perf_hooks";
 import { simpleParser, type ParsedMail } from "mailparser";
 import { SMTPServer } from "smtp-server";
 import { freePort } from "./net.js";
 
 export class SmtpSink {
   readonly messages: ParsedMail[] = [];
+  /** performance.now() when each message's DATA had fully arrived (before this sink parses it). */
+  readonly receivedAt: number[] = [];
   /** Recipients to refuse, with the SMTP code to answer. */
   readonly refuse = new Map<string, number>();
   private server: SMTPServer | undefined;
@@ -59,6 +62,7 @@ export class SmtpSink {
       },
       onData: (stream, session, callback) => {
         this.lastSecure = session.secure;
+        stream.once("end", () => this.receivedAt.push(performance.now()));
         simpleParser(stream)
           .then(async (mail) => {
             await this.beforeAccept?.(mail);
