@@ -1,15 +1,17 @@
 /**
  * Offsite benchmark: getting one backup file into an S3 store. Ours is
- * `pmt-worker offsite sync` (streamed multipart upload, then the object is
- * read back and hashed before the catalog counts it); the baselines are the
- * original cron's `s3cmd put` (no read-back) and `s3cmd put` followed by
- * `s3cmd get` of the same object (the same verification done by hand). All
- * against one in-process s3rver, alternating, on the same backup file.
- * Then a backup with its offsite copy, `pmt-worker backup run` with
- * OFFSITE_URL (streamed while written, and uploaded after), against
- * `pg_dump -Fc > file` then `s3cmd put file`.
+ * `pmt-worker offsite sync` (streamed multipart upload, confirmed by the
+ * store's MD5 ETag; and with OFFSITE_VERIFY=read-back, read back and hashed);
+ * the baselines are the original cron's `s3cmd put` (which checks the same
+ * ETag) and `s3cmd put` followed by `s3cmd get` (a read-back by hand). Then a
+ * backup with its offsite copy, `pmt-worker backup run` with OFFSITE_URL
+ * (streamed while written, and uploaded after), against `pg_dump -Fc > file`
+ * then `s3cmd put file`. All against one in-process s3rver behind a proxy
+ * that limits the bandwidth (`--mbps`, shared by all connections, the same for
+ * every tool; 0: unlimited, the store on localhost), alternating, on the
+ * same backup.
  *
- *   npm run bench -- offsite [--rounds=5] [--activities=200000]
+ *   npm run bench -- offsite [--rounds=5] [--activities=200000] [--mbps=100]
  * Needs s3cmd on PATH (Debian: apt-get install s3cmd).
  */
 import { spawnSync } from "node:child_process";
@@ -24,6 +26,7 @@ import { S3RVER_CREDENTIALS, S3Sink } from "../test/harness/s3.js";
 import { toolEnv } from "../src/backups/run.js";
 import { chooseTool, findTools, searchDirs } from "../src/backups/pgtools.js";
 import { benchDatabase, createDatabase, intArg, measure, printTable, row, writeResults } from "./lib.js";
+import { ThrottleProxy } from "./throttle.js";
 
 const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../bin/pmt-worker.js");
 
@@ -31,10 +34,15 @@ export async function main(): Promise<void> {
   if (spawnSync("s3cmd", ["--version"]).status !== 0) throw new Error("the offsite benchmark needs s3cmd as its baseline: apt-get install s3cmd");
   const rounds = intArg("rounds", 5);
   const activities = intArg("activities", 200_000);
+  const mbpsFlag = process.argv.find((a) => a.startsWith("--mbps="));
+  const mbps = mbpsFlag ? Number(mbpsFlag.split("=")[1]) : 100;
+  if (!Number.isFinite(mbps) || mbps < 0) throw new Error("--mbps: expected megabits per second, or 0 for no limit");
   const server = await benchDatabase();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-bench-offsite-"));
   fs.chmodSync(dir, 0o700);
   const s3 = await S3Sink.start(["bench"]);
+  const proxy = mbps > 0 ? await ThrottleProxy.start(s3.port, mbps) : undefined;
+  const storePort = proxy?.port ?? s3.port;
   const logger = createLogger("warn");
 
   const url = await createDatabase(server.url, "bench_offsite");
@@ -47,26 +55,29 @@ export async function main(): Promise<void> {
   const mb = Number(backup.bytes) / 2 ** 20;
 
   const s3cfg = path.join(dir, "s3cfg");
-  const host = `127.0.0.1:${s3.port}`;
+  const host = `127.0.0.1:${storePort}`;
   fs.writeFileSync(
     s3cfg,
     `[default]\naccess_key = ${S3RVER_CREDENTIALS.AWS_ACCESS_KEY_ID}\nsecret_key = ${S3RVER_CREDENTIALS.AWS_SECRET_ACCESS_KEY}\nhost_base = ${host}\nhost_bucket = ${host}\nuse_https = False\nbucket_location = us-east-1\n`,
     { mode: 0o600 },
   );
-  const oursEnv = { ...env, ...S3RVER_CREDENTIALS, OFFSITE_URL: "s3://bench/ours", S3_ENDPOINT: s3.endpoint, S3_FORCE_PATH_STYLE: "true" };
-  const times = { ours: [] as number[], put: [] as number[], putGet: [] as number[] };
+  const oursEnv = { ...env, ...S3RVER_CREDENTIALS, OFFSITE_URL: "s3://bench/ours", S3_ENDPOINT: `http://${host}`, S3_FORCE_PATH_STYLE: "true" };
+  const times = { ours: [] as number[], oursReadBack: [] as number[], put: [] as number[], putGet: [] as number[] };
   let oursRss = 0;
   for (let round = 0; round <= rounds; round++) {
     await pool.query("delete from pmt_jobs.backup_copy");
     const o = await measure(process.execPath, [BIN, "offsite", "sync"], oursEnv);
+    await pool.query("delete from pmt_jobs.backup_copy");
+    const r = await measure(process.execPath, [BIN, "offsite", "sync"], { ...oursEnv, OFFSITE_VERIFY: "read-back" });
     const p = await measure("s3cmd", ["-c", s3cfg, "--no-progress", "put", backup.local_path, `s3://bench/s3cmd/${round}.dump`], process.env);
     const g = await measure("s3cmd", ["-c", s3cfg, "--no-progress", "--force", "get", `s3://bench/s3cmd/${round}.dump`, path.join(dir, "back.dump")], process.env);
-    oursRss = Math.max(oursRss, o.rssMb);
+    oursRss = Math.max(oursRss, o.rssMb, r.rssMb);
     if (round === 0) continue;
     times.ours.push(o.ms / 1000);
+    times.oursReadBack.push(r.ms / 1000);
     times.put.push(p.ms / 1000);
     times.putGet.push((p.ms + g.ms) / 1000);
-    process.stderr.write(`round ${round}: ours ${(o.ms / 1000).toFixed(2)} s, s3cmd put ${(p.ms / 1000).toFixed(2)} s, get ${(g.ms / 1000).toFixed(2)} s\n`);
+    process.stderr.write(`round ${round}: ours ${(o.ms / 1000).toFixed(2)} s, read back ${(r.ms / 1000).toFixed(2)} s, s3cmd put ${(p.ms / 1000).toFixed(2)} s, get ${(g.ms / 1000).toFixed(2)} s\n`);
   }
   const synced = (await pool.query("select count(*)::int as n from pmt_jobs.backup_copy where status = 'verified'")).rows[0].n;
   if (synced !== 1) throw new Error(`expected the sync to leave one verified copy, found ${synced}`);
@@ -91,19 +102,21 @@ export async function main(): Promise<void> {
   const last = (await pool.query("select c.status from pmt_jobs.backup b left join pmt_jobs.backup_copy c on c.backup_id = b.id order by b.id desc limit 1")).rows[0];
   if (last?.status !== "verified") throw new Error(`expected the last backup run to leave a verified copy, found ${last?.status}`);
   await pool.end();
+  await proxy?.close();
   await s3.close();
   await server.close();
   fs.rmSync(dir, { recursive: true, force: true });
 
+  const link = mbps > 0 ? `${mbps} Mbit/s to the store` : "store on localhost, no bandwidth limit";
   const rows = [
-    row(`offsite sync (upload + read-back) vs s3cmd put + get, ${mb.toFixed(0)} MB dump`, "s", times.ours, times.putGet, "ratio <= 1.00"),
-    row(`offsite sync (upload + read-back) vs s3cmd put alone`, "s", times.ours, times.put),
+    row(`offsite sync (checked by the store's MD5 ETag) vs s3cmd put (checks the same), ${mb.toFixed(0)} MB dump, ${link}`, "s", times.ours, times.put, "ratio <= 1.00"),
+    row(`offsite sync, OFFSITE_VERIFY=read-back vs s3cmd put + get`, "s", times.oursReadBack, times.putGet),
     row(`backup run + copy streamed (OFFSITE_STREAM) vs pg_dump -Fc then s3cmd put`, "s", both.streamed, both.cron, "ratio <= 0.8"),
     row(`backup run + copy uploaded after vs pg_dump -Fc then s3cmd put`, "s", both.uploaded, both.cron),
   ];
-  printTable(`Offsite: pmt-worker offsite sync vs s3cmd 2.3 against s3rver, ${rounds} rounds`, rows, [
+  printTable(`Offsite: pmt-worker vs s3cmd 2.3 against s3rver (${link}), ${rounds} rounds`, rows, [
     `peak RSS of pmt-worker offsite sync: ${oursRss.toFixed(0)} MB for a ${mb.toFixed(0)} MB dump`,
   ]);
-  const file = writeResults("offsite", { rounds, activities, dump_mb: mb, rows, rss_mb: oursRss });
+  const file = writeResults(mbps > 0 ? "offsite" : "offsite-localhost", { rounds, activities, mbps, dump_mb: mb, rows, rss_mb: oursRss });
   process.stdout.write(`results: ${file}\n`);
 }
