@@ -138,6 +138,8 @@ export async function runBackup(deps: BackupDeps, target: BackupTarget, options:
     if (previous?.bytes) checkSpace(dir, previous.bytes * config.backup.spaceFactor);
 
     await snapshotClient.query("begin isolation level repeatable read read only");
+    // The counts run beside pg_dump: one process, not parallel workers competing with the dump for the cores.
+    await snapshotClient.query("set local max_parallel_workers_per_gather = 0");
     const snapshot = (await snapshotClient.query<{ s: string }>("select pg_export_snapshot() as s")).rows[0]!.s;
     const counting = countRows(snapshotClient);
     counting.catch(() => {});
