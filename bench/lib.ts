@@ -9,6 +9,7 @@ import pg from "pg";
 import { startEmbedded } from "../src/db/embedded.js";
 import { createLogger } from "../src/log.js";
 import { freePort } from "../test/harness/net.js";
+import { S3RVER_CREDENTIALS } from "../test/harness/s3.js";
 
 export const RESULTS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "results");
 
@@ -140,4 +141,15 @@ export function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv, std
       else resolve({ ms: performance.now() - t0, rssMb: peak });
     });
   });
+}
+
+/** An s3cmd configuration (0600) for the in-process s3rver at `host` ("127.0.0.1:port"); its path. */
+export function s3cmdConfig(dir: string, host: string): string {
+  const file = path.join(dir, "s3cfg");
+  fs.writeFileSync(
+    file,
+    `[default]\naccess_key = ${S3RVER_CREDENTIALS.AWS_ACCESS_KEY_ID}\nsecret_key = ${S3RVER_CREDENTIALS.AWS_SECRET_ACCESS_KEY}\nhost_base = ${host}\nhost_bucket = ${host}\nuse_https = False\nbucket_location = us-east-1\n`,
+    { mode: 0o600 },
+  );
+  return file;
 }

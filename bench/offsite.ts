@@ -27,7 +27,7 @@ import { createLogger } from "../src/log.js";
 import { S3RVER_CREDENTIALS, S3Sink } from "../test/harness/s3.js";
 import { toolEnv } from "../src/backups/run.js";
 import { chooseTool, findTools, searchDirs } from "../src/backups/pgtools.js";
-import { benchDatabase, createDatabase, intArg, measure, printTable, row, writeResults } from "./lib.js";
+import { benchDatabase, createDatabase, intArg, measure, printTable, row, s3cmdConfig, writeResults } from "./lib.js";
 import { ThrottleProxy } from "./throttle.js";
 
 const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../bin/pmt-worker.js");
@@ -56,13 +56,8 @@ export async function main(): Promise<void> {
   const backup = (await pool.query<{ local_path: string; bytes: string }>("select local_path, bytes from pmt_jobs.backup where status = 'succeeded'")).rows[0]!;
   const mb = Number(backup.bytes) / 2 ** 20;
 
-  const s3cfg = path.join(dir, "s3cfg");
   const host = `127.0.0.1:${storePort}`;
-  fs.writeFileSync(
-    s3cfg,
-    `[default]\naccess_key = ${S3RVER_CREDENTIALS.AWS_ACCESS_KEY_ID}\nsecret_key = ${S3RVER_CREDENTIALS.AWS_SECRET_ACCESS_KEY}\nhost_base = ${host}\nhost_bucket = ${host}\nuse_https = False\nbucket_location = us-east-1\n`,
-    { mode: 0o600 },
-  );
+  const s3cfg = s3cmdConfig(dir, host);
   const oursEnv = { ...env, ...S3RVER_CREDENTIALS, OFFSITE_URL: "s3://bench/ours", S3_ENDPOINT: `http://${host}`, S3_FORCE_PATH_STYLE: "true" };
   const times = { ours: [] as number[], oursReadBack: [] as number[], put: [] as number[], putGet: [] as number[] };
   let oursRss = 0;

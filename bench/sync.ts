@@ -25,7 +25,7 @@ import { migrate } from "../src/db/migrate.js";
 import { createPool } from "../src/db/pool.js";
 import { createLogger } from "../src/log.js";
 import { S3RVER_CREDENTIALS, S3Sink } from "../test/harness/s3.js";
-import { benchDatabase, createDatabase, intArg, measure, printTable, row, writeResults } from "./lib.js";
+import { benchDatabase, createDatabase, intArg, measure, printTable, row, s3cmdConfig, writeResults } from "./lib.js";
 
 const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../bin/pmt-worker.js");
 
@@ -92,13 +92,8 @@ export async function main(): Promise<void> {
     );
   }
 
-  const s3cfg = path.join(dir, "s3cfg");
   const host = `127.0.0.1:${s3.port}`;
-  fs.writeFileSync(
-    s3cfg,
-    `[default]\naccess_key = ${S3RVER_CREDENTIALS.AWS_ACCESS_KEY_ID}\nsecret_key = ${S3RVER_CREDENTIALS.AWS_SECRET_ACCESS_KEY}\nhost_base = ${host}\nhost_bucket = ${host}\nuse_https = False\nbucket_location = us-east-1\n`,
-    { mode: 0o600 },
-  );
+  const s3cfg = s3cmdConfig(dir, host);
   const env = {
     ...process.env,
     ...S3RVER_CREDENTIALS,

@@ -3,7 +3,6 @@
  * an upload job of its own), the shrink check, then retention. A backup that
  * fails for good alerts the operator.
  */
-import { Transform } from "node:stream";
 import type { JobHelpers, Task } from "graphile-worker";
 import type pg from "pg";
 import { z } from "zod";
@@ -13,7 +12,7 @@ import { PermanentJobError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Mailer } from "../mail/transport.js";
 import { confirmStreamedCopy, copyKey, serverId, storeOf, type OffsiteDeps } from "../offsite/copies.js";
-import { etagMatches, Md5Parts, PART_SIZE } from "../offsite/md5.js";
+import { etagMatches, Md5Parts, md5Tap, PART_SIZE } from "../offsite/md5.js";
 import { applyRetention } from "../retention/apply.js";
 import type { BackupFormat } from "./catalog.js";
 import { runBackup, type BackupResult } from "./run.js";
@@ -53,12 +52,7 @@ export async function backupWithStreamedCopy(
         ? (name) => {
             const store = offsite.store!;
             const md5 = new Md5Parts(PART_SIZE);
-            const pass = new Transform({
-              transform(chunk: Buffer, _encoding, callback) {
-                md5.update(chunk);
-                callback(null, chunk);
-              },
-            });
+            const pass = md5Tap(md5);
             const key = copyKey(store, serverId(deps.config, deps.databaseUrl), { database: target.database, file: name });
             streamed = { md5, done: store.putStream(key, pass) };
             return { stream: pass, done: streamed.done };

@@ -4,7 +4,7 @@
  * = checksum). Kept apart from store.ts: no AWS SDK here.
  */
 import crypto from "node:crypto";
-import fs from "node:fs";
+import { Transform } from "node:stream";
 
 /** S3's smallest part size: the part size of streamed uploads. */
 export const PART_SIZE = 5 * 1024 * 1024;
@@ -48,11 +48,14 @@ export class Md5Parts {
   }
 }
 
-/** Both forms an MD5 ETag of `file` can take when uploaded in parts of `partSize`, in one read. */
-export async function md5Digests(file: string, partSize: number): Promise<Md5Digests> {
-  const md5 = new Md5Parts(partSize);
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) md5.update(chunk);
-  return md5.digests();
+/** A pass-through that feeds every chunk to `md5` on its way (the upload's body). */
+export function md5Tap(md5: Md5Parts): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      md5.update(chunk);
+      callback(null, chunk);
+    },
+  });
 }
 
 /**

@@ -19,7 +19,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { hashStream } from "../backups/files.js";
-import { etagMatches, md5Digests, PART_SIZE } from "./md5.js";
+import { etagMatches, Md5Parts, md5Tap, PART_SIZE } from "./md5.js";
 import { createS3Client, objectKey, parseOffsiteUrl, type S3Settings } from "./target.js";
 
 export interface StoredObject {
@@ -66,18 +66,18 @@ class S3Store implements OffsiteStore {
     const bytes = fs.statSync(file).size;
     // S3 allows 10,000 parts: 5 MiB parts (bounded memory, small resends) up to 48 GiB, larger beyond.
     const partSize = Math.max(PART_SIZE, Math.ceil(bytes / 10_000));
-    const [out, md5] = await Promise.all([
-      new Upload({
-        client: this.s3,
-        params: { Bucket: this.bucket, Key: key, Body: fs.createReadStream(file), Metadata: { sha256 } },
-        queueSize: 2,
-        partSize,
-        leavePartsOnError: false,
-      }).done(),
-      md5Digests(file, partSize),
-    ]);
+    // MD5s of the bytes as they go, to compare with the store's ETag: the file is read once.
+    const md5 = new Md5Parts(partSize);
+    const body = fs.createReadStream(file).pipe(md5Tap(md5));
+    const out = await new Upload({
+      client: this.s3,
+      params: { Bucket: this.bucket, Key: key, Body: body, Metadata: { sha256 } },
+      queueSize: 2,
+      partSize,
+      leavePartsOnError: false,
+    }).done();
     const etag = "ETag" in out ? out.ETag : undefined;
-    return { confirmed: etagMatches(etag, md5) };
+    return { confirmed: md5.bytes === bytes && etagMatches(etag, md5.digests()) };
   }
 
   async putStream(key: string, stream: Readable): Promise<{ etag?: string }> {

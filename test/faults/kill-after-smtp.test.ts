@@ -5,69 +5,51 @@
  * and records "delivery unconfirmed".
  */
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { migrate } from "../../src/db/migrate.js";
-import { seedDemo } from "../../src/exports/demo.js";
-import { createLogger } from "../../src/log.js";
-import { createTestDatabase, type TestDatabase } from "../harness/db.js";
+import { describe, expect, it } from "vitest";
 import { JobEventLog } from "../harness/events.js";
-import { recordFault, Workers } from "../harness/faults.js";
-import { SmtpSink } from "../harness/smtp.js";
+import { exportWorld, recordFault, Workers } from "../harness/faults.js";
 import { until } from "../harness/wait.js";
 
-let db: TestDatabase;
-let smtp: SmtpSink;
-const workers = new Workers(() => ({ DATABASE_URL: db.url, SMTP_URL: smtp.url }));
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  await migrate(db.pool, createLogger("silent"));
-  await seedDemo(db.pool, 50);
-  smtp = await SmtpSink.start();
-});
-
-afterAll(async () => {
-  await smtp?.down();
-});
+const world = exportWorld(50);
 
 describe("kill -9 between SMTP acceptance and the status update", () => {
   it("does not mail a second copy after the restart", async () => {
-    const first = await workers.start();
-    const log = await JobEventLog.listen(db.url);
+    const first = await world.workers.start();
+    const log = await JobEventLog.listen(world.db.url);
     // Before the server says 250, the test locks the request's row: the worker's
     // "sent" update then waits, and the worker dies with the mail accepted but unrecorded.
-    const locker = new pg.Client({ connectionString: db.url });
+    const locker = new pg.Client({ connectionString: world.db.url });
     await locker.connect();
-    smtp.beforeAccept = async () => {
+    world.smtp.beforeAccept = async () => {
       await locker.query("begin");
       await locker.query("select 1 from pmt_jobs.export_request for update");
     };
-    await db.pool.query("select pmt_filter_csv('', '', '', null, null, 'frank@example.org')");
+    await world.db.pool.query("select pmt_filter_csv('', '', '', null, null, 'frank@example.org')");
     const updater = await until(async () => {
-      const { rows } = await db.pool.query<{ pid: number }>(
+      const { rows } = await world.db.pool.query<{ pid: number }>(
         "select pid from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike '%export_request%' and pid <> pg_backend_pid()",
       );
       return rows[0];
     }, "the worker's status update to wait after the SMTP acceptance");
-    expect(smtp.messages).toHaveLength(1);
+    expect(world.smtp.messages).toHaveLength(1);
 
     await Workers.crash(first);
-    await db.pool.query("select pg_terminate_backend($1)", [updater.pid]);
+    await world.db.pool.query("select pg_terminate_backend($1)", [updater.pid]);
     await locker.query("rollback");
     await locker.end();
-    smtp.beforeAccept = undefined;
-    const stuck = (await db.pool.query("select status, sent_at, send_started_at is not null as started from pmt_jobs.export_request")).rows[0];
+    world.smtp.beforeAccept = undefined;
+    const stuck = (await world.db.pool.query("select status, sent_at, send_started_at is not null as started from pmt_jobs.export_request")).rows[0];
     expect(stuck).toEqual({ status: "sending", sent_at: null, started: true });
 
-    const second = await workers.start();
+    const second = await world.workers.start();
     await log.waitFor((e) => e.task === "pmt_jobs.export" && e.status === "succeeded", 60_000, "the retried export");
-    const done = (await db.pool.query("select status, error from pmt_jobs.export_request")).rows[0];
+    const done = (await world.db.pool.query("select status, error from pmt_jobs.export_request")).rows[0];
     expect(done.status).toBe("sent");
     expect(done.error).toMatch(/^delivery unconfirmed: /);
     // Give a wrongly sent second copy time to arrive.
     await new Promise((r) => setTimeout(r, 500));
-    expect(smtp.messages).toHaveLength(1);
-    const history = await db.pool.query("select attempt, status from pmt_jobs.job_run where task = 'pmt_jobs.export' order by attempt");
+    expect(world.smtp.messages).toHaveLength(1);
+    const history = await world.db.pool.query("select attempt, status from pmt_jobs.job_run where task = 'pmt_jobs.export' order by attempt");
     expect(history.rows).toEqual([
       { attempt: 1, status: "abandoned" },
       { attempt: 2, status: "succeeded" },

@@ -4,58 +4,40 @@
  * shows the abandoned attempt.
  */
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { migrate } from "../../src/db/migrate.js";
-import { seedDemo } from "../../src/exports/demo.js";
-import { createLogger } from "../../src/log.js";
-import { createTestDatabase, type TestDatabase } from "../harness/db.js";
+import { describe, expect, it } from "vitest";
 import { JobEventLog } from "../harness/events.js";
-import { recordFault, Workers } from "../harness/faults.js";
-import { SmtpSink } from "../harness/smtp.js";
+import { exportWorld, recordFault, Workers } from "../harness/faults.js";
 import { until } from "../harness/wait.js";
 
-let db: TestDatabase;
-let smtp: SmtpSink;
-const workers = new Workers(() => ({ DATABASE_URL: db.url, SMTP_URL: smtp.url }));
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  await migrate(db.pool, createLogger("silent"));
-  await seedDemo(db.pool, 100);
-  smtp = await SmtpSink.start();
-});
-
-afterAll(async () => {
-  await smtp?.down();
-});
+const world = exportWorld(100);
 
 describe("kill -9 while an export renders", () => {
   it("renders again after the restart and mails exactly one copy", async () => {
-    const first = await workers.start();
+    const first = await world.workers.start();
 
     // The export's query waits for this lock: the worker is surely rendering when it dies.
-    const locker = new pg.Client({ connectionString: db.url });
+    const locker = new pg.Client({ connectionString: world.db.url });
     await locker.connect();
     await locker.query("begin; lock table public.location in access exclusive mode");
-    const log = await JobEventLog.listen(db.url);
-    await db.pool.query("select pmt_jobs.request_export('csv', 'erin@example.org', '{}')");
+    const log = await JobEventLog.listen(world.db.url);
+    await world.db.pool.query("select pmt_jobs.request_export('csv', 'erin@example.org', '{}')");
     const request = await until(async () => {
-      const { rows } = await db.pool.query("select id, status from pmt_jobs.export_request");
+      const { rows } = await world.db.pool.query("select id, status from pmt_jobs.export_request");
       return rows[0]?.status === "rendering" ? rows[0] : undefined;
     }, "the export to be rendering");
 
     await Workers.crash(first);
-    await db.pool.query("select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()");
+    await world.db.pool.query("select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()");
     await locker.query("rollback");
     await locker.end();
 
-    const second = await workers.start();
+    const second = await world.workers.start();
     await log.waitFor((e) => e.task === "pmt_jobs.export" && e.status === "succeeded", 60_000, "the retried export");
-    const done = (await db.pool.query("select status, rows, error from pmt_jobs.export_request where id = $1", [request.id])).rows[0];
+    const done = (await world.db.pool.query("select status, rows, error from pmt_jobs.export_request where id = $1", [request.id])).rows[0];
     expect(done).toEqual({ status: "sent", rows: 100, error: null });
-    await smtp.waitForMessages(1);
-    expect(smtp.messages).toHaveLength(1);
-    const history = await db.pool.query("select attempt, status from pmt_jobs.job_run where task = 'pmt_jobs.export' order by attempt");
+    await world.smtp.waitForMessages(1);
+    expect(world.smtp.messages).toHaveLength(1);
+    const history = await world.db.pool.query("select attempt, status from pmt_jobs.job_run where task = 'pmt_jobs.export' order by attempt");
     expect(history.rows).toEqual([
       { attempt: 1, status: "abandoned" },
       { attempt: 2, status: "succeeded" },

@@ -7,9 +7,14 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, inject } from "vitest";
+import { afterAll, beforeAll, inject } from "vitest";
+import { migrate } from "../../src/db/migrate.js";
+import { seedDemo } from "../../src/exports/demo.js";
+import { createLogger } from "../../src/log.js";
 import { BIN, ChildHandle } from "./cli.js";
+import { createTestDatabase, type TestDatabase } from "./db.js";
 import type { FaultRow } from "./fault-table.js";
+import { SmtpSink } from "./smtp.js";
 
 export function recordFault(row: FaultRow): void {
   fs.appendFileSync(inject("faultLog"), JSON.stringify(row) + "\n");
@@ -46,4 +51,19 @@ export class Workers {
     child.kill("SIGTERM");
     return (await child.exited).code;
   }
+}
+
+/** The export scenarios' world: a migrated database with `activities` demo activities, an SMTP sink, and workers wired to both. */
+export function exportWorld(activities: number): { db: TestDatabase; smtp: SmtpSink; workers: Workers } {
+  const world = { workers: new Workers(() => ({ DATABASE_URL: world.db.url, SMTP_URL: world.smtp.url })) } as { db: TestDatabase; smtp: SmtpSink; workers: Workers };
+  beforeAll(async () => {
+    world.db = await createTestDatabase();
+    await migrate(world.db.pool, createLogger("silent"));
+    await seedDemo(world.db.pool, activities);
+    world.smtp = await SmtpSink.start();
+  });
+  afterAll(async () => {
+    await world.smtp?.down();
+  });
+  return world;
 }
