@@ -29,8 +29,13 @@ function narrative(text: string | null | undefined, indent: string): string {
   return `${indent}<narrative>${xmlEscape(text)}</narrative>\n`;
 }
 
-function split(list: string | null): string[] {
-  return list ? list.split(",").map((s) => s.trim()).filter(Boolean) : [];
+/** IATI 2.x OrganisationRole codes for PMT's Organisation Role words (its codelist loader stores words). */
+const ROLE_CODES: Record<string, string> = { Funding: "1", Accountable: "2", Extending: "3", Implementing: "4" };
+
+export function roleCode(role: string | null): string | undefined {
+  if (!role) return undefined;
+  if (/^[1-4]$/.test(role)) return role;
+  return ROLE_CODES[role.trim().charAt(0).toUpperCase() + role.trim().slice(1).toLowerCase()];
 }
 
 export function iatiHeader(generatedAt: Date): string {
@@ -50,7 +55,7 @@ function activityDates(row: ExportRow, today: string): string[] {
 
 /** ActivityStatus from PMT's classification, else from the dates: 2 implementation, 4 closed. */
 function activityStatus(row: ExportRow, today: string): string {
-  const code = split(row.status_code).find((c) => /^[1-6]$/.test(c));
+  const code = row.status_codes.find((c) => c !== null && /^[1-6]$/.test(c));
   return code ?? (row.end_date && row.end_date < today ? "4" : "2");
 }
 
@@ -62,17 +67,20 @@ export function iatiActivity(row: ExportRow, org: ReportingOrg, today: string): 
   xml += `    <title>\n${narrative(row.title || `Activity ${row.activity_id}`, "      ")}    </title>\n`;
   xml += `    <description type="1">\n${narrative(row.description || row.title || `Activity ${row.activity_id}`, "      ")}    </description>\n`;
 
-  const orgs = row.participants.filter((p) => p.role_code && /^[1-4]$/.test(p.role_code));
+  const orgs = row.participants.flatMap((p) => {
+    const code = roleCode(p.role);
+    return code ? [{ name: p.name, code }] : [];
+  });
   if (orgs.length === 0) {
+    // IATI requires one; PMT recorded none with a role for this activity.
     xml += `    <participating-org ref="${xmlEscape(org.ref)}" role="2">\n${narrative(org.name, "      ")}    </participating-org>\n`;
   }
   for (const p of orgs) {
-    const ref = p.ref ? ` ref="${xmlEscape(p.ref)}"` : "";
-    xml += `    <participating-org${ref} role="${p.role_code}">\n${narrative(p.name, "      ")}    </participating-org>\n`;
+    xml += `    <participating-org role="${p.code}">\n${narrative(p.name, "      ")}    </participating-org>\n`;
   }
   xml += `    <activity-status code="${activityStatus(row, today)}"/>\n`;
   xml += activityDates(row, today).join("");
-  for (const code of split(row.country_code).filter((c) => /^[A-Z]{2}$/.test(c))) {
+  for (const code of row.country_codes.filter((c): c is string => c !== null && /^[A-Z]{2}$/.test(c))) {
     xml += `    <recipient-country code="${code}"/>\n`;
   }
   for (const l of row.locations) {
@@ -83,11 +91,12 @@ export function iatiActivity(row: ExportRow, org: ReportingOrg, today: string): 
     }
     xml += "    </location>\n";
   }
-  const sectorNames = split(row.sector_name);
-  split(row.sector_code).forEach((code, i) => {
-    if (!/^\d{5}$/.test(code)) return;
-    xml += `    <sector vocabulary="1" code="${code}">\n${narrative(sectorNames[i], "      ")}    </sector>\n`;
-  });
+  for (const sector of row.sectors) {
+    // DAC 5-digit purpose codes are vocabulary 1, 3-digit categories vocabulary 2.
+    const vocabulary = /^\d{5}$/.test(sector.code ?? "") ? "1" : /^\d{3}$/.test(sector.code ?? "") ? "2" : undefined;
+    if (!vocabulary) continue;
+    xml += `    <sector vocabulary="${vocabulary}" code="${sector.code}">\n${narrative(sector.name, "      ")}    </sector>\n`;
+  }
   for (const b of row.budgets) {
     if (!b.start || !b.end || b.amount === null) continue;
     xml +=

@@ -76,31 +76,25 @@ export async function markFailed(pool: pg.Pool, id: number, error: string, rende
   );
 }
 
-/** "Sector=Basic health care | Organization=Org One | DateRange=2010-01-01 to 2011-12-31", or "none". */
-export async function describeFilters(pool: pg.Pool, filters: Record<string, unknown>): Promise<string> {
-  const { rows } = await pool.query<{ text: string | null }>(
-    `with f as (select $1::jsonb as f)
-     select nullif(concat_ws(' | ',
-       (select string_agg(t.name || '=' || names, ' | ' order by t.name)
-        from (select c.taxonomy_id, string_agg(c.name, ',' order by c.name) as names
-              from public.classification c, f
-              where c.classification_id in (select jsonb_array_elements_text(f -> 'classification_ids')::int)
-              group by c.taxonomy_id) x
-        join public.taxonomy t on t.taxonomy_id = x.taxonomy_id),
-       (select 'Unassigned=' || string_agg(t.name, ',' order by t.name) from public.taxonomy t, f
-        where t.taxonomy_id in (select jsonb_array_elements_text(f -> 'unassigned_tax_ids')::int)),
-       (select 'Organization=' || string_agg(o.name, ',' order by o.name) from public.organization o, f
-        where o.organization_id in (select jsonb_array_elements_text(f -> 'organization_ids')::int)),
-       (select 'DateRange=' || (f ->> 'start_date') || ' to ' || (f ->> 'end_date') from f
-        where f ->> 'start_date' is not null and f ->> 'end_date' is not null)), '') as text`,
+/** The CSV's header fields from the database: PMT's filter text (pmt_jobs.describe_filters), its version and date. */
+export async function exportHead(pool: pg.Pool, filters: Record<string, unknown>): Promise<{ filters: string; databaseVersion: string | null; retrievalDate: string }> {
+  const { rows } = await pool.query<{ filters: string; today: string; has_version: boolean }>(
+    `select pmt_jobs.describe_filters($1::jsonb) as filters, to_char(current_date, 'YYYY-MM-DD') as today,
+            to_regprocedure('public.pmt_version()') is not null as has_version`,
     [JSON.stringify(filters)],
   );
-  return rows[0]?.text ?? "none";
+  const head = rows[0]!;
+  return { filters: head.filters, retrievalDate: head.today, databaseVersion: head.has_version ? await pmtVersion(pool) : null };
 }
 
+/**
+ * PMT's version as its pmt_version() reports it: the first column of its
+ * first row (PMT 2.0's is a set of (version, last_update, created); a
+ * scalar text function answers too).
+ */
 export async function pmtVersion(pool: pg.Pool): Promise<string | null> {
   const { rows } = await pool.query<{ v: string | null }>(
-    "select case when to_regprocedure('public.pmt_version()') is null then null else public.pmt_version() end as v",
+    "select (select value from json_each_text(row_to_json(v)) limit 1) as v from public.pmt_version() as v limit 1",
   );
   return rows[0]?.v ?? null;
 }

@@ -5,51 +5,47 @@
 import type pg from "pg";
 import Cursor from "pg-cursor";
 
+/** An activity-level participation with its Organisation Role code (PMT's word, or IATI 2.x's 1-4). */
 export interface Participant {
-  name: string;
-  ref: string | null;
-  url: string | null;
+  name: string | null;
   role: string | null;
-  role_code: string | null;
-  /** Participation in the project as a whole, or in this activity. */
-  level: "project" | "activity";
 }
 
+/**
+ * One exported activity with its project's fields. The text fields are
+ * PMT's CSV values (pmt_filter_csv: lists comma-joined); the arrays feed the
+ * IATI XML.
+ */
 export interface ExportRow {
   project_id: number;
-  project_iati_identifier: string | null;
   project_title: string | null;
   project_description: string | null;
-  project_url: string | null;
+  data_group: string | null;
   project_start_date: string | null;
   project_end_date: string | null;
-  project_amount: string | null;
-  project_sector_name: string | null;
-  project_sector_code: string | null;
-  project_country_name: string | null;
-  data_group: string | null;
-  accountable: string | null;
-  accountable_url: string | null;
+  project_budget: string | null;
   activity_id: number;
   iati_identifier: string | null;
   title: string | null;
   description: string | null;
-  sector_name: string | null;
-  sector_code: string | null;
-  status_name: string | null;
-  status_code: string | null;
-  country_name: string | null;
-  country_code: string | null;
-  city_village: string | null;
+  sector_names: string | null;
+  sector_codes: string | null;
+  coordinates: string | null;
+  country_names: string | null;
+  funding: string | null;
+  implementing: string | null;
   start_date: string | null;
   end_date: string | null;
-  amount: string | null;
-  currency: string;
-  tags: string | null;
+  budget: string | null;
+  status_names: string | null;
   updated_date: string;
+  sectors: { code: string | null; name: string | null }[];
+  country_codes: (string | null)[];
+  status_codes: (string | null)[];
+  currency: string;
   participants: Participant[];
   locations: { name: string | null; lat: number | null; long: number | null }[];
-  budgets: { amount: number; start: string | null; end: string | null }[];
+  budgets: { amount: number | null; start: string | null; end: string | null }[];
 }
 
 const BATCH = 500;
@@ -64,10 +60,10 @@ export async function* exportRows(pool: pg.Pool, filters: unknown): AsyncGenerat
     await client.query("begin read only");
     const cursor = client.query(
       new Cursor<ExportRow>(
-        `select r.*, r.project_start_date::text as project_start_date, r.project_end_date::text as project_end_date,
-                r.start_date::text as start_date, r.end_date::text as end_date,
-                r.project_amount::text as project_amount, r.amount::text as amount,
-                to_char(r.updated_date at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') as updated_date
+        `select r.*, to_char(r.project_start_date, 'YYYY-MM-DD') as project_start_date, to_char(r.project_end_date, 'YYYY-MM-DD') as project_end_date,
+                to_char(r.start_date, 'YYYY-MM-DD') as start_date, to_char(r.end_date, 'YYYY-MM-DD') as end_date,
+                r.project_budget::text as project_budget, r.budget::text as budget,
+                to_char(r.updated_date, 'YYYY-MM-DD"T"HH24:MI:SS') as updated_date
          from pmt_jobs.export_rows($1::jsonb) r`,
         [JSON.stringify(filters)],
       ),

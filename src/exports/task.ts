@@ -25,7 +25,7 @@ import type { Mailer } from "../mail/transport.js";
 import { renderCsv } from "./csv.js";
 import { renderIati } from "./iati.js";
 import {
-  describeFilters,
+  exportHead,
   getRequest,
   markFailed,
   markRendering,
@@ -33,7 +33,6 @@ import {
   markSent,
   markShared,
   markUnsent,
-  pmtVersion,
   type ExportRequest,
   type Rendered,
 } from "./requests.js";
@@ -62,21 +61,13 @@ function attachmentName(req: ExportRequest, now: Date): string {
   return `${instance}_${day}.${req.format === "csv" ? "csv" : "xml"}`;
 }
 
-async function render(deps: ExportDeps, req: ExportRequest, filtersText: string): Promise<{ file: SpoolFile; rows: number }> {
+async function render(deps: ExportDeps, req: ExportRequest, head: Awaited<ReturnType<typeof exportHead>>): Promise<{ file: SpoolFile; rows: number }> {
   const file = path.join(spoolDir(deps.config.pmtHome), `export-${req.id}.${req.format === "csv" ? "csv" : "xml"}`);
   const counter = { n: 0 };
   const rows = counted(exportRows(deps.pool, req.filters), counter);
   const chunks =
     req.format === "csv"
-      ? renderCsv(
-          {
-            databaseVersion: await pmtVersion(deps.pool),
-            retrievalDate: new Date().toISOString().slice(0, 10),
-            filters: filtersText,
-            disclaimer: deps.config.exportDisclaimer,
-          },
-          rows,
-        )
+      ? renderCsv({ ...head, disclaimer: deps.config.exportDisclaimer }, rows)
       : renderIati(deps.config.iati, rows);
   const written = await writeSpool(file, chunks);
   return { file: written, rows: counter.n };
@@ -104,10 +95,11 @@ export function exportTask(deps: ExportDeps): Task {
     }
 
     await markRendering(pool, id);
-    const filtersText = req.spool_file ? "as dropped" : await describeFilters(pool, req.filters);
-    const { file: rendered, rows } = req.spool_file
-      ? { file: await measureSpool(req.spool_file), rows: null }
-      : await render(deps, req, filtersText);
+    const head = req.spool_file ? undefined : await exportHead(pool, req.filters);
+    const filtersText = head ? head.filters.replace(/ \| $/, "") : "as dropped";
+    const { file: rendered, rows } = head
+      ? await render(deps, req, head)
+      : { file: await measureSpool(req.spool_file!), rows: null };
     if (rows === 0) {
       fs.rmSync(rendered.path, { force: true });
       await markFailed(pool, id, "the filters matched no activity when the export ran", { rows: 0 });

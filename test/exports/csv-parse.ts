@@ -1,5 +1,8 @@
-/** A strict RFC 4180 reader for the tests: records of fields, CRLF line ends. */
-export function parseCsv(text: string): string[][] {
+/**
+ * A strict RFC 4180 reader for the tests: records of fields, CRLF line ends
+ * (or LF, as PostgreSQL's COPY ... CSV writes them, with `lf`).
+ */
+export function parseCsv(text: string, options: { lf?: boolean } = {}): string[][] {
   const records: string[][] = [];
   let field = "";
   let record: string[] = [];
@@ -29,12 +32,12 @@ export function parseCsv(text: string): string[][] {
       record.push(field);
       field = "";
       i++;
-    } else if (c === "\r" && text[i + 1] === "\n") {
+    } else if ((c === "\r" && text[i + 1] === "\n") || (options.lf && c === "\n")) {
       record.push(field);
       records.push(record);
       record = [];
       field = "";
-      i += 2;
+      i += c === "\r" ? 2 : 1;
     } else if (c === "\n" || c === "\r" || c === '"') {
       throw new Error(`bare ${JSON.stringify(c)} outside quotes at offset ${i}`);
     } else {
@@ -42,6 +45,6 @@ export function parseCsv(text: string): string[][] {
       i++;
     }
   }
-  if (field !== "" || record.length) throw new Error("last record not ended by CRLF");
+  if (field !== "" || record.length) throw new Error("last record not ended by a line end");
   return records;
 }

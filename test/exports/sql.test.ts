@@ -21,33 +21,47 @@ beforeAll(async () => {
 });
 
 async function matches(filters: Record<string, unknown>): Promise<number[]> {
-  const { rows } = await db.pool.query<{ id: number }>(
-    "select id from pmt_jobs.filter_activities(pmt_jobs.check_filters($1)) as id order by id",
+  const { rows } = await db.pool.query<{ activity_id: number }>(
+    "select activity_id from pmt_jobs.filter_activities(pmt_jobs.check_filters($1))",
     [filters],
   );
-  return rows.map((r) => r.id);
+  return rows.map((r) => r.activity_id);
 }
 
-describe("PMT 2.0 filter", () => {
+describe("PMT 2.0 filter (pmt_filter_projects' rules over the live tables)", () => {
   it.each([
-    ["no filter: every active activity", {}, [1, 2, 3, 4]],
-    ["one classification", { classification_ids: [11] }, [1, 3]],
-    ["classifications OR'd within a taxonomy", { classification_ids: [11, 12] }, [1, 2, 3]],
-    ["classifications AND'ed across taxonomies", { classification_ids: [11, 21] }, [1]],
-    ["a data group is a classification (here on the project)", { classification_ids: [31] }, [1, 2]],
-    ["data group and sector", { classification_ids: [31, 11] }, [1]],
-    ["a country from the activity's location", { classification_ids: [21] }, [1, 4]],
+    ["no filter: active activities with a location, a participation and a classification, by project", {}, [1, 2, 7, 3, 4]],
+    ["one classification", { classification_ids: [11] }, [1, 7, 3]],
+    ["classifications OR'd within a taxonomy", { classification_ids: [11, 12] }, [1, 2, 7, 3]],
+    ["classifications AND'ed across taxonomies, per location", { classification_ids: [11, 21] }, [1, 7]],
+    ["a location's classifications count only on that location", { classification_ids: [11, 22] }, []],
+    ["a data group is a classification (here on the project)", { classification_ids: [31] }, [1, 2, 7]],
+    ["data group and sector", { classification_ids: [31, 11] }, [1, 7]],
+    ["a country from the activity's locations", { classification_ids: [21] }, [1, 7, 4]],
+    ["a participation's role counts as a classification", { classification_ids: [41] }, [3, 4]],
     ["unassigned taxonomy alone: activities without a sector", { unassigned_tax_ids: [1] }, [4]],
-    ["unassigned taxonomy OR'd with its classifications", { classification_ids: [12], unassigned_tax_ids: [1] }, [2, 4]],
+    ["unassigned taxonomy widens the whole filter", { classification_ids: [12], unassigned_tax_ids: [1] }, [2, 7, 4]],
+    ["a country plus unassigned Sector: the country's activities", { classification_ids: [21], unassigned_tax_ids: [1] }, [1, 7, 4]],
+    ["unassigned Country: a location without country", { unassigned_tax_ids: [2] }, [3]],
     ["organization on the activity", { organization_ids: [1] }, [1]],
     ["organization on the project", { organization_ids: [2] }, [3, 4]],
     ["organizations OR'd", { organization_ids: [1, 2] }, [1, 3, 4]],
-    ["dates contain the activity's", { start_date: "2010-01-01", end_date: "2011-12-31" }, [1, 2]],
-    ["one date alone is ignored", { start_date: "2012-06-01" }, [1, 2, 3, 4]],
-    ["everything together", { classification_ids: [11, 21], organization_ids: [1], start_date: "2009-01-01", end_date: "2010-12-31" }, [1]],
+    ["dates strictly contain the activity's", { start_date: "2010-01-01", end_date: "2011-12-31" }, [2]],
+    ["dates one day wider", { start_date: "2009-12-31", end_date: "2011-12-31" }, [1, 2]],
+    ["one date alone is ignored", { start_date: "2012-06-01" }, [1, 2, 7, 3, 4]],
+    ["everything together", { classification_ids: [11, 21], organization_ids: [1], start_date: "2009-01-01", end_date: "2011-01-01" }, [1]],
     ["no match", { classification_ids: [12], organization_ids: [2] }, []],
   ])("%s", async (_name, filters, expected) => {
     expect(await matches(filters)).toEqual(expected);
+  });
+
+  it("reads the live tables: a change is exported at once", async () => {
+    await db.pool.query("update public.activity set active = false where activity_id = 4");
+    try {
+      expect(await matches({})).toEqual([1, 2, 7, 3]);
+    } finally {
+      await db.pool.query("update public.activity set active = true where activity_id = 4");
+    }
   });
 });
 
@@ -141,6 +155,29 @@ describe("pmt_filter_csv / pmt_filter_iati", () => {
       message: expect.stringContaining(message),
     });
     expect(await counts()).toEqual(before);
+  });
+
+  it("rejects inactive ids, which PMT silently left out of the filter", async () => {
+    await db.pool.query(`update public.classification set active = false where classification_id = 12;
+                         update public.organization set active = false where organization_id = 3;
+                         update public.taxonomy set active = false where taxonomy_id = 2`);
+    try {
+      for (const [args, message] of [
+        ["'12','','',null,null", "classification_ids: the classification with the id 12 is inactive (or in an inactive taxonomy)"],
+        ["'21,22','','',null,null", "classification_ids: the classifications with the ids 21, 22 are inactive"],
+        ["'','3','',null,null", "organization_ids: the organization with the id 3 is inactive: expected ids of active organizations"],
+        ["'','','2',null,null", "unassigned_tax_ids: the taxonomy with the id 2 is inactive: expected ids of active taxonomies"],
+      ]) {
+        await expect(db.pool.query(`select pmt_filter_csv(${args},'ann@example.org')`)).rejects.toMatchObject({
+          code: "22023",
+          message: expect.stringContaining(message!),
+        });
+      }
+    } finally {
+      await db.pool.query(`update public.classification set active = true where classification_id = 12;
+                           update public.organization set active = true where organization_id = 3;
+                           update public.taxonomy set active = true where taxonomy_id = 2`);
+    }
   });
 
   it("accepts ids with spaces around commas", async () => {

@@ -31,7 +31,7 @@ const secret = path.join(root, "secret");
 beforeAll(async () => {
   db = await createTestDatabase();
   await migrate(db.pool, createLogger("silent"));
-  await seedDemo(db.pool, 300);
+  await seedDemo(db.pool, 2000); // its CSV is more than 0.01 MB (EXPORT_MAX_ATTACHMENT_MB) gzipped
   smtp = await SmtpSink.start();
   fs.mkdirSync(dropDir);
   fs.mkdirSync(secret);

@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { JobEventLog } from "../harness/events.js";
 import { exportWorld, recordFault, Workers } from "../harness/faults.js";
 import { until } from "../harness/wait.js";
+import { exported } from "../exports/fixtures.js";
 
 const world = exportWorld(100);
 
@@ -34,7 +35,7 @@ describe("kill -9 while an export renders", () => {
     const second = await world.workers.start();
     await log.waitFor((e) => e.task === "pmt_jobs.export" && e.status === "succeeded", 60_000, "the retried export");
     const done = (await world.db.pool.query("select status, rows, error from pmt_jobs.export_request where id = $1", [request.id])).rows[0];
-    expect(done).toEqual({ status: "sent", rows: 100, error: null });
+    expect(done).toEqual({ status: "sent", rows: (await exported(world.db.pool)).activities, error: null });
     await world.smtp.waitForMessages(1);
     expect(world.smtp.messages).toHaveLength(1);
     const history = await world.db.pool.query("select attempt, status from pmt_jobs.job_run where task = 'pmt_jobs.export' order by attempt");

@@ -1,10 +1,22 @@
 /** Runs the built CLI (dist/, built by `npm test` before vitest) as a child process. */
 import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const BIN = path.join(ROOT, "bin/pmt-worker.js");
+
+/**
+ * A folder of the team's shared test material (PMT 2.0.8.51's upstream files,
+ * the IATI schema): PMT_SHARED_DIR, else ../shared beside the checkout, else
+ * /work/shared. The first that holds `name` wins.
+ */
+export function sharedDir(name: string): string {
+  const candidates = [process.env.PMT_SHARED_DIR, path.resolve(ROOT, "../shared"), "/work/shared"].filter((d): d is string => !!d);
+  const found = candidates.map((d) => path.join(d, name)).find((d) => fs.existsSync(d));
+  return found ?? path.join(candidates[0]!, name);
+}
 
 /** The environment for a child: ours minus anything pmt-worker reads, plus `env`. */
 export function childEnv(env: Record<string, string | undefined>): NodeJS.ProcessEnv {
