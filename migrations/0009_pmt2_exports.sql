@@ -85,12 +85,14 @@ language sql stable set search_path = pg_catalog, pg_temp as $$
           select activity_id, classification_id, false from part_classes) s
     join known k on k.classification_id = s.classification_id
     group by s.activity_id
+  ), classified_parts as (
+    select distinct pc.activity_id, pc.participation_id
+    from part_classes pc join known k on k.classification_id = pc.classification_id
   ), activity_orgs as (
     select p.activity_id, array_agg(distinct p.organization_id) as all_orgs,
-           array_agg(distinct p.organization_id) filter (where exists (
-             select 1 from part_classes pc join known k on k.classification_id = pc.classification_id
-             where pc.participation_id = p.participation_id and pc.activity_id = p.activity_id)) as classified_orgs
+           array_agg(distinct p.organization_id) filter (where cp.participation_id is not null) as classified_orgs
     from parts p
+    left join classified_parts cp on cp.activity_id = p.activity_id and cp.participation_id = p.participation_id
     group by p.activity_id
   ), location_sets as (
     select l.location_id, l.activity_id,

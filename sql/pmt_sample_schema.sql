@@ -220,9 +220,18 @@ create table if not exists public.project_taxonomy (
   primary key (project_id, classification_id, field)
 );
 
--- A demo database made by pmt-worker before it followed 2.0.8.51.
-alter table public.classification add column if not exists iati_code character varying(25);
-alter table public.classification add column if not exists iati_name character varying(255);
+-- A demo database made by pmt-worker before it followed 2.0.8.51: the
+-- IATI columns PMT's codelist loader fills (code and name) and PMT's export reads.
+do $$
+begin
+  if not exists (select 1 from information_schema.columns
+                 where table_schema = 'public' and table_name = 'classification' and column_name = 'iati_name') then
+    alter table public.classification add column iati_code character varying(25), add column iati_name character varying(255);
+    update public.classification c set iati_code = c.code, iati_name = c.name
+    from public.taxonomy t where t.taxonomy_id = c.taxonomy_id and t.name <> 'Data Group';
+  end if;
+end
+$$;
 alter table public.activity add column if not exists iati_identifier character varying(50);
 
 do $$
