@@ -59,22 +59,24 @@ export async function main(): Promise<void> {
   const big = createPool(bigUrl, { max: 4 });
   await migrate(big, logger);
   await seedDemo(big, activities);
+  // PMT's rules leave some of the generated activities out (inactive, no location, ...): rates count the rows exported.
+  const exported = (await big.query("select count(*)::int as n from pmt_jobs.filter_activities(pmt_jobs.check_filters('{}'))")).rows[0].n as number;
   const rates: Record<"csv" | "iati" | "psql", number[]> = { csv: [], iati: [], psql: [] };
   for (let round = 0; round <= rounds; round++) {
     const csv = await ours(big, "csv", path.join(dir, "ours.csv"));
     const copy = psqlCopy(bigUrl, path.join(dir, "psql.csv"));
     const iati = await ours(big, "iati", path.join(dir, "ours.xml"));
     if (round === 0) continue;
-    rates.csv.push(activities / (csv / 1000));
-    rates.psql.push(activities / (copy / 1000));
-    rates.iati.push(activities / (iati / 1000));
-    process.stderr.write(`round ${round}: csv ${(activities / (csv / 1000)).toFixed(0)} rows/s, psql ${(activities / (copy / 1000)).toFixed(0)} rows/s\n`);
+    rates.csv.push(exported / (csv / 1000));
+    rates.psql.push(exported / (copy / 1000));
+    rates.iati.push(exported / (iati / 1000));
+    process.stderr.write(`round ${round}: csv ${(exported / (csv / 1000)).toFixed(0)} rows/s, psql ${(exported / (copy / 1000)).toFixed(0)} rows/s\n`);
   }
   const sizes = { csvBytes: fs.statSync(path.join(dir, "ours.csv")).size, psqlBytes: fs.statSync(path.join(dir, "psql.csv")).size };
 
   // 2. Memory: peak RSS after N, then after 2N activities.
   const rssAtN = peakRssMb();
-  await big.query("truncate public.activity, public.project, public.location, public.participation, public.financial, public.project_taxonomy, public.activity_taxonomy, public.location_taxonomy, public.participation_taxonomy, public.financial_taxonomy, public.organization, public.classification, public.taxonomy, public.config restart identity cascade");
+  await big.query("truncate public.activity, public.project, public.location, public.participation, public.financial, public.project_taxonomy, public.activity_taxonomy, public.location_taxonomy, public.participation_taxonomy, public.financial_taxonomy, public.organization_taxonomy, public.organization, public.classification, public.taxonomy, public.version, public.config restart identity cascade");
   await seedDemo(big, activities * 2);
   await ours(big, "csv", path.join(dir, "ours2.csv"));
   await ours(big, "iati", path.join(dir, "ours2.xml"));
@@ -108,8 +110,8 @@ export async function main(): Promise<void> {
   ];
   const p50 = quantile(latencies, 0.5);
   const p95 = quantile(latencies, 0.95);
-  printTable(`Export: ${activities} activities, ${rounds} rounds; baseline psql \\copy of the same rows`, rows, [
-    `commit -> SMTP accepted, ${latencyRequests} requests of 1000 activities: p50 ${p50.toFixed(0)} ms, p95 ${p95.toFixed(0)} ms (targets 100 / 250 ms)`,
+  printTable(`Export: ${activities} activities generated, ${exported} exported, ${rounds} rounds; baseline psql \\copy of the same rows`, rows, [
+    `commit -> SMTP accepted, ${latencyRequests} requests of the demo's 1000 activities: p50 ${p50.toFixed(0)} ms, p95 ${p95.toFixed(0)} ms (targets 100 / 250 ms)`,
     `peak RSS: ${rssAtN.toFixed(0)} MB after ${activities} activities, ${rssAt2N.toFixed(0)} MB after ${activities * 2}`,
     `file sizes: ours ${sizes.csvBytes} bytes (PMT layout), psql ${sizes.psqlBytes} bytes (raw rows)`,
   ]);
