@@ -32,7 +32,7 @@ const ALL = { classification_ids: [], organization_ids: [], unassigned_tax_ids: 
 
 async function ours(pool: Pool, format: "csv" | "iati", file: string): Promise<number> {
   const t0 = performance.now();
-  const rows = exportRows(pool, ALL);
+  const rows = exportRows(pool, ALL, { iati: format === "iati" });
   const chunks =
     format === "csv"
       ? renderCsv({ databaseVersion: "2.0.8.79", retrievalDate: "2026-01-01", filters: "none", disclaimer: "Disclaimer" }, rows)

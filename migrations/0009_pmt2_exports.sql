@@ -27,6 +27,7 @@
 set local check_function_bodies = off;
 
 drop function if exists pmt_jobs.export_rows(jsonb);
+drop function if exists pmt_jobs.export_rows(jsonb, boolean);
 drop function if exists pmt_jobs.filter_activities(jsonb);
 drop function if exists pmt_jobs.activity_classifications(integer);
 
@@ -115,16 +116,36 @@ language sql stable set search_path = pg_catalog, pg_temp as $$
     join activity_orgs o on o.activity_id = x.activity_id
     left join activity_sets a on a.activity_id = x.activity_id
     where a.class_ids is not null or l.class_ids is not null
+  ), classified as (
+    -- activities with a classification of their own, their project's or a participation's
+    select e.activity_id from entity_classes e join known k on k.classification_id = e.classification_id
+    union
+    select activity_id from classified_parts
+  ), selected as (
+    -- No filter (PMT reads its whole lookup): whether a location row exists is
+    -- all that counts, found without building the rows' sets. The planner
+    -- runs one branch only (its guard is a one-time filter).
+    select x.project_id, x.activity_id
+    from act x
+    where (select not (has_w2 or has_w4) from mode)
+      and x.activity_id in (select activity_id from parts)
+      and ((x.activity_id in (select l.activity_id from public.location l where l.active)
+            and x.activity_id in (select activity_id from classified))
+           or x.activity_id in (select l.activity_id from public.location l
+                                join public.location_taxonomy lt on lt.location_id = l.location_id and lt.field = 'location_id'
+                                join known k on k.classification_id = lt.classification_id
+                                where l.active))
+    union all
+    select distinct r.project_id, r.activity_id
+    from rows r, f, mode m
+    where (select has_w2 or has_w4 from mode)
+      and ((m.has_w2
+            and not exists (select 1 from groups g where not (r.class_ids && g.ids))
+            and (cardinality(f.org_ids) = 0 or r.org_ids && f.org_ids)
+            and (f.s is null or f.e is null or (r.start_date > f.s and r.end_date < f.e)))
+        or (m.has_w4 and exists (select 1 from unnest(f.unassigned) u where not (u = any(r.tax_ids)))))
   )
-  select distinct r.project_id, r.activity_id
-  from rows r, f, mode m
-  where not (m.has_w2 or m.has_w4)
-     or (m.has_w2
-         and not exists (select 1 from groups g where not (r.class_ids && g.ids))
-         and (cardinality(f.org_ids) = 0 or r.org_ids && f.org_ids)
-         and (f.s is null or f.e is null or (r.start_date > f.s and r.end_date < f.e)))
-     or (m.has_w4 and exists (select 1 from unnest(f.unassigned) u where not (u = any(r.tax_ids))))
-  order by r.project_id, r.activity_id
+  select project_id, activity_id from selected order by project_id, activity_id
 $$;
 
 comment on function pmt_jobs.filter_activities(jsonb) is
@@ -133,9 +154,10 @@ comment on function pmt_jobs.filter_activities(jsonb) is
 -- The rows an export renders: one per exported activity with its project's
 -- fields, in project, activity order, so the worker can stream them. The
 -- text columns are PMT's CSV values (pmt_filter_csv, its Sector bug fixed);
--- the jsonb ones feed the IATI XML. Where PMT leaves the order of a list to
--- the planner, it is fixed here (by id; coordinates sorted as text).
-create function pmt_jobs.export_rows(filters jsonb)
+-- the jsonb ones feed the IATI XML and are built only when `iati` is true
+-- (empty otherwise). Where PMT leaves the order of a list to the planner, it
+-- is fixed here (by id; coordinates sorted as text).
+create function pmt_jobs.export_rows(filters jsonb, iati boolean default false)
 returns table (
   project_id integer, project_title text, project_description text, data_group text,
   project_start_date date, project_end_date date, project_budget numeric,
@@ -170,9 +192,9 @@ language sql stable set search_path = pg_catalog, pg_temp as $$
            string_agg(c.name, ',' order by c.classification_id) filter (where tax.name = 'Sector') as sector_names,
            string_agg(c.code, ',' order by c.classification_id) filter (where tax.name = 'Sector') as sector_codes,
            jsonb_agg(jsonb_build_object('code', coalesce(c.iati_code, c.code), 'name', coalesce(c.iati_name, c.name))
-                     order by c.classification_id) filter (where tax.name = 'Sector') as sectors,
+                     order by c.classification_id) filter (where iati and tax.name = 'Sector') as sectors,
            string_agg(c.name, ',' order by c.classification_id) filter (where tax.name = 'Activity Status') as status_names,
-           jsonb_agg(coalesce(c.iati_code, c.code) order by c.classification_id) filter (where tax.name = 'Activity Status') as status_codes
+           jsonb_agg(coalesce(c.iati_code, c.code) order by c.classification_id) filter (where iati and tax.name = 'Activity Status') as status_codes
     from matched m
     join public.activity_taxonomy at on at.activity_id = m.activity_id
     join public.classification c on c.classification_id = at.classification_id and c.active
@@ -181,13 +203,13 @@ language sql stable set search_path = pg_catalog, pg_temp as $$
   ), places as (
     select l.activity_id,
            string_agg(distinct l.lat_dd || ' ' || l.long_dd, ',' order by l.lat_dd || ' ' || l.long_dd) as coordinates,
-           jsonb_agg(jsonb_build_object('name', l.title, 'lat', l.lat_dd, 'long', l.long_dd) order by l.location_id) as list
+           jsonb_agg(jsonb_build_object('name', l.title, 'lat', l.lat_dd, 'long', l.long_dd) order by l.location_id) filter (where iati) as list
     from matched m join public.location l on l.activity_id = m.activity_id and l.active
     group by l.activity_id
   ), countries as (
     select l.activity_id,
            string_agg(c.name, ',' order by l.location_id, c.classification_id) as names,
-           jsonb_agg(distinct coalesce(c.iati_code, c.code)) as codes
+           jsonb_agg(distinct coalesce(c.iati_code, c.code)) filter (where iati) as codes
     from matched m
     join public.location l on l.activity_id = m.activity_id and l.active
     join public.location_taxonomy lt on lt.location_id = l.location_id
@@ -209,12 +231,12 @@ language sql stable set search_path = pg_catalog, pg_temp as $$
     select r.activity_id,
            string_agg(r.name, ',' order by r.participation_id) filter (where r.role_name = 'Funding') as funding,
            string_agg(r.name, ',' order by r.participation_id) filter (where r.role_name = 'Implementing') as implementing,
-           jsonb_agg(jsonb_build_object('name', r.name, 'role', r.role_code) order by r.participation_id) as list
+           jsonb_agg(jsonb_build_object('name', r.name, 'role', r.role_code) order by r.participation_id) filter (where iati) as list
     from roles r group by r.activity_id
   ), money as (
     select fi.activity_id, sum(fi.amount) as amount,
            jsonb_agg(jsonb_build_object('amount', fi.amount, 'start', fi.start_date, 'end', fi.end_date)
-                     order by fi.start_date, fi.financial_id) as list,
+                     order by fi.start_date, fi.financial_id) filter (where iati) as list,
            min(c.code) as currency
     from matched m
     join public.financial fi on fi.activity_id = m.activity_id and fi.active
@@ -268,6 +290,26 @@ language sql stable set search_path = pg_catalog, pg_temp as $$
       case when f.s is not null and f.e is not null then 'DateRange=' || to_char(f.s, 'YYYY-MM-DD') || ' to ' || to_char(f.e, 'YYYY-MM-DD') || ' | ' end)
     end
   from f
+$$;
+
+-- PMT's version as its pmt_version() reports it (2.0.8.51, line 2415), for
+-- the CSV's header; null where the database has no `version` table. Read
+-- here rather than called: PMT's function finds its tables through the
+-- caller's search_path, this one through none.
+create function pmt_jobs.pmt_version() returns text
+language plpgsql stable set search_path = pg_catalog, pg_temp as $$
+declare
+  v text;
+begin
+  if to_regclass('public.version') is null then
+    return null;
+  end if;
+  execute 'select version::text || ''.'' || iteration::text || ''.'' || changeset::text
+           from public.version order by version, iteration, changeset desc limit 1' into v;
+  return v;
+exception when undefined_column then
+  return null;
+end
 $$;
 
 -- Unknown or inactive ids are errors (PMT silently dropped them from the

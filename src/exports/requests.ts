@@ -78,23 +78,10 @@ export async function markFailed(pool: pg.Pool, id: number, error: string, rende
 
 /** The CSV's header fields from the database: PMT's filter text (pmt_jobs.describe_filters), its version and date. */
 export async function exportHead(pool: pg.Pool, filters: Record<string, unknown>): Promise<{ filters: string; databaseVersion: string | null; retrievalDate: string }> {
-  const { rows } = await pool.query<{ filters: string; today: string; has_version: boolean }>(
-    `select pmt_jobs.describe_filters($1::jsonb) as filters, to_char(current_date, 'YYYY-MM-DD') as today,
-            to_regprocedure('public.pmt_version()') is not null as has_version`,
+  const { rows } = await pool.query<{ filters: string; databaseVersion: string | null; retrievalDate: string }>(
+    `select pmt_jobs.describe_filters($1::jsonb) as filters, pmt_jobs.pmt_version() as "databaseVersion",
+            to_char(current_date, 'YYYY-MM-DD') as "retrievalDate"`,
     [JSON.stringify(filters)],
   );
-  const head = rows[0]!;
-  return { filters: head.filters, retrievalDate: head.today, databaseVersion: head.has_version ? await pmtVersion(pool) : null };
-}
-
-/**
- * PMT's version as its pmt_version() reports it: the first column of its
- * first row (PMT 2.0's is a set of (version, last_update, created); a
- * scalar text function answers too).
- */
-export async function pmtVersion(pool: pg.Pool): Promise<string | null> {
-  const { rows } = await pool.query<{ v: string | null }>(
-    "select (select value from json_each_text(row_to_json(v)) limit 1) as v from public.pmt_version() as v limit 1",
-  );
-  return rows[0]?.v ?? null;
+  return rows[0]!;
 }

@@ -52,9 +52,10 @@ const BATCH = 500;
 
 /**
  * Yields the export's rows in project, activity order. Dates come as text
- * (YYYY-MM-DD) and amounts as exact decimal text.
+ * (YYYY-MM-DD) and amounts as exact decimal text; the IATI-only lists are
+ * filled with `iati`, else empty.
  */
-export async function* exportRows(pool: pg.Pool, filters: unknown): AsyncGenerator<ExportRow> {
+export async function* exportRows(pool: pg.Pool, filters: unknown, options: { iati?: boolean } = {}): AsyncGenerator<ExportRow> {
   const client = await pool.connect();
   try {
     await client.query("begin read only");
@@ -64,8 +65,8 @@ export async function* exportRows(pool: pg.Pool, filters: unknown): AsyncGenerat
                 to_char(r.start_date, 'YYYY-MM-DD') as start_date, to_char(r.end_date, 'YYYY-MM-DD') as end_date,
                 r.project_budget::text as project_budget, r.budget::text as budget,
                 to_char(r.updated_date, 'YYYY-MM-DD"T"HH24:MI:SS') as updated_date
-         from pmt_jobs.export_rows($1::jsonb) r`,
-        [JSON.stringify(filters)],
+         from pmt_jobs.export_rows($1::jsonb, $2) r`,
+        [JSON.stringify(filters), options.iati === true],
       ),
     );
     try {

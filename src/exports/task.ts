@@ -64,7 +64,7 @@ function attachmentName(req: ExportRequest, now: Date): string {
 async function render(deps: ExportDeps, req: ExportRequest, head: Awaited<ReturnType<typeof exportHead>>): Promise<{ file: SpoolFile; rows: number }> {
   const file = path.join(spoolDir(deps.config.pmtHome), `export-${req.id}.${req.format === "csv" ? "csv" : "xml"}`);
   const counter = { n: 0 };
-  const rows = counted(exportRows(deps.pool, req.filters), counter);
+  const rows = counted(exportRows(deps.pool, req.filters, { iati: req.format === "iati" }), counter);
   const chunks =
     req.format === "csv"
       ? renderCsv({ ...head, disclaimer: deps.config.exportDisclaimer }, rows)
