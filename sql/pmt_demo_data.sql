@@ -231,6 +231,10 @@ begin
   perform setval(pg_get_serial_sequence('public.location', 'location_id'), greatest(1, (select max(location_id) from public.location)));
   perform setval(pg_get_serial_sequence('public.participation', 'participation_id'), greatest(1, (select max(participation_id) from public.participation)));
   perform setval(pg_get_serial_sequence('public.financial', 'financial_id'), greatest(1, (select max(financial_id) from public.financial)));
+  -- Statistics now, as a live database has them, not when autovacuum gets round to it: the export's plans depend on them.
+  analyze public.organization, public.organization_taxonomy, public.project, public.project_taxonomy, public.activity,
+          public.activity_taxonomy, public.location, public.location_taxonomy, public.participation,
+          public.participation_taxonomy, public.financial, public.financial_taxonomy, public.classification, public.taxonomy;
   return activities;
 end
 $$;
