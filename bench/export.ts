@@ -93,12 +93,18 @@ export async function main(): Promise<void> {
   const smtp = await SmtpSink.start();
   const worker = await startTestWorker(smallUrl, { env: { SMTP_URL: smtp.url, WORKER_POLL_INTERVAL_MS: "2000" } });
   const latencies: number[] = [];
+  const calls: number[] = [];
   for (let i = 0; i < latencyRequests + 5; i++) {
     const t0 = performance.now();
+    // One statement outside a transaction: it has committed when the call returns.
     await small.query("select pmt_filter_csv('','','',null,null,'bench@example.org')");
+    const committed = performance.now();
     await smtp.waitForMessages(i + 1);
     // Accepted when the whole message has arrived, as an MTA answers 250 once queued; the sink's own MIME parsing is not ours.
-    if (i >= 5) latencies.push(smtp.receivedAt[i]! - t0);
+    if (i >= 5) {
+      latencies.push(smtp.receivedAt[i]! - committed);
+      calls.push(committed - t0);
+    }
   }
   await worker.stop();
   await smtp.down();
@@ -112,11 +118,12 @@ export async function main(): Promise<void> {
   ];
   const p50 = quantile(latencies, 0.5);
   const p95 = quantile(latencies, 0.95);
+  const callP50 = quantile(calls, 0.5);
   printTable(`Export: ${activities} activities generated, ${exported} exported, ${rounds} rounds; baseline psql \\copy of the same rows`, rows, [
-    `commit -> SMTP accepted, ${latencyRequests} requests of the demo's 1000 activities: p50 ${p50.toFixed(0)} ms, p95 ${p95.toFixed(0)} ms (targets 100 / 250 ms)`,
+    `commit -> SMTP accepted, ${latencyRequests} requests of the demo's 1000 activities: p50 ${p50.toFixed(0)} ms, p95 ${p95.toFixed(0)} ms (targets 100 / 250 ms); the call itself (checks and PMT's selection, in the caller's transaction) p50 ${callP50.toFixed(0)} ms`,
     `peak RSS: ${rssAtN.toFixed(0)} MB after ${activities} activities, ${rssAt2N.toFixed(0)} MB after ${activities * 2}`,
     `file sizes: ours ${sizes.csvBytes} bytes (PMT layout), psql ${sizes.psqlBytes} bytes (raw rows)`,
   ]);
-  const file = writeResults("export", { rounds, activities, rows, latency: { p50, p95, requests: latencyRequests }, peakRssMb: { n: rssAtN, twoN: rssAt2N }, sizes });
+  const file = writeResults("export", { rounds, activities, rows, latency: { p50, p95, callP50, requests: latencyRequests }, peakRssMb: { n: rssAtN, twoN: rssAt2N }, sizes });
   process.stdout.write(`results: ${file}\n`);
 }
