@@ -377,3 +377,10 @@ end
 $$;
 
 revoke execute on all functions in schema pmt_jobs from public;
+
+-- A worker process runs two graphile-worker runners (exports and other jobs;
+-- maintenance in slots of its own): one heartbeat row, whose id is the first
+-- runner's, and the others' ids here, so a dead process's jobs are all released.
+alter table pmt_jobs.worker add column runner_ids text[] not null default '{}';
+comment on column pmt_jobs.worker.runner_ids is
+  'graphile-worker ids of this process''s other runners (maintenance), released with it when it stops heartbeating.';

@@ -83,7 +83,12 @@ export const ENV = {
   WORKER_CONCURRENCY: {
     schema: int(1, 100),
     default: "4",
-    doc: "Jobs one worker process runs at once.",
+    doc: "Exports (and other jobs that are not maintenance) one worker process runs at once.",
+  },
+  MAINTENANCE_CONCURRENCY: {
+    schema: int(1, 100),
+    default: "2",
+    doc: "Maintenance jobs (backups, test restores, offsite, alerts, prunes) one worker process runs at once, in slots of their own: they never wait behind exports.",
   },
   WORKER_POLL_INTERVAL_MS: {
     schema: int(100, 600_000),
@@ -178,6 +183,26 @@ export const ENV = {
       }),
     default: "{}",
     doc: "Bodies per PMT instance (database name, lower case), as JSON; others get EXPORT_MAIL_BODY.",
+  },
+  EXPORT_LIMIT_PER_RECIPIENT: {
+    schema: int(0, 1_000_000).optional(),
+    default: undefined,
+    doc: "Export requests to one mailbox in any hour (case and +tag ignored), then SQLSTATE 22023 with the time of the next; 0: no limit. Unset: pmt_jobs.export_limits decides (default 20; change it with update). Set: written there at every start and migrate.",
+  },
+  EXPORT_LIMIT_PER_ROLE: {
+    schema: int(0, 1_000_000).optional(),
+    default: undefined,
+    doc: "Export requests by one login role (session_user) in any hour; 0: no limit. Unset: pmt_jobs.export_limits decides (default 200).",
+  },
+  EXPORT_QUEUE_MAX: {
+    schema: int(0, 10_000_000).optional(),
+    default: undefined,
+    doc: "Unfinished export requests above which new ones are refused (SQLSTATE 53400); 0: no limit. Unset: pmt_jobs.export_limits decides (default 1000).",
+  },
+  EXPORT_FILTER_TIMEOUT_MS: {
+    schema: int(0, 3_600_000).optional(),
+    default: undefined,
+    doc: "How long pmt_filter_csv/pmt_filter_iati may spend, in the caller's transaction, finding whether the filter matches (then SQLSTATE 57014); 0: no limit. Unset: pmt_jobs.export_limits decides (default 5000).",
   },
   DROP_DIR: {
     schema: z
@@ -386,6 +411,7 @@ export interface Config {
   embeddedPgPort: number;
   demoActivities: number;
   concurrency: number;
+  maintenanceConcurrency: number;
   pollIntervalMs: number;
   deadAfterSeconds: number;
   httpHost: string;
@@ -429,6 +455,8 @@ export interface Config {
   exportDisclaimer: string;
   exportMailBody: string;
   exportMailBodies: Record<string, string>;
+  /** Written to pmt_jobs.export_limits at start and migrate; undefined: leave the table's value. */
+  exportLimits: { perRecipientPerHour?: number; perRolePerHour?: number; maxQueued?: number; filterTimeoutMs?: number };
   iati: { ref: string; name: string; type: string };
   alerts: { email: string | undefined; repeatHours: number; maxAgeHours: number; shrinkPercent: number };
 }
@@ -489,6 +517,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
     embeddedPgPort: values.EMBEDDED_PG_PORT as number,
     demoActivities: values.DEMO_ACTIVITIES as number,
     concurrency: values.WORKER_CONCURRENCY as number,
+    maintenanceConcurrency: values.MAINTENANCE_CONCURRENCY as number,
     pollIntervalMs: values.WORKER_POLL_INTERVAL_MS as number,
     deadAfterSeconds: values.WORKER_DEAD_AFTER_SECONDS as number,
     httpHost: values.HTTP_HOST as string,
@@ -543,6 +572,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
     exportDisclaimer: values.EXPORT_DISCLAIMER as string,
     exportMailBody: (values.EXPORT_MAIL_BODY as string).replace(/\\n/g, "\n"),
     exportMailBodies: values.EXPORT_MAIL_BODIES as Record<string, string>,
+    exportLimits: {
+      perRecipientPerHour: values.EXPORT_LIMIT_PER_RECIPIENT as number | undefined,
+      perRolePerHour: values.EXPORT_LIMIT_PER_ROLE as number | undefined,
+      maxQueued: values.EXPORT_QUEUE_MAX as number | undefined,
+      filterTimeoutMs: values.EXPORT_FILTER_TIMEOUT_MS as number | undefined,
+    },
     alerts: {
       email: values.ALERT_EMAIL as string | undefined,
       repeatHours: values.ALERT_REPEAT_HOURS as number,

@@ -28,6 +28,8 @@ export interface WorkerTable {
   version: string;
   concurrency: number;
   tasks: string[];
+  /** The process's other runners (maintenance), released with it. */
+  runner_ids: ColumnType<string[], string[] | undefined, string[]>;
   started_at: ColumnType<Date, never, never>;
   last_seen_at: ColumnType<Date, never, never>;
 }

@@ -23,6 +23,8 @@ export interface RescuerOptions {
   pool: pg.Pool;
   logger: Logger;
   workerId: string;
+  /** graphile-worker ids of this process's other runners: heartbeat with it, released with it. */
+  otherRunnerIds?: string[];
   version: string;
   concurrency: number;
   tasks: string[];
@@ -36,6 +38,7 @@ export interface Rescuer {
 
 export async function startRescuer(options: RescuerOptions): Promise<Rescuer> {
   const { db, pool, logger, workerId, deadAfterSeconds } = options;
+  const runnerIds = options.otherRunnerIds ?? [];
   const intervalMs = Math.max(500, Math.floor((deadAfterSeconds * 1000) / 4));
   let healthySince: number | null = null;
   let stopped = false;
@@ -50,6 +53,7 @@ export async function startRescuer(options: RescuerOptions): Promise<Rescuer> {
       version: options.version,
       concurrency: options.concurrency,
       tasks: options.tasks,
+      runner_ids: runnerIds,
     })
     .execute();
   healthySince = Date.now();
@@ -57,8 +61,8 @@ export async function startRescuer(options: RescuerOptions): Promise<Rescuer> {
   async function heartbeat(): Promise<void> {
     // Upsert: a worker declared dead by mistake (frozen, partitioned) comes back.
     await sql`
-      insert into pmt_jobs.worker (id, hostname, pid, version, concurrency, tasks)
-      values (${workerId}, ${os.hostname()}, ${process.pid}, ${options.version}, ${options.concurrency}, ${options.tasks})
+      insert into pmt_jobs.worker (id, hostname, pid, version, concurrency, tasks, runner_ids)
+      values (${workerId}, ${os.hostname()}, ${process.pid}, ${options.version}, ${options.concurrency}, ${options.tasks}, ${runnerIds})
       on conflict (id) do update set last_seen_at = now()`.execute(db);
   }
 
@@ -116,20 +120,21 @@ export async function startRescuer(options: RescuerOptions): Promise<Rescuer> {
 
 /**
  * Removes a worker's row if it is still stale and releases its job locks
- * (graphile_worker.force_unlock_workers); the capture trigger marks its running
+ * and those of its other runners (graphile_worker.force_unlock_workers); the capture trigger marks its running
  * attempts abandoned with `reason`. One transaction. True if it was released.
  */
 async function releaseDeadWorker(pool: pg.Pool, id: string, deadAfterSeconds: number, reason: string): Promise<boolean> {
   const client = await pool.connect();
   try {
     await client.query("begin");
-    const { rowCount } = await client.query(
-      "delete from pmt_jobs.worker where id = $1 and last_seen_at < now() - make_interval(secs => $2)",
+    const { rows } = await client.query<{ runner_ids: string[] }>(
+      "delete from pmt_jobs.worker where id = $1 and last_seen_at < now() - make_interval(secs => $2) returning runner_ids",
       [id, deadAfterSeconds],
     );
+    const rowCount = rows.length;
     if (rowCount) {
       await client.query("select set_config('pmt_jobs.release_reason', $1, true)", [reason]);
-      await client.query("select graphile_worker.force_unlock_workers($1::text[])", [[id]]);
+      await client.query("select graphile_worker.force_unlock_workers($1::text[])", [[id, ...rows[0]!.runner_ids]]);
     }
     await client.query("commit");
     return Boolean(rowCount);

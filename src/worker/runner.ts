@@ -1,10 +1,13 @@
 /**
- * Assembles a worker: graphile-worker's runner with our task list (each task
- * wrapped by withHistory), the crontab from configuration, the heartbeat and
- * rescuer, and the /healthz + /metrics listener.
+ * Assembles a worker: two graphile-worker runners over one pool, one for
+ * maintenance (backups, offsite, alerts, prunes; MAINTENANCE_CONCURRENCY
+ * slots, the crontab) and one for everything else (exports; WORKER_CONCURRENCY
+ * slots), so a backup never waits behind exports. Each runner fetches only the
+ * jobs of its own task list. Every task is wrapped by withHistory; one
+ * heartbeat row and rescuer covers both runners; one /healthz + /metrics listener.
  */
 import { EventEmitter } from "node:events";
-import { run, type Runner, type Task, type WorkerEvents } from "graphile-worker";
+import { run, type ParsedCronItem, type Runner, type Task, type WorkerEvents } from "graphile-worker";
 import type { Config } from "../config.js";
 import { createDb } from "../db/kysely.js";
 import { checkConnection, createPool, type Pool } from "../db/pool.js";
@@ -14,6 +17,7 @@ import { errorMessage } from "../errors.js";
 import { graphileLogger, type Logger } from "../log.js";
 import { VERSION } from "../version.js";
 import { startDropFolder, type DropFolder } from "../exports/drop-folder.js";
+import { applyExportLimits } from "../exports/limits.js";
 import { createMailer, type Mailer } from "../mail/transport.js";
 import { recoverBackups } from "../backups/recover.js";
 import { backupTargets } from "../backups/target.js";
@@ -22,7 +26,7 @@ import { withHistory } from "./history-wrapper.js";
 import { startHttpServer } from "./http.js";
 import { createMetrics } from "./metrics.js";
 import { startRescuer } from "./rescuer.js";
-import { buildTasks } from "./tasks.js";
+import { buildTasks, MAINTENANCE_TASKS } from "./tasks.js";
 
 export interface WorkerOptions {
   config: Config;
@@ -39,8 +43,10 @@ export interface WorkerOptions {
 }
 
 export interface WorkerHandle {
-  /** graphile-worker pool id: job_run.worker_id and locked_by of its jobs. */
+  /** graphile-worker pool id of the export runner: job_run.worker_id and locked_by of its jobs. */
   workerId: string;
+  /** graphile-worker pool id of the maintenance runner (backups, offsite, alerts, prunes). */
+  maintenanceWorkerId: string;
   httpPort: number;
   pool: Pool;
   /** The drop folder watcher, when DROP_DIR is set. */
@@ -53,10 +59,11 @@ export interface WorkerHandle {
 
 export async function startWorker(options: WorkerOptions): Promise<WorkerHandle> {
   const { config, logger } = options;
-  // Pool: the worker's slots, LISTEN, the rescuer and health checks.
-  const pool = createPool(options.databaseUrl, { max: config.concurrency + 4, applicationName: "pmt-worker" });
+  // Pool: both runners' slots, their two LISTEN connections, the rescuer and health checks.
+  const pool = createPool(options.databaseUrl, { max: config.concurrency + config.maintenanceConcurrency + 5, applicationName: "pmt-worker" });
   await checkConnection(pool, options.databaseUrl);
   if (options.migrate !== false) await migrate(pool, logger);
+  await applyExportLimits(pool, config.exportLimits, logger);
 
   const db = createDb(pool);
   await recoverBackups(config.backup.dir, pool, logger);
@@ -66,40 +73,36 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   const taskList = Object.fromEntries(
     Object.entries(bodies).map(([name, body]) => [name, withHistory(name, body, { pool, logger, metrics })]),
   );
+  const maintenanceList = Object.fromEntries(Object.entries(taskList).filter(([name]) => MAINTENANCE_TASKS.has(name)));
+  const exportList = Object.fromEntries(Object.entries(taskList).filter(([name]) => !MAINTENANCE_TASKS.has(name)));
 
-  const events: WorkerEvents = new EventEmitter();
-  let poolId: string | undefined;
-  events.on("pool:create", ({ workerPool }) => {
-    poolId = workerPool.id;
-  });
   let stopped: string | null = null;
-  events.on("pool:listen:error", ({ error }) => logger.warn({ err: errorMessage(error) }, "LISTEN connection lost; reconnecting"));
-
-  let runner: Runner;
-  runner = await run({
-    pgPool: resilientPool(pool, logger),
-    taskList,
-    parsedCronItems: buildCronItems(config, backupTargets(options.databaseUrl, config.backup.databases), { embedded: options.embedded }),
-    concurrency: config.concurrency,
-    pollInterval: config.pollIntervalMs,
-    noHandleSignals: true,
-    logger: graphileLogger(logger),
-    events,
-    // With the default (-1) graphile-worker 0.17 fires completeJob/failJob without
-    // awaiting them, so a graceful shutdown could end before a finished job was
-    // marked complete (and the job would run again). Batched (0 ms), the pending
-    // completions are flushed and awaited when the pool shuts down.
-    preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+  const cron = buildCronItems(config, backupTargets(options.databaseUrl, config.backup.databases), { embedded: options.embedded });
+  const exportsRunner = await startRunner({ pool, logger, taskList: exportList, concurrency: config.concurrency, pollIntervalMs: config.pollIntervalMs, cron: [] });
+  const maintenance = await startRunner({
+    pool,
+    logger,
+    taskList: maintenanceList,
+    concurrency: config.maintenanceConcurrency,
+    pollIntervalMs: config.pollIntervalMs,
+    cron,
+  }).catch(async (error) => {
+    await exportsRunner.runner.stop();
+    await pool.end();
+    throw error;
   });
-  if (!poolId) throw new Error("graphile-worker did not report its pool id");
+  const runners = [exportsRunner.runner, maintenance.runner];
+  const stopRunners = () => Promise.all(runners.map((r) => r.stop()));
+  const poolId = exportsRunner.id;
 
   const rescuer = await startRescuer({
     db,
     pool,
     logger,
     workerId: poolId,
+    otherRunnerIds: [maintenance.id],
     version: VERSION,
-    concurrency: config.concurrency,
+    concurrency: config.concurrency + config.maintenanceConcurrency,
     tasks: Object.keys(taskList),
     deadAfterSeconds: config.deadAfterSeconds,
   });
@@ -109,7 +112,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     config.httpHost,
     config.httpPort,
   ).catch(async (error) => {
-    await runner.stop();
+    await stopRunners();
     await rescuer.stop();
     await pool.end();
     throw error;
@@ -118,7 +121,14 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     ? startDropFolder({ dir: config.dropDir, pmtHome: config.pmtHome, pool, logger, scanIntervalMs: config.dropScanSeconds * 1000 })
     : undefined;
   logger.info(
-    { workerId: poolId, concurrency: config.concurrency, tasks: Object.keys(taskList), http: `${config.httpHost}:${http.port}` },
+    {
+      workerId: poolId,
+      maintenanceWorkerId: maintenance.id,
+      concurrency: config.concurrency,
+      maintenanceConcurrency: config.maintenanceConcurrency,
+      tasks: Object.keys(taskList),
+      http: `${config.httpHost}:${http.port}`,
+    },
     "worker started",
   );
 
@@ -128,7 +138,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
       stopped = `stopping: ${reason}`;
       logger.info({ reason }, "worker stopping; waiting for running jobs");
       await dropFolder?.stop();
-      await runner.stop().catch((error) => logger.error({ err: errorMessage(error) }, "worker stopped with errors"));
+      await stopRunners().catch((error) => logger.error({ err: errorMessage(error) }, "worker stopped with errors"));
       await rescuer.stop();
       await http.close();
       mailer.close();
@@ -138,7 +148,8 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     return stopping;
   };
 
-  const promise = runner.promise.then(
+  // Either runner dying is the worker dying.
+  const promise = Promise.all(runners.map((r) => r.promise)).then(
     () => {
       stopped ??= "stopped";
     },
@@ -149,5 +160,43 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   );
   promise.catch(() => {});
 
-  return { workerId: poolId, httpPort: http.port, pool, dropFolder, stop, promise };
+  return { workerId: poolId, maintenanceWorkerId: maintenance.id, httpPort: http.port, pool, dropFolder, stop, promise };
+}
+
+/** One graphile-worker runner over the shared pool; it fetches only the jobs of `taskList`'s tasks. */
+async function startRunner(options: {
+  pool: Pool;
+  logger: Logger;
+  taskList: Record<string, Task>;
+  concurrency: number;
+  pollIntervalMs: number;
+  cron: ParsedCronItem[];
+}): Promise<{ runner: Runner; id: string }> {
+  const { logger } = options;
+  const events: WorkerEvents = new EventEmitter();
+  let id: string | undefined;
+  events.on("pool:create", ({ workerPool }) => {
+    id = workerPool.id;
+  });
+  events.on("pool:listen:error", ({ error }) => logger.warn({ err: errorMessage(error) }, "LISTEN connection lost; reconnecting"));
+  const runner = await run({
+    pgPool: resilientPool(options.pool, logger),
+    taskList: options.taskList,
+    parsedCronItems: options.cron,
+    concurrency: options.concurrency,
+    pollInterval: options.pollIntervalMs,
+    noHandleSignals: true,
+    logger: graphileLogger(logger),
+    events,
+    // With the default (-1) graphile-worker 0.17 fires completeJob/failJob without
+    // awaiting them, so a graceful shutdown could end before a finished job was
+    // marked complete (and the job would run again). Batched (0 ms), the pending
+    // completions are flushed and awaited when the pool shuts down.
+    preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+  });
+  if (!id) {
+    await runner.stop();
+    throw new Error("graphile-worker did not report its pool id");
+  }
+  return { runner, id };
 }

@@ -12,6 +12,7 @@ import { backupTask } from "../backups/task.js";
 import { testRestoreTask } from "../backups/test-restore.js";
 import { offsiteSyncTask, offsiteUploadTask } from "../offsite/tasks.js";
 import { pruneSpool } from "../exports/spool.js";
+import { pruneLimitKeys } from "../exports/limits.js";
 import { exportTask } from "../exports/task.js";
 import { pruneHistory } from "../history/prune.js";
 import type { Logger } from "../log.js";
@@ -39,6 +40,21 @@ export const TASK = {
   alertsCheck: "pmt_jobs.alerts_check",
 } as const;
 
+/**
+ * Run by the maintenance runner, in slots of their own (MAINTENANCE_CONCURRENCY),
+ * so a backup never waits behind exports; every other task (exports, noop,
+ * an embedding application's) runs in WORKER_CONCURRENCY's slots.
+ */
+export const MAINTENANCE_TASKS: ReadonlySet<string> = new Set([
+  TASK.backup,
+  TASK.testRestore,
+  TASK.offsiteUpload,
+  TASK.offsiteSync,
+  TASK.alertsCheck,
+  TASK.historyPrune,
+  TASK.spoolPrune,
+]);
+
 /** Spool files are kept at least this long, so an export being retried never loses its file. */
 export const SPOOL_MIN_AGE_HOURS = 24;
 
@@ -61,7 +77,8 @@ export function buildTasks(ctx: TaskContext): Record<string, Task> {
     },
     [TASK.historyPrune]: async () => {
       const deleted = await pruneHistory(ctx.db, ctx.config.historyRetentionDays);
-      ctx.logger.info({ deleted, retentionDays: ctx.config.historyRetentionDays }, "job history pruned");
+      const limitKeys = await pruneLimitKeys(ctx.pool);
+      ctx.logger.info({ deleted, limitKeys, retentionDays: ctx.config.historyRetentionDays }, "job history pruned");
     },
     /** Does nothing (optionally waits): a probe for the queue, and the subject of the queue benchmark. */
     [TASK.noop]: async (payload, helpers) => {
