@@ -305,9 +305,9 @@ begin
     i := i + step;
     if i <= pg_catalog.cardinality(projects) and pg_catalog.clock_timestamp() - started > budget then
       raise exception using errcode = '57014',
-        message = pg_catalog.format('the export filter was stopped after %s s: finding whether it matches anything takes longer than filter_timeout (%s s) allows; narrow it (fewer ids, a shorter date range)',
-                                    pg_catalog.round(extract(epoch from pg_catalog.clock_timestamp() - started)::numeric, 1),
-                                    extract(epoch from budget)),
+        message = pg_catalog.format('the export filter was stopped after %s ms: finding whether it matches anything takes longer than filter_timeout (%s ms) allows; narrow it (fewer ids, a shorter date range)',
+                                    pg_catalog.round(extract(epoch from pg_catalog.clock_timestamp() - started) * 1000),
+                                    pg_catalog.round(extract(epoch from budget) * 1000)),
         hint = 'The limit is pmt_jobs.export_limits.filter_timeout (EXPORT_FILTER_TIMEOUT_MS).';
     end if;
     if pg_catalog.clock_timestamp() - range_started < budget / 20 then
