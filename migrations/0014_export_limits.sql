@@ -278,9 +278,10 @@ language sql stable set search_path = pg_catalog, pg_temp as $$
 $$;
 
 -- Whether the filter matches anything, within pmt_jobs.export_limits.filter_timeout:
--- the projects are taken in ranges (32 first, doubled while a range takes
--- under a twentieth of the time), and the time is checked between ranges. A
--- range under way is finished, so the bound is the timeout plus one range.
+-- the projects are taken in ranges (32 first, then sized to take about a
+-- quarter of the timeout at the rate seen so far), and the time is checked
+-- between ranges. A range under way is finished, so the bound is the timeout
+-- plus one range (about a quarter more, when the projects are alike).
 create function pmt_jobs.filter_matches(filters jsonb) returns boolean
 language plpgsql set search_path = pg_catalog, pg_temp as $$
 declare
@@ -310,9 +311,11 @@ begin
                                     pg_catalog.round(extract(epoch from budget) * 1000)),
         hint = 'The limit is pmt_jobs.export_limits.filter_timeout (EXPORT_FILTER_TIMEOUT_MS).';
     end if;
-    if pg_catalog.clock_timestamp() - range_started < budget / 20 then
-      step := step * 2;
-    end if;
+    -- The next range: about a quarter of the budget at the rate just seen (each
+    -- range also costs a fixed scan of PMT's link tables, so few large ones).
+    step := greatest(1, least(step::bigint * 64, pg_catalog.cardinality(projects),
+              (step * extract(epoch from budget) / 4
+               / greatest(extract(epoch from pg_catalog.clock_timestamp() - range_started), 0.001))::bigint))::integer;
   end loop;
   return false;
 end
