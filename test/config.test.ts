@@ -45,6 +45,20 @@ describe("loadConfig", () => {
     ]);
   });
 
+  it("leaves the export limits to the table unless set, and validates them", () => {
+    const config = loadConfig({}, NO_DOTENV);
+    expect(config.maintenanceConcurrency).toBe(2);
+    expect(config.exportLimits).toEqual({ perRecipientPerHour: undefined, perRolePerHour: undefined, maxQueued: undefined, filterTimeoutMs: undefined });
+    const set = loadConfig({ EXPORT_LIMIT_PER_RECIPIENT: "0", EXPORT_LIMIT_PER_ROLE: "50", EXPORT_QUEUE_MAX: "10", EXPORT_FILTER_TIMEOUT_MS: "2500", MAINTENANCE_CONCURRENCY: "1" }, NO_DOTENV);
+    expect(set.exportLimits).toEqual({ perRecipientPerHour: 0, perRolePerHour: 50, maxQueued: 10, filterTimeoutMs: 2500 });
+    expect(set.maintenanceConcurrency).toBe(1);
+    expect(problems({ EXPORT_LIMIT_PER_RECIPIENT: "-1", EXPORT_FILTER_TIMEOUT_MS: "5s", MAINTENANCE_CONCURRENCY: "0" })).toEqual([
+      'MAINTENANCE_CONCURRENCY: expected a whole number from 1 to 100 (got "0")',
+      'EXPORT_LIMIT_PER_RECIPIENT: expected a whole number from 0 to 1000000 (got "-1")',
+      'EXPORT_FILTER_TIMEOUT_MS: expected a whole number from 0 to 3600000 (got "5s")',
+    ]);
+  });
+
   it("rejects a bad crontab with graphile-worker's reason", () => {
     const [problem] = problems({ HISTORY_PRUNE_CRON: "61 * * * *" });
     expect(problem).toMatch(/^HISTORY_PRUNE_CRON: expected a crontab expression like "0 3 \* \* \*" \(.*61.*\) \(got "61 \* \* \* \*"\)$/);
