@@ -49,16 +49,8 @@ comment on column pmt_jobs.export_limits.max_queued is
 comment on column pmt_jobs.export_limits.filter_timeout is
   'How long pmt_filter_csv / pmt_filter_iati may spend finding whether anything matches, in the caller''s transaction.';
 
-create function pmt_jobs.export_limits_touch() returns trigger
-language plpgsql set search_path = pg_catalog, pg_temp as $$
-begin
-  new.updated_at := pg_catalog.now();
-  return new;
-end
-$$;
-
 create trigger export_limits_touch before update on pmt_jobs.export_limits
-  for each row execute function pmt_jobs.export_limits_touch();
+  for each row execute function pmt_jobs.export_request_touch(); -- sets updated_at
 
 -- Serializes the requests of one role and of one recipient (see above). The
 -- key is a hash: no second copy of the addresses. Rows older than an hour are
@@ -84,12 +76,19 @@ language sql stable set search_path = pg_catalog, pg_temp as $$
   from pg_catalog.pg_namespace n where n.nspname = 'pmt_jobs'
 $$;
 
--- When a request refused by a limit of `lim` per hour is possible again: an
--- hour after the lim-th newest request, rounded up to the minute.
-create function pmt_jobs.next_export_at(oldest timestamptz) returns text
-language sql stable set search_path = pg_catalog, pg_temp as $$
-  select pg_catalog.to_char(pg_catalog.date_trunc('minute', oldest + interval '1 hour' + interval '59.999999 seconds') at time zone 'UTC',
-                            'YYYY-MM-DD HH24:MI "UTC"')
+-- A request over a rate limit: `what` and when the next is possible, an hour
+-- after `oldest` (the lim-th newest request), rounded up to the minute.
+create function pmt_jobs.refuse_export(what text, oldest timestamptz, setting text) returns void
+language plpgsql set search_path = pg_catalog, pg_temp as $$
+declare
+  next_at timestamptz := oldest + interval '1 hour';
+begin
+  raise exception using errcode = '22023',
+    message = pg_catalog.format('%s; the next is possible after %s', what,
+      pg_catalog.to_char(pg_catalog.date_trunc('minute', next_at + interval '59.999999 seconds') at time zone 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')),
+    detail = pg_catalog.format('retry after %s', pg_catalog.to_char(next_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')),
+    hint = pg_catalog.format('The limit is pmt_jobs.export_limits.%s.', setting);
+end
 $$;
 
 -- Refuses a request over a limit (22023: rate; 53400: queue full). With
@@ -123,11 +122,8 @@ begin
           where e.requested_by = who and e.requested_at > pg_catalog.now() - interval '1 hour'
           order by e.requested_at desc limit lim.per_role_per_hour) r;
     if n >= lim.per_role_per_hour then
-      raise exception using errcode = '22023',
-        message = pg_catalog.format('at most %s exports per hour may be requested by the role %s; the next is possible after %s',
-                                    lim.per_role_per_hour, who, pmt_jobs.next_export_at(oldest)),
-        detail = pg_catalog.format('retry after %s', pg_catalog.to_char((oldest + interval '1 hour') at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')),
-        hint = 'The limit is pmt_jobs.export_limits.per_role_per_hour (EXPORT_LIMIT_PER_ROLE).';
+      perform pmt_jobs.refuse_export(pg_catalog.format('at most %s exports per hour may be requested by the role %s', lim.per_role_per_hour, who),
+                                     oldest, 'per_role_per_hour (EXPORT_LIMIT_PER_ROLE)');
     end if;
   end if;
   if lim.per_recipient_per_hour > 0 then
@@ -136,11 +132,8 @@ begin
           where pmt_jobs.recipient_key(e.recipient) = mailbox and e.requested_at > pg_catalog.now() - interval '1 hour'
           order by e.requested_at desc limit lim.per_recipient_per_hour) r;
     if n >= lim.per_recipient_per_hour then
-      raise exception using errcode = '22023',
-        message = pg_catalog.format('at most %s exports per hour to %s; the next is possible after %s',
-                                    lim.per_recipient_per_hour, recipient, pmt_jobs.next_export_at(oldest)),
-        detail = pg_catalog.format('retry after %s', pg_catalog.to_char((oldest + interval '1 hour') at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')),
-        hint = 'The limit is pmt_jobs.export_limits.per_recipient_per_hour (EXPORT_LIMIT_PER_RECIPIENT).';
+      perform pmt_jobs.refuse_export(pg_catalog.format('at most %s exports per hour to %s', lim.per_recipient_per_hour, recipient),
+                                     oldest, 'per_recipient_per_hour (EXPORT_LIMIT_PER_RECIPIENT)');
     end if;
   end if;
   if lim.max_queued > 0 then

@@ -7,7 +7,8 @@
  * would stop the worker and leave finished jobs locked, to run again. Here a
  * connection lost or refused is waited out: checking a client out retries
  * until the server answers, and a single statement outside a transaction that
- * fails because the connection died is retried once on a fresh connection
+ * fails because the connection died is retried on a fresh connection (and on
+ * the next, while the pool hands out clients the restart also killed)
  * (graphile-worker's statements are single, idempotent-by-design CTEs; LISTEN
  * and transactions are never retried).
  */
@@ -62,9 +63,21 @@ function wrapClient(pool: pg.Pool, logger: Logger, waitMs: number, client: pg.Po
         if (/^(commit|rollback|end)\b/.test(text)) inTransaction = false;
         throw error;
       }
+      return retryOnFreshConnection(run);
+    }
+  };
+  // A pooled idle client may be dead too (its server went in the same restart):
+  // each one that fails with a lost connection is discarded for the next.
+  const retryOnFreshConnection = async (run: () => Promise<unknown>): Promise<unknown> => {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
       current.release(true);
       current = await connectWithRetry(pool, logger, waitMs);
-      return run();
+      try {
+        return await run();
+      } catch (error) {
+        if (!isConnectionError(error) || Date.now() > deadline) throw error;
+      }
     }
   };
   const release = (destroy?: boolean | Error) => current.release(destroy);
@@ -78,7 +91,7 @@ function wrapClient(pool: pg.Pool, logger: Logger, waitMs: number, client: pg.Po
   });
 }
 
-/** The same pool, with connects that wait out a restart and statements retried once after a lost connection. */
+/** The same pool, with connects that wait out a restart and statements retried after a lost connection. */
 export function resilientPool(pool: pg.Pool, logger: Logger, waitMs = 120_000): pg.Pool {
   return new Proxy(pool, {
     get(target, prop) {
