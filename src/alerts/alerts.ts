@@ -97,7 +97,7 @@ export async function checkBackups(deps: AlertDeps, databaseUrl: string): Promis
     const { rows } = await pool.query<{ age_hours: number | null; future: number; newest_future: Date | null }>(
       `select extract(epoch from now() - max(finished_at) filter (where status = 'succeeded' and finished_at <= now())) / 3600 as age_hours,
               count(*) filter (where started_at > now() or finished_at > now())::int as future,
-              greatest(max(started_at), max(finished_at)) filter (where started_at > now() or finished_at > now()) as newest_future
+              greatest(max(started_at) filter (where started_at > now()), max(finished_at) filter (where finished_at > now())) as newest_future
        from pmt_jobs.backup where database = $1`,
       [target.database],
     );
