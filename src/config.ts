@@ -321,7 +321,7 @@ export const ENV = {
   OFFSITE_VERIFY: {
     schema: z.enum(["checksum", "read-back"], { message: "expected checksum or read-back" }),
     default: "checksum",
-    doc: "How an upload is confirmed. checksum: the store's MD5 ETag must equal our MD5 of the file; where the store gives none we can check (SSE-KMS, some clones) the object is read back. read-back: every copy is downloaded and its sha256 compared (doubles the traffic; egress may cost). offsite sync re-reads the newest copy of each database either way.",
+    doc: "How an upload is confirmed. checksum: the store's MD5 ETag must equal our MD5 of the file; where the store gives none we can check (SSE-KMS, some clones) the object is read back. read-back: every copy is downloaded and its sha256 compared (doubles the traffic; egress may cost). offsite sync then proves every copy from the store's listing (size and ETag) without downloading it.",
   },
   OFFSITE_CONCURRENCY: {
     schema: int(1, 16),
@@ -336,7 +336,7 @@ export const ENV = {
   OFFSITE_SYNC_CRON: {
     schema: cron,
     default: "0 1 * * *",
-    doc: "When offsite sync runs: upload what lacks a verified copy, re-verify a sample, apply remote retention (PMT's 1 AM).",
+    doc: "When offsite sync runs: prove every copy against the store's listing, upload what lacks a proven copy (lost ones again), apply remote retention (PMT's 1 AM).",
   },
   OFFSITE_RETAIN_DAILY: { schema: int(0, 3650).optional(), default: undefined, doc: "Daily copies kept offsite (default RETAIN_DAILY)." },
   OFFSITE_RETAIN_WEEKLY: { schema: int(0, 520).optional(), default: undefined, doc: "Weekly copies kept offsite (default RETAIN_WEEKLY)." },

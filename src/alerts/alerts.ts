@@ -8,7 +8,7 @@ import type pg from "pg";
 import type { Config } from "../config.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { Mailer } from "../mail/transport.js";
+import { createMailer, type Mailer } from "../mail/transport.js";
 import { redactText } from "../redact.js";
 import { backupTargets } from "../backups/target.js";
 
@@ -53,6 +53,28 @@ export async function raiseAlert(deps: AlertDeps, condition: string, subject: st
   }
 }
 
+const unusedMailer: Mailer = {
+  target: "none",
+  send: () => Promise.reject(new Error("ALERT_EMAIL is not set")),
+  close: () => {},
+};
+
+/**
+ * raiseAlert for callers that may have no mailer of their own (a CLI command):
+ * one is made from the configuration for this alert and closed after it.
+ */
+export async function raiseAlertWith(deps: Omit<AlertDeps, "mailer"> & { mailer?: Mailer }, condition: string, subject: string, body: string): Promise<boolean> {
+  if (deps.mailer) return raiseAlert({ ...deps, mailer: deps.mailer }, condition, subject, body);
+  // Without ALERT_EMAIL nothing is mailed: no mailer (nor outbox folder) is made.
+  if (!deps.config.alerts.email) return raiseAlert({ ...deps, mailer: unusedMailer }, condition, subject, body);
+  const mailer = createMailer(deps.config);
+  try {
+    return await raiseAlert({ ...deps, mailer }, condition, subject, body);
+  } finally {
+    mailer.close();
+  }
+}
+
 /** After a successful backup: much smaller than the previous one? */
 export async function checkShrink(deps: AlertDeps, database: string): Promise<void> {
   const { rows } = await deps.pool.query<{ bytes: number; file: string }>(
@@ -71,15 +93,31 @@ export async function checkShrink(deps: AlertDeps, database: string): Promise<vo
   }
 }
 
-/** The periodic check: stale backups and low disk space. */
+/**
+ * The periodic check: stale backups, backups dated in the future, low disk
+ * space. The age is that of the newest successful backup not dated in the
+ * future: a row written while the clock was ahead neither silences the stale
+ * alert until that date nor shows a negative age; it raises its own alert.
+ */
 export async function checkBackups(deps: AlertDeps, databaseUrl: string): Promise<void> {
   const { config, pool } = deps;
   for (const target of backupTargets(databaseUrl, config.backup.databases)) {
-    const { rows } = await pool.query<{ age_hours: number | null }>(
-      "select extract(epoch from now() - max(finished_at)) / 3600 as age_hours from pmt_jobs.backup where database = $1 and status = 'succeeded'",
+    const { rows } = await pool.query<{ age_hours: number | null; future: number; newest_future: Date | null }>(
+      `select extract(epoch from now() - max(finished_at) filter (where status = 'succeeded' and finished_at <= now())) / 3600 as age_hours,
+              count(*) filter (where started_at > now() or finished_at > now())::int as future,
+              greatest(max(started_at) filter (where started_at > now()), max(finished_at) filter (where finished_at > now())) as newest_future
+       from pmt_jobs.backup where database = $1`,
       [target.database],
     );
-    const age = rows[0]?.age_hours;
+    const { age_hours: age, future, newest_future: newestFuture } = rows[0] ?? { age_hours: null, future: 0, newest_future: null };
+    if (future > 0) {
+      await raiseAlert(
+        deps,
+        `backup_future:${target.database}`,
+        `${future} backup ${future === 1 ? "row" : "rows"} of ${target.database} dated in the future`,
+        `${future} row(s) of pmt_jobs.backup for ${target.database} are dated after now (the latest ${newestFuture?.toISOString()}): the database server's clock was ahead when they were written. Backup ages ignore them (the last successful backup is the newest one dated before now); retention keeps them outside the tiers. Check the server's clock (NTP).`,
+      );
+    }
     // A fresh install has had no chance to back up yet: "none yet" counts only once this
     // worker has run for BACKUP_MAX_AGE_HOURS.
     const never = age === null || age === undefined;

@@ -2,7 +2,8 @@
 import type pg from "pg";
 
 export type BackupFormat = "custom" | "tar" | "directory";
-export type BackupStatus = "running" | "succeeded" | "failed" | "pruned";
+/** corrupt: the file no longer matches its sha256 (kept for inspection, used for nothing). */
+export type BackupStatus = "running" | "succeeded" | "failed" | "pruned" | "corrupt";
 
 export interface BackupRow {
   id: number;
@@ -117,12 +118,15 @@ export async function knownFiles(pool: pg.Pool): Promise<Set<string>> {
   return new Set(rows.map((r) => r.file));
 }
 
-/** Backups of this database whose offsite copy is not done yet (verified, or pruned by remote retention). */
-export async function unverifiedBackups(pool: pg.Pool, database: string): Promise<Set<number>> {
-  const { rows } = await pool.query<{ id: number }>(
-    `select b.id from pmt_jobs.backup b where b.database = $1 and b.status = 'succeeded'
-       and not exists (select 1 from pmt_jobs.backup_copy c where c.backup_id = b.id and c.status in ('verified', 'pruned'))`,
-    [database],
+/**
+ * The file no longer matches the catalog: out of the tiers, never uploaded,
+ * never the last good backup. Only a succeeded backup becomes corrupt; true if
+ * this call marked it.
+ */
+export async function markCorrupt(pool: pg.Pool, id: number, reason: string): Promise<boolean> {
+  const { rowCount } = await pool.query(
+    "update pmt_jobs.backup set status = 'corrupt', tiers = '{}', error = $2 where id = $1 and status = 'succeeded'",
+    [id, reason],
   );
-  return new Set(rows.map((r) => r.id));
+  return (rowCount ?? 0) > 0;
 }

@@ -1,33 +1,46 @@
 /**
- * At worker start: backups left `running` by a worker that died are marked
- * failed, and `.partial` files no running backup owns are removed, so a
- * killed run never leaves anything that looks like a backup.
+ * At worker start: backups left `running` by a run that died are marked
+ * failed, and their `.partial` files removed, so a killed run never leaves
+ * anything that looks like a backup. A database is cleaned up only while
+ * holding its backup lock: a run still alive (the CLI, another worker, on
+ * any host) holds it, and its row and files are left alone.
  */
 import fs from "node:fs";
 import path from "node:path";
 import type pg from "pg";
 import type { Logger } from "../log.js";
 import { removePath } from "./files.js";
+import { tryLockBackup } from "./lock.js";
+import { isPartialOf } from "./run.js";
 
 export async function recoverBackups(dir: string, pool: pg.Pool, logger: Logger): Promise<{ failed: number; removed: string[] }> {
-  // A running row whose job is no longer locked by a live worker cannot finish.
-  const { rowCount } = await pool.query(
-    `update pmt_jobs.backup b set status = 'failed', finished_at = now(),
-            error = coalesce(b.error, 'interrupted: the worker stopped during the backup')
-     where b.status = 'running'
-       and not exists (select 1 from graphile_worker.jobs j where j.id = b.job_id and j.locked_at is not null)
-       and b.started_at < now() - interval '1 minute'`,
-  );
+  const { rows } = await pool.query<{ database: string }>("select distinct database from pmt_jobs.backup");
+  const partials = fs.existsSync(dir) ? fs.readdirSync(dir).filter((name) => name.endsWith(".partial")) : [];
+  let failed = 0;
   const removed: string[] = [];
-  if (fs.existsSync(dir)) {
-    const { rows } = await pool.query<{ database: string }>("select distinct database from pmt_jobs.backup where status = 'running'");
-    const busy = rows.map((r) => `${r.database.replace(/[^A-Za-z0-9_-]/g, "_")}_`);
-    for (const name of fs.readdirSync(dir)) {
-      if (!name.endsWith(".partial") || busy.some((p) => name.startsWith(p))) continue;
-      removePath(path.join(dir, name));
-      removed.push(name);
+  for (const { database } of rows) {
+    const mine = partials.filter((name) => isPartialOf(name, database));
+    const running = await pool.query("select 1 from pmt_jobs.backup where database = $1 and status = 'running' limit 1", [database]);
+    if (mine.length === 0 && !running.rowCount) continue;
+    const lock = await tryLockBackup(pool, database);
+    if (!lock) continue; // a run is alive
+    try {
+      const { rowCount } = await pool.query(
+        `update pmt_jobs.backup set status = 'failed', finished_at = now(),
+                error = coalesce(error, 'interrupted: the worker stopped during the backup')
+         where database = $1 and status = 'running'`,
+        [database],
+      );
+      failed += rowCount ?? 0;
+      for (const name of mine) {
+        removePath(path.join(dir, name));
+        removed.push(name);
+      }
+    } finally {
+      await lock.release();
     }
   }
-  if (rowCount || removed.length) logger.warn({ failed: rowCount, removed }, "cleaned up after interrupted backups");
-  return { failed: rowCount ?? 0, removed };
+  // A .partial of no catalogued database was not written by a run of ours (every run writes its row first): left alone.
+  if (failed || removed.length) logger.warn({ failed, removed }, "cleaned up after interrupted backups");
+  return { failed, removed };
 }

@@ -24,6 +24,7 @@ import { failInterrupted, insertRunning, lastSucceeded, markFailed, markSucceede
 import { ensurePrivateDir, fsyncDir, fsyncFile, hashDirectory, removePath } from "./files.js";
 import { countRows } from "./counts.js";
 import { writeManifest } from "./manifest.js";
+import { lockBackup, type BackupLock } from "./lock.js";
 import { chooseTool, findTools, searchDirs, serverMajor, type PgTool } from "./pgtools.js";
 import { libpqEnv, type BackupTarget } from "./target.js";
 
@@ -104,12 +105,25 @@ export function runTool(tool: PgTool, args: string[], url: string, onChild?: (c:
 }
 
 export async function runBackup(deps: BackupDeps, target: BackupTarget, options: { format?: BackupFormat; jobId?: number } = {}): Promise<BackupResult> {
-  const { config, pool, logger } = deps;
+  const { config, pool } = deps;
   const format = options.format ?? config.backup.format;
   const dir = config.backup.dir;
   ensurePrivateDir(dir);
 
-  const row = await insertRunning(pool, target.database, format, options.jobId ?? null);
+  // One run per database: a second one refuses here, before any row or file.
+  const lock = await lockBackup(pool, target.database);
+  try {
+    return await runLocked(deps, target, format, options.jobId ?? null, lock);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function runLocked(deps: BackupDeps, target: BackupTarget, format: BackupFormat, jobId: number | null, lock: BackupLock): Promise<BackupResult> {
+  const { config, pool, logger } = deps;
+  const dir = config.backup.dir;
+  const row = await insertRunning(pool, target.database, format, jobId);
+  // Holding the lock, no other run of this database is alive: its running rows and .partial files are leftovers.
   const interrupted = await failInterrupted(pool, target.database, row.id);
   if (interrupted) logger.warn({ database: target.database, interrupted }, "earlier backup runs were interrupted; marked failed");
   removeLeftovers(dir, target.database);
@@ -125,6 +139,11 @@ export async function runBackup(deps: BackupDeps, target: BackupTarget, options:
   let child: ChildProcess | undefined;
   let tee: { stream: Writable; done: Promise<unknown> } | undefined;
   let teeFailed = false;
+  let lockLost: Error | undefined;
+  lock.onLost((error) => {
+    lockLost = error;
+    if (child && child.exitCode === null) child.kill("SIGKILL");
+  });
   try {
     await snapshotClient.connect();
     const server = await serverInfo(snapshotClient);
@@ -229,6 +248,8 @@ export async function runBackup(deps: BackupDeps, target: BackupTarget, options:
       throw new Error(`pg_restore --list found no contents in ${partialPath}`);
     }
 
+    // Without the lock another run may have started: it owns the folder now.
+    if (lockLost) throw lockLost;
     fs.renameSync(partialPath, finalPath);
     fsyncDir(finalPath);
     const done = await markSucceeded(pool, row.id, {
@@ -263,8 +284,8 @@ export async function runBackup(deps: BackupDeps, target: BackupTarget, options:
     if (child && child.exitCode === null) child.kill("SIGKILL");
     const pid = (snapshotClient as unknown as { processID?: number }).processID;
     if (pid) await pool.query("select pg_cancel_backend($1)", [pid]).catch(() => {});
-    removePath(partialPath);
-    const message = redactText(errorMessage(error));
+    if (!lockLost) removePath(partialPath);
+    const message = redactText(errorMessage(lockLost ?? error));
     await markFailed(pool, row.id, message, versions).catch((e) => logger.error({ err: errorMessage(e) }, "could not record a failed backup"));
     logger.error({ database: target.database, err: message }, "backup failed");
     throw error;
@@ -273,12 +294,17 @@ export async function runBackup(deps: BackupDeps, target: BackupTarget, options:
   }
 }
 
-/** `.partial` files and folders of this database left by a killed run. */
+/** Whether `name` is a `.partial` of this database's backups (exactly: `pmt_...` is not `pmt_test_...`'s). */
+export function isPartialOf(name: string, database: string): boolean {
+  const prefix = database.replace(/[^A-Za-z0-9_-]/g, "_");
+  return name.startsWith(`${prefix}_`) && /^_\d{8}T\d{6}Z(_\d+)?\.(dump|tar|dir)\.partial$/.test(name.slice(prefix.length));
+}
+
+/** `.partial` files and folders of this database left by a killed run. Only the holder of its backup lock may call this. */
 export function removeLeftovers(dir: string, database: string): string[] {
-  const prefix = `${database.replace(/[^A-Za-z0-9_-]/g, "_")}_`;
   const removed: string[] = [];
   for (const name of fs.readdirSync(dir)) {
-    if (name.startsWith(prefix) && name.endsWith(".partial")) {
+    if (isPartialOf(name, database)) {
       removePath(path.join(dir, name));
       removed.push(name);
     }

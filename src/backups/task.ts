@@ -65,7 +65,7 @@ export async function backupWithStreamedCopy(
   if (!backup.streamed || !streamed) return { backup, copied: false };
   const { etag } = await streamed.done.catch(() => ({ etag: undefined }));
   const proven = streamed.md5.bytes === Number(backup.bytes) && etagMatches(etag, streamed.md5.digests());
-  return { backup, copied: await confirmStreamedCopy(offsite, backup, proven) };
+  return { backup, copied: await confirmStreamedCopy(offsite, backup, proven, etag) };
 }
 
 /** The dump, then its offsite copy: confirmed if it was streamed, else queued as an upload job. */

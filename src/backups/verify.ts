@@ -1,13 +1,17 @@
 /**
  * `backup verify`: re-read the file, compare size and sha256 with the catalog
  * and the manifest, and have pg_restore list it. A backup that fails any
- * check is reported with every reason.
+ * check is reported with every reason, and marked corrupt.
  */
 import fs from "node:fs";
+import path from "node:path";
 import type pg from "pg";
+import { raiseAlertWith } from "../alerts/alerts.js";
 import type { Config } from "../config.js";
 import { UserError, errorMessage } from "../errors.js";
-import { getBackup, type BackupRow } from "./catalog.js";
+import { createLogger, type Logger } from "../log.js";
+import type { Mailer } from "../mail/transport.js";
+import { getBackup, markCorrupt, type BackupRow } from "./catalog.js";
 import { hashDirectory, sha256File } from "./files.js";
 import { readManifest } from "./manifest.js";
 import { chooseTool, findTools, searchDirs, type PgTool } from "./pgtools.js";
@@ -24,17 +28,42 @@ function restoreTool(config: Config, serverVersion: string | null): PgTool {
   return chooseTool("pg_restore", findTools("pg_restore", searchDirs(config.backup.pgBinDir)), { major, version: serverVersion ?? "unknown" });
 }
 
-export async function verifyBackup(config: Config, pool: pg.Pool, id: number): Promise<VerifyResult> {
+/**
+ * A backup that fails any check is marked corrupt (out of the tiers, never
+ * uploaded, no longer the last good backup) and the operator alerted; its
+ * file is left for inspection. A missing pg_restore or an unmounted
+ * BACKUP_DIR fails the command instead: they say nothing about the backup.
+ */
+export async function verifyBackup(config: Config, pool: pg.Pool, id: number, alerts: { logger: Logger; mailer?: Mailer } = { logger: createLogger("silent") }): Promise<VerifyResult> {
   const backup = await getBackup(pool, id);
   if (!backup) throw new UserError(`backup ${id} does not exist (see pmt-worker backup list)`);
   if (backup.status !== "succeeded" || !backup.local_path) {
     throw new UserError(`backup ${id} is ${backup.status}: only a succeeded backup with a file can be verified`);
   }
-  const problems: string[] = [];
-  const file = backup.local_path;
-  if (!fs.existsSync(file)) {
-    return { backup, ok: false, problems: [`${file} is missing`] };
+  const tool = restoreTool(config, backup.server_version);
+  const problems = await checkFile(backup, backup.local_path, tool);
+  if (problems.length === 0) {
+    await pool.query("update pmt_jobs.backup set verified_at = now() where id = $1", [id]);
+    return { backup, ok: true, problems };
   }
+  if (await markCorrupt(pool, id, `corrupt: backup verify found ${problems.join("; ")}`)) {
+    await raiseAlertWith(
+      { config, pool, ...alerts },
+      `backup_corrupt:${id}`,
+      `backup ${id} of ${backup.database} is corrupt`,
+      `backup verify found backup ${id} (${backup.database}, ${backup.started_at.toISOString()}) damaged: ${problems.join("; ")}. ` +
+        `It is marked corrupt: retention keeps it out of the tiers, it is not uploaded, and it no longer counts as the last good backup. Its file is left in place for inspection.`,
+    );
+  }
+  return { backup: { ...backup, status: "corrupt" }, ok: false, problems };
+}
+
+async function checkFile(backup: BackupRow, file: string, tool: PgTool): Promise<string[]> {
+  if (!fs.existsSync(file)) {
+    if (!fs.existsSync(path.dirname(file))) throw new UserError(`${path.dirname(file)} does not exist: is BACKUP_DIR mounted? Nothing was marked.`);
+    return [`${file} is missing`];
+  }
+  const problems: string[] = [];
   const actual = backup.format === "directory" ? await hashDirectory(file) : await sha256File(file);
   if (actual.bytes !== Number(backup.bytes)) problems.push(`size ${actual.bytes} bytes, the catalog says ${backup.bytes}`);
   if (actual.sha256 !== backup.sha256) problems.push(`sha256 mismatch: file ${actual.sha256}, catalog ${backup.sha256}`);
@@ -42,10 +71,9 @@ export async function verifyBackup(config: Config, pool: pg.Pool, id: number): P
   if (!manifest) problems.push(`manifest ${file}.json is missing or unreadable`);
   else if (manifest.sha256 !== backup.sha256 || manifest.bytes !== Number(backup.bytes)) problems.push("the manifest disagrees with the catalog");
   try {
-    await runTool(restoreTool(config, backup.server_version), ["--list", file], "postgres://localhost/postgres");
+    await runTool(tool, ["--list", file], "postgres://localhost/postgres");
   } catch (error) {
     problems.push(`pg_restore --list failed: ${errorMessage(error)}`);
   }
-  if (problems.length === 0) await pool.query("update pmt_jobs.backup set verified_at = now() where id = $1", [id]);
-  return { backup, ok: problems.length === 0, problems };
+  return problems;
 }

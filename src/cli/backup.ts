@@ -3,6 +3,7 @@ import { listBackups, type BackupFormat, type BackupRow } from "../backups/catal
 import { restoreBackup } from "../backups/restore.js";
 import type { Config } from "../config.js";
 import { runBackup } from "../backups/run.js";
+import { BackupBusyError } from "../backups/lock.js";
 import { backupTargets, findTarget } from "../backups/target.js";
 import { verifyBackup } from "../backups/verify.js";
 import { migrate } from "../db/migrate.js";
@@ -44,7 +45,7 @@ function formatBackups(rows: BackupRow[]): string {
       r.format,
       size(r.bytes),
       r.finished_at ? formatDuration(r.finished_at.getTime() - r.started_at.getTime()) : "",
-      r.status === "failed" ? (r.error ?? "").split("\n")[0]!.slice(0, 80) : (r.file ?? ""),
+      r.status === "failed" || r.status === "corrupt" ? (r.error ?? "").split("\n")[0]!.slice(0, 80) : (r.file ?? ""),
     ]),
   );
 }
@@ -109,7 +110,7 @@ export function registerBackup(program: Command): void {
           } catch (error) {
             bar.done();
             failed++;
-            process.stderr.write(`${target.database}: backup failed: ${(error as Error).message}\n`);
+            process.stderr.write(error instanceof BackupBusyError ? `${target.database}: not started: ${error.message}\n` : `${target.database}: backup failed: ${(error as Error).message}\n`);
           }
         }
         if (failed) throw new UserError(`${failed} of ${targets.length} backups or offsite copies failed`);
@@ -131,11 +132,13 @@ export function registerBackup(program: Command): void {
 
   backup
     .command("verify <id>")
-    .description("re-hash a backup, compare it with the catalog and manifest, and have pg_restore list it")
+    .description("re-hash a backup, compare it with the catalog and manifest, and have pg_restore list it; a backup that fails is marked corrupt")
     .action(async (id: string) => {
-      await withDatabase(async ({ config, pool }) => {
-        const result = await verifyBackup(config, pool, positiveInt(2 ** 31)(id));
-        if (!result.ok) throw new UserError(`backup ${id} failed verification:\n  ${result.problems.join("\n  ")}`);
+      await withDatabase(async ({ config, pool, logger }) => {
+        const result = await verifyBackup(config, pool, positiveInt(2 ** 31)(id), { logger });
+        if (!result.ok) {
+          throw new UserError(`backup ${id} failed verification and is marked corrupt (out of the tiers, not uploaded, not the last good backup):\n  ${result.problems.join("\n  ")}`);
+        }
         process.stdout.write(`backup ${id} verified: ${size(result.backup.bytes)}, sha256 ${result.backup.sha256}\n`);
       });
     });

@@ -8,15 +8,16 @@ export function registerOffsite(program: Command): void {
   const offsite = program.command("offsite").description("offsite copies of backups (OFFSITE_URL)");
   offsite
     .command("sync")
-    .description("upload every backup without a verified copy, re-verify a sample, apply remote retention, report unknown objects")
+    .description("prove every copy against the store's listing (size, ETag), upload every backup without a proven copy (lost ones again), apply remote retention, report unknown objects")
     .action(async () => {
       await withDatabase(async ({ config, pool, logger, url }) => {
         if (!config.offsite.url) throw new UserError("OFFSITE_URL is not set: there is no offsite store to sync to");
         const { syncOffsite } = await import("../offsite/copies.js");
         const r = await syncOffsite({ config, pool, logger, databaseUrl: url });
         process.stdout.write(
-          `uploaded ${r.uploaded.length}, re-verified ${r.reverified.length}, pruned ${r.pruned.length}, unknown objects ${r.unknownObjects.length}\n`,
+          `proven from the store's listing ${r.reverified.length}, lost or changed ${r.lost.length}, uploaded ${r.uploaded.length}, pruned ${r.pruned.length}, unknown objects ${r.unknownObjects.length}\n`,
         );
+        for (const l of r.lost) process.stdout.write(`  lost from the store (marked failed, uploaded again if its local file is good): backup ${l.backup}: ${l.reason}\n`);
         for (const o of r.unknownObjects) process.stdout.write(`  not in the catalog (left alone): ${o}\n`);
         if (r.failed.length) throw new UserError(`offsite sync failed for ${r.failed.map((f) => `backup ${f.backup} (${f.error})`).join("; ")}`);
       });

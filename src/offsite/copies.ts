@@ -1,19 +1,30 @@
 /**
- * Offsite copies of backups: upload (streamed, multipart on S3), confirm by
- * reading the object back and hashing it, record in pmt_jobs.backup_copy;
- * reconcile (offsite sync); remote GFS retention; objects the catalog does
- * not know are reported, never deleted.
+ * Offsite copies of backups: upload (streamed, multipart on S3) from bytes
+ * hashed as they are read and refused unless they are the catalog's sha256,
+ * confirmed by the store's checksum or by reading the object back, recorded
+ * in pmt_jobs.backup_copy with the store's ETag; every sync proves every
+ * known copy from the store's listing (size and ETag, no download) and
+ * uploads lost or changed ones again; remote GFS retention; objects the
+ * catalog does not know are reported, never deleted.
+ *
+ * "Done" (pmt_jobs.backup_offsite_done): a copy is proven (verified) or remote
+ * retention pruned it on purpose. Local retention prunes nothing else, and
+ * only after proving the copy against the store at that moment.
  */
+import fs from "node:fs";
 import path from "node:path";
 import type pg from "pg";
-import { getBackup, type BackupRow } from "../backups/catalog.js";
+import { raiseAlertWith } from "../alerts/alerts.js";
+import { getBackup, markCorrupt, type BackupRow } from "../backups/catalog.js";
+import { directoryDigest, LocalFileMismatch } from "../backups/files.js";
 import { readManifest } from "../backups/manifest.js";
 import type { Config } from "../config.js";
 import { PermanentJobError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
+import type { Mailer } from "../mail/transport.js";
 import { redactText } from "../redact.js";
 import { planRetention } from "../retention/policy.js";
-import { hashObject, objectKey, openStore, type OffsiteStore } from "./store.js";
+import { hashObject, objectKey, openStore, type OffsiteStore, type StoredObject } from "./store.js";
 
 export interface OffsiteDeps {
   config: Config;
@@ -22,9 +33,11 @@ export interface OffsiteDeps {
   /** The queue database's URL: its host is the default server id. */
   databaseUrl: string;
   store?: OffsiteStore;
+  /** For alerts; without one (a CLI command) a mailer is made from the configuration when an alert is mailed. */
+  mailer?: Mailer;
 }
 
-export function storeOf(deps: OffsiteDeps): OffsiteStore {
+export function storeOf(deps: Pick<OffsiteDeps, "config" | "store">): OffsiteStore {
   if (deps.store) return deps.store;
   if (!deps.config.offsite.url) throw new PermanentJobError("OFFSITE_URL is not set: there is no offsite store");
   return openStore(deps.config.offsite.url, deps.config.offsite);
@@ -49,30 +62,87 @@ async function recordCopy(pool: pg.Pool, backupId: number, target: string, key: 
   );
 }
 
-async function recordVerified(pool: pg.Pool, store: OffsiteStore, backup: BackupRow, key: string, verifiedBy: "checksum" | "read-back"): Promise<void> {
+async function recordVerified(pool: pg.Pool, store: OffsiteStore, backup: BackupRow, key: string, verifiedBy: "checksum" | "read-back", etag: string | undefined): Promise<void> {
   await recordCopy(pool, backup.id, store.description, key, {
     status: "verified",
     verified_by: verifiedBy,
     bytes: backup.bytes,
     sha256: backup.sha256,
+    etag: etag ?? null,
     uploaded_at: new Date(),
     verified_at: new Date(),
     error: null,
   });
 }
 
-/** Uploads one backup (and its manifest), reads it back, records the verified copy. */
+/** ETags compare without quotes, weak marker or case. */
+function normalEtag(etag: string | undefined | null): string | undefined {
+  return etag?.replace(/^W\//, "").replace(/"/g, "").toLowerCase() || undefined;
+}
+
+/** A directory-format copy's fingerprint: one "name etag" line per file, sorted. */
+function directoryFingerprint(key: string, objects: StoredObject[]): string {
+  return objects
+    .map((o) => `${o.key.slice(key.length + 1)} ${normalEtag(o.etag) ?? ""}`)
+    .sort()
+    .join("\n");
+}
+
+interface UploadPart {
+  key: string;
+  file: string;
+  sha256: string;
+  bytes: number;
+}
+
+/**
+ * What to upload for a backup, each part with the size and sha256 it must
+ * have. A directory-format dump's files are checked against its manifest,
+ * and the manifest's list against the catalog's sha256.
+ */
+function uploadParts(backup: BackupRow, key: string): UploadPart[] {
+  const file = backup.local_path!;
+  if (backup.format !== "directory") return [{ key, file, sha256: backup.sha256!, bytes: Number(backup.bytes) }];
+  const files = readManifest(file)?.files;
+  if (!files) throw new LocalFileMismatch(`${file}.json`, { bytes: 0, sha256: "(no manifest listing the files)" }, { bytes: Number(backup.bytes), sha256: backup.sha256! });
+  const listed = directoryDigest(files);
+  if (listed.sha256 !== backup.sha256) throw new LocalFileMismatch(`${file}.json`, listed, { bytes: Number(backup.bytes), sha256: backup.sha256! });
+  return files.map((f) => ({ key: `${key}/${f.name}`, file: path.join(file, f.name), sha256: f.sha256, bytes: f.bytes }));
+}
+
+/**
+ * The local file is not the backup the catalog recorded: the backup is
+ * marked corrupt (out of the tiers, never uploaded, not the last good
+ * backup) and the operator alerted. Nothing was uploaded.
+ */
+async function refuseCorrupt(deps: OffsiteDeps, backup: BackupRow, mismatch: LocalFileMismatch): Promise<PermanentJobError> {
+  const reason = `corrupt: ${mismatch.message}`;
+  await markCorrupt(deps.pool, backup.id, reason);
+  await raiseAlertWith(
+    deps,
+    `backup_corrupt:${backup.id}`,
+    `backup ${backup.id} of ${backup.database} is corrupt; not copied offsite`,
+    `The offsite upload of backup ${backup.id} (${backup.database}, ${backup.started_at.toISOString()}) was refused: ${mismatch.message}. ` +
+      `The backup is marked corrupt: retention keeps it out of the tiers, it is not uploaded, and it no longer counts as the last good backup. Its file is left in place for inspection.`,
+  );
+  return new PermanentJobError(`offsite copy of backup ${backup.id} refused: ${mismatch.message}; the backup is marked corrupt`, { cause: mismatch });
+}
+
+/** Uploads one backup (and its manifest), proves the copy, records it. */
 export async function uploadBackup(deps: OffsiteDeps, backup: BackupRow): Promise<string> {
   const store = storeOf(deps);
   if (!backup.local_path || !backup.file) throw new PermanentJobError(`backup ${backup.id} has no local file to upload`);
+  if (!fs.existsSync(backup.local_path)) throw new PermanentJobError(`backup ${backup.id}'s file ${backup.local_path} is missing: nothing to upload`);
   const key = copyKey(store, serverId(deps.config, deps.databaseUrl), backup);
   await recordCopy(deps.pool, backup.id, store.description, key, { status: "uploading", error: null });
   try {
     const manifest = readManifest(backup.local_path);
-    const parts = backup.format === "directory" ? (manifest?.files ?? []).map((f) => ({ key: `${key}/${f.name}`, file: path.join(backup.local_path!, f.name), sha256: f.sha256, bytes: f.bytes })) : [{ key, file: backup.local_path, sha256: backup.sha256!, bytes: Number(backup.bytes) }];
+    const parts = uploadParts(backup, key);
     let readBack = false;
+    const etags: StoredObject[] = [];
     for (const part of parts) {
-      const { confirmed } = await store.put(part.key, part.file, part.sha256);
+      const { confirmed, etag } = await store.put(part.key, part.file, part);
+      etags.push({ key: part.key, bytes: part.bytes, etag });
       if (confirmed && deps.config.offsite.verify === "checksum") continue;
       readBack = true;
       const back = await hashObject(store, part.key);
@@ -82,10 +152,14 @@ export async function uploadBackup(deps: OffsiteDeps, backup: BackupRow): Promis
     }
     if (manifest) await store.putText(`${key}.json`, JSON.stringify({ ...manifest, offsite_key: key }, null, 2) + "\n");
     const verifiedBy = readBack ? "read-back" : "checksum";
-    await recordVerified(deps.pool, store, backup, key, verifiedBy);
+    await recordVerified(deps.pool, store, backup, key, verifiedBy, backup.format === "directory" ? directoryFingerprint(key, etags) : etags[0]?.etag);
     deps.logger.info({ backup: backup.id, key, store: store.description, verified_by: verifiedBy }, "offsite copy verified");
     return key;
   } catch (error) {
+    if (error instanceof LocalFileMismatch) {
+      await recordCopy(deps.pool, backup.id, store.description, key, { status: "failed", error: `refused: ${error.message}` }).catch(() => {});
+      throw await refuseCorrupt(deps, backup, error);
+    }
     const message = redactText(describeStoreError(error));
     await recordCopy(deps.pool, backup.id, store.description, key, { status: "failed", error: message }).catch(() => {});
     throw new Error(`offsite copy of backup ${backup.id} to ${store.description} failed: ${message}`, { cause: error });
@@ -112,7 +186,7 @@ export function describeStoreError(error: unknown): string {
  * file's sha256; then recorded, manifest included.
  * False if it does not match (the caller then uploads the file normally).
  */
-export async function confirmStreamedCopy(deps: OffsiteDeps, backup: BackupRow, checksumMatched = false): Promise<boolean> {
+export async function confirmStreamedCopy(deps: OffsiteDeps, backup: BackupRow, checksumMatched = false, etag?: string): Promise<boolean> {
   const store = storeOf(deps);
   const key = copyKey(store, serverId(deps.config, deps.databaseUrl), backup);
   try {
@@ -123,7 +197,7 @@ export async function confirmStreamedCopy(deps: OffsiteDeps, backup: BackupRow, 
     }
     const manifest = backup.local_path ? readManifest(backup.local_path) : undefined;
     if (manifest) await store.putText(`${key}.json`, JSON.stringify({ ...manifest, offsite_key: key }, null, 2) + "\n");
-    await recordVerified(deps.pool, store, backup, key, byChecksum ? "checksum" : "read-back");
+    await recordVerified(deps.pool, store, backup, key, byChecksum ? "checksum" : "read-back", etag ?? (await store.head(key))?.etag);
     return true;
   } catch (error) {
     deps.logger.warn({ backup: backup.id, err: describeStoreError(error) }, "the streamed copy could not be confirmed");
@@ -144,26 +218,165 @@ export async function uploadById(deps: OffsiteDeps, backupId: number): Promise<s
 export interface SyncResult {
   uploaded: number[];
   failed: { backup: number; error: string }[];
+  /** Copies found in the store's listing with their recorded size and ETag. */
   reverified: number[];
+  /** Copies missing from the store or changed there (marked failed; uploaded again when the local file is good). */
+  lost: { backup: number; reason: string }[];
   pruned: string[];
   unknownObjects: string[];
 }
 
+/** A copy as the catalog knows it, with what its backup still has locally. */
+interface KnownCopy {
+  backup_id: number;
+  key: string;
+  bytes: number | null;
+  sha256: string | null;
+  etag: string | null;
+  format: string;
+  database: string;
+  started_at: Date;
+  backup_status: string;
+}
+
+const KNOWN_COPY = `select c.backup_id, c.key, c.bytes, c.sha256, c.etag, b.format, b.database, b.started_at, b.status as backup_status
+                    from pmt_jobs.backup_copy c join pmt_jobs.backup b on b.id = c.backup_id`;
+
+/** The store's objects under the folders holding `keys` (one LIST per folder). */
+async function listingFor(store: OffsiteStore, keys: string[]): Promise<Map<string, StoredObject>> {
+  const folders = new Set(keys.map((k) => k.slice(0, k.lastIndexOf("/") + 1)));
+  const listing = new Map<string, StoredObject>();
+  for (const folder of folders) for (const o of await store.list(folder)) listing.set(o.key, o);
+  return listing;
+}
+
 /**
- * `offsite sync`: upload every successful backup without a verified copy,
- * re-read the newest copy of each database, apply remote retention, and
- * report objects under this server's folder that the catalog does not know.
+ * Whether the listing still holds the copy as it was proven: its object (a
+ * directory-format copy: its files), the recorded size and ETag, and its
+ * manifest. `etag` is set when the copy had none recorded (copies proven
+ * before ETags were kept): the caller then proves it once by reading it back.
+ */
+function checkListed(copy: KnownCopy, listing: Map<string, StoredObject>): { problem?: string; etag?: string } {
+  const objects = copy.format === "directory" ? [...listing.values()].filter((o) => o.key.startsWith(`${copy.key}/`)) : [listing.get(copy.key)].filter((o): o is StoredObject => !!o);
+  if (objects.length === 0) return { problem: `${copy.key} is missing from the store` };
+  const bytes = objects.reduce((n, o) => n + o.bytes, 0);
+  if (copy.bytes !== null && bytes !== Number(copy.bytes)) return { problem: `${copy.key} changed in the store: ${bytes} bytes, ${copy.bytes} when it was proven` };
+  const etag = copy.format === "directory" ? directoryFingerprint(copy.key, objects) : normalEtag(objects[0]!.etag);
+  if (!listing.has(`${copy.key}.json`)) return { problem: `its manifest ${copy.key}.json is missing from the store` };
+  if (copy.etag === null) return { etag };
+  const recorded = copy.format === "directory" ? copy.etag : normalEtag(copy.etag);
+  if (etag !== recorded) return { problem: `${copy.key} changed in the store: ETag ${etag ?? "none"}, ${recorded} when it was proven` };
+  return {};
+}
+
+/**
+ * Proves verified copies against the store's listing: a copy missing or
+ * changed there is marked failed (`record`) and returned as lost; a copy with
+ * no recorded ETag is read back once and its ETag recorded. The ids proven.
+ */
+async function proveCopies(
+  deps: Pick<OffsiteDeps, "pool" | "logger">,
+  store: OffsiteStore,
+  copies: KnownCopy[],
+  record: boolean,
+): Promise<{ proven: number[]; lost: { copy: KnownCopy; reason: string }[] }> {
+  const listing = await listingFor(store, copies.map((c) => c.key));
+  const proven: number[] = [];
+  const lost: { copy: KnownCopy; reason: string }[] = [];
+  for (const copy of copies) {
+    let { problem, etag } = checkListed(copy, listing);
+    if (!problem && etag !== undefined && copy.format !== "directory") {
+      // Proven before ETags were recorded: read back once, then the listing suffices.
+      const back = await hashObject(store, copy.key);
+      if (back.sha256 !== copy.sha256) problem = `${copy.key} read back as sha256 ${back.sha256}, ${copy.sha256} when it was proven`;
+    }
+    if (problem) {
+      lost.push({ copy, reason: problem });
+      if (record) {
+        await deps.pool.query(
+          "update pmt_jobs.backup_copy set status = 'failed', error = $3 where backup_id = $1 and target = $2 and status = 'verified'",
+          [copy.backup_id, store.description, `lost: ${problem}`],
+        );
+      }
+      continue;
+    }
+    if (record) {
+      await deps.pool.query(
+        "update pmt_jobs.backup_copy set verified_at = now(), etag = coalesce(etag, $3) where backup_id = $1 and target = $2 and status = 'verified'",
+        [copy.backup_id, store.description, etag ?? null],
+      );
+    }
+    proven.push(copy.backup_id);
+  }
+  if (lost.length) deps.logger.error({ store: store.description, lost: lost.map((l) => ({ backup: l.copy.backup_id, reason: l.reason })) }, "offsite copies missing or changed in the store");
+  return { proven, lost };
+}
+
+/**
+ * For local retention, just before it prunes: which of these backups have
+ * their offsite copy done in the configured store right now (proven against
+ * the store's listing, or pruned by remote retention). A copy found lost is
+ * marked failed when `record` (not for a dry-run plan). A store that cannot
+ * be reached proves nothing.
+ */
+export async function offsiteDoneNow(
+  deps: Pick<OffsiteDeps, "config" | "pool" | "logger" | "store">,
+  backupIds: number[],
+  record: boolean,
+): Promise<Set<number>> {
+  const store = storeOf(deps);
+  const { rows } = await deps.pool.query<KnownCopy & { status: string }>(
+    `${KNOWN_COPY.replace("select ", "select c.status, ")} where c.target = $1 and c.backup_id = any($2::bigint[]) and c.status in ('verified', 'pruned')`,
+    [store.description, backupIds],
+  );
+  const done = new Set(rows.filter((r) => r.status === "pruned").map((r) => r.backup_id));
+  try {
+    const { proven } = await proveCopies(deps, store, rows.filter((r) => r.status === "verified"), record);
+    for (const id of proven) done.add(id);
+  } catch (error) {
+    deps.logger.warn({ store: store.description, err: redactText(describeStoreError(error)) }, "could not list the offsite store; backups whose copy cannot be proven now are kept");
+  }
+  return done;
+}
+
+/** A lost copy whose backup has no good local file any more: that backup now exists nowhere. */
+async function alertUnrecoverable(deps: OffsiteDeps, store: OffsiteStore, copy: { backup_id: number; database: string; started_at: Date }, why: string, reason: string): Promise<void> {
+  await raiseAlertWith(
+    deps,
+    `offsite_lost:${copy.backup_id}`,
+    `the offsite copy of backup ${copy.backup_id} of ${copy.database} is lost, and ${why}`,
+    `offsite sync found the copy of backup ${copy.backup_id} (${copy.database}, ${copy.started_at.toISOString()}) in ${store.description} lost: ${reason}. ` +
+      `It cannot be uploaded again because ${why}: this backup now exists nowhere. Newer backups are unaffected; check who can write to the bucket.`,
+  );
+}
+
+/**
+ * `offsite sync`: prove every verified copy against the store's listing (a
+ * lost or changed one is marked failed), upload every successful backup
+ * without a done copy (those included) from its local file, alert for lost
+ * copies with no good local file, apply remote retention, and report objects
+ * under this server's folder that the catalog does not know.
  */
 export async function syncOffsite(deps: OffsiteDeps, now = new Date()): Promise<SyncResult> {
   const store = storeOf(deps);
   const { pool, logger } = deps;
-  const result: SyncResult = { uploaded: [], failed: [], reverified: [], pruned: [], unknownObjects: [] };
+  const result: SyncResult = { uploaded: [], failed: [], reverified: [], lost: [], pruned: [], unknownObjects: [] };
+
+  const verified = await pool.query<KnownCopy>(`${KNOWN_COPY} where c.target = $1 and c.status = 'verified' order by b.started_at`, [store.description]);
+  const checked = await proveCopies(deps, store, verified.rows, true);
+  result.reverified = checked.proven;
+  result.lost = checked.lost.map((l) => ({ backup: l.copy.backup_id, reason: l.reason }));
+  for (const { copy, reason } of checked.lost) {
+    if (copy.backup_status !== "succeeded") {
+      await alertUnrecoverable(deps, store, copy, copy.backup_status === "corrupt" ? "its local file is corrupt" : "its local file was pruned", reason);
+      result.failed.push({ backup: copy.backup_id, error: `lost from the store (${reason}) and no good local file to upload again` });
+    }
+  }
 
   const missing = await pool.query<BackupRow>(
     `select b.* from pmt_jobs.backup b
      where b.status = 'succeeded'
-       -- a copy remote retention already pruned is done with, not missing
-       and not exists (select 1 from pmt_jobs.backup_copy c where c.backup_id = b.id and c.target = $1 and c.status in ('verified', 'pruned'))
+       and not exists (select 1 from pmt_jobs.backup_offsite_done d where d.backup_id = b.id and d.target = $1)
      order by b.started_at`,
     [store.description],
   );
@@ -175,35 +388,16 @@ export async function syncOffsite(deps: OffsiteDeps, now = new Date()): Promise<
         await uploadBackup({ ...deps, store }, backup);
         result.uploaded.push(backup.id);
       } catch (error) {
+        // A lost copy that cannot be uploaded again for want of a good local file (a store
+        // that is down is retried by the next sync instead).
+        const lostCopy = checked.lost.find((l) => l.copy.backup_id === backup.id);
+        const why = (error as Error).cause instanceof LocalFileMismatch ? "its local file is corrupt" : !fs.existsSync(backup.local_path ?? "") ? "its local file is missing" : undefined;
+        if (lostCopy && why) await alertUnrecoverable(deps, store, lostCopy.copy, why, lostCopy.reason);
         result.failed.push({ backup: backup.id, error: errorMessage(error) });
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(deps.config.offsite.concurrency, queue.length) }, lane));
-
-  // Re-read the newest verified copy of each database (one uploaded just now was read back already).
-  const sample = await pool.query<{ backup_id: number; key: string; sha256: string; format: string }>(
-    `select distinct on (b.database) c.backup_id, c.key, c.sha256, b.format
-     from pmt_jobs.backup_copy c join pmt_jobs.backup b on b.id = c.backup_id
-     where c.target = $1 and c.status = 'verified' order by b.database, b.started_at desc`,
-    [store.description],
-  );
-  for (const copy of sample.rows) {
-    if (copy.format === "directory" || result.uploaded.includes(copy.backup_id)) continue;
-    try {
-      const back = await hashObject(store, copy.key);
-      if (back.sha256 !== copy.sha256) throw new Error(`sha256 ${back.sha256}, expected ${copy.sha256}`);
-      await pool.query("update pmt_jobs.backup_copy set verified_at = now(), verified_by = 'read-back' where backup_id = $1 and target = $2", [copy.backup_id, store.description]);
-      result.reverified.push(copy.backup_id);
-    } catch (error) {
-      await pool.query("update pmt_jobs.backup_copy set status = 'failed', error = $3 where backup_id = $1 and target = $2", [
-        copy.backup_id,
-        store.description,
-        `re-verification failed: ${describeStoreError(error)}`,
-      ]);
-      result.failed.push({ backup: copy.backup_id, error: `re-verification failed: ${describeStoreError(error)}` });
-    }
-  }
 
   result.pruned = await applyRemoteRetention(deps, store, now);
 

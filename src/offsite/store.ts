@@ -7,7 +7,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { Readable } from "node:stream";
+import { Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
   DeleteObjectCommand,
@@ -18,7 +18,7 @@ import {
   type S3Client,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import { hashStream } from "../backups/files.js";
+import { hashStream, verifyingTap } from "../backups/files.js";
 import { etagMatches, Md5Parts, md5Tap, PART_SIZE } from "./md5.js";
 import { createS3Client, objectKey, parseOffsiteUrl, type S3Settings } from "./target.js";
 
@@ -26,6 +26,8 @@ export interface StoredObject {
   key: string;
   bytes: number;
   sha256?: string;
+  /** The store's version tag of the object: S3's ETag; for a folder, its inode, size and change time. */
+  etag?: string;
 }
 
 export interface OffsiteStore {
@@ -33,11 +35,14 @@ export interface OffsiteStore {
   readonly description: string;
   readonly prefix: string;
   /**
-   * Uploads a file. `confirmed`: the store's own checksum of what it stored
+   * Uploads a file, hashing it as it is read: when it is not `expected` (the
+   * catalog's size and sha256) the upload fails with LocalFileMismatch and
+   * never completes. `confirmed`: the store's own checksum of what it stored
    * (an MD5 ETag) equals ours of the file, so the bytes arrived intact;
    * false when the store gave none we can check (then read it back).
+   * `etag`: what the store lists for the object now.
    */
-  put(key: string, file: string, sha256: string): Promise<{ confirmed: boolean }>;
+  put(key: string, file: string, expected: { bytes: number; sha256: string }): Promise<{ confirmed: boolean; etag?: string }>;
   /** Upload of a stream of unknown length (OFFSITE_STREAM), in parts of PART_SIZE; the store's ETag, if any. */
   putStream(key: string, stream: Readable): Promise<{ etag?: string }>;
   putText(key: string, text: string): Promise<void>;
@@ -62,22 +67,30 @@ class S3Store implements OffsiteStore {
     this.description = `s3://${bucket}/${prefix}`;
   }
 
-  async put(key: string, file: string, sha256: string): Promise<{ confirmed: boolean }> {
+  async put(key: string, file: string, expected: { bytes: number; sha256: string }): Promise<{ confirmed: boolean; etag?: string }> {
     const bytes = fs.statSync(file).size;
     // S3 allows 10,000 parts: 5 MiB parts (bounded memory, small resends) up to 48 GiB, larger beyond.
-    const partSize = Math.max(PART_SIZE, Math.ceil(bytes / 10_000));
-    // MD5s of the bytes as they go, to compare with the store's ETag: the file is read once.
+    const partSize = Math.max(PART_SIZE, Math.ceil(Math.max(bytes, expected.bytes) / 10_000));
+    // sha256 and MD5s of the bytes as they go (the file is read once): the sha256 must be the
+    // catalog's before the upload may complete, the MD5s are compared with the store's ETag.
     const md5 = new Md5Parts(partSize);
-    const body = fs.createReadStream(file).pipe(md5Tap(md5));
-    const out = await new Upload({
-      client: this.s3,
-      params: { Bucket: this.bucket, Key: key, Body: body, Metadata: { sha256 } },
-      queueSize: 2,
-      partSize,
-      leavePartsOnError: false,
-    }).done();
-    const etag = "ETag" in out ? out.ETag : undefined;
-    return { confirmed: md5.bytes === bytes && etagMatches(etag, md5.digests()) };
+    const verify = verifyingTap(file, expected);
+    const body = md5Tap(md5);
+    // pipeline passes a read error or a mismatch on to the body, which fails the upload.
+    pipeline(fs.createReadStream(file), verify, body).catch(() => {});
+    try {
+      const out = await new Upload({
+        client: this.s3,
+        params: { Bucket: this.bucket, Key: key, Body: body, Metadata: { sha256: expected.sha256 } },
+        queueSize: 2,
+        partSize,
+        leavePartsOnError: false,
+      }).done();
+      const etag = "ETag" in out ? out.ETag : undefined;
+      return { confirmed: md5.bytes === expected.bytes && etagMatches(etag, md5.digests()), etag };
+    } catch (error) {
+      throw verify.mismatch ?? error;
+    }
   }
 
   async putStream(key: string, stream: Readable): Promise<{ etag?: string }> {
@@ -105,7 +118,7 @@ class S3Store implements OffsiteStore {
   async head(key: string): Promise<StoredObject | undefined> {
     try {
       const h = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return { key, bytes: h.ContentLength ?? 0, sha256: h.Metadata?.sha256 };
+      return { key, bytes: h.ContentLength ?? 0, sha256: h.Metadata?.sha256, etag: h.ETag };
     } catch (error) {
       if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
       throw error;
@@ -117,7 +130,7 @@ class S3Store implements OffsiteStore {
     let token: string | undefined;
     do {
       const page = await this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
-      for (const o of page.Contents ?? []) out.push({ key: o.Key!, bytes: o.Size ?? 0 });
+      for (const o of page.Contents ?? []) out.push({ key: o.Key!, bytes: o.Size ?? 0, etag: o.ETag });
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return out;
@@ -126,6 +139,11 @@ class S3Store implements OffsiteStore {
   async remove(key: string): Promise<void> {
     await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
   }
+}
+
+/** A folder's stand-in for an ETag: any rewrite (a new inode by rename, or bytes changed in place) changes it. */
+function fileTag(stat: fs.BigIntStats): string {
+  return `${stat.ino}-${stat.size}-${stat.ctimeNs}`;
 }
 
 class DirectoryStore implements OffsiteStore {
@@ -141,20 +159,31 @@ class DirectoryStore implements OffsiteStore {
     return resolved;
   }
 
-  private async write(key: string, source: Readable): Promise<void> {
+  private async write(key: string, source: Readable, through?: Transform): Promise<void> {
     const target = this.file(key);
     fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o700 });
     const tmp = `${target}.partial`;
-    await pipeline(source, fs.createWriteStream(tmp, { mode: 0o600 }));
+    try {
+      const out = fs.createWriteStream(tmp, { mode: 0o600 });
+      await (through ? pipeline(source, through, out) : pipeline(source, out));
+    } catch (error) {
+      fs.rmSync(tmp, { force: true });
+      throw error;
+    }
     const fd = fs.openSync(tmp, "r");
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fs.renameSync(tmp, target);
   }
 
-  async put(key: string, file: string): Promise<{ confirmed: boolean }> {
-    await this.write(key, fs.createReadStream(file));
-    return { confirmed: false };
+  async put(key: string, file: string, expected: { bytes: number; sha256: string }): Promise<{ confirmed: boolean; etag?: string }> {
+    const verify = verifyingTap(file, expected);
+    try {
+      await this.write(key, fs.createReadStream(file), verify);
+    } catch (error) {
+      throw verify.mismatch ?? error;
+    }
+    return { confirmed: false, etag: (await this.head(key))?.etag };
   }
 
   async putStream(key: string, stream: Readable): Promise<{ etag?: string }> {
@@ -171,8 +200,8 @@ class DirectoryStore implements OffsiteStore {
   }
 
   async head(key: string): Promise<StoredObject | undefined> {
-    const stat = fs.statSync(this.file(key), { throwIfNoEntry: false });
-    return stat?.isFile() ? { key, bytes: stat.size } : undefined;
+    const stat = fs.statSync(this.file(key), { throwIfNoEntry: false, bigint: true });
+    return stat?.isFile() ? { key, bytes: Number(stat.size), etag: fileTag(stat) } : undefined;
   }
 
   async list(prefix: string): Promise<StoredObject[]> {
@@ -184,7 +213,8 @@ class DirectoryStore implements OffsiteStore {
         if (e.isDirectory()) walk(p);
         else if (e.isFile() && !e.name.endsWith(".partial")) {
           const key = path.relative(this.dir, p).split(path.sep).join("/");
-          if (key.startsWith(prefix)) out.push({ key, bytes: fs.statSync(p).size });
+          const stat = fs.statSync(p, { bigint: true });
+          if (key.startsWith(prefix)) out.push({ key, bytes: Number(stat.size), etag: fileTag(stat) });
         }
       }
     };

@@ -2,6 +2,7 @@
 import type { Task } from "graphile-worker";
 import { z } from "zod";
 import { raiseAlert } from "../alerts/alerts.js";
+import { LocalFileMismatch } from "../backups/files.js";
 import { PermanentJobError, errorMessage } from "../errors.js";
 import type { Mailer } from "../mail/transport.js";
 import { syncOffsite, uploadById, type OffsiteDeps } from "./copies.js";
@@ -15,7 +16,9 @@ export function offsiteUploadTask(deps: OffsiteDeps & { mailer: Mailer }): Task 
     try {
       await uploadById(deps, parsed.data.backupId);
     } catch (error) {
-      if (error instanceof PermanentJobError || helpers.job.attempts >= helpers.job.max_attempts) {
+      // A refused corrupt file has raised its own alert.
+      const corrupt = (error as Error).cause instanceof LocalFileMismatch;
+      if (!corrupt && (error instanceof PermanentJobError || helpers.job.attempts >= helpers.job.max_attempts)) {
         await raiseAlert(
           deps,
           `upload_failed:${parsed.data.backupId}`,
@@ -28,7 +31,7 @@ export function offsiteUploadTask(deps: OffsiteDeps & { mailer: Mailer }): Task 
   };
 }
 
-export function offsiteSyncTask(deps: OffsiteDeps): Task {
+export function offsiteSyncTask(deps: OffsiteDeps & { mailer: Mailer }): Task {
   return async () => {
     const result = await syncOffsite(deps);
     if (result.failed.length) {

@@ -7,12 +7,12 @@
 import fs from "node:fs";
 import path from "node:path";
 import type pg from "pg";
-import { knownFiles, markPruned, setTiers, succeededOf, unverifiedBackups, type BackupRow } from "../backups/catalog.js";
+import { knownFiles, markPruned, setTiers, succeededOf, type BackupRow } from "../backups/catalog.js";
 import { removePath } from "../backups/files.js";
 import { manifestPath, readManifest, writeManifest } from "../backups/manifest.js";
 import type { Config } from "../config.js";
 import { errorMessage } from "../errors.js";
-import type { Logger } from "../log.js";
+import { createLogger, type Logger } from "../log.js";
 import { planRetention, type Tier } from "./policy.js";
 
 export interface RetentionResult {
@@ -28,10 +28,12 @@ export interface RetentionResult {
 /**
  * The GFS plan for one database, with the rails: a retired database's final
  * backup is outside the tiers and always kept; with an offsite store, a
- * backup whose copy is not done is kept unless BACKUP_DIR is below
- * BACKUP_MIN_FREE_MB.
+ * backup whose copy is not done right now (proven against the store's
+ * listing at this moment, or pruned by remote retention) is kept unless
+ * BACKUP_DIR is below BACKUP_MIN_FREE_MB. `recordLost`: mark copies found
+ * lost as failed (applying; a plan only reports).
  */
-export async function planDatabase(config: Config, pool: pg.Pool, database: string, now = new Date()): Promise<RetentionResult> {
+export async function planDatabase(config: Config, pool: pg.Pool, database: string, now = new Date(), options: { logger?: Logger; recordLost?: boolean } = {}): Promise<RetentionResult> {
   const rows = await succeededOf(pool, database);
   const finals = rows.filter((r) => r.final);
   const regular = rows.filter((r) => !r.final);
@@ -47,7 +49,11 @@ export async function planDatabase(config: Config, pool: pg.Pool, database: stri
   let prune = regular.filter((r) => plan.prune.includes(r.id));
   let pruneWithoutCopy: BackupRow[] = [];
   if (config.offsite.url && prune.length) {
-    const pending = await unverifiedBackups(pool, database);
+    // Imported only here: the offsite modules load the AWS SDK.
+    const { offsiteDoneNow } = await import("../offsite/copies.js");
+    const logger = options.logger ?? createLogger("silent");
+    const done = await offsiteDoneNow({ config, pool, logger }, prune.map((b) => b.id), options.recordLost ?? false);
+    const pending = new Set(prune.filter((b) => !done.has(b.id)).map((b) => b.id));
     const waiting = prune.filter((b) => pending.has(b.id));
     const stat = fs.existsSync(config.backup.dir) ? fs.statfsSync(config.backup.dir) : undefined;
     const lowSpace = stat !== undefined && stat.bavail * stat.bsize < config.offsite.minFreeBytes;
@@ -71,7 +77,7 @@ export async function unknownFiles(config: Config, pool: pg.Pool): Promise<strin
 }
 
 export async function applyRetention(config: Config, pool: pg.Pool, logger: Logger, database: string, now = new Date()): Promise<RetentionResult> {
-  const result = await planDatabase(config, pool, database, now);
+  const result = await planDatabase(config, pool, database, now, { logger, recordLost: true });
   if (result.pruneWithoutCopy.length) {
     logger.error(
       { database, backups: result.pruneWithoutCopy.map((b) => b.id) },

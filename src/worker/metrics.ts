@@ -87,18 +87,19 @@ export function createMetrics(pool: pg.Pool, options: { backupDir?: string } = {
     const { rows } = await pool.query<{ database: string; value: number | null }>(sql);
     return rows.filter((r) => r.value !== null).map((r) => ({ labels: { database: r.database }, value: Number(r.value) }));
   };
-  liveGauge(registry, "pmt_worker_backup_last_success_age_seconds", "Seconds since the last successful backup, per database", ["database"], () =>
-    perDatabase("select database, extract(epoch from now() - max(finished_at))::float8 as value from pmt_jobs.backup where status = 'succeeded' group by 1"),
+  // Rows dated in the future (a clock that was ahead) are ignored: the age is never negative.
+  liveGauge(registry, "pmt_worker_backup_last_success_age_seconds", "Seconds since the last successful backup not dated in the future, per database", ["database"], () =>
+    perDatabase("select database, extract(epoch from now() - max(finished_at))::float8 as value from pmt_jobs.backup where status = 'succeeded' and finished_at <= now() group by 1"),
   );
   liveGauge(registry, "pmt_worker_backup_last_bytes", "Size of the last successful backup, per database", ["database"], () =>
-    perDatabase("select distinct on (database) database, bytes::float8 as value from pmt_jobs.backup where status = 'succeeded' order by database, finished_at desc"),
+    perDatabase("select distinct on (database) database, bytes::float8 as value from pmt_jobs.backup where status = 'succeeded' and finished_at <= now() order by database, finished_at desc"),
   );
   liveGauge(registry, "pmt_worker_backup_last_duration_seconds", "Duration of the last successful backup, per database", ["database"], () =>
-    perDatabase("select distinct on (database) database, extract(epoch from duration)::float8 as value from pmt_jobs.backup where status = 'succeeded' order by database, finished_at desc"),
+    perDatabase("select distinct on (database) database, extract(epoch from duration)::float8 as value from pmt_jobs.backup where status = 'succeeded' and finished_at <= now() order by database, finished_at desc"),
   );
   liveGauge(registry, "pmt_worker_offsite_lag_seconds", "How long the oldest successful backup without an offsite copy has waited (0: none waiting), per database", ["database"], () =>
-    perDatabase(`select b.database, coalesce(extract(epoch from max(now() - b.finished_at) filter (where not exists (
-                   select 1 from pmt_jobs.backup_copy c where c.backup_id = b.id and c.status in ('verified', 'pruned')))), 0)::float8 as value
+    perDatabase(`select b.database, greatest(coalesce(extract(epoch from max(now() - b.finished_at) filter (where not exists (
+                   select 1 from pmt_jobs.backup_offsite_done d where d.backup_id = b.id))), 0), 0)::float8 as value
                  from pmt_jobs.backup b where b.status = 'succeeded' group by 1`),
   );
   liveGauge(registry, "pmt_worker_export_requests", "Export requests by status", ["status"], async () => {

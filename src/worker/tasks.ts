@@ -67,7 +67,7 @@ export function buildTasks(ctx: TaskContext): Record<string, Task> {
       await checkBackups({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, mailer: ctx.mailer }, ctx.databaseUrl);
     },
     [TASK.offsiteUpload]: offsiteUploadTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl, mailer: ctx.mailer }),
-    [TASK.offsiteSync]: offsiteSyncTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl }),
+    [TASK.offsiteSync]: offsiteSyncTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl, mailer: ctx.mailer }),
     [TASK.testRestore]: testRestoreTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl }),
     [TASK.export]: exportTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, mailer: ctx.mailer }),
     [TASK.spoolPrune]: async () => {

@@ -74,6 +74,18 @@ describe("offsite copies", () => {
     expect(status).toEqual({ offsite_lag: null });
   });
 
+  it("refuses a multipart upload of a file that is not the catalog's: the parts are aborted, nothing is stored", async () => {
+    const backup = await runBackup({ config, pool: db.pool, logger }, target(), { format: "tar" });
+    // The flipped byte is in the last part: the first parts are already in the store when it is read.
+    const fd = fs.openSync(backup.local_path!, "r+");
+    fs.writeSync(fd, Buffer.from("X"), 0, 1, Number(backup.bytes) - 10);
+    fs.closeSync(fd);
+    await expect(uploadBackup(deps(), backup)).rejects.toThrow(/is not the backup the catalog recorded/);
+    const store = openStore(config.offsite.url!, config.offsite);
+    expect(await store.head(`pmt/db-1/${db.name}/${backup.file}`)).toBeUndefined();
+    expect((await db.pool.query("select status from pmt_jobs.backup where id = $1", [backup.id])).rows[0].status).toBe("corrupt");
+  });
+
   it("reports refused credentials clearly", async () => {
     const backup = await runBackup({ config, pool: db.pool, logger }, target());
     const saved = process.env.AWS_ACCESS_KEY_ID;
@@ -111,7 +123,7 @@ describe("offsite copies", () => {
       "select b.id from pmt_jobs.backup b where status = 'succeeded' and not exists (select 1 from pmt_jobs.backup_copy c where c.backup_id = b.id and c.status in ('verified', 'pruned'))",
     );
     expect(missing.rows).toEqual([]);
-    // A second sync has nothing to upload and re-reads the newest copy.
+    // A second sync has nothing to upload and proves the copies left after remote retention from the listing.
     const again = await syncOffsite({ ...deps(), config: strict });
     expect(again.uploaded).toEqual([]);
     expect(again.reverified).toHaveLength(1);
