@@ -37,7 +37,7 @@ import {
   type Rendered,
 } from "./requests.js";
 import { exportRows, type ExportRow } from "./rows.js";
-import { gzipSpool, measureSpool, spoolDir, writeSpool, type SpoolFile } from "./spool.js";
+import { gzipSpool, measureSpool, readSpool, spoolDir, writeSpool, type SpoolFile } from "./spool.js";
 
 export interface ExportDeps {
   config: Config;
@@ -110,7 +110,7 @@ export function exportTask(deps: ExportDeps): Task {
     let attachment = attachmentName(req, new Date());
     let compressed = false;
     if (file.bytes > config.exportMaxAttachmentBytes) {
-      file = await gzipSpool(rendered.path);
+      file = await gzipSpool(rendered);
       fs.rmSync(rendered.path, { force: true });
       attachment += ".gz";
       compressed = true;
@@ -164,7 +164,13 @@ export function exportTask(deps: ExportDeps): Task {
     }
 
     await markSending(pool, id, info);
-    await send(exportMessage(config, req, body, file.path));
+    // The attachment is read from a descriptor checked to be this very file (no link, one name, the size measured).
+    const content = readSpool(file);
+    try {
+      await send(exportMessage(config, req, body, content));
+    } finally {
+      content.destroy();
+    }
     if (config.exportKeepHours === 0) fs.rmSync(file.path, { force: true });
     logger.info({ requestId: id, rows, bytes: file.bytes, via: mailer.target }, "export sent");
   };
