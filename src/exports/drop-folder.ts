@@ -56,7 +56,10 @@ export function startDropFolder(options: DropFolderOptions): DropFolder {
     // The dated name must still fit in 255 bytes.
     let tail = raw ? `name-not-utf8-${raw.toString("hex").slice(0, 64)}` : name;
     while (Buffer.byteLength(tail) > 200) tail = tail.slice(0, -1);
-    const target = path.join(rejectedDir, `${new Date().toISOString().replace(/[:.]/g, "-")}_${tail}`);
+    // Two rejections of one name in one millisecond must not replace each other: a serial keeps both.
+    const dated = path.join(rejectedDir, `${new Date().toISOString().replace(/[:.]/g, "-")}_${tail}`);
+    let target = dated;
+    for (let n = 2; fs.lstatSync(target, { throwIfNoEntry: false }); n++) target = `${dated}.${n}`;
     try {
       fs.renameSync(from ?? (raw ? Buffer.concat([Buffer.from(dir + path.sep), raw]) : path.join(dir, name)), target);
       logger.warn({ file: name, rejectedTo: target, reason }, "drop folder: file rejected, not mailed");
