@@ -160,6 +160,15 @@ export const ENV = {
     default: "Disclaimer: the data is provided as is, without warranty of any kind.",
     doc: "Second line of every CSV export.",
   },
+  EXPORT_CSV_FORMULA_PREFIX: {
+    schema: z
+      .string()
+      .trim()
+      .regex(/^(on|off|[^\sA-Za-z0-9=+\-@",])$/u, "expected on, off, or the one character to put before a cell (not a letter, digit, space, = + - @ \" or ,)")
+      .transform((v) => (v === "off" ? null : v === "on" ? "'" : v)),
+    default: "on",
+    doc: "CSV cells a spreadsheet would run as a formula (text starting with = + - @, a tab or CR; numbers like -12.5 excepted) get a ' before them (on), as OWASP recommends; off writes them as they are; or give the character to use.",
+  },
   EXPORT_MAIL_BODY: {
     schema: z.string().min(1, "expected a mail body"),
     default: "Attached is your data request from the Portfolio Mapping Tool ({instance}): {rows} activities, {format}.\\nFilters: {filters}",
@@ -428,6 +437,8 @@ export interface Config {
   exportMaxAttachmentBytes: number;
   exportKeepHours: number;
   exportDisclaimer: string;
+  /** null: off. */
+  exportCsvFormulaPrefix: string | null;
   exportMailBody: string;
   exportMailBodies: Record<string, string>;
   iati: { ref: string; name: string; type: string };
@@ -542,6 +553,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
     exportMaxAttachmentBytes: Math.round((values.EXPORT_MAX_ATTACHMENT_MB as number) * 1024 * 1024),
     exportKeepHours: values.EXPORT_KEEP_HOURS as number,
     exportDisclaimer: values.EXPORT_DISCLAIMER as string,
+    exportCsvFormulaPrefix: values.EXPORT_CSV_FORMULA_PREFIX as string | null,
     exportMailBody: (values.EXPORT_MAIL_BODY as string).replace(/\\n/g, "\n"),
     exportMailBodies: values.EXPORT_MAIL_BODIES as Record<string, string>,
     alerts: {

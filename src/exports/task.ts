@@ -67,7 +67,7 @@ async function render(deps: ExportDeps, req: ExportRequest, head: Awaited<Return
   const rows = counted(exportRows(deps.pool, req.filters, { iati: req.format === "iati" }), counter);
   const chunks =
     req.format === "csv"
-      ? renderCsv({ ...head, disclaimer: deps.config.exportDisclaimer }, rows)
+      ? renderCsv({ ...head, disclaimer: deps.config.exportDisclaimer }, rows, { formulaPrefix: deps.config.exportCsvFormulaPrefix })
       : renderIati(deps.config.iati, rows);
   const written = await writeSpool(file, chunks);
   return { file: written, rows: counter.n };
