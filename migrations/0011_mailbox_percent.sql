@@ -5,6 +5,8 @@
 -- runs one corpus through both).
 create or replace function pmt_jobs.check_mailbox(arg text, value text) returns text
 language plpgsql immutable set search_path = pg_catalog, pg_temp as $$
+declare
+  mailbox constant text := '^[A-Za-z0-9_+-]+(\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,63}$';
 begin
   if value is null or value = '' then
     perform pmt_jobs.invalid(arg, 'an email address is required');
@@ -12,11 +14,12 @@ begin
   if length(value) > 254 then
     perform pmt_jobs.invalid(arg, 'is ' || length(value) || ' characters long; an email address has at most 254');
   end if;
-  if position('%' in regexp_replace(value, '@[^@]*$', '')) > 0 then
-    perform pmt_jobs.invalid(arg, format('%s: %% before @ (relay routing, user%%host@relay) is not accepted; expected name@example.org',
-      quote_literal(left(value, 80))));
-  end if;
-  if value !~ '^[A-Za-z0-9_+-]+(\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,63}$' then
+  if value !~ mailbox then
+    -- A mailbox but for a % before @: say so, it is a reason people would not guess.
+    if replace(value, '%', '_') ~ mailbox then
+      perform pmt_jobs.invalid(arg, format('%s: %% before @ (relay routing, user%%host@relay) is not accepted; expected name@example.org',
+        quote_literal(value)));
+    end if;
     perform pmt_jobs.invalid(arg, format('%s is not a single valid mailbox: expected name@example.org '
       '(letters, digits and . _ + - before one @; no spaces, quotes, slashes or shell characters)', quote_literal(value)));
   end if;
