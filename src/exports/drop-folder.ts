@@ -46,7 +46,11 @@ export function startDropFolder(options: DropFolderOptions): DropFolder {
    */
   function reject(name: string, reason: string, options: { raw?: Buffer; from?: string } = {}): void {
     const { raw, from } = options;
-    fs.mkdirSync(rejectedDir, { recursive: true, mode: 0o700 });
+    try {
+      fs.mkdirSync(rejectedDir, { mode: 0o700 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
     // A rejected/ that is a link (planted by whoever writes the folder) would move entries wherever it points.
     if (!fs.lstatSync(rejectedDir).isDirectory()) {
       logger.error({ file: name, reason, rejectedDir }, "drop folder: rejected/ is not a folder; the entry was not moved");
