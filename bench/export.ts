@@ -35,7 +35,7 @@ async function ours(pool: Pool, format: "csv" | "iati", file: string): Promise<n
   const rows = exportRows(pool, ALL, { iati: format === "iati" });
   const chunks =
     format === "csv"
-      ? renderCsv({ databaseVersion: "2.0.8.79", retrievalDate: "2026-01-01", filters: "none", disclaimer: "Disclaimer" }, rows)
+      ? renderCsv({ databaseVersion: "2.0.8.79", retrievalDate: "2026-01-01", filters: "none", disclaimer: "Disclaimer" }, rows, { formulaPrefix: "'" })
       : renderIati({ ref: "XI-PMT-0000", name: "PMT", type: "80" }, rows);
   await writeSpool(file, chunks);
   return performance.now() - t0;

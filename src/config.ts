@@ -11,6 +11,7 @@ import path from "node:path";
 import { parseCronItem } from "graphile-worker";
 import { z } from "zod";
 import { UserError } from "./errors.js";
+import { MAILBOX } from "./mail/mailbox.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -163,6 +164,15 @@ export const ENV = {
     schema: z.string(),
     default: "Disclaimer: the data is provided as is, without warranty of any kind.",
     doc: "Second line of every CSV export.",
+  },
+  EXPORT_CSV_FORMULA_PREFIX: {
+    schema: z
+      .string()
+      .trim()
+      .regex(/^(on|off|[^\sA-Za-z0-9=+\-@",])$/u, "expected on, off, or the one character to put before a cell (not a letter, digit, space, = + - @ \" or ,)")
+      .transform((v) => (v === "off" ? null : v === "on" ? "'" : v)),
+    default: "on",
+    doc: "CSV cells a spreadsheet would run as a formula (text starting with = + - @, a tab or CR; numbers like -12.5 excepted) get a ' before them (on), as OWASP recommends; off writes them as they are; or give the character to use.",
   },
   EXPORT_MAIL_BODY: {
     schema: z.string().min(1, "expected a mail body"),
@@ -367,7 +377,7 @@ export const ENV = {
     doc: "How long the download link of an export too large to mail stays valid (S3 presigned URLs last at most 7 days).",
   },
   ALERT_EMAIL: {
-    schema: z.string().trim().regex(/^[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9.-]+\.[A-Za-z]{2,63}$/, "expected one mailbox like dba@example.org").optional(),
+    schema: z.string().trim().regex(MAILBOX, "expected one mailbox like dba@example.org").optional(),
     default: undefined,
     doc: "The operator, mailed (through the export mailer) when a backup or upload fails for good, a backup is stale or shrank, or BACKUP_DIR runs low.",
   },
@@ -453,6 +463,8 @@ export interface Config {
   exportMaxAttachmentBytes: number;
   exportKeepHours: number;
   exportDisclaimer: string;
+  /** null: off. */
+  exportCsvFormulaPrefix: string | null;
   exportMailBody: string;
   exportMailBodies: Record<string, string>;
   /** Written to pmt_jobs.export_limits at start and migrate; undefined: leave the table's value. */
@@ -570,6 +582,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
     exportMaxAttachmentBytes: Math.round((values.EXPORT_MAX_ATTACHMENT_MB as number) * 1024 * 1024),
     exportKeepHours: values.EXPORT_KEEP_HOURS as number,
     exportDisclaimer: values.EXPORT_DISCLAIMER as string,
+    exportCsvFormulaPrefix: values.EXPORT_CSV_FORMULA_PREFIX as string | null,
     exportMailBody: (values.EXPORT_MAIL_BODY as string).replace(/\\n/g, "\n"),
     exportMailBodies: values.EXPORT_MAIL_BODIES as Record<string, string>,
     exportLimits: {

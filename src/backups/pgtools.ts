@@ -6,6 +6,7 @@
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { childEnv } from "../child-env.js";
 import { PermanentJobError } from "../errors.js";
 
 export interface PgTool {
@@ -50,7 +51,7 @@ export function findTools(name: "pg_dump" | "pg_restore", dirs: string[]): PgToo
     if (seen.has(real)) continue;
     seen.add(real);
     try {
-      const parsed = parseToolVersion(execFileSync(file, ["--version"], { encoding: "utf8", timeout: 10_000 }));
+      const parsed = parseToolVersion(execFileSync(file, ["--version"], { encoding: "utf8", timeout: 10_000, env: childEnv() }));
       if (parsed) tools.push({ path: file, ...parsed });
     } catch {
       // not runnable: skip

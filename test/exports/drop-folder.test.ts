@@ -108,6 +108,34 @@ describe("the drop folder", () => {
   });
 });
 
+describe("the drop folder's own checks", () => {
+  it("refuses a file with a second hard link, and never moves entries through a planted rejected/ link", async () => {
+    const { startDropFolder } = await import("../../src/exports/drop-folder.js");
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-drop-own-"));
+    const dir = path.join(root, "drop");
+    const elsewhere = path.join(root, "elsewhere");
+    fs.mkdirSync(dir);
+    fs.mkdirSync(elsewhere);
+    const folder = startDropFolder({ dir, pmtHome: path.join(root, "home"), pool: db.pool, logger: createLogger("silent"), scanIntervalMs: 3_600_000 });
+    try {
+      fs.writeFileSync(path.join(root, "secret"), "root:x:0:0");
+      fs.linkSync(path.join(root, "secret"), path.join(dir, "eve@example.org_pmt.csv"));
+      expect(await folder.scan()).toEqual({ taken: [], rejected: ["eve@example.org_pmt.csv"] });
+      const [moved] = fs.readdirSync(path.join(dir, "rejected"));
+      expect(fs.statSync(path.join(dir, "rejected", moved!)).ino).toBe(fs.statSync(path.join(root, "secret")).ino);
+
+      fs.rmSync(path.join(dir, "rejected"), { recursive: true });
+      fs.symlinkSync(elsewhere, path.join(dir, "rejected"));
+      fs.writeFileSync(path.join(dir, "report.csv"), "x");
+      await folder.scan();
+      expect(fs.readdirSync(elsewhere)).toEqual([]);
+      expect(fs.readdirSync(dir).sort()).toEqual(["rejected", "report.csv"]);
+    } finally {
+      await folder.stop();
+    }
+  });
+});
+
 describe("pruneSpool", () => {
   it("deletes spool files older than the given hours and keeps newer ones", async () => {
     const { pruneSpool, spoolDir } = await import("../../src/exports/spool.js");
