@@ -17,6 +17,7 @@ import { Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pg from "pg";
 import type { Config } from "../config.js";
+import { clientConfig } from "../db/pool.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import { redactText } from "../redact.js";
@@ -119,7 +120,7 @@ export async function runBackup(deps: BackupDeps, target: BackupTarget, options:
   if (fs.existsSync(path.join(dir, name))) name = name.replace(/(\.[a-z]+)$/, `_${row.id}$1`);
   const finalPath = path.join(dir, name);
   const partialPath = `${finalPath}.partial`;
-  const snapshotClient = new pg.Client({ connectionString: target.url, application_name: "pmt-worker backup" });
+  const snapshotClient = new pg.Client(clientConfig(target.url, { application_name: "pmt-worker backup" }));
   snapshotClient.on("error", () => {});
   let versions: { server?: string; pgDump?: string } = {};
   let child: ChildProcess | undefined;

@@ -8,8 +8,9 @@ export function registerMigrate(program: Command): void {
     .description("apply graphile-worker's and pmt-worker's migrations (idempotent; safe to run from several processes at once)")
     .action(async () => {
       await withDatabase(async ({ pool, logger }) => {
-        const { applied } = await migrate(pool, logger);
+        const { applied, warnings } = await migrate(pool, logger);
         process.stdout.write(applied.length ? `applied: ${applied.join(", ")}\n` : "database is up to date\n");
+        for (const w of warnings) process.stderr.write(`warning: ${w.name}: ${w.detail}\n`);
       });
     });
 }

@@ -56,7 +56,10 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   // Pool: the worker's slots, LISTEN, the rescuer and health checks.
   const pool = createPool(options.databaseUrl, { max: config.concurrency + 4, applicationName: "pmt-worker" });
   await checkConnection(pool, options.databaseUrl);
-  if (options.migrate !== false) await migrate(pool, logger);
+  if (options.migrate !== false) {
+    const { warnings } = await migrate(pool, logger);
+    for (const w of warnings) logger.warn({ check: w.name }, w.detail);
+  }
 
   const db = createDb(pool);
   await recoverBackups(config.backup.dir, pool, logger);

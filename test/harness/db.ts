@@ -33,7 +33,10 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const name = `pmt_test_${crypto.randomBytes(6).toString("hex")}`;
   await admin((c) => c.query(`create database ${name}`));
   const url = databaseUrl(inject("adminUrl"), name);
-  const pool = createPool(url, { max: 5, applicationName: "pmt-worker test" });
+  // This pool plays PMT's application and psql (PostgreSQL's default
+  // search_path, so tests may call pmt_filter_csv(...) unqualified); the
+  // workers and CLIs under test open their own pools, with the fixed one.
+  const pool = createPool(url, { max: 5, applicationName: "pmt-worker test", safeSearchPath: false });
   afterAll(async () => {
     await pool.end();
     await admin((c) => c.query(`drop database if exists ${name} with (force)`));

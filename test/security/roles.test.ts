@@ -70,7 +70,7 @@ afterAll(async () => {
 describe("least privilege", () => {
   it("the worker, a plain role owning its schemas, runs exports and backups", async () => {
     const log = await JobEventLog.listen(workerUrl);
-    await workerPool.query("select pmt_filter_csv('','','',null,null,'ann@example.org')");
+    await workerPool.query("select public.pmt_filter_csv('','','',null,null,'ann@example.org')");
     await log.waitFor((e) => e.task === "pmt_jobs.export" && e.status === "succeeded");
     await log.close();
     const backup = await runBackup({ config: testConfig({ BACKUP_DIR: path.join(os.tmpdir(), `pmt-roles-b-${suffix}`) }), pool: workerPool, logger }, backupTargets(workerUrl, [])[0]!);
