@@ -43,7 +43,7 @@ async function publicSchemaFindings(c: Queryable): Promise<Finding[]> {
   const { rows } = await c.query<{ by_public: boolean; app_roles: string[] | null }>(`
     select exists (select 1 from pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
                    where n.nspname = 'public' and a.grantee = 0 and a.privilege_type = 'CREATE') as by_public,
-           (select array_agg(r.rolname order by r.rolname) from pg_roles r
+           (select array_agg(r.rolname::text order by r.rolname) from pg_roles r
              where not r.rolsuper and r.oid <> (select nspowner from pg_namespace where nspname = 'public')
                and case when exists (select 1 from pg_roles a where a.rolname = 'pmt_app')
                         then pg_has_role(r.oid, 'pmt_app', 'MEMBER') else false end
