@@ -1,7 +1,8 @@
 /**
- * The worker runs as a plain role that owns its schemas (no superuser), and
- * PMT's application role can export and read the status views but nothing
- * else: not other requests' recipients, not add_job, not the history.
+ * The worker runs as a plain role that owns its schemas (no superuser, no
+ * CREATEROLE), and PMT's application role can export and read the status
+ * views but nothing else: not other requests' recipients, not add_job, not
+ * the history.
  */
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -42,7 +43,14 @@ function urlAs(user: string, password: string, database: string): string {
 beforeAll(async () => {
   admin = new pg.Client({ connectionString: inject("adminUrl") });
   await admin.connect();
-  await admin.query(`create role ${WORKER_ROLE} login createrole password 'worker-pw'`);
+  // The guide's roles: the worker without CREATEROLE; the group roles are the DBA's one-time step
+  // (roles are the whole server's: another test file may create them at the same moment).
+  await admin.query(`create role ${WORKER_ROLE} login password 'worker-pw'`);
+  for (const group of ["pmt_app", "pmt_backup"]) {
+    await admin.query(`create role ${group} nologin`).catch((e: { code?: string }) => {
+      if (e.code !== "42710" && e.code !== "23505") throw e;
+    });
+  }
   await admin.query(`create role ${WEB_ROLE} login password 'web-pw'`);
   await admin.query(`create database ${DB} owner ${WORKER_ROLE}`);
   workerUrl = urlAs(WORKER_ROLE, "worker-pw", DB);
