@@ -33,7 +33,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createPool, type Pool } from "../../src/db/pool.js";
 import { seedDemo } from "../../src/exports/demo.js";
 import { runCli } from "../harness/cli.js";
-import { createTestDatabase, type TestDatabase } from "../harness/db.js";
+import { createGroupRoles, createTestDatabase, type TestDatabase } from "../harness/db.js";
 import { recordFault, Workers } from "../harness/faults.js";
 import { SmtpSink } from "../harness/smtp.js";
 import { until } from "../harness/wait.js";
@@ -63,13 +63,6 @@ function urlAs(user: string, password: string): string {
   u.username = user;
   u.password = password;
   return u.toString();
-}
-
-/** A DBA's one-time step; roles are the whole server's, so another test file may create them at the same moment. */
-async function createGroupRole(name: string): Promise<void> {
-  await dba.query(`create role ${name} nologin`).catch((e: { code?: string }) => {
-    if (e.code !== "42710" && e.code !== "23505") throw e;
-  });
 }
 
 // Every planted object counts its calls in public.pwned_seq (or, where a
@@ -137,8 +130,7 @@ beforeAll(async () => {
   // The guide's roles (deploy/README.md): the worker without CREATEROLE, the group roles made by the DBA.
   await dba.query(`create role ${WORKER} login password 'worker-pw'`);
   await dba.query(`create role ${APP} login password 'app-pw'`);
-  await createGroupRole("pmt_app");
-  await createGroupRole("pmt_backup");
+  await createGroupRoles(dba);
   await dba.query(`grant create on database ${db.name} to ${WORKER}`);
   await dba.query(`grant create on schema public to ${WORKER}`);
   await dba.query(`grant pg_read_all_data to ${WORKER}`);

@@ -54,3 +54,16 @@ export async function queryOnce<T extends pg.QueryResultRow>(url: string, text: 
     await client.end();
   }
 }
+
+/**
+ * The guide's one-time DBA step: the group roles pmt_app and pmt_backup.
+ * Roles are the whole server's, so another test file may create them at the
+ * same moment: "already exists" is fine.
+ */
+export async function createGroupRoles(admin: Pick<pg.ClientBase, "query">): Promise<void> {
+  for (const role of ["pmt_app", "pmt_backup"]) {
+    await admin.query(`create role ${role} nologin`).catch((e: { code?: string }) => {
+      if (e.code !== "42710" && e.code !== "23505") throw e;
+    });
+  }
+}

@@ -18,6 +18,7 @@ import { migrate } from "../../src/db/migrate.js";
 import { seedDemo } from "../../src/exports/demo.js";
 import { createLogger } from "../../src/log.js";
 import type { WorkerHandle } from "../../src/worker/runner.js";
+import { createGroupRoles } from "../harness/db.js";
 import { JobEventLog } from "../harness/events.js";
 import { startTestWorker, testConfig } from "../harness/worker.js";
 
@@ -43,14 +44,9 @@ function urlAs(user: string, password: string, database: string): string {
 beforeAll(async () => {
   admin = new pg.Client({ connectionString: inject("adminUrl") });
   await admin.connect();
-  // The guide's roles: the worker without CREATEROLE; the group roles are the DBA's one-time step
-  // (roles are the whole server's: another test file may create them at the same moment).
+  // The guide's roles: the worker without CREATEROLE; the group roles are the DBA's one-time step.
   await admin.query(`create role ${WORKER_ROLE} login password 'worker-pw'`);
-  for (const group of ["pmt_app", "pmt_backup"]) {
-    await admin.query(`create role ${group} nologin`).catch((e: { code?: string }) => {
-      if (e.code !== "42710" && e.code !== "23505") throw e;
-    });
-  }
+  await createGroupRoles(admin);
   await admin.query(`create role ${WEB_ROLE} login password 'web-pw'`);
   await admin.query(`create database ${DB} owner ${WORKER_ROLE}`);
   workerUrl = urlAs(WORKER_ROLE, "worker-pw", DB);
