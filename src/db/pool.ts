@@ -25,22 +25,27 @@ export const SAFE_SEARCH_PATH = "pg_catalog, pg_temp";
  * running the policy's expression with the worker's role, as pg_dump does.
  * PMT's tables must then be owned by the DBA with RLS off (doctor checks).
  */
-const SESSION_SETTINGS = `-c search_path=${SAFE_SEARCH_PATH.replace(/ /g, "")} -c row_security=off`;
+const SESSION_SETTINGS = `-c search_path=${SAFE_SEARCH_PATH.replace(/ /g, "\\ ")} -c row_security=off`; // "\ ": a space inside a startup option
 
-/** Startup options with our settings, after any `options` the URL itself carries (ours win). */
-export function sessionOptions(connectionString: string): string {
+/**
+ * pg settings for a session of ours: our startup options after any the URL
+ * carries (`?options=...`, which pg would otherwise let override ours, so it
+ * is moved out of the URL), and a bounded connect wait.
+ */
+export function clientConfig(connectionString: string, extra: pg.ClientConfig = {}): pg.ClientConfig {
+  let url = connectionString;
   let fromUrl = "";
   try {
-    fromUrl = new URL(connectionString).searchParams.get("options") ?? "";
+    const parsed = new URL(connectionString);
+    fromUrl = parsed.searchParams.get("options") ?? "";
+    if (fromUrl) {
+      parsed.searchParams.delete("options");
+      url = parsed.toString();
+    }
   } catch {
-    // not a URL (a key=value string): pg parses it; nothing of ours to merge
+    // not a URL (a key=value string): pg parses it as it is
   }
-  return `${fromUrl} ${SESSION_SETTINGS}`.trim();
-}
-
-/** pg connection settings for a session of ours: the fixed search_path, row_security off, a bounded connect wait. */
-export function clientConfig(connectionString: string, extra: pg.ClientConfig = {}): pg.ClientConfig {
-  return { connectionString, options: sessionOptions(connectionString), connectionTimeoutMillis: 10_000, ...extra };
+  return { connectionString: url, options: `${fromUrl} ${SESSION_SETTINGS}`.trim(), connectionTimeoutMillis: 10_000, ...extra };
 }
 
 export interface PoolOptions {
