@@ -97,7 +97,7 @@ export async function main(): Promise<void> {
   for (let i = 0; i < latencyRequests + 5; i++) {
     const t0 = performance.now();
     // One statement outside a transaction: it has committed when the call returns.
-    await small.query("select pmt_filter_csv('','','',null,null,'bench@example.org')");
+    await small.query("select public.pmt_filter_csv('','','',null,null,'bench@example.org')");
     const committed = performance.now();
     await smtp.waitForMessages(i + 1);
     // Accepted when the whole message has arrived, as an MTA answers 250 once queued; the sink's own MIME parsing is not ours.

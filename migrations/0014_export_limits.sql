@@ -152,7 +152,7 @@ $$;
 -- (project_from, project_to), so the caller's check can go range by range.
 create or replace function pmt_jobs.filter_activities(filters jsonb)
 returns table (project_id integer, activity_id integer)
-language sql stable set search_path = pg_catalog, pg_temp as $$
+language sql stable set search_path = pg_catalog, pg_temp set row_security = off as $$
   with f as (
     select array(select jsonb_array_elements_text(filters -> 'classification_ids')::integer) as class_ids,
            array(select jsonb_array_elements_text(filters -> 'organization_ids')::integer) as org_ids,
@@ -276,7 +276,7 @@ $$;
 -- between ranges. A range under way is finished, so the bound is the timeout
 -- plus one range (about a quarter more, when the projects are alike).
 create function pmt_jobs.filter_matches(filters jsonb) returns boolean
-language plpgsql set search_path = pg_catalog, pg_temp as $$
+language plpgsql set search_path = pg_catalog, pg_temp set row_security = off as $$
 declare
   budget interval := coalesce((select l.filter_timeout from pmt_jobs.export_limits l), interval '0');
   started timestamptz := pg_catalog.clock_timestamp();

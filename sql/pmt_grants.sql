@@ -13,6 +13,8 @@ begin
   end if;
   execute 'grant usage on schema pmt_jobs to pmt_app';
   execute 'grant select on pmt_jobs.job_status, pmt_jobs.backup_status to pmt_app';
+  -- job_status shows pmt_app an error's class (pmt_jobs.error_class), not its text
+  execute 'grant execute on function pmt_jobs.error_class(text) to pmt_app';
   execute 'grant execute on function public.pmt_filter_csv(character varying, character varying, character varying, date, date, text) to pmt_app';
   execute 'grant execute on function public.pmt_filter_iati(character varying, character varying, character varying, date, date, text) to pmt_app';
 end

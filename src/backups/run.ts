@@ -18,6 +18,7 @@ import { pipeline } from "node:stream/promises";
 import pg from "pg";
 import { childEnv } from "../child-env.js";
 import type { Config } from "../config.js";
+import { clientConfig } from "../db/pool.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import { redactText } from "../redact.js";
@@ -132,7 +133,7 @@ async function runLocked(deps: BackupDeps, target: BackupTarget, format: BackupF
   if (fs.existsSync(path.join(dir, name))) name = name.replace(/(\.[a-z]+)$/, `_${row.id}$1`);
   const finalPath = path.join(dir, name);
   const partialPath = `${finalPath}.partial`;
-  const snapshotClient = new pg.Client({ connectionString: target.url, application_name: "pmt-worker backup" });
+  const snapshotClient = new pg.Client(clientConfig(target.url, { application_name: "pmt-worker backup" }));
   snapshotClient.on("error", () => {});
   let versions: { server?: string; pgDump?: string } = {};
   let child: ChildProcess | undefined;

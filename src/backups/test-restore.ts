@@ -7,6 +7,7 @@
 import type { Task } from "graphile-worker";
 import pg from "pg";
 import type { Config } from "../config.js";
+import { clientConfig } from "../db/pool.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import { redactText } from "../redact.js";
@@ -50,7 +51,7 @@ export async function testRestore(config: Config, pool: pg.Pool, databaseUrl: st
     const target = backupTargets(databaseUrl, config.backup.databases).find((t) => t.database === database);
     const admin = new URL(target?.url ?? databaseUrl);
     admin.pathname = "/postgres";
-    const client = new pg.Client({ connectionString: admin.toString() });
+    const client = new pg.Client(clientConfig(admin.toString()));
     client.on("error", () => {});
     await client.connect().then(
       () => client.query(`drop database if exists ${pg.escapeIdentifier(scratch)} with (force)`),

@@ -50,6 +50,6 @@ export function formatEvent(e: JobEvent): string {
       ? "running"
       : e.status === "succeeded"
         ? `succeeded in ${formatDuration(e.duration_ms)}`
-        : `${e.status} after ${formatDuration(e.duration_ms)}: ${firstLine(e.error, 200)}`;
+        : `${e.status} after ${formatDuration(e.duration_ms)}: ${firstLine(e.error ?? e.error_class, 200)}`;
   return `${when}  job ${e.job_id}  ${e.task}  attempt ${e.attempt}/${e.max_attempts}  ${what}\n`;
 }

@@ -9,9 +9,10 @@ export function registerMigrate(program: Command): void {
     .description("apply graphile-worker's and pmt-worker's migrations (idempotent; safe to run from several processes at once)")
     .action(async () => {
       await withDatabase(async ({ config, pool, logger }) => {
-        const { applied } = await migrate(pool, logger);
+        const { applied, warnings } = await migrate(pool, logger);
         await applyExportLimits(pool, config.exportLimits, logger);
         process.stdout.write(applied.length ? `applied: ${applied.join(", ")}\n` : "database is up to date\n");
+        for (const w of warnings) process.stderr.write(`warning: ${w.name}: ${w.detail}\n`);
       });
     });
 }

@@ -2,11 +2,14 @@
  * `pmt-worker watch`: job events as they happen, from NOTIFY pmt_jobs through
  * pg-listen (which reconnects for ever: retryTimeout Infinity). After every
  * reconnect the events missed while disconnected are re-read from job_run.
+ * A NOTIFY payload carries an error's class only (any role may LISTEN); the
+ * full error is read from job_run by id, as this session's role may.
  */
 import type { Command } from "commander";
 import pgListen from "pg-listen";
+import { clientConfig } from "../db/pool.js";
 import { errorMessage } from "../errors.js";
-import { eventsSince, type JobEvent } from "../history/queries.js";
+import { eventsSince, runError, type JobEvent } from "../history/queries.js";
 import { withDatabase } from "./context.js";
 import { formatEvent } from "./format.js";
 
@@ -47,9 +50,18 @@ export function registerWatch(program: Command): void {
         };
 
         // pg-listen is CommonJS with `exports.default`: from ESM the function is `.default`.
-        const subscriber = pgListen.default({ connectionString: url }, { retryTimeout: Infinity, retryInterval: 500, paranoidChecking: 5000 });
+        const subscriber = pgListen.default(clientConfig(url), { retryTimeout: Infinity, retryInterval: 500, paranoidChecking: 5000 });
         let connectedOnce = false;
-        subscriber.notifications.on("pmt_jobs", (payload: JobEvent) => emit(payload));
+        // One at a time, so events print in the order they arrived while an error is read.
+        let printing = Promise.resolve();
+        const withError = async (event: JobEvent): Promise<JobEvent> => {
+          if (!event.error_class) return event;
+          const error = await runError(db, event.id).catch(() => null);
+          return { ...event, error: error ?? event.error_class };
+        };
+        subscriber.notifications.on("pmt_jobs", (payload: JobEvent) => {
+          printing = printing.then(async () => emit(await withError(payload)));
+        });
         subscriber.events.on("error", (error) => logger.warn({ err: errorMessage(error) }, "notification connection error"));
         subscriber.events.on("reconnect", (attempt) => {
           if (attempt === 1) process.stderr.write("watch: connection lost; reconnecting…\n");

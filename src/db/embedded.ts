@@ -11,6 +11,7 @@ import pg from "pg";
 import { childEnv } from "../child-env.js";
 import { UserError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
+import { clientConfig } from "./pool.js";
 
 export interface EmbeddedDatabase {
   url: string;
@@ -45,7 +46,7 @@ export function readEmbeddedConnection(home: string): Connection | undefined {
 }
 
 async function answers(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  const client = new pg.Client(clientConfig(url, { connectionTimeoutMillis: 2000 }));
   client.on("error", () => {});
   try {
     await client.connect();
@@ -165,7 +166,7 @@ function isAlive(pid: number): boolean {
 }
 
 async function createAppDatabase(conn: Connection): Promise<void> {
-  const client = new pg.Client({ connectionString: embeddedUrl({ ...conn, database: "postgres" }) });
+  const client = new pg.Client(clientConfig(embeddedUrl({ ...conn, database: "postgres" })));
   await client.connect();
   try {
     await client.query(`create database ${DATABASE}`);

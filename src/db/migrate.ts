@@ -13,6 +13,7 @@ import type pg from "pg";
 import { UserError, errorMessage } from "../errors.js";
 import { graphileLogger, type Logger } from "../log.js";
 import { createDb } from "./kysely.js";
+import { migrateFindings, type Finding } from "./security.js";
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations/", import.meta.url));
 /** Applied after the migrations on every run (create or replace): PMT-facing functions. */
@@ -85,6 +86,8 @@ export function migrationNames(): string[] {
 
 export interface MigrateResult {
   applied: string[];
+  /** What in this database lets another role run code as the worker, or roles a DBA must create: each names its fix. */
+  warnings: Finding[];
 }
 
 export async function migrate(pool: pg.Pool, logger: Logger): Promise<MigrateResult> {
@@ -104,7 +107,7 @@ export async function migrate(pool: pg.Pool, logger: Logger): Promise<MigrateRes
       for (const file of REPEATABLE_SQL) await applyRepeatable(pool, file);
       const applied = results.filter((r) => r.status === "Success").map((r) => r.migrationName);
       for (const name of applied) logger.info({ migration: name }, "migration applied");
-      return { applied };
+      return { applied, warnings: await migrateFindings(lockClient) };
     } finally {
       await lockClient.query("select pg_advisory_unlock($1)", [LOCK_KEY]);
     }

@@ -7,12 +7,64 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
 export type Pool = pg.Pool;
 
-export function createPool(connectionString: string, options: { max?: number; applicationName?: string } = {}): pg.Pool {
+/**
+ * The search_path of every session pmt-worker opens: PostgreSQL's own catalog
+ * and the session's temporary schema, nothing anyone else can create objects
+ * in. With the default ("$user", public), an operator or function planted in
+ * `public` that matches an argument type better than the built-in one (an `=`
+ * for varchar, CVE-2018-1058's pattern) would run with the worker's role; so
+ * every name in our SQL is schema-qualified (pmt_jobs.x, graphile_worker.x,
+ * public.activity). Sent as a startup option, so it holds from the first
+ * statement and over a role's or database's own `SET search_path`.
+ */
+export const SAFE_SEARCH_PATH = "pg_catalog, pg_temp";
+
+/**
+ * row_security off: a query that a row-level security policy would filter
+ * fails ("query would be affected by row-level security policy") instead of
+ * running the policy's expression with the worker's role, as pg_dump does.
+ * PMT's tables must then be owned by the DBA with RLS off (doctor checks).
+ */
+const SESSION_SETTINGS = `-c search_path=${SAFE_SEARCH_PATH.replace(/ /g, "\\ ")} -c row_security=off`; // "\ ": a space inside a startup option
+
+/**
+ * pg settings for a session of ours: our startup options after any the URL
+ * carries (`?options=...`, which pg would otherwise let override ours, so it
+ * is moved out of the URL), and a bounded connect wait.
+ */
+export function clientConfig(connectionString: string, extra: pg.ClientConfig = {}): pg.ClientConfig {
+  let url = connectionString;
+  let fromUrl = "";
+  try {
+    const parsed = new URL(connectionString);
+    fromUrl = parsed.searchParams.get("options") ?? "";
+    if (fromUrl) {
+      parsed.searchParams.delete("options");
+      url = parsed.toString();
+    }
+  } catch {
+    // not a URL (a key=value string): pg parses it as it is
+  }
+  return { connectionString: url, options: `${fromUrl} ${SESSION_SETTINGS}`.trim(), connectionTimeoutMillis: 10_000, ...extra };
+}
+
+export interface PoolOptions {
+  max?: number;
+  applicationName?: string;
+  /**
+   * false: PostgreSQL's default search_path, as PMT's application and psql
+   * have. Only for test harnesses that play those callers; every pool of the
+   * worker and the CLI keeps the fixed one.
+   */
+  safeSearchPath?: boolean;
+}
+
+export function createPool(connectionString: string, options: PoolOptions = {}): pg.Pool {
+  const base = options.safeSearchPath === false ? { connectionString, connectionTimeoutMillis: 10_000 } : clientConfig(connectionString);
   const pool = new pg.Pool({
-    connectionString,
+    ...base,
     max: options.max ?? 10,
     application_name: options.applicationName ?? "pmt-worker",
-    connectionTimeoutMillis: 10_000,
   });
   // An idle client losing its connection (server restart) must not crash the process;
   // the pool discards it and the next checkout reconnects.
@@ -55,7 +107,7 @@ export function connectionError(error: unknown, connectionString: string): UserE
 
 /** One short-lived connection for `fn` (to a database other than the pool's, e.g. to create or drop one). */
 export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  const client = new pg.Client(clientConfig(url));
   client.on("error", () => {});
   await client.connect();
   try {

@@ -7,7 +7,9 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import nodemailer from "nodemailer";
+import type pg from "pg";
 import { withClient } from "../db/pool.js";
+import { doctorFindings } from "../db/security.js";
 import { chooseTool, findTools, searchDirs, serverMajor } from "../backups/pgtools.js";
 import { backupTargets } from "../backups/target.js";
 import type { Config } from "../config.js";
@@ -64,10 +66,22 @@ async function databaseChecks(url: string): Promise<Check[]> {
             ? fail("migrations", "no pmt_jobs schema: run pmt-worker migrate")
             : warn("migrations", `${pending.length} pending (${pending.join(", ")}): run pmt-worker migrate`),
       );
+      checks.push(...(await securityChecks(c)));
       return checks;
     });
   } catch (error) {
     return [fail("database", `cannot connect to ${redactUrl(url)}: ${redactText(errorMessage(error))}`)];
+  }
+}
+
+/** Whatever lets another role run code as the worker (src/db/security.ts): one WARN each, or one OK line. */
+async function securityChecks(c: pg.Client): Promise<Check[]> {
+  try {
+    const findings = await doctorFindings(c);
+    if (findings.length) return findings.map((f) => warn(f.name, f.detail));
+    return [ok("privileges", "schema public is not writable by PUBLIC or PMT's application roles; PMT's tables are the DBA's, without row-level security policies")];
+  } catch (error) {
+    return [warn("privileges", `could not read the privileges from the catalogs: ${redactText(errorMessage(error))}`)];
   }
 }
 

@@ -50,7 +50,11 @@ export async function listRuns(db: Db, filter: RunFilter): Promise<JobRunRow[]> 
   return (await q.execute()) as JobRunRow[];
 }
 
-/** An event as NOTIFY pmt_jobs carries it (pmt_jobs.job_run_event). */
+/**
+ * An event as NOTIFY pmt_jobs carries it (pmt_jobs.job_run_event), which any
+ * role that may connect can LISTEN to: the error's class only. `error` is the
+ * full text, added by readers that may see pmt_jobs.job_run (the worker's role).
+ */
 export interface JobEvent {
   op: "insert" | "update" | "replay";
   id: number;
@@ -63,18 +67,27 @@ export interface JobEvent {
   started_at: string;
   finished_at: string | null;
   duration_ms: number | null;
-  error: string | null;
+  /** "mail refused", "export request 12: abandoned", ...: no addresses, no text (pmt_jobs.error_class). */
+  error_class: string | null;
+  /** The full error, from job_run; absent in a NOTIFY payload. */
+  error?: string | null;
   worker_id: string;
   seq: number;
 }
 
-/** Events of rows changed at or after `seq` (microseconds since the epoch), oldest first. */
+/** Events of rows changed at or after `seq` (microseconds since the epoch), oldest first, with their full errors. */
 export async function eventsSince(db: Db, seq: number, limit = 10_000): Promise<JobEvent[]> {
-  const result = await sql<{ event: JobEvent }>`
-    select pmt_jobs.job_run_event(r, 'replay') as event
+  const result = await sql<{ event: JobEvent; error: string | null }>`
+    select pmt_jobs.job_run_event(r, 'replay') as event, r.error
     from pmt_jobs.job_run r
     where r.updated_at >= to_timestamp(${seq}::float8 / 1000000)
     order by r.updated_at
     limit ${limit}`.execute(db);
-  return result.rows.map((r) => r.event);
+  return result.rows.map((r) => ({ ...r.event, error: r.error }));
+}
+
+/** The full error of attempt `id` (a job_run id), for an event whose NOTIFY carried only its class. */
+export async function runError(db: Db, id: number): Promise<string | null> {
+  const row = await db.selectFrom("pmt_jobs.job_run").select("error").where("id", "=", id).executeTakeFirst();
+  return row?.error ?? null;
 }

@@ -13,6 +13,7 @@ import { chooseTool, findTools, searchDirs } from "../backups/pgtools.js";
 import { tableCounts } from "../backups/restore.js";
 import { toolEnv } from "../backups/run.js";
 import type { Config } from "../config.js";
+import { clientConfig } from "../db/pool.js";
 import { UserError, errorMessage } from "../errors.js";
 import { redactText } from "../redact.js";
 import type { OffsiteStore } from "./store.js";
@@ -59,7 +60,7 @@ export async function restoreFromOffsite(config: Config, store: OffsiteStore, da
   admin.pathname = "/postgres";
   const target = new URL(databaseUrl);
   target.pathname = `/${into}`;
-  const client = new pg.Client({ connectionString: admin.toString() });
+  const client = new pg.Client(clientConfig(admin.toString()));
   await client.connect();
   try {
     if ((await client.query("select 1 from pg_database where datname = $1", [into])).rowCount) {
@@ -85,7 +86,7 @@ export async function restoreFromOffsite(config: Config, store: OffsiteStore, da
     await pipeline(await store.read(key), child.stdin);
     await exited;
   } catch (error) {
-    const drop = new pg.Client({ connectionString: admin.toString() });
+    const drop = new pg.Client(clientConfig(admin.toString()));
     await drop.connect();
     await drop.query(`drop database if exists ${pg.escapeIdentifier(into)} with (force)`).finally(() => drop.end());
     throw new UserError(`restore of ${key} into ${into} failed (the new database was dropped): ${redactText(errorMessage(error))}`, { cause: error });

@@ -62,7 +62,10 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   // Pool: both runners' slots, their two LISTEN connections, the rescuer and health checks.
   const pool = createPool(options.databaseUrl, { max: config.concurrency + config.maintenanceConcurrency + 5, applicationName: "pmt-worker" });
   await checkConnection(pool, options.databaseUrl);
-  if (options.migrate !== false) await migrate(pool, logger);
+  if (options.migrate !== false) {
+    const { warnings } = await migrate(pool, logger);
+    for (const w of warnings) logger.warn({ check: w.name }, w.detail);
+  }
   await applyExportLimits(pool, config.exportLimits, logger);
 
   const db = createDb(pool);

@@ -146,7 +146,8 @@ beforeAll(async () => {
   await admin.query("create database pmt_compat");
   await admin.end();
   url = cluster.adminUrl.replace(/\/postgres$/, "/pmt_compat");
-  pool = createPool(url, { max: 4, applicationName: "pmt-worker compat test" });
+  // PMT's own schema and calls, with its default search_path (as PMT's application has).
+  pool = createPool(url, { max: 4, applicationName: "pmt-worker compat test", safeSearchPath: false });
   await loadUpstream(pool, url);
   await pool.query(fs.readFileSync(path.join(ROOT, "sql/pmt_demo_data.sql"), "utf8"));
   await pool.query(`set client_min_messages = warning; select pmt_demo_seed(${ACTIVITIES}); select refresh_taxonomy_lookup()`);

@@ -95,6 +95,45 @@ describe("pmt-worker doctor", () => {
     expect(result.stderr).toMatch(/DROP_DIR.*expected an existing folder/);
   });
 
+  it("warns about a public schema others may create objects in, and PMT tables another role could make the worker run code with", async () => {
+    const role = `pmt_doctor_${Date.now().toString(36)}`;
+    const fresh = await createTestDatabase();
+    await migrate(fresh.pool, createLogger("silent"));
+    const at = { ...env, DATABASE_URL: fresh.url };
+    try {
+      expect(verdicts((await runCli(["doctor", "--json"], at)).stdout).privileges).toMatch(/^OK schema public is not writable/);
+
+      // As on PostgreSQL 14 and older.
+      await fresh.pool.query("grant create on schema public to public");
+      const open = await runCli(["doctor", "--json"], at);
+      expect(open.code).toBe(0); // a warning, not a failure
+      expect(verdicts(open.stdout)["public schema"]).toMatch(/^WARN every role may create objects in schema public.*revoke create on schema public from public;$/);
+      await fresh.pool.query("revoke create on schema public from public");
+
+      // A role of PMT's application that may create there.
+      await fresh.pool.query(`create role ${role} login`);
+      await fresh.pool.query(`grant pmt_app to ${role}`);
+      await fresh.pool.query(`grant create on schema public to ${role}`);
+      const byApp = await runCli(["doctor", "--json"], at);
+      expect(verdicts(byApp.stdout)["public schema"], byApp.stdout).toBe(
+        `WARN PMT's application role ${role} may create objects in schema public: an operator or function planted there runs as whoever resolves it; as the database owner run: revoke create on schema public from "${role}";`,
+      );
+      await fresh.pool.query(`revoke create on schema public from ${role}`);
+
+      // PMT tables: one owned by that role, one with a row-level security policy.
+      await fresh.pool.query("create table public.activity (activity_id integer); create table public.project (project_id integer)");
+      await fresh.pool.query(`alter table public.activity owner to ${role}`);
+      await fresh.pool.query("alter table public.project enable row level security; create policy p on public.project using (true)");
+      const tables = verdicts((await runCli(["doctor", "--json"], at)).stdout)["pmt tables"];
+      expect(tables).toMatch(new RegExp(`^WARN public.activity is owned by ${role}, not the DBA: .*alter table public.activity owner to`));
+      expect(tables).toContain("public.project has row-level security with 1 policy: exports fail rather than run them");
+    } finally {
+      await fresh.pool.query("drop table if exists public.activity, public.project");
+      await fresh.pool.query(`drop owned by ${role}`).catch(() => {});
+      await fresh.pool.query(`drop role if exists ${role}`);
+    }
+  });
+
   it("fails on an unmigrated database", async () => {
     const fresh = await createTestDatabase();
     const result = await runCli(["doctor", "--json"], { ...env, DATABASE_URL: fresh.url });

@@ -33,7 +33,10 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const name = `pmt_test_${crypto.randomBytes(6).toString("hex")}`;
   await admin((c) => c.query(`create database ${name}`));
   const url = databaseUrl(inject("adminUrl"), name);
-  const pool = createPool(url, { max: 5, applicationName: "pmt-worker test" });
+  // This pool plays PMT's application and psql (PostgreSQL's default
+  // search_path, so tests may call pmt_filter_csv(...) unqualified); the
+  // workers and CLIs under test open their own pools, with the fixed one.
+  const pool = createPool(url, { max: 5, applicationName: "pmt-worker test", safeSearchPath: false });
   afterAll(async () => {
     await pool.end();
     await admin((c) => c.query(`drop database if exists ${name} with (force)`));
@@ -49,5 +52,18 @@ export async function queryOnce<T extends pg.QueryResultRow>(url: string, text: 
     return (await client.query<T>(text, values)).rows;
   } finally {
     await client.end();
+  }
+}
+
+/**
+ * The guide's one-time DBA step: the group roles pmt_app and pmt_backup.
+ * Roles are the whole server's, so another test file may create them at the
+ * same moment: "already exists" is fine.
+ */
+export async function createGroupRoles(admin: Pick<pg.ClientBase, "query">): Promise<void> {
+  for (const role of ["pmt_app", "pmt_backup"]) {
+    await admin.query(`create role ${role} nologin`).catch((e: { code?: string }) => {
+      if (e.code !== "42710" && e.code !== "23505") throw e;
+    });
   }
 }

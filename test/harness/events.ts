@@ -14,17 +14,28 @@ export class JobEventLog {
 
   static async listen(url: string): Promise<JobEventLog> {
     const client = new pg.Client({ connectionString: url });
+    client.on("error", () => {}); // a dropped test database ends the connection; waiters time out with a clear message
     await client.connect();
     const log = new JobEventLog(client);
+    // The payload carries an error's class only; the full error is read from
+    // job_run by id (as `watch` does), one event at a time to keep their order.
+    let previous = Promise.resolve();
     client.on("notification", (msg) => {
       if (msg.channel !== "pmt_jobs" || !msg.payload) return;
-      log.raw.push(msg.payload);
-      const event = JSON.parse(msg.payload) as JobEvent;
-      log.events.push(event);
-      log.waiters = log.waiters.filter((w) => {
-        if (!w.pred(event)) return true;
-        w.resolve(event);
-        return false;
+      const payload = msg.payload;
+      log.raw.push(payload);
+      previous = previous.then(async () => {
+        const event = JSON.parse(payload) as JobEvent;
+        if (event.error_class) {
+          const { rows } = await client.query("select error from pmt_jobs.job_run where id = $1", [event.id]).catch(() => ({ rows: [] }));
+          event.error = rows[0]?.error ?? null;
+        }
+        log.events.push(event);
+        log.waiters = log.waiters.filter((w) => {
+          if (!w.pred(event)) return true;
+          w.resolve(event);
+          return false;
+        });
       });
     });
     await client.query("listen pmt_jobs");

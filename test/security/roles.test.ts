@@ -1,7 +1,8 @@
 /**
- * The worker runs as a plain role that owns its schemas (no superuser), and
- * PMT's application role can export and read the status views but nothing
- * else: not other requests' recipients, not add_job, not the history.
+ * The worker runs as a plain role that owns its schemas (no superuser, no
+ * CREATEROLE), and PMT's application role can export and read the status
+ * views but nothing else: not other requests' recipients, not add_job, not
+ * the history.
  */
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -17,6 +18,7 @@ import { migrate } from "../../src/db/migrate.js";
 import { seedDemo } from "../../src/exports/demo.js";
 import { createLogger } from "../../src/log.js";
 import type { WorkerHandle } from "../../src/worker/runner.js";
+import { createGroupRoles } from "../harness/db.js";
 import { JobEventLog } from "../harness/events.js";
 import { startTestWorker, testConfig } from "../harness/worker.js";
 
@@ -42,7 +44,9 @@ function urlAs(user: string, password: string, database: string): string {
 beforeAll(async () => {
   admin = new pg.Client({ connectionString: inject("adminUrl") });
   await admin.connect();
-  await admin.query(`create role ${WORKER_ROLE} login createrole password 'worker-pw'`);
+  // The guide's roles: the worker without CREATEROLE; the group roles are the DBA's one-time step.
+  await admin.query(`create role ${WORKER_ROLE} login password 'worker-pw'`);
+  await createGroupRoles(admin);
   await admin.query(`create role ${WEB_ROLE} login password 'web-pw'`);
   await admin.query(`create database ${DB} owner ${WORKER_ROLE}`);
   workerUrl = urlAs(WORKER_ROLE, "worker-pw", DB);
@@ -70,7 +74,7 @@ afterAll(async () => {
 describe("least privilege", () => {
   it("the worker, a plain role owning its schemas, runs exports and backups", async () => {
     const log = await JobEventLog.listen(workerUrl);
-    await workerPool.query("select pmt_filter_csv('','','',null,null,'ann@example.org')");
+    await workerPool.query("select public.pmt_filter_csv('','','',null,null,'ann@example.org')");
     await log.waitFor((e) => e.task === "pmt_jobs.export" && e.status === "succeeded");
     await log.close();
     const backup = await runBackup({ config: testConfig({ BACKUP_DIR: path.join(os.tmpdir(), `pmt-roles-b-${suffix}`) }), pool: workerPool, logger }, backupTargets(workerUrl, [])[0]!);
