@@ -38,6 +38,9 @@ export class SmtpSink {
   /** Cut the connection of this many next messages after storing them, before the 250 reply (the server has the mail; the client never hears). */
   dropAfterStore = 0;
 
+  /** Runs when MAIL FROM arrives, before the server answers it (holds a client inside the SMTP transaction). */
+  beforeMailFrom: (() => Promise<void>) | undefined;
+
   /** Cut the connection of this many next sessions at MAIL FROM (nothing of the message was sent). */
   dropAtMailFrom = 0;
 
@@ -63,7 +66,7 @@ export class SmtpSink {
           this.dropAtMailFrom--;
           return this.cut(session.id);
         }
-        callback();
+        Promise.resolve(this.beforeMailFrom?.()).then(() => callback(), callback);
       },
       onRcptTo: (address, _session, callback) => {
         const code = this.refuse.get(address.address);
