@@ -108,8 +108,8 @@ describe("a worker frozen past the dead-worker timeout", () => {
     expect(await Workers.stop(rescuer)).toBe(0);
     recordFault({
       scenario: "frozen worker",
-      fault: `SIGSTOP past WORKER_DEAD_AFTER_SECONDS with ${slots} of ${requests} exports rendering, rescued, then SIGCONT`,
-      outcome: `${requests} mails for ${requests} requests; the resumed worker found its job locks gone at the send: attempts abandoned, fenced`,
+      fault: `SIGSTOP past dead-worker timeout, ${slots} of ${requests} exports rendering; SIGCONT`,
+      outcome: `rescued: ${requests} mails for ${requests} requests; the resumed worker found its locks gone: abandoned, fenced`,
       lost: 0,
     });
   }, 300_000);
@@ -166,8 +166,8 @@ describe("a worker frozen past the dead-worker timeout", () => {
     expect(await Workers.stop(rescuer)).toBe(0);
     recordFault({
       scenario: "frozen worker",
-      fault: "SIGSTOP past WORKER_DEAD_AFTER_SECONDS inside the SMTP transaction (after the send was claimed), rescued, then SIGCONT",
-      outcome: "retry found the send begun: delivery unconfirmed, not sent; the resumed worker's copy arrived and confirmed it: 1 mail",
+      fault: "SIGSTOP past the dead-worker timeout inside SMTP, after the send claim",
+      outcome: "retry found the send begun: unconfirmed, not sent; the resumed worker's copy confirmed it: 1 mail",
       lost: 0,
     });
   }, 300_000);

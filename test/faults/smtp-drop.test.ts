@@ -67,8 +67,8 @@ describe("the SMTP connection drops around the message", () => {
     await log.close();
     recordFault({
       scenario: "export delivery",
-      fault: "SMTP server stores the message, then drops the connection before its 250",
-      outcome: "1 mail, request sent (delivery unconfirmed), no retry; a drop at MAIL FROM is retried: 1 mail",
+      fault: "SMTP server stores the message, drops the connection before its 250",
+      outcome: "1 mail, request sent (delivery unconfirmed), no retry; a drop at MAIL FROM: retried, 1 mail",
       lost: 0,
     });
   }, 180_000);
