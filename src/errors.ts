@@ -25,3 +25,18 @@ export class PermanentJobError extends Error {
     this.name = "PermanentJobError";
   }
 }
+
+/**
+ * The attempt lost its job (released after missed heartbeats, or taken over
+ * by another worker) and stopped without acting: the job's outcome belongs to
+ * the attempt that holds it now. The history wrapper adds the message to the
+ * attempt's history row (already `abandoned`), and graphile-worker's failJob,
+ * which only touches a job still locked by this worker, leaves the job alone.
+ * Never permanent: making it so would end the job the other attempt runs.
+ */
+export class FencedJobError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "FencedJobError";
+  }
+}

@@ -9,6 +9,8 @@ interface Status {
   last_24h: { task: string; succeeded: number; failed: number; abandoned: number; running: number }[];
   backups: { database: string; last_success_age: string | null; kept: number; failed_7d: number; offsite_copies: number | null; offsite_lag: string | null }[];
   exports_pending: { status: string; count: number; oldest: string }[];
+  /** Sent in the last 7 days without the server's 250: the recipient may or may not have them. */
+  exports_unconfirmed: { count: number; newest_id: number | null }[];
 }
 
 export async function collectStatus(pool: pg.Pool): Promise<Status> {
@@ -32,6 +34,8 @@ export async function collectStatus(pool: pg.Pool): Promise<Status> {
                       from pmt_jobs.backup_status`),
     exports_pending: await q(`select status, count(*)::int as count, min(requested_at)::text as oldest
                               from pmt_jobs.export_request where status not in ('sent', 'failed') group by 1 order by 1`),
+    exports_unconfirmed: await q(`select count(*)::int as count, max(id)::int as newest_id from pmt_jobs.export_request
+                                  where status = 'sent' and error like 'delivery unconfirmed:%' and sent_at > now() - interval '7 days'`),
   };
 }
 
@@ -62,6 +66,13 @@ function render(s: Status, offsite: boolean): string {
       ? "Exports pending:\n" + table(["status", "count", "oldest"], s.exports_pending.map((e) => [e.status, String(e.count), e.oldest]))
       : "Exports pending: none\n",
   );
+  const unconfirmed = s.exports_unconfirmed[0];
+  if (unconfirmed?.count) {
+    out.push(
+      `Exports with delivery unconfirmed (7 days): ${unconfirmed.count}, newest request ${unconfirmed.newest_id}; ` +
+        "the mail server may or may not have them and they are not sent again: see error in pmt_jobs.export_request\n",
+    );
+  }
   return out.join("\n");
 }
 

@@ -3,10 +3,15 @@
  * mail it. Its state is in pmt_jobs.export_request, so a retry knows where the
  * last attempt stopped:
  *   sent / failed            -> nothing to do
- *   send_started_at, no sent -> the last attempt stopped inside the SMTP
+ *   send_started_at, no sent -> an earlier attempt stopped inside the SMTP
  *                               transaction: it may have been delivered, so
  *                               it is not sent again (recorded as such)
  *   anything else            -> render and send
+ * Exactly one mail: every change before the send is made only while this
+ * attempt holds its job lock (requests.ts), and the send is claimed once, by
+ * the attempt holding the lock. A worker that resumes after its job was
+ * rescued (frozen past WORKER_DEAD_AFTER_SECONDS) finds its lock gone and
+ * stops with FencedJobError, having sent nothing.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -14,7 +19,7 @@ import type { Task } from "graphile-worker";
 import type pg from "pg";
 import { z } from "zod";
 import type { Config } from "../config.js";
-import { PermanentJobError } from "../errors.js";
+import { FencedJobError, PermanentJobError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { classifySmtpError } from "../mail/classify.js";
 import { exportMessage, linkMessage, tooLargeMessage } from "../mail/compose.js";
@@ -25,14 +30,17 @@ import type { Mailer } from "../mail/transport.js";
 import { renderCsv } from "./csv.js";
 import { renderIati } from "./iati.js";
 import {
+  beginAttempt,
+  claimSend,
   exportHead,
   getRequest,
+  holdsJob,
   markFailed,
-  markRendering,
-  markSending,
+  markNoticeSent,
   markSent,
   markShared,
   markUnsent,
+  type Attempt,
   type ExportRequest,
   type Rendered,
 } from "./requests.js";
@@ -61,8 +69,9 @@ function attachmentName(req: ExportRequest, now: Date): string {
   return `${instance}_${day}.${req.format === "csv" ? "csv" : "xml"}`;
 }
 
-async function render(deps: ExportDeps, req: ExportRequest, head: Awaited<ReturnType<typeof exportHead>>): Promise<{ file: SpoolFile; rows: number }> {
-  const file = path.join(spoolDir(deps.config.pmtHome), `export-${req.id}.${req.format === "csv" ? "csv" : "xml"}`);
+/** The file is the attempt's own: a stale attempt still rendering never writes into the file its retry mails. */
+async function render(deps: ExportDeps, req: ExportRequest, attempt: number, head: Awaited<ReturnType<typeof exportHead>>): Promise<{ file: SpoolFile; rows: number }> {
+  const file = path.join(spoolDir(deps.config.pmtHome), `export-${req.id}-${attempt}.${req.format === "csv" ? "csv" : "xml"}`);
   const counter = { n: 0 };
   const rows = counted(exportRows(deps.pool, req.filters, { iati: req.format === "iati" }), counter);
   const chunks =
@@ -76,33 +85,32 @@ async function render(deps: ExportDeps, req: ExportRequest, head: Awaited<Return
 export function exportTask(deps: ExportDeps): Task {
   const { pool, logger, config, mailer } = deps;
   let s3: S3Client | undefined;
-  return async (payload) => {
+  return async (payload, helpers) => {
     const parsed = payloadSchema.safeParse(payload);
     if (!parsed.success) throw new PermanentJobError(`export job payload: expected {"requestId": <id>}`);
     const id = parsed.data.requestId;
+    const { job } = helpers;
+    const attempt: Attempt = { jobId: job.id, attempt: job.attempts, workerId: job.locked_by ?? "" };
     const req = await getRequest(pool, id);
     if (!req) throw new PermanentJobError(`export request ${id} does not exist`);
-    if (req.status === "sent" || req.status === "failed") {
-      logger.info({ requestId: id, status: req.status }, "export request already finished; nothing to do");
+    const state = await beginAttempt(pool, attempt, id);
+    if (state === "finished") {
+      logger.info({ requestId: id }, "export request already finished; nothing to do");
       return;
     }
-    if (req.send_started_at && !req.sent_at) {
-      const note =
-        "delivery unconfirmed: the worker stopped during the SMTP transaction; not sent again to avoid a second copy";
-      await markSent(pool, id, null, "unknown", note);
-      logger.warn({ requestId: id }, note);
+    if (state === "started") {
+      logger.warn({ requestId: id }, "delivery unconfirmed: an earlier attempt began the SMTP transaction; not sent again");
       return;
     }
 
-    await markRendering(pool, id);
     const head = req.spool_file ? undefined : await exportHead(pool, req.filters);
     const filtersText = head ? head.filters.replace(/ \| $/, "") : "as dropped";
     const { file: rendered, rows } = head
-      ? await render(deps, req, head)
+      ? await render(deps, req, attempt.attempt, head)
       : { file: await measureSpool(req.spool_file!), rows: null };
     if (rows === 0) {
       fs.rmSync(rendered.path, { force: true });
-      await markFailed(pool, id, "the filters matched no activity when the export ran", { rows: 0 });
+      await markFailed(pool, attempt, id, "the filters matched no activity when the export ran", { rows: 0 });
       throw new PermanentJobError(`export request ${id}: the filters matched no activity when the export ran`);
     }
 
@@ -118,23 +126,48 @@ export function exportTask(deps: ExportDeps): Task {
     const info: Rendered = { rows, bytes: file.bytes, sha256: file.sha256, attachment, compressed };
 
     /**
-     * One SMTP transaction. Accepted: the request is sent. Refused for good
-     * (5xx): failed, no retry, spool file gone. Otherwise: queued again, retried.
+     * Claims the send (the point of no return), then one SMTP transaction.
+     * Accepted: the request is sent. Connection lost after the final dot: sent,
+     * delivery unconfirmed, never retried. Refused for good (5xx): failed, no
+     * retry, spool file gone. Otherwise: the claim is given back and the job
+     * retried. Returns the claiming job_run id, or null if another attempt had
+     * begun sending (nothing sent here).
      */
-    const send = async (message: Parameters<Mailer["send"]>[0]): Promise<void> => {
+    const send = async (message: Parameters<Mailer["send"]>[0]): Promise<number | null> => {
+      const claim = await claimSend(pool, attempt, id, info);
+      if (claim.state !== "open") {
+        logger.warn({ requestId: id, state: claim.state }, "another attempt began sending this export; not sent again");
+        return null;
+      }
       let sent;
       try {
         sent = await mailer.send(message);
       } catch (error) {
         const failure = classifySmtpError(error);
-        await markUnsent(pool, id, failure.permanent, failure.reason);
+        if (failure.unconfirmed) {
+          const note = `delivery unconfirmed: ${failure.reason}; not sent again to avoid a second copy`;
+          await markSent(pool, id, claim.runId, null, "unknown", note);
+          logger.warn({ requestId: id }, note);
+          return claim.runId;
+        }
+        await markUnsent(pool, id, claim.runId, failure.permanent, failure.reason);
         if (failure.permanent) {
           fs.rmSync(file.path, { force: true });
           throw new PermanentJobError(`export request ${id}: ${failure.reason}`, { cause: error });
         }
         throw new Error(`export request ${id}: ${failure.reason}`, { cause: error });
       }
-      await markSent(pool, id, sent.messageId, sent.response, null);
+      await markSent(pool, id, claim.runId, sent.messageId, sent.response, null);
+      return claim.runId;
+    };
+    /**
+     * A task that lost its job must not return: graphile-worker would then
+     * delete the job, whoever holds it now. What it did is on the request.
+     */
+    const finish = async (): Promise<void> => {
+      if (!(await holdsJob(pool, attempt))) {
+        throw new FencedJobError(`export request ${id}: worker ${attempt.workerId} lost job ${attempt.jobId} attempt ${attempt.attempt} while sending; the outcome is recorded on the request`);
+      }
     };
     const body = { instance: req.instance, format: req.format, rows: rows ?? "the requested", filters: filtersText, attachment };
 
@@ -144,34 +177,34 @@ export function exportTask(deps: ExportDeps): Task {
       s3 ??= createS3Client(config.offsite);
       const key = objectKey(target.prefix, "exports", req.instance, `${id}-${attachment}`);
       const link = await shareFile(s3, target.bucket, key, file, config.exportLinkDays, attachment);
-      await markShared(pool, id, key, link.expiresAt);
-      await markSending(pool, id, info);
-      await send(linkMessage(config, req, body, link));
-      fs.rmSync(file.path, { force: true });
+      await markShared(pool, attempt, id, key, link.expiresAt);
+      if ((await send(linkMessage(config, req, body, link))) !== null) fs.rmSync(file.path, { force: true });
       logger.info({ requestId: id, bytes: file.bytes, key }, "export too large to mail; sent a download link");
-      return;
+      return finish();
     }
 
     if (file.bytes > config.exportMaxAttachmentBytes) {
       const mb = (bytes: number) => String(Number((bytes / 2 ** 20).toFixed(2)));
       const reason = `too large to mail: ${mb(file.bytes)} MB compressed, the limit is ${mb(config.exportMaxAttachmentBytes)} MB; narrow the filters`;
       fs.rmSync(file.path, { force: true });
-      await markSending(pool, id, info);
-      await send(tooLargeMessage(config, req, body, reason));
-      await markFailed(pool, id, reason);
+      const runId = await send(tooLargeMessage(config, req, body, reason));
+      if (runId !== null) await markNoticeSent(pool, id, runId, reason);
       logger.warn({ requestId: id, bytes: file.bytes }, "export too large to mail; the recipient was told");
-      return;
+      return finish();
     }
 
-    await markSending(pool, id, info);
     // The attachment is read from a descriptor checked to be this very file (no link, one name, the size measured).
     const content = readSpool(file);
+    let runId: number | null;
     try {
-      await send(exportMessage(config, req, body, content));
+      runId = await send(exportMessage(config, req, body, content));
     } finally {
       content.destroy();
     }
-    if (config.exportKeepHours === 0) fs.rmSync(file.path, { force: true });
-    logger.info({ requestId: id, rows, bytes: file.bytes, via: mailer.target }, "export sent");
+    if (runId !== null) {
+      if (config.exportKeepHours === 0) fs.rmSync(file.path, { force: true });
+      logger.info({ requestId: id, rows, bytes: file.bytes, via: mailer.target }, "export sent");
+    }
+    return finish();
   };
 }

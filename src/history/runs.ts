@@ -23,16 +23,32 @@ export async function recordFailure(pool: pg.Pool, jobId: number, attempt: numbe
 /**
  * As recordFailure, and makes this attempt the job's last: its max_attempts
  * (in the queue and in history) becomes this attempt, so graphile-worker keeps
- * it as permanently failed instead of retrying. One transaction.
+ * it as permanently failed instead of retrying. One transaction. Only while
+ * the job is still at this attempt: a stale attempt must not end a retry.
  */
 export async function recordFinalFailure(pool: pg.Pool, jobId: number, attempt: number, error: string): Promise<void> {
   await pool.query({
     name: "pmt_jobs.record_final_failure",
     text: `with job as (
-             update graphile_worker._private_jobs set max_attempts = attempts where id = $1 returning id
+             update graphile_worker._private_jobs set max_attempts = attempts where id = $1 and attempts = $2 returning id
            )
            update pmt_jobs.job_run set status = 'failed', error = $3, finished_at = now(), max_attempts = $2
            where job_id = $1 and attempt = $2 and status = 'running'`,
     values: [jobId, attempt, error],
   });
+}
+
+/**
+ * A fenced attempt (FencedJobError): it lost its job, which another attempt
+ * now runs or ran, and stopped without acting. Its row, already `abandoned`
+ * by the release, keeps the release's reason and gains what the attempt did
+ * when it came back.
+ */
+export async function recordFenced(pool: pg.Pool, jobId: number, attempt: number, error: string): Promise<void> {
+  await pool.query(
+    `update pmt_jobs.job_run
+     set status = 'abandoned', finished_at = coalesce(finished_at, now()), error = concat_ws('; then ', error, 'fenced: ' || $3)
+     where job_id = $1 and attempt = $2 and status in ('running', 'abandoned')`,
+    [jobId, attempt, error],
+  );
 }

@@ -7,9 +7,10 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
+import { PassThrough, type Readable } from "node:stream";
 import nodemailer from "nodemailer";
 import type Mail from "nodemailer/lib/mailer/index.js";
-import type { Readable } from "node:stream";
+import DataStream from "nodemailer/lib/smtp-connection/data-stream.js";
 
 export interface SentMail {
   messageId: string;
@@ -57,20 +58,63 @@ export function smtpOptions(smtpUrl: string, caFile?: string) {
     auth: url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined,
     pool: true,
     maxConnections: 2,
+    // Never let the pool send a message again by itself after a connection
+    // closed under it: whether that is safe is the export task's decision.
+    maxRequeues: 0,
     connectionTimeout: 30_000,
     greetingTimeout: 30_000,
     socketTimeout: 120_000,
   };
 }
 
+/**
+ * Whether a message's final dot went to the server. nodemailer's errors do not
+ * say where a lost connection stopped ("Connection closed unexpectedly" has
+ * command CONN before MAIL FROM and after the final dot alike), so the message
+ * stream is watched: nodemailer pipes it into the SMTP connection's DataStream
+ * only after the server answered DATA with 354 (into a sink otherwise), and
+ * that DataStream ends once its last bytes, the final dot, were written to the
+ * socket.
+ */
+class DeliveryProbe {
+  messageSent = false;
+
+  watch(input: Readable): Readable {
+    const output = new PassThrough();
+    input.once("error", (error) => output.destroy(error));
+    input.pipe(output);
+    const pipe = output.pipe.bind(output);
+    output.pipe = <T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T => {
+      if (destination instanceof DataStream) destination.once("end", () => (this.messageSent = true));
+      return pipe(destination, options);
+    };
+    return output;
+  }
+}
+
+/** The per-message probe travels in the message options (nodemailer copies them into mail.data). */
+const PROBE = "pmtDeliveryProbe";
+
 export function createSmtpMailer(smtpUrl: string, caFile?: string): Mailer {
   const options = smtpOptions(smtpUrl, caFile);
   const transport = nodemailer.createTransport(options);
+  transport.use("stream", (mail, done) => {
+    const probe = (mail.data as Record<string, unknown>)[PROBE];
+    if (probe instanceof DeliveryProbe) mail.message.processFunc((input) => probe.watch(input));
+    done();
+  });
   return {
     target: `${options.secure ? "smtps" : "smtp"}://${options.host}:${options.port}`,
     async send(message) {
-      const info = await transport.sendMail(message);
-      return { messageId: info.messageId, response: info.response };
+      const probe = new DeliveryProbe();
+      try {
+        const info = await transport.sendMail({ ...message, [PROBE]: probe } as Mail.Options);
+        return { messageId: info.messageId, response: info.response };
+      } catch (error) {
+        // For classifySmtpError: a failure after the final dot may have been delivered.
+        if (probe.messageSent && error instanceof Error) Object.assign(error, { messageSent: true });
+        throw error;
+      }
     },
     close: () => transport.close(),
   };

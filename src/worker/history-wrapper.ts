@@ -2,14 +2,15 @@
  * Every task runs through withHistory. The attempt's `running` row was
  * inserted when graphile-worker locked the job (capture trigger), and its
  * success is recorded when graphile-worker deletes the finished job; the
- * wrapper records failures (the error text, secrets removed) before handing
+ * wrapper records failures (the error text, secrets removed; an attempt fenced
+ * off its lost job only adds why to its abandoned row) before handing
  * them on, keeps the metrics, and makes sure the error graphile-worker stores
  * in graphile_worker.jobs.last_error carries no password either.
  */
 import type { JobHelpers, Task } from "graphile-worker";
 import type pg from "pg";
-import { PermanentJobError, errorMessage } from "../errors.js";
-import { recordFailure, recordFinalFailure } from "../history/runs.js";
+import { FencedJobError, PermanentJobError, errorMessage } from "../errors.js";
+import { recordFailure, recordFenced, recordFinalFailure } from "../history/runs.js";
 import { errorText } from "../redact.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "./metrics.js";
@@ -21,10 +22,12 @@ export interface HistoryContext {
 }
 
 /** A failed history write must not change the job's outcome: retry a little, then log. */
-async function recordFailureWithRetry(ctx: HistoryContext, jobId: number, attempt: number, error: string, final: boolean): Promise<void> {
+type Recorder = typeof recordFailure;
+
+async function recordFailureWithRetry(ctx: HistoryContext, jobId: number, attempt: number, error: string, record: Recorder): Promise<void> {
   for (let i = 1; ; i++) {
     try {
-      await (final ? recordFinalFailure : recordFailure)(ctx.pool, jobId, attempt, error);
+      await record(ctx.pool, jobId, attempt, error);
       return;
     } catch (e) {
       if (i >= 4) {
@@ -51,7 +54,8 @@ export function withHistory(task: string, body: Task, ctx: HistoryContext): Task
       const final = error instanceof PermanentJobError || job.attempts >= job.max_attempts;
       ctx.metrics.jobsFailed.inc({ task, final: String(final) });
       const text = errorText(error);
-      await recordFailureWithRetry(ctx, Number(job.id), job.attempts, text, error instanceof PermanentJobError);
+      const record = error instanceof FencedJobError ? recordFenced : error instanceof PermanentJobError ? recordFinalFailure : recordFailure;
+      await recordFailureWithRetry(ctx, Number(job.id), job.attempts, text, record);
       throw new Error(text);
     }
   };

@@ -35,6 +35,15 @@ export class SmtpSink {
   /** Runs after a message is received and before the server answers 250 (a fault test's hook). */
   beforeAccept: ((mail: ParsedMail) => Promise<void>) | undefined;
 
+  /** Cut the connection of this many next messages after storing them, before the 250 reply (the server has the mail; the client never hears). */
+  dropAfterStore = 0;
+
+  /** Runs when MAIL FROM arrives, before the server answers it (holds a client inside the SMTP transaction). */
+  beforeMailFrom: (() => Promise<void>) | undefined;
+
+  /** Cut the connection of this many next sessions at MAIL FROM (nothing of the message was sent). */
+  dropAtMailFrom = 0;
+
   /** Whether the last session was encrypted. */
   lastSecure: boolean | undefined;
 
@@ -52,6 +61,13 @@ export class SmtpSink {
         auth.password === "sink-password"
           ? callback(null, { user: auth.username })
           : callback(Object.assign(new Error("Invalid username or password"), { responseCode: 535 })),
+      onMailFrom: (_address, session, callback) => {
+        if (this.dropAtMailFrom > 0) {
+          this.dropAtMailFrom--;
+          return this.cut(session.id);
+        }
+        Promise.resolve(this.beforeMailFrom?.()).then(() => callback(), callback);
+      },
       onRcptTo: (address, _session, callback) => {
         const code = this.refuse.get(address.address);
         if (code) {
@@ -70,7 +86,11 @@ export class SmtpSink {
             this.waiters = this.waiters.filter((w) => (this.messages.length >= w.n ? (w.resolve(), false) : true));
           })
           .then(
-            () => callback(),
+            () => {
+              if (this.dropAfterStore <= 0) return callback();
+              this.dropAfterStore--;
+              this.cut(session.id);
+            },
             (error) => callback(error),
           );
       },
@@ -79,6 +99,12 @@ export class SmtpSink {
       this.server!.once("error", reject);
       this.server!.listen(this.port, "127.0.0.1", () => resolve());
     });
+  }
+
+  /** Destroys a session's socket without a reply (smtp-server keeps its connections in a private set). */
+  private cut(sessionId: string): void {
+    const connections = (this.server as unknown as { connections: Set<{ session: { id: string }; _socket: { destroy(): void } }> }).connections;
+    for (const c of connections) if (c.session.id === sessionId) c._socket.destroy();
   }
 
   async down(): Promise<void> {

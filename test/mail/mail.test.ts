@@ -53,6 +53,41 @@ describe("SMTP over TLS", () => {
   });
 });
 
+describe("a connection lost during the SMTP transaction", () => {
+  const message = { from: "a@example.org", to: "b@example.org", subject: "Data Request", text: "hello", attachments: [{ filename: "x.csv", content: "a,b\r\n".repeat(50_000) }] };
+
+  it.each([["STARTTLS", false], ["plain SMTP", undefined]])(
+    "after the final dot (%s): the server has the mail, the failure says delivery unconfirmed",
+    async (_name, implicit) => {
+      const tls = implicit === undefined ? undefined : { ...(await certificate()), implicit };
+      const sink = await SmtpSink.start(tls);
+      sinks.push(sink);
+      sink.dropAfterStore = 1;
+      const mailer = createSmtpMailer(sink.url, tls?.caFile);
+      const error = await mailer.send(message).then(() => undefined, (e: unknown) => e);
+      mailer.close();
+      expect(sink.messages).toHaveLength(1);
+      expect(error).toBeInstanceOf(Error);
+      expect(classifySmtpError(error)).toMatchObject({ permanent: false, unconfirmed: true });
+      expect(classifySmtpError(error).reason).toMatch(/^the connection to the mail server was lost after the whole message was sent, before its reply \(E[A-Z]+: /);
+    },
+  );
+
+  it("at MAIL FROM, before any of the message: safe to retry, and the retry delivers it once", async () => {
+    const sink = await SmtpSink.start();
+    sinks.push(sink);
+    sink.dropAtMailFrom = 1;
+    const mailer = createSmtpMailer(sink.url);
+    const error = await mailer.send(message).then(() => undefined, (e: unknown) => e);
+    expect(sink.messages).toHaveLength(0);
+    expect(classifySmtpError(error)).toMatchObject({ permanent: false, unconfirmed: false });
+    expect(classifySmtpError(error).reason).toMatch(/^the mail server could not be reached/);
+    await mailer.send(message);
+    mailer.close();
+    expect(sink.messages).toHaveLength(1);
+  });
+});
+
 describe("composition", () => {
   it("fills the body template and picks the instance's own body", () => {
     const config = testConfig({ EXPORT_MAIL_BODIES: '{"BMGF": "Dear grantee, {rows} rows of {instance}."}' });
@@ -77,5 +112,18 @@ describe("classifySmtpError", () => {
     [new Error("weird"), false],
   ])("%j permanent=%s", (error, permanent) => {
     expect(classifySmtpError(error).permanent).toBe(permanent);
+    expect(classifySmtpError(error).unconfirmed).toBe(false);
+  });
+
+  it.each([
+    [{ code: "ECONNECTION", command: "CONN", message: "Connection closed unexpectedly", messageSent: true }, "unconfirmed"],
+    [{ code: "ETIMEDOUT", command: "CONN", message: "Timeout", messageSent: true }, "unconfirmed"],
+    [{ code: "ECONNECTION", command: "CONN", message: "Connection closed unexpectedly", messageSent: false }, "retry"],
+    // The server answered after the final dot: it said what it did with the message.
+    [{ code: "EMESSAGE", responseCode: 451, response: "451 try later", messageSent: true }, "retry"],
+    [{ code: "EMESSAGE", responseCode: 552, response: "552 too big", messageSent: true }, "refused"],
+  ])("%j after the message: %s", (error, outcome) => {
+    const f = classifySmtpError(error);
+    expect(f.unconfirmed ? "unconfirmed" : f.permanent ? "refused" : "retry").toBe(outcome);
   });
 });
