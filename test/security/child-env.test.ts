@@ -16,6 +16,7 @@ import { childEnv } from "../../src/child-env.js";
 import { migrate } from "../../src/db/migrate.js";
 import { createLogger } from "../../src/log.js";
 import { createTestDatabase, type TestDatabase } from "../harness/db.js";
+import { recordFault } from "../harness/faults.js";
 import { testConfig } from "../harness/worker.js";
 
 const SECRETS: Record<string, string> = {
@@ -102,5 +103,11 @@ describe("child processes", () => {
       }
     }
     expect(runs.some((r) => r.tool === "pg_dump" && r.env.PGDATABASE === db.name)).toBe(true);
+    recordFault({
+      scenario: "child environment",
+      fault: "SMTP_URL, DATABASE_URL, AWS_* keys, BACKUP_DATABASES, a stray PGPASSWORD and PGSERVICE in the worker's environment; a backup",
+      outcome: `${runs.length} runs of pg_dump/pg_restore saw PATH/HOME/LANG/TZ and the target's PG* settings only; no secret`,
+      lost: 0,
+    });
   });
 });
