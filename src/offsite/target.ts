@@ -12,7 +12,8 @@ export type OffsiteTarget = { kind: "s3"; bucket: string; prefix: string } | { k
 
 export function parseOffsiteUrl(value: string): OffsiteTarget {
   const url = new URL(value);
-  if (url.protocol === "file:") return { kind: "file", dir: decodeURIComponent(url.pathname) };
+  // file://host/path is refused: the host part would be silently dropped (config.ts says so at start).
+  if (url.protocol === "file:" && !url.host && url.pathname !== "/") return { kind: "file", dir: decodeURIComponent(url.pathname) };
   if (url.protocol === "s3:" && url.hostname) {
     return { kind: "s3", bucket: url.hostname, prefix: decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, "") };
   }
