@@ -247,7 +247,8 @@ export async function startEmbedded(home: string, port: number, logger: Logger):
   };
 }
 
-function isAlive(pid: number): boolean {
+/** Whether process `pid` exists (EPERM: it does, as another user). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

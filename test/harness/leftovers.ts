@@ -6,19 +6,11 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { isAlive } from "../../src/db/embedded.js";
 
 export interface Server {
   dataDir: string;
   pid: number;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** The live server of a data directory (its postmaster.pid), if any. */
