@@ -39,21 +39,55 @@ const cron = z
     }
   });
 
-/** A URL of one of `protocols`; the message never echoes the value (it may hold a password). */
+/** What is wrong with `value` as a URL of one of `protocols`, without echoing it (it may hold a password); undefined if nothing. */
+function urlProblem(value: string, protocols: string[]): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return "not a URL";
+  }
+  if (!protocols.includes(url.protocol)) return `the unsupported scheme ${JSON.stringify(url.protocol.slice(0, 20))}`;
+  if (!url.hostname) return "no host";
+  return undefined;
+}
+
+/** A URL of one of `protocols`: the message says what is wrong and what is expected, never the value. */
 function urlOf(protocols: string[], message: string) {
   return z
     .string()
     .trim()
     .superRefine((value, ctx) => {
-      let url: URL | undefined;
-      try {
-        url = new URL(value);
-      } catch {
-        // fall through
-      }
-      if (!url || !protocols.includes(url.protocol) || !url.hostname) ctx.addIssue({ code: "custom", message });
+      const problem = urlProblem(value, protocols);
+      if (problem) ctx.addIssue({ code: "custom", message: `${message}; got ${problem}` });
     });
 }
+
+const OFFSITE_EXPECTED = "expected s3://bucket/prefix (any S3-compatible store) or file:///absolute/path (three slashes) (value not shown)";
+
+/**
+ * OFFSITE_URL: `file://relative/path` parses as host "relative", path "/path",
+ * and `file:relative` as "/relative"; both once made a store at the wrong
+ * place, so a file store must be spelt `file:///` plus an absolute path.
+ */
+const offsiteUrl = z
+  .string()
+  .trim()
+  .superRefine((value, ctx) => {
+    const fail = (problem: string) => ctx.addIssue({ code: "custom", message: `${OFFSITE_EXPECTED}; got ${problem}` });
+    const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(value)?.[1]?.toLowerCase();
+    if (scheme === "file") {
+      if (!value.startsWith("file:///")) return fail("a file URL without an absolute path (file://folder/... names a host, not a folder)");
+      if (/^file:\/\/\/+$/.test(value)) return fail("the filesystem root");
+      return;
+    }
+    if (scheme !== "s3") return fail(scheme ? `the unsupported scheme "${scheme.slice(0, 20)}:"` : "no scheme");
+    const problem = urlProblem(value, ["s3:"]);
+    if (problem) return fail(problem === "no host" ? "no bucket name after s3://" : problem);
+    const url = new URL(value);
+    if (url.username || url.password) return fail("credentials in the URL (give them as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)");
+    if (url.search || url.hash) return fail("a query or fragment (? or #)");
+  });
 
 const postgresUrl = urlOf(["postgres:", "postgresql:"], "expected a URL like postgres://user:password@host:5432/dbname (value not shown)");
 
@@ -317,9 +351,7 @@ export const ENV = {
     doc: "The newest N successful backups of a database are never pruned, whatever their age.",
   },
   OFFSITE_URL: {
-    schema: urlOf(["s3:", "file:"], "expected s3://bucket/prefix or file:///absolute/path (value not shown)")
-      .or(z.string().trim().regex(/^file:\/\/\/.+/, "expected s3://bucket/prefix or file:///absolute/path"))
-      .optional(),
+    schema: offsiteUrl.optional(),
     default: undefined,
     doc: "Offsite store: s3://bucket/prefix (any S3-compatible store) or file:///path. Exports too large to mail are put there and mailed as a link.",
   },

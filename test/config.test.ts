@@ -70,6 +70,34 @@ describe("loadConfig", () => {
     expect(problem).not.toContain("hunter2");
   });
 
+  it("accepts OFFSITE_URL only as s3://bucket/prefix or file:///absolute/path, saying what is wrong otherwise", () => {
+    expect(loadConfig({ OFFSITE_URL: "s3://bucket/pmt/backups" }, NO_DOTENV).offsite.url).toBe("s3://bucket/pmt/backups");
+    expect(loadConfig({ OFFSITE_URL: "file:///var/backups/pmt" }, NO_DOTENV).offsite.url).toBe("file:///var/backups/pmt");
+    const expected = "OFFSITE_URL: expected s3://bucket/prefix (any S3-compatible store) or file:///absolute/path (three slashes) (value not shown); got ";
+    const cases: [string, string][] = [
+      // Once accepted: doctor then made /path/127.0.0.1 at the filesystem root and said OK.
+      ["file://relative/path", "a file URL without an absolute path (file://folder/... names a host, not a folder)"],
+      ["file:relative/path", "a file URL without an absolute path (file://folder/... names a host, not a folder)"],
+      ["file:///", "the filesystem root"],
+      // Once only "Invalid input".
+      ["ftp://x", 'the unsupported scheme "ftp:"'],
+      ["/var/backups", "no scheme"],
+      ["s3://", "no bucket name after s3://"],
+      ["s3://AKIA:hunter2@bucket/pmt", "credentials in the URL (give them as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"],
+      ["s3://bucket/pmt?region=x", "a query or fragment (? or #)"],
+    ];
+    for (const [value, problem] of cases) expect(problems({ OFFSITE_URL: value }), value).toEqual([expected + problem]);
+    expect(problems({ OFFSITE_URL: "s3://AKIA:hunter2@bucket/pmt" }).join()).not.toContain("hunter2");
+  });
+
+  it("says what is wrong with the other URLs, echoing none that may hold a password", () => {
+    expect(problems({ DATABASE_URL: "mysql://u:hunter2@host/db", SMTP_URL: "smtp.example.org:587", S3_ENDPOINT: "http://" })).toEqual([
+      'DATABASE_URL: expected a URL like postgres://user:password@host:5432/dbname (value not shown); got the unsupported scheme "mysql:"',
+      "SMTP_URL: expected smtp://user:password@host:587 (STARTTLS) or smtps://...:465 (TLS) (value not shown); got the unsupported scheme \"smtp.example.org:\"",
+      "S3_ENDPOINT: expected the store's URL, like https://s3.example.org or http://minio:9000; got not a URL (got \"http://\")",
+    ]);
+  });
+
   it("reads .env without overriding the environment, and names a bad line", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-env-"));
     const file = path.join(dir, ".env");

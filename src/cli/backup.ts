@@ -11,7 +11,7 @@ import { UserError } from "../errors.js";
 import { applyRetention } from "../retention/apply.js";
 import { withDatabase } from "./context.js";
 import { formatDuration, table } from "./format.js";
-import { oneOf, positiveInt } from "./options.js";
+import { backupId, oneOf, positiveInt } from "./options.js";
 
 const FORMATS = ["custom", "tar", "directory"] as const;
 
@@ -134,8 +134,9 @@ export function registerBackup(program: Command): void {
     .command("verify <id>")
     .description("re-hash a backup, compare it with the catalog and manifest, and have pg_restore list it; a backup that fails is marked corrupt")
     .action(async (id: string) => {
+      const backup = backupId(id);
       await withDatabase(async ({ config, pool, logger }) => {
-        const result = await verifyBackup(config, pool, positiveInt(2 ** 31)(id), { logger });
+        const result = await verifyBackup(config, pool, backup, { logger });
         if (!result.ok) {
           throw new UserError(`backup ${id} failed verification and is marked corrupt (out of the tiers, not uploaded, not the last good backup):\n  ${result.problems.join("\n  ")}`);
         }
@@ -150,12 +151,13 @@ export function registerBackup(program: Command): void {
     .option("--from-offsite <key>", "stream this object from the offsite store (see offsite list) instead")
     .option("--from-file <path>", "restore this file instead of the catalogued one (e.g. a copy)")
     .action(async (id: string | undefined, opts: { into: string; fromFile?: string; fromOffsite?: string }) => {
+      if (!id && !opts.fromOffsite) throw new UserError("give a backup id (see pmt-worker backup list), or --from-offsite <key>");
+      const backup = id === undefined ? undefined : backupId(id);
       await withDatabase(async ({ config, pool, url }) => {
-        if (!id && !opts.fromOffsite) throw new UserError("give a backup id, or --from-offsite <key>");
         const offsite = opts.fromOffsite ? { ...(await import("../offsite/restore.js")), ...(await import("../offsite/store.js")) } : undefined;
         const result = offsite && opts.fromOffsite
           ? await offsite.restoreFromOffsite(config, offsite.openStore(requireOffsite(config), config.offsite), url, opts.fromOffsite, opts.into)
-          : await restoreBackup(config, pool, url, positiveInt(2 ** 31)(id!), opts.into, opts.fromFile);
+          : await restoreBackup(config, pool, url, backup!, opts.into, opts.fromFile);
         const tables = Object.keys(result.tables).length;
         const rows = Object.values(result.tables).reduce((a, b) => a + b, 0);
         process.stdout.write(`restored ${opts.fromOffsite ?? `backup ${id}`} into ${result.database}: ${tables} tables, ${rows} rows, ${result.seconds.toFixed(1)} s\n`);

@@ -15,6 +15,11 @@ export interface CommandContext {
   db: Db;
 }
 
+/** A command's logger: on stderr, so that stdout carries only its output; warnings and worse unless LOG_LEVEL says more. */
+export function commandLogger(config: Config): Logger {
+  return createLogger(config.logLevel === "info" ? "warn" : config.logLevel, pino.destination(2));
+}
+
 /**
  * Runs a command against the database: DATABASE_URL, or the embedded default
  * (reused if running, else started for the command and stopped after).
@@ -22,7 +27,7 @@ export interface CommandContext {
  */
 export async function withDatabase<T>(fn: (ctx: CommandContext) => Promise<T>): Promise<T> {
   const config = loadConfig();
-  const logger = createLogger(config.logLevel === "info" ? "warn" : config.logLevel, pino.destination(2));
+  const logger = commandLogger(config);
   const database = await openDatabase(config, logger);
   const pool = createPool(database.url, { max: 2, applicationName: "pmt-worker cli" });
   try {

@@ -39,6 +39,8 @@ export async function main(argv: string[]): Promise<void> {
     await buildProgram().parseAsync(argv);
   } catch (error) {
     if (error instanceof CommanderError) {
+      // Commander prints its own parse errors and exits; one thrown from an action has not been shown.
+      process.stderr.write(`pmt-worker: ${redactText(error.message)}\n`);
       process.exitCode = error.exitCode;
       return;
     }

@@ -65,8 +65,11 @@ export function registerStart(program: Command): void {
         };
         process.on("SIGTERM", onSignal);
         process.on("SIGINT", onSignal);
+        // The runners settle before stop() has deregistered the worker and closed its pool:
+        // wait for all of it, or the embedded server goes down under the deregistration
+        // and status shows a stopped worker alive until WORKER_DEAD_AFTER_SECONDS.
         worker.promise.then(
-          () => resolve(0),
+          () => void worker.stop("runners stopped").then(() => resolve(0), () => resolve(1)),
           (error) => {
             logger.error({ err: errorMessage(error) }, "worker died");
             void worker.stop("worker died").finally(() => resolve(1));

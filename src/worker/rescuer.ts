@@ -113,7 +113,11 @@ export async function startRescuer(options: RescuerOptions): Promise<Rescuer> {
       stopped = true;
       clearInterval(timer);
       await running.catch(() => {});
-      await db.deleteFrom("pmt_jobs.worker").where("id", "=", workerId).execute().catch(() => {});
+      await db
+        .deleteFrom("pmt_jobs.worker")
+        .where("id", "=", workerId)
+        .execute()
+        .catch((error) => logger.warn({ err: errorMessage(error) }, "could not remove this worker's row: status shows it until its heartbeat is stale"));
     },
   };
 }

@@ -57,6 +57,10 @@ describe("pmt-worker backup", () => {
     expect((await runCli(["backup", "run", "--format", "zip"], env)).stderr).toContain("expected one of custom, tar, directory");
     expect(await runCli(["backup", "verify", "999999"], env)).toMatchObject({ code: 1, stderr: "pmt-worker: backup 999999 does not exist (see pmt-worker backup list)\n" });
     expect((await runCli(["backup", "restore", "1", "--into", "bad name"], env)).stderr).toContain("expected a new database name");
+    // Once: exit 1 and no output at all.
+    const notAnId = "pmt-worker: \"abc\" is not a backup id: expected the number in the id column of pmt-worker backup list\n";
+    expect(await runCli(["backup", "verify", "abc"], env)).toMatchObject({ code: 1, stdout: "", stderr: notAnId });
+    expect(await runCli(["backup", "restore", "abc", "--into", "x"], env)).toMatchObject({ code: 1, stdout: "", stderr: notAnId });
   });
 });
 

@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { embeddedUrl, readEmbeddedConnection } from "../../src/db/embedded.js";
-import { BIN, ChildHandle } from "../harness/cli.js";
+import { BIN, ChildHandle, runCli } from "../harness/cli.js";
 import { queryOnce as query } from "../harness/db.js";
 import { JobEventLog } from "../harness/events.js";
 import { freePort } from "../harness/net.js";
@@ -69,6 +69,8 @@ describe("pmt-worker start on the embedded default", () => {
     await expect(query(url, "select 1")).rejects.toThrow(/ECONNREFUSED/);
 
     const second = await startWorker(env);
+    // The first worker deregistered when it stopped: only the second is alive (once it stayed for WORKER_DEAD_AFTER_SECONDS).
+    expect(await query<{ pid: number }>(url, "select pid from pmt_jobs.worker")).toEqual([{ pid: second.child.child.pid }]);
     const rows = await query<{ status: string }>(url, `select status from pmt_jobs.job_run where job_id = ${id}`);
     expect(rows).toEqual([{ status: "succeeded" }]);
     // Its completion reached the queue before the shutdown: it will not run again.
@@ -87,5 +89,16 @@ describe("pmt-worker start on the embedded default", () => {
     expect(fs.readFileSync(path.join(env.PMT_HOME, "outbox", outbox[0]!), "utf8")).toContain("Subject: Data Request");
     second.child.kill("SIGINT");
     expect(await second.child.exited).toEqual({ code: 0, signal: null });
+
+    // With the server stopped, status and doctor start it like every other command (doctor once said FAIL),
+    // and a cleanly stopped worker is not shown alive.
+    const status = await runCli(["status", "--json"], env);
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout).workers).toEqual([]);
+    const doctor = await runCli(["doctor", "--json"], env);
+    const checks = doctor.stdout.trim().split("\n").map((l) => JSON.parse(l) as { name: string; verdict: string });
+    expect(checks.find((c) => c.name === "database"), doctor.stdout + doctor.stderr).toMatchObject({ verdict: "OK" });
+    expect(checks.find((c) => c.name === "migrations")).toMatchObject({ verdict: "OK" });
+    await expect(query(url, "select 1")).rejects.toThrow(/ECONNREFUSED/);
   });
 });

@@ -51,6 +51,8 @@ describe("pmt-worker doctor", () => {
   it("reports OK for a healthy setup, one line per check, and exits 0", async () => {
     const result = await runCli(["doctor"], env);
     expect(result.code, result.stdout + result.stderr).toBe(0);
+    // Nothing on stderr: once the AWS SDK's 9-line "will require node >=22" warning came with every command on Node 20.
+    expect(result.stderr).toBe("");
     for (const name of ["database", "clock", "queue", "migrations", `pg_dump ${db.name}`, "backup space", "smtp", "offsite"]) {
       expect(result.stdout).toMatch(new RegExp(`^OK    ${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\s+\\S`, "m"));
     }

@@ -10,6 +10,7 @@ import type { TestProject } from "vitest/node";
 import { startEmbedded } from "../../src/db/embedded.js";
 import { createLogger } from "../../src/log.js";
 import { faultTable, readFaults } from "./fault-table.js";
+import { serversUnder, stopServer } from "./leftovers.js";
 import { freePort } from "./net.js";
 
 declare module "vitest" {
@@ -29,14 +30,60 @@ function printFaults(file: string): void {
   process.stdout.write(`\nFault injection: ${rows.length} scenarios, data lost ${lost}\n${faultTable(rows)}`);
 }
 
+function ourTempFolders(tmp: string): Set<string> {
+  return new Set(fs.readdirSync(tmp).filter((name) => name.startsWith("pmt-")));
+}
+
+/**
+ * One temporary folder for the whole run: TMPDIR points at it for the test
+ * processes (forked after this) and everything they spawn, so whatever a
+ * test leaves there goes with it at the end. 0711: the postgres user (the
+ * embedded servers' as root) passes through; nobody lists it.
+ */
+function runTempFolder(): { dir: string; tmp: string; before: Set<string> } {
+  const tmp = os.tmpdir();
+  const before = ourTempFolders(tmp);
+  const dir = fs.mkdtempSync(path.join(tmp, "pmt-test-run-"));
+  fs.chmodSync(dir, 0o711);
+  process.env.TMPDIR = dir;
+  return { dir, tmp, before };
+}
+
+/**
+ * The end-of-run check: servers still running under the run's folder are
+ * stopped and named, loudly (a test that does not clean up after itself);
+ * then the folder goes, and pmt-* folders that appeared in the real temporary
+ * folder (written by something that ignored TMPDIR) are named in a note.
+ */
+function cleanUp(run: { dir: string; tmp: string; before: Set<string> }): void {
+  const problems: string[] = [];
+  for (const server of serversUnder(run.dir)) {
+    const stopped = stopServer(server);
+    problems.push(`PostgreSQL (pid ${server.pid}) left running on ${path.relative(run.dir, server.dataDir)}: ${stopped ? "stopped now" : "STILL RUNNING"}`);
+  }
+  fs.rmSync(run.dir, { recursive: true, force: true });
+  if (problems.length) {
+    process.stderr.write(`\n!!! The test run left things behind (a test does not clean up after itself):\n${problems.map((p) => `!!!   ${p}\n`).join("")}`);
+  }
+  // Not attributable for sure: another test run may be going on at the same time.
+  const appeared = [...ourTempFolders(run.tmp)].filter((name) => !run.before.has(name));
+  if (appeared.length) {
+    process.stderr.write(`note: ${appeared.length} pmt-* folders appeared in ${run.tmp} during the run, outside its own folder (this run's unless another ran at the same time): ${appeared.join(", ")}\n`);
+  }
+}
+
 export default async function setup(project: TestProject) {
-  const faultLog = path.join(os.tmpdir(), `pmt-faults-${process.pid}-${Date.now()}.jsonl`);
+  const run = runTempFolder();
+  const faultLog = path.join(run.dir, "faults.jsonl");
   project.provide("faultLog", faultLog);
   if (process.env.TEST_DATABASE_URL) {
     project.provide("adminUrl", process.env.TEST_DATABASE_URL);
-    return () => printFaults(faultLog);
+    return () => {
+      printFaults(faultLog);
+      cleanUp(run);
+    };
   }
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-test-pg-"));
+  const home = fs.mkdtempSync(path.join(run.dir, "pmt-test-pg-"));
   fs.chmodSync(home, 0o711);
   const server = await startEmbedded(home, await freePort(), createLogger("warn"));
   const url = new URL(server.url);
@@ -45,6 +92,6 @@ export default async function setup(project: TestProject) {
   return async () => {
     printFaults(faultLog);
     await server.stop();
-    fs.rmSync(home, { recursive: true, force: true });
+    cleanUp(run);
   };
 }
