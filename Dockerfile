@@ -41,6 +41,8 @@ COPY bin ./bin
 COPY migrations ./migrations
 COPY sql ./sql
 COPY deploy/container/entrypoint.sh deploy/container/healthcheck.mjs ./deploy/container/
+# `docker exec <container> pmt-worker doctor` goes through the same entry point.
+RUN ln -s /app/deploy/container/entrypoint.sh /usr/local/bin/pmt-worker
 USER node
 VOLUME /var/lib/pmt-worker
 EXPOSE 9464

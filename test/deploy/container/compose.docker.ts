@@ -62,7 +62,7 @@ describe("docker compose up", () => {
   });
 
   it("backs up with an offsite copy and mails an export", async () => {
-    const backup = await compose("exec", "-T", "worker", "/app/deploy/container/entrypoint.sh", "backup", "run");
+    const backup = await compose("exec", "-T", "worker", "pmt-worker", "backup", "run");
     expect(backup).toMatch(/^pmt: backup \d+ succeeded, .* offsite copy verified$/m);
     expect(await compose("exec", "-T", "postgres", "psql", "-U", "pmt", "-d", "pmt", "-Atc", "select pmt_filter_csv('', '', '', null, null, 'ida@example.org')")).toBe("t\n");
     const messages = await until(async () => {

@@ -28,7 +28,6 @@ import { until } from "../../harness/wait.js";
 const IMAGE = process.env.PMT_CI_IMAGE ?? "pmt-worker:ci";
 const NAME = `pmt-ci-worker-${process.pid}`;
 const STOP_TIMEOUT = 120;
-const ENTRY = "/app/deploy/container/entrypoint.sh";
 const run = promisify(execFile);
 
 async function docker(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
@@ -121,11 +120,11 @@ describe("the container image", () => {
 
     // doctor names the servers the image's pg_dump can back up.
     const dumpMajor = /\(PostgreSQL\) (\d+)/.exec((await docker("exec", NAME, "pg_dump", "--version")).stdout)![1];
-    const doctor = await docker("exec", NAME, ENTRY, "doctor");
+    const doctor = await docker("exec", NAME, "pmt-worker", "doctor");
     expect(doctor.stdout).toMatch(new RegExp(`^OK\\s+backup range\\s+pg_dump ${dumpMajor}\\.\\d+ \\(\\S+\\) backs up PostgreSQL 9\\.2 to ${dumpMajor}$`, "m"));
     expect(doctor.stdout).toMatch(/^OK\s+offsite\s+/m);
 
-    const backup = await docker("exec", NAME, ENTRY, "backup", "run");
+    const backup = await docker("exec", NAME, "pmt-worker", "backup", "run");
     expect(backup.code, backup.stderr).toBe(0);
     const file = new RegExp(`^${db.name}: backup \\d+ succeeded, .* -> (\\S+), offsite copy verified$`, "m").exec(backup.stdout)?.[1];
     expect(file, backup.stdout).toBeDefined();
