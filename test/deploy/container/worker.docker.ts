@@ -116,6 +116,8 @@ describe("the container image", () => {
     }, "the container to be healthy", 120_000, 1000).catch(async (error) => {
       throw new Error(`${(error as Error).message}; its log:\n${await logs()}`);
     });
+    const checks = JSON.parse(await inspect("{{json .State.Health.Log}}")) as { ExitCode: number; Output: string }[];
+    expect(checks.at(-1)).toMatchObject({ ExitCode: 0, Output: `healthz on port ${httpPort}: 200\n` });
     expect((await docker("exec", NAME, "cat", "/proc/1/comm")).stdout.trim()).toBe("tini");
 
     // doctor names the servers the image's pg_dump can back up.
