@@ -393,6 +393,11 @@ export const ENV = {
     default: undefined,
     doc: "S3-compatible endpoint (MinIO, R2, Ceph, ...); unset: AWS.",
   },
+  S3_PUBLIC_ENDPOINT: {
+    schema: urlOf(["http:", "https:"], "expected the store's URL as recipients reach it, like https://s3.example.org or http://localhost:9000").optional(),
+    default: undefined,
+    doc: "S3_ENDPOINT as the recipients of download links reach it (large exports), when they cannot reach S3_ENDPOINT (e.g. http://minio:9000 inside compose). Unset: S3_ENDPOINT.",
+  },
   S3_REGION: {
     schema: z.string().trim().regex(/^[a-z0-9-]+$/, "expected a region name like us-east-1"),
     default: "us-east-1",
@@ -479,6 +484,7 @@ export interface Config {
   offsite: {
     url: string | undefined;
     endpoint: string | undefined;
+    publicEndpoint: string | undefined;
     region: string;
     forcePathStyle: boolean;
     serverId: string | undefined;
@@ -594,6 +600,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
     offsite: {
       url: values.OFFSITE_URL as string | undefined,
       endpoint: values.S3_ENDPOINT as string | undefined,
+      publicEndpoint: values.S3_PUBLIC_ENDPOINT as string | undefined,
       region: values.S3_REGION as string,
       forcePathStyle: values.S3_FORCE_PATH_STYLE as boolean,
       serverId: values.OFFSITE_SERVER_ID as string | undefined,

@@ -8,6 +8,7 @@ import fs from "node:fs";
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { linkSigner } from "./target.js";
 
 export interface SharedFile {
   key: string;
@@ -35,7 +36,7 @@ export async function shareFile(
   }
   const seconds = days * 86_400;
   const url = await getSignedUrl(
-    s3,
+    linkSigner(s3),
     new GetObjectCommand({ Bucket: bucket, Key: key, ResponseContentDisposition: `attachment; filename="${downloadName}"` }),
     { expiresIn: seconds },
   );

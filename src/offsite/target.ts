@@ -27,6 +27,8 @@ export function objectKey(prefix: string, ...parts: string[]): string {
 
 export interface S3Settings {
   endpoint: string | undefined;
+  /** S3_PUBLIC_ENDPOINT: the same store as recipients of download links reach it. */
+  publicEndpoint?: string | undefined;
   region: string;
   forcePathStyle: boolean;
 }
@@ -42,11 +44,29 @@ function silenceNodeVersionWarning(): void {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 }
 
+/** The client that signs download links, for each client whose store recipients reach at another address. */
+const linkSigners = new WeakMap<S3Client, S3Client>();
+
 export function createS3Client(settings: S3Settings): S3Client {
   silenceNodeVersionWarning();
+  const client = newClient(settings, settings.endpoint);
+  if (settings.publicEndpoint) linkSigners.set(client, newClient(settings, settings.publicEndpoint));
+  return client;
+}
+
+/**
+ * The client to presign download links with: a presigned URL names the host
+ * it was signed for, and the worker's endpoint (http://minio:9000 inside
+ * compose) is often not one a recipient can reach. Signing needs no request.
+ */
+export function linkSigner(client: S3Client): S3Client {
+  return linkSigners.get(client) ?? client;
+}
+
+function newClient(settings: S3Settings, endpoint: string | undefined): S3Client {
   return new S3Client({
     region: settings.region,
-    endpoint: settings.endpoint,
+    endpoint,
     forcePathStyle: settings.forcePathStyle,
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
