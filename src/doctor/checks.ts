@@ -20,6 +20,7 @@ import { smtpOptions } from "../mail/transport.js";
 import { describeStoreError, serverId } from "../offsite/copies.js";
 import { objectKey, openStore } from "../offsite/store.js";
 import { redactText, redactUrl } from "../redact.js";
+import { restoreChecks } from "./restore.js";
 
 export type Verdict = "OK" | "WARN" | "FAIL";
 
@@ -178,7 +179,7 @@ function dropDirCheck(config: Config): Check | undefined {
 
 export async function runChecks(config: Config, databaseUrl: string): Promise<Check[]> {
   const checks = await databaseChecks(databaseUrl);
-  if (checks[0]?.verdict !== "FAIL") checks.push(...(await toolChecks(config, databaseUrl)));
+  if (checks[0]?.verdict !== "FAIL") checks.push(...(await toolChecks(config, databaseUrl)), ...(await restoreChecks(config, databaseUrl)));
   checks.push(...backupDirCheck(config));
   checks.push(await smtpCheck(config));
   checks.push(await offsiteCheck(config, databaseUrl));
