@@ -20,7 +20,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ChildHandle, ROOT } from "../harness/cli.js";
+import { ChildHandle, ROOT, runCli } from "../harness/cli.js";
 import { readSystemdEnvFile } from "../harness/envfile.js";
 import { startPostgisCluster, type PostgisCluster } from "../harness/postgis.js";
 import { S3Sink, S3RVER_CREDENTIALS } from "../harness/s3.js";
@@ -196,6 +196,20 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
     return child;
   }
 
+  /** A role of its own, not the guide's, and its database (owned by postgres, as PMT's is). */
+  async function migrateAs(role: string, grants: string): Promise<{ code: number | null; stderr: string }> {
+    psqlAsPostgres(cluster, `create role ${role} login password 'pw'; create database ${role}; ${grants.replaceAll("DB", role)}`);
+    const url = `postgres://${role}:pw@127.0.0.1:${cluster.port}/${role}`;
+    return runCli(["migrate"], { DATABASE_URL: url, PMT_HOME: path.join(tmp, role) });
+  }
+
+  it("before the DBA's step: migrate says which roles to create, rather than failing in a migration", async () => {
+    const r = await migrateAs("pmt_early", "grant create on database DB to pmt_early; \\c DB\ngrant create on schema public to pmt_early;");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the group roles are missing and this role may not create them .*as a DBA run once: create role pmt_app nologin; create role pmt_backup nologin;/);
+    expect(r.stderr).not.toMatch(/malformed array literal/);
+  });
+
   it("ends with backups, an offsite copy, test restores, a restore and exports working under its roles", async () => {
     const [major, minor] = process.versions.node.split(".").map(Number) as [number, number];
     expect(major > 20 || (major === 20 && minor >= 12), "the guide's Node is 20.12 or newer").toBe(true);
@@ -232,4 +246,10 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
     expect(psqlAsPostgres(cluster, "select rolsuper, rolcreaterole, rolcreatedb from pg_roles where rolname = 'pmt_worker'").trim()).toBe("f|f|t");
     expect(psqlAsPostgres(cluster, "select rolsuper from pg_roles where rolname = 'pmt_write'").trim()).toBe("f");
   }, 240_000);
+
+  it("without the guide's grant on public (PostgreSQL 15), migrate names that grant", async () => {
+    const r = await migrateAs("pmt_nopublic", "grant create on database DB to pmt_nopublic;");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/permission denied for schema public; the worker's role may not create in schema public .*grant create on schema public/);
+  });
 });
