@@ -25,6 +25,29 @@ export interface BackupRow {
   verified_at: Date | null;
   /** The last backup of a retired database: never pruned. */
   final: boolean;
+  /** The weekly test restore's result on this backup (null: never tested). */
+  restore_tested_at: Date | null;
+  restore_test_ok: boolean | null;
+  restore_test_error: string | null;
+}
+
+export interface TestRestoreState {
+  database: string;
+  backup_id: number;
+  tested_at: Date;
+  ok: boolean;
+  error: string | null;
+}
+
+/** The latest test restore of each database (of `databases`, or all), whatever backup it tested. */
+export async function lastTestRestores(pool: Pick<pg.ClientBase, "query">, databases?: string[]): Promise<TestRestoreState[]> {
+  const { rows } = await pool.query<TestRestoreState>(
+    `select distinct on (database) database, id as backup_id, restore_tested_at as tested_at, restore_test_ok as ok, restore_test_error as error
+     from pmt_jobs.backup where restore_tested_at is not null and ($1::text[] is null or database = any($1))
+     order by database, restore_tested_at desc`,
+    [databases ?? null],
+  );
+  return rows;
 }
 
 export async function insertRunning(pool: pg.Pool, database: string, format: BackupFormat, jobId: number | null): Promise<BackupRow> {

@@ -13,6 +13,7 @@ import { UserError, errorMessage } from "../errors.js";
 import { redactText } from "../redact.js";
 import { getBackup, type BackupRow } from "./catalog.js";
 import { countRows } from "./counts.js";
+import { restoreList } from "./restore-list.js";
 import { chooseTool, findTools, searchDirs } from "./pgtools.js";
 import { runTool } from "./run.js";
 import { backupTargets } from "./target.js";
@@ -22,6 +23,8 @@ export interface RestoreResult {
   database: string;
   tables: Record<string, number>;
   seconds: number;
+  /** Entries left out because they would copy nothing (restore-list.ts). */
+  skipped?: string[];
 }
 
 function urlFor(base: string, database: string): string {
@@ -32,6 +35,35 @@ function urlFor(base: string, database: string): string {
 
 export async function tableCounts(url: string): Promise<Record<string, number>> {
   return withClient(url, countRows);
+}
+
+/** A role's name as a DBA would type it in SQL: quoted only when it must be. */
+export function sqlName(name: string): string {
+  return /^[a-z_][a-z0-9_]*$/.test(name) ? name : pg.escapeIdentifier(name);
+}
+
+/** CREATE DATABASE, with what to do when the role may not (CREATEDB, deploy/README.md). */
+async function createDatabase(adminUrl: string, name: string): Promise<void> {
+  await withClient(adminUrl, async (c) => {
+    try {
+      await c.query(`create database ${pg.escapeIdentifier(name)}`);
+    } catch (error) {
+      if ((error as { code?: string }).code !== "42501") throw error;
+      const role = (await c.query<{ r: string }>("select current_user as r")).rows[0]!.r;
+      throw new UserError(
+        `cannot create database ${name}: role ${role} may not create databases, and restores (and the weekly test restore) restore into a new one. ` +
+          `As a superuser: alter role ${sqlName(role)} createdb;`,
+        { cause: error },
+      );
+    }
+  });
+}
+
+/** pg_restore's errors a DBA can fix once (deploy/README.md §1). */
+function restoreHint(message: string): string {
+  const ext = /permission denied to create extension "([^"]+)"/.exec(message)?.[1];
+  if (ext) return `. Only a superuser may create ${ext}: create it once in template1 (runuser -u postgres -- psql template1 -c 'create extension ${ext}'), so every new database has it`;
+  return "";
 }
 
 export async function restoreBackup(
@@ -63,13 +95,19 @@ export async function restoreBackup(
   });
 
   const t0 = performance.now();
-  await withClient(adminUrl, (c) => c.query(`create database ${pg.escapeIdentifier(into)}`));
+  await createDatabase(adminUrl, into);
+  const list = await restoreList(pgRestore, file, intoUrl).catch(async (error) => {
+    await withClient(adminUrl, (c) => c.query(`drop database if exists ${pg.escapeIdentifier(into)} with (force)`)).catch(() => {});
+    throw error;
+  });
   try {
-    await runTool(pgRestore, ["--exit-on-error", "--no-owner", "--no-privileges", `--dbname=${into}`, file], intoUrl);
+    await runTool(pgRestore, ["--exit-on-error", "--no-owner", "--no-privileges", ...(list.file ? [`--use-list=${list.file}`] : []), `--dbname=${into}`, file], intoUrl);
   } catch (error) {
     await withClient(adminUrl, (c) => c.query(`drop database if exists ${pg.escapeIdentifier(into)} with (force)`)).catch(() => {});
-    throw new UserError(`restore of backup ${id} into ${into} failed (the new database was dropped): ${redactText(errorMessage(error))}`, { cause: error });
+    throw new UserError(`restore of backup ${id} into ${into} failed (the new database was dropped): ${redactText(errorMessage(error))}${restoreHint(errorMessage(error))}`, { cause: error });
+  } finally {
+    list.cleanup();
   }
   const seconds = (performance.now() - t0) / 1000;
-  return { backup, database: into, tables: await tableCounts(intoUrl), seconds };
+  return { backup, database: into, tables: await tableCounts(intoUrl), seconds, skipped: list.skipped };
 }

@@ -35,7 +35,7 @@ function size(bytes: number | null): string {
 function formatBackups(rows: BackupRow[]): string {
   if (rows.length === 0) return "no backups\n";
   return table(
-    ["id", "database", "started", "status", "tiers", "format", "size", "duration", "file / error"],
+    ["id", "database", "started", "status", "tiers", "format", "size", "duration", "test restore", "file / error"],
     rows.map((r) => [
       String(r.id),
       r.database,
@@ -45,7 +45,12 @@ function formatBackups(rows: BackupRow[]): string {
       r.format,
       size(r.bytes),
       r.finished_at ? formatDuration(r.finished_at.getTime() - r.started_at.getTime()) : "",
-      r.status === "failed" || r.status === "corrupt" ? (r.error ?? "").split("\n")[0]!.slice(0, 80) : (r.file ?? ""),
+      r.restore_test_ok === null ? "" : r.restore_test_ok ? "ok" : "FAILED",
+      r.status === "failed" || r.status === "corrupt"
+        ? (r.error ?? "").split("\n")[0]!.slice(0, 80)
+        : r.restore_test_ok === false
+          ? `${r.file ?? ""}; test restore: ${(r.restore_test_error ?? "").split("\n")[0]!.slice(0, 80)}`
+          : (r.file ?? ""),
     ]),
   );
 }
@@ -144,6 +149,8 @@ export function registerBackup(program: Command): void {
       });
     });
 
+  registerTestRestore(backup);
+
   backup
     .command("restore [id]")
     .description("restore a backup into a new database (pg_restore --exit-on-error); by catalog id, or --from-offsite <key>")
@@ -160,7 +167,33 @@ export function registerBackup(program: Command): void {
           : await restoreBackup(config, pool, url, backup!, opts.into, opts.fromFile);
         const tables = Object.keys(result.tables).length;
         const rows = Object.values(result.tables).reduce((a, b) => a + b, 0);
-        process.stdout.write(`restored ${opts.fromOffsite ?? `backup ${id}`} into ${result.database}: ${tables} tables, ${rows} rows, ${result.seconds.toFixed(1)} s\n`);
+        const left = "skipped" in result ? (result.skipped ?? []) : [];
+        const skipped = left.length ? ` (left out, copying nothing: ${left.join(", ")})` : "";
+        process.stdout.write(`restored ${opts.fromOffsite ?? `backup ${id}`} into ${result.database}: ${tables} tables, ${rows} rows, ${result.seconds.toFixed(1)} s${skipped}\n`);
+      });
+    });
+}
+
+function registerTestRestore(backup: Command): void {
+  backup
+    .command("test-restore")
+    .description("the weekly test restore, now: the newest backup restored into a scratch database, its row counts compared, the database dropped, the result recorded")
+    .option("--database <name>", "one database of BACKUP_DATABASES (default: all)")
+    .action(async (opts: { database?: string }) => {
+      await withDatabase(async ({ config, pool, logger, url }) => {
+        const { testRestore } = await import("../backups/test-restore.js");
+        const all = backupTargets(url, config.backup.databases);
+        let failed = 0;
+        for (const target of opts.database ? [findTarget(all, opts.database)] : all) {
+          const result = await testRestore(config, pool, url, target.database, logger);
+          if (!result) process.stdout.write(`${target.database}: no successful backup to restore\n`);
+          else if (result.ok) process.stdout.write(`${target.database}: test restore of backup ${result.backup.id} passed (${result.seconds.toFixed(1)} s)\n`);
+          else {
+            failed++;
+            process.stderr.write(`${target.database}: test restore of backup ${result.backup.id} FAILED: ${result.problems.join("; ")}\n`);
+          }
+        }
+        if (failed) throw new UserError(`${failed} test ${failed === 1 ? "restore" : "restores"} failed (see pmt-worker doctor)`);
       });
     });
 }

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import type pg from "pg";
+import { lastTestRestores, type TestRestoreState } from "../backups/catalog.js";
 import { withDatabase } from "./context.js";
 import { table } from "./format.js";
 
@@ -8,6 +9,8 @@ interface Status {
   queue: { task: string; ready: number; scheduled: number; failed: number; running: number }[];
   last_24h: { task: string; succeeded: number; failed: number; abandoned: number; running: number }[];
   backups: { database: string; last_success_age: string | null; kept: number; failed_7d: number; offsite_copies: number | null; offsite_lag: string | null }[];
+  /** The latest test restore of each database: a failed one must show here, not only in the log. */
+  test_restores: TestRestoreState[];
   exports_pending: { status: string; count: number; oldest: string }[];
   /** Sent in the last 7 days without the server's 250: the recipient may or may not have them. */
   exports_unconfirmed: { count: number; newest_id: number | null }[];
@@ -32,6 +35,7 @@ export async function collectStatus(pool: pg.Pool): Promise<Status> {
                        from pmt_jobs.job_run where started_at > now() - interval '24 hours' group by 1 order by 1`),
     backups: await q(`select database, last_success_age::text, kept::int, failed_7d::int, offsite_copies::int, offsite_lag::text
                       from pmt_jobs.backup_status`),
+    test_restores: await lastTestRestores(pool),
     exports_pending: await q(`select status, count(*)::int as count, min(requested_at)::text as oldest
                               from pmt_jobs.export_request where status not in ('sent', 'failed') group by 1 order by 1`),
     exports_unconfirmed: await q(`select count(*)::int as count, max(id)::int as newest_id from pmt_jobs.export_request
@@ -61,6 +65,12 @@ function render(s: Status, offsite: boolean): string {
       ? "Backups:\n" + table(["database", "last success", "kept", "failed 7d", "offsite copies", "offsite lag"], s.backups.map((b) => [b.database, b.last_success_age ? `${b.last_success_age} ago` : "never", String(b.kept), String(b.failed_7d), offsite ? String(b.offsite_copies ?? 0) : "off", offsite ? (b.offsite_lag ?? "none") : "-"]))
       : "Backups: none yet\n",
   );
+  if (s.test_restores.length) {
+    out.push(
+      "Test restores (latest):\n" +
+        table(["database", "backup", "tested", "result"], s.test_restores.map((t) => [t.database, String(t.backup_id), t.tested_at.toISOString().replace(/\.\d{3}Z$/, "Z"), t.ok ? "ok" : `FAILED: ${(t.error ?? "").split("\n")[0]!.slice(0, 100)}`])),
+    );
+  }
   out.push(
     s.exports_pending.length
       ? "Exports pending:\n" + table(["status", "count", "oldest"], s.exports_pending.map((e) => [e.status, String(e.count), e.oldest]))

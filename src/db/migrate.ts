@@ -13,7 +13,7 @@ import type pg from "pg";
 import { UserError, errorMessage } from "../errors.js";
 import { graphileLogger, type Logger } from "../log.js";
 import { createDb } from "./kysely.js";
-import { migrateFindings, type Finding } from "./security.js";
+import { migrateFindings, roleFindings, type Finding } from "./security.js";
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations/", import.meta.url));
 /** Applied after the migrations on every run (create or replace): PMT-facing functions. */
@@ -47,6 +47,17 @@ export class SqlFileMigrationProvider implements MigrationProvider {
   }
 }
 
+/** What a DBA runs when the PMT-facing functions cannot be created (deploy/README.md §2). */
+function privilegeHint(message: string, code: string | undefined): string {
+  if (code !== "42501") return "";
+  if (/permission denied for schema public/.test(message)) {
+    return "; the worker's role may not create in schema public (PostgreSQL 15 and later allow only the database owner): as the database owner, grant create on schema public to the worker's role";
+  }
+  const fn = /must be owner of function (pmt_filter_(?:csv|iati))/.exec(message)?.[1];
+  const drop = fn ? `drop function public.${fn}(character varying, character varying, character varying, date, date, text);` : "drop it";
+  return `; PMT's own version of the function belongs to another role: as that role, ${drop} (or alter its owner to the worker's role), then migrate again`;
+}
+
 async function applyRepeatable(pool: pg.Pool, file: string): Promise<void> {
   const client = await pool.connect();
   try {
@@ -55,10 +66,7 @@ async function applyRepeatable(pool: pg.Pool, file: string): Promise<void> {
     await client.query("commit");
   } catch (error) {
     await client.query("rollback").catch(() => {});
-    const hint =
-      (error as { code?: string }).code === "42501"
-        ? "; PMT's own version of the function belongs to another role: as that role, drop it or ALTER FUNCTION ... OWNER TO the worker's role"
-        : "";
+    const hint = privilegeHint(errorMessage(error), (error as { code?: string }).code);
     throw new UserError(`applying ${path.relative(process.cwd(), file)} failed: ${errorMessage(error)}${hint}`, { cause: error });
   } finally {
     client.release();
@@ -90,11 +98,29 @@ export interface MigrateResult {
   warnings: Finding[];
 }
 
+/**
+ * Migration 0006_roles cannot be applied while pmt_app or pmt_backup is
+ * missing and this role may not create them (it fails with "malformed array
+ * literal" instead of its notice): say what a DBA must run before trying.
+ */
+async function requireGroupRoles(c: pg.PoolClient): Promise<void> {
+  const { rows } = await c.query<{ table: boolean; can_create: boolean }>(
+    `select to_regclass('pmt_jobs.migration') is not null as table,
+            (select rolcreaterole or rolsuper from pg_catalog.pg_roles where rolname = current_user) as can_create`,
+  );
+  if (rows[0]!.can_create) return;
+  // Parsed only when the table exists (a missing one fails the statement, whatever the where clause).
+  if (rows[0]!.table && (await c.query("select 1 from pmt_jobs.migration where name = '0006_roles'")).rowCount) return;
+  const missing = (await roleFindings(c)).filter((f) => /create role/.test(f.detail));
+  if (missing.length) throw new UserError(`the group roles are missing and this role may not create them (it need not): ${missing[0]!.detail}`);
+}
+
 export async function migrate(pool: pg.Pool, logger: Logger): Promise<MigrateResult> {
   const lockClient = await pool.connect();
   try {
     await lockClient.query("select pg_advisory_lock($1)", [LOCK_KEY]);
     try {
+      await requireGroupRoles(lockClient);
       await runMigrations({ pgPool: pool, logger: graphileLogger(logger) });
       const { error, results = [] } = await createMigrator(pool).migrateToLatest();
       const failed = results.find((r) => r.status === "Error");

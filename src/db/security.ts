@@ -67,7 +67,7 @@ async function publicSchemaFindings(c: Queryable): Promise<Finding[]> {
 }
 
 /** pmt_app and pmt_backup are a DBA's one-time step when the worker may not create roles (it need not). */
-async function roleFindings(c: Queryable): Promise<Finding[]> {
+export async function roleFindings(c: Queryable): Promise<Finding[]> {
   const { rows } = await c.query<{ app: boolean; backup: boolean; backup_reads: boolean | null; has_read_all: boolean }>(`
     select exists (select 1 from pg_roles where rolname = 'pmt_app') as app,
            exists (select 1 from pg_roles where rolname = 'pmt_backup') as backup,

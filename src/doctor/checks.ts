@@ -21,6 +21,7 @@ import { describeStoreError, serverId } from "../offsite/copies.js";
 import { objectKey, openStore } from "../offsite/store.js";
 import { redactText, redactUrl } from "../redact.js";
 import { dumpRangeCheck } from "./dump-range.js";
+import { restoreChecks } from "./restore.js";
 
 export type Verdict = "OK" | "WARN" | "FAIL";
 
@@ -180,7 +181,7 @@ function dropDirCheck(config: Config): Check | undefined {
 export async function runChecks(config: Config, databaseUrl: string): Promise<Check[]> {
   const checks = await databaseChecks(databaseUrl);
   checks.push(dumpRangeCheck(config));
-  if (checks[0]?.verdict !== "FAIL") checks.push(...(await toolChecks(config, databaseUrl)));
+  if (checks[0]?.verdict !== "FAIL") checks.push(...(await toolChecks(config, databaseUrl)), ...(await restoreChecks(config, databaseUrl)));
   checks.push(...backupDirCheck(config));
   checks.push(await smtpCheck(config));
   checks.push(await offsiteCheck(config, databaseUrl));

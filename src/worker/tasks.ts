@@ -68,7 +68,7 @@ export function buildTasks(ctx: TaskContext): Record<string, Task> {
     },
     [TASK.offsiteUpload]: offsiteUploadTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl, mailer: ctx.mailer }),
     [TASK.offsiteSync]: offsiteSyncTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl, mailer: ctx.mailer }),
-    [TASK.testRestore]: testRestoreTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl }),
+    [TASK.testRestore]: testRestoreTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl, mailer: ctx.mailer }),
     [TASK.export]: exportTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, mailer: ctx.mailer }),
     [TASK.spoolPrune]: async () => {
       const hours = Math.max(ctx.config.exportKeepHours, SPOOL_MIN_AGE_HOURS);

@@ -34,10 +34,19 @@ export function compatUnavailable(): string | undefined {
 }
 
 export interface PostgisCluster {
-  /** Superuser connection to database `postgres`. */
+  /** Superuser connection to database `postgres` (with the default `trust` authentication). */
   adminUrl: string;
+  /** Its Unix socket's folder and its port (PGHOST and PGPORT for psql). */
+  socketDir: string;
+  port: number;
   stop(): Promise<void>;
 }
+
+/**
+ * trust: anyone connects as anyone (the compatibility suite). debian: Debian's
+ * pg_hba.conf, peer over the socket and passwords over TCP (the deployment guide).
+ */
+export type ClusterAuth = "trust" | "debian";
 
 function asPostgres(cmd: string, args: string[]): string[] {
   return process.getuid?.() === 0 ? ["runuser", "-u", "postgres", "--", cmd, ...args] : [cmd, ...args];
@@ -48,7 +57,7 @@ function run(cmd: string, args: string[]): void {
   execFileSync(file!, rest, { stdio: ["ignore", "pipe", "pipe"] });
 }
 
-export async function startPostgisCluster(): Promise<PostgisCluster> {
+export async function startPostgisCluster(options: { auth?: ClusterAuth } = {}): Promise<PostgisCluster> {
   if (process.getuid?.() === 0) {
     try {
       execFileSync("id", ["postgres"], { stdio: "ignore" });
@@ -61,13 +70,16 @@ export async function startPostgisCluster(): Promise<PostgisCluster> {
   if (process.getuid?.() === 0) execFileSync("chown", ["postgres", dir]);
   const data = path.join(dir, "data");
   const port = await freePort();
-  run(path.join(PG_BIN, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"]);
+  const auth = options.auth === "debian" ? ["--auth-local=peer", "--auth-host=scram-sha-256"] : ["--auth=trust"];
+  run(path.join(PG_BIN, "initdb"), ["-D", data, "-U", "postgres", ...auth, "--encoding=UTF8", "--locale=C.UTF-8"]);
   run(path.join(PG_BIN, "pg_ctl"), [
     "-D", data, "-l", path.join(dir, "log"), "-w", "-t", "120", "start",
     "-o", `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c fsync=off -c max_connections=50`,
   ]);
   return {
     adminUrl: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    socketDir: dir,
+    port,
     async stop() {
       try {
         run(path.join(PG_BIN, "pg_ctl"), ["-D", data, "-w", "-m", "immediate", "stop"]);

@@ -1,0 +1,264 @@
+/**
+ * deploy/README.md, performed literally: its marked blocks (`<!-- guide:sh X -->`,
+ * `<!-- guide:sql DB -->`) run in order in one root shell, as a DBA would type
+ * them, on a fresh Debian PostgreSQL 15 cluster with Debian's authentication
+ * (peer for postgres, passwords over TCP), PostGIS and a stand-in PMT database.
+ * The only changes are the substitutions below, each of which must still apply
+ * (so the guide and this test cannot drift apart): paths under a temporary
+ * folder, the cluster's port, the checkout under test instead of a clone, a
+ * local SMTP and S3 server in the env file, and the systemd unit started by
+ * this test with systemd's rules (User=, WorkingDirectory=, EnvironmentFile=,
+ * Environment=, ExecStartPre=, ExecStart=). Then: migrate, doctor, a backup
+ * with its offsite copy, a test restore, an export and a restore must all have
+ * worked under the guide's roles.
+ *
+ * Needs root and Debian's postgresql-15 with postgresql-15-postgis-3; without
+ * them it skips with one line, unless PMT_GUIDE_REQUIRED=1 (CI).
+ */
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ChildHandle, ROOT, runCli } from "../harness/cli.js";
+import { readSystemdEnvFile } from "../harness/envfile.js";
+import { startPostgisCluster, type PostgisCluster } from "../harness/postgis.js";
+import { S3Sink, S3RVER_CREDENTIALS } from "../harness/s3.js";
+import { SmtpSink } from "../harness/smtp.js";
+
+const GUIDE = path.join(ROOT, "deploy/README.md");
+const UNIT = path.join(ROOT, "deploy/pmt-worker.service");
+const USER = "pmt-worker";
+
+function unavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return "it runs as root (useradd, runuser)";
+  if (!fs.existsSync("/usr/lib/postgresql/15/bin/initdb")) return "Debian's postgresql-15 is not installed";
+  if (!fs.existsSync("/usr/share/postgresql/15/extension/postgis.control")) return "postgresql-15-postgis-3 is not installed";
+  return undefined;
+}
+const why = unavailable();
+if (why && process.env.PMT_GUIDE_REQUIRED === "1") throw new Error(`the deployment guide test must run here (PMT_GUIDE_REQUIRED=1), but ${why}`);
+
+interface Block {
+  kind: "sh" | "sql";
+  /** sh: the block's name; sql: the database. */
+  arg: string;
+  text: string;
+}
+
+/** The marked code blocks of the guide, in order. */
+export function guideBlocks(markdown: string): Block[] {
+  const re = /<!-- guide:(sh|sql) (\S+) -->\s*\n```(?:sh|sql)\n([^]*?)```/g;
+  return [...markdown.matchAll(re)].map((m) => ({ kind: m[1] as "sh" | "sql", arg: m[2]!, text: m[3]! }));
+}
+
+/** Applies each [from, to]; one that no longer matches means the guide changed under the test. */
+function substitute(text: string, pairs: [string | RegExp, string][], where: string): string {
+  for (const [from, to] of pairs) {
+    const next = typeof from === "string" ? text.split(from).join(to) : text.replace(from, to);
+    if (next === text) throw new Error(`${where}: the guide no longer contains ${String(from)}; update test/deploy/guide.test.ts with it`);
+    text = next;
+  }
+  return text;
+}
+
+/** The stand-in for an existing PMT: database pmt with PostGIS, PMT's sample schema and data, PMT's own export functions, and its web role, a superuser as the old workaround made it. */
+const EXISTING_PMT = `
+create role pmt_write login password 'web-pw' superuser;
+create database pmt;
+\\c pmt
+create extension postgis;
+\\i ${ROOT}/sql/pmt_sample_schema.sql
+\\i ${ROOT}/sql/pmt_demo_data.sql
+select public.pmt_demo_seed(40);
+create table public.gaul0 (gaul0_code integer primary key, name text, polygon geometry(Polygon, 4326));
+insert into public.gaul0 values (1, 'Somewhere', 'SRID=4326;POLYGON((0 0, 1 0, 1 1, 0 0))');
+create function public.pmt_filter_csv(character varying, character varying, character varying, date, date, text) returns boolean language sql as 'select true';
+create function public.pmt_filter_iati(character varying, character varying, character varying, date, date, text) returns boolean language sql as 'select true';
+`;
+
+/** Runs psql as postgres over the cluster's socket. */
+function psqlAsPostgres(cluster: PostgisCluster, sql: string, database = "postgres"): string {
+  const r = spawnSync("runuser", ["-u", "postgres", "--", "psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", cluster.socketDir, "-p", String(cluster.port), "-d", database], { input: sql, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`psql: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** The unit's settings as systemd reads them (one value per key; ExecStart*= and Environment= as given). */
+function readUnit(file: string): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const line of fs.readFileSync(file, "utf8").split("\n")) {
+    const m = /^([A-Za-z]+)=(.*)$/.exec(line.trim());
+    if (m) (out[m[1]!] ??= []).push(m[2]!);
+  }
+  return out;
+}
+
+describe.runIf(why)("deploy/README.md", () => {
+  it(`cannot be performed here: ${why}`, () => {
+    console.warn(`\n!!! the deployment guide was NOT tried: ${why} !!!\n`);
+  });
+});
+
+describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + PostgreSQL 15", () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-guide-"));
+  let cluster: PostgisCluster;
+  let smtp: SmtpSink;
+  let s3: S3Sink;
+  let service: ChildHandle | undefined;
+  let shell: ChildHandle | undefined;
+  let createdUser = false;
+  const paths = { varLib: path.join(tmp, "var/lib/pmt-worker"), etc: path.join(tmp, "etc/pmt-worker.env") };
+
+  beforeAll(async () => {
+    fs.chmodSync(tmp, 0o755); // the service's user enters it, as it would /var/lib
+    fs.mkdirSync(path.join(tmp, "var/lib"), { recursive: true });
+    fs.mkdirSync(path.join(tmp, "etc"), { mode: 0o755 });
+    createdUser = spawnSync("id", ["-u", USER]).status !== 0;
+    [cluster, smtp, s3] = await Promise.all([startPostgisCluster({ auth: "debian" }), SmtpSink.start(), S3Sink.start(["pmt-backups"])]);
+    psqlAsPostgres(cluster, EXISTING_PMT);
+  }, 180_000);
+
+  afterAll(async () => {
+    // A failed run may leave the guide's shell waiting at step 4: it must not go on without its cluster.
+    if (shell && shell.child.exitCode === null) shell.kill("SIGKILL");
+    if (service) {
+      service.kill("SIGTERM");
+      await service.exited;
+    }
+    await cluster?.stop();
+    await smtp?.down();
+    await s3?.close();
+    if (createdUser) spawnSync("userdel", [USER]);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  /** The DBA's edit of /etc/pmt-worker.env: this machine's database, mail and store. */
+  function editedEnvFile(): string {
+    const example = fs.readFileSync(path.join(ROOT, "deploy/pmt-worker.env.example"), "utf8");
+    const edited = substitute(example, [
+      ["@localhost:5432/pmt", `@127.0.0.1:${cluster.port}/pmt`],
+      [/^SMTP_URL=.*$/m, `SMTP_URL=${smtp.url}`],
+      [/^AWS_ACCESS_KEY_ID=.*$/m, `AWS_ACCESS_KEY_ID=${S3RVER_CREDENTIALS.AWS_ACCESS_KEY_ID}`],
+      [/^AWS_SECRET_ACCESS_KEY=.*$/m, `AWS_SECRET_ACCESS_KEY=${S3RVER_CREDENTIALS.AWS_SECRET_ACCESS_KEY}`],
+      [/^#S3_ENDPOINT=.*$/m, `S3_ENDPOINT=${s3.endpoint}`],
+      [/^#S3_FORCE_PATH_STYLE=.*$/m, "S3_FORCE_PATH_STYLE=true"],
+      ["/var/lib/pmt-worker", paths.varLib],
+    ], "deploy/pmt-worker.env.example");
+    // Beside other tests on this machine: a free port for /metrics.
+    const file = path.join(tmp, "edited.env");
+    fs.writeFileSync(file, `${edited}HTTP_PORT=0\n`, { mode: 0o600 });
+    return file;
+  }
+
+  /** The guide as one root shell script; "node" is the machine's (checked below), the unit is started by startService. */
+  function script(): string {
+    const blocks = guideBlocks(fs.readFileSync(GUIDE, "utf8"));
+    expect(blocks.map((b) => `${b.kind} ${b.arg}`)).toEqual(["sh node", "sh install", "sql pmt", "sql template1", "sh first-run", "sh service", "sql pmt", "sh restore"]);
+    const everywhere: [string, string][] = [
+      ["/var/lib/pmt-worker", paths.varLib],
+      ["/etc/pmt-worker.env", paths.etc],
+      ["/opt/pmt-worker", ROOT],
+    ];
+    const per: Record<string, [string | RegExp, string][]> = {
+      install: [
+        // A machine that ran this test before keeps the user.
+        ["useradd --system", `id -u ${USER} >/dev/null 2>&1 || useradd --system`],
+        // The checkout under test is the clone, installed and built by CI; pruning would remove the tests' tools.
+        [/^git clone .*\n/m, ""],
+        [/^npm ci .*\n/m, ""],
+        [/^npm prune .*\n/m, ""],
+        ["deploy/pmt-worker.env.example", editedEnvFile()],
+      ],
+      service: [
+        [/^cp deploy\/pmt-worker.service .*\n/m, ""],
+        [/^systemctl daemon-reload\n/m, ""],
+        // The test starts the unit (no systemd here) and answers when it runs.
+        [/^systemctl enable --now pmt-worker$/m, 'echo "guide: start pmt-worker.service" >&2; read -r started'],
+      ],
+    };
+    const parts = ["set -euo pipefail", `export PGHOST=${cluster.socketDir} PGPORT=${cluster.port}`];
+    for (const b of blocks) {
+      if (b.kind === "sh" && b.arg === "node") continue;
+      let text = b.kind === "sh" ? substitute(b.text, per[b.arg] ?? [], `block ${b.arg}`) : b.text;
+      for (const [from, to] of everywhere) text = text.split(from).join(to);
+      parts.push(b.kind === "sql" ? `runuser -u postgres -- psql -X -v ON_ERROR_STOP=1 -d ${b.arg} <<'GUIDE_SQL'\n${text}GUIDE_SQL` : text);
+    }
+    return parts.join("\n");
+  }
+
+  /** pmt-worker.service as systemd would start it: its user, folder, environment and commands. */
+  async function startService(): Promise<ChildHandle> {
+    const unit = readUnit(UNIT);
+    expect(unit.User).toEqual([USER]);
+    expect(unit.WorkingDirectory).toEqual(["/opt/pmt-worker"]);
+    expect(unit.EnvironmentFile).toEqual(["/etc/pmt-worker.env"]);
+    const env: Record<string, string> = { PATH: `${path.dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`, ...readSystemdEnvFile(paths.etc) };
+    for (const line of unit.Environment ?? []) {
+      for (const kv of line.split(/\s+/)) env[kv.slice(0, kv.indexOf("="))] = kv.slice(kv.indexOf("=") + 1).split("/var/lib/pmt-worker").join(paths.varLib);
+    }
+    const command = (line: string) => ["-u", USER, "--", ...line.split(/\s+/)];
+    const pre = spawnSync("runuser", command(unit.ExecStartPre![0]!), { cwd: ROOT, env, encoding: "utf8" });
+    expect(pre.status, `${pre.error ?? ""}${pre.stdout}${pre.stderr}`).toBe(0);
+    const child = new ChildHandle(spawn("runuser", command(unit.ExecStart![0]!), { cwd: ROOT, env }));
+    await child.waitForOutput(/"msg":"worker started"/, 60_000);
+    return child;
+  }
+
+  /** A role of its own, not the guide's, and its database (owned by postgres, as PMT's is). */
+  async function migrateAs(role: string, grants: string): Promise<{ code: number | null; stderr: string }> {
+    psqlAsPostgres(cluster, `create role ${role} login password 'pw'; create database ${role}; ${grants.replaceAll("DB", role)}`);
+    const url = `postgres://${role}:pw@127.0.0.1:${cluster.port}/${role}`;
+    return runCli(["migrate"], { DATABASE_URL: url, PMT_HOME: path.join(tmp, role) });
+  }
+
+  it("before the DBA's step: migrate says which roles to create, rather than failing in a migration", async () => {
+    const r = await migrateAs("pmt_early", "grant create on database DB to pmt_early; \\c DB\ngrant create on schema public to pmt_early;");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the group roles are missing and this role may not create them .*as a DBA run once: create role pmt_app nologin; create role pmt_backup nologin;/);
+    expect(r.stderr).not.toMatch(/malformed array literal/);
+  });
+
+  it("ends with backups, an offsite copy, test restores, a restore and exports working under its roles", async () => {
+    const [major, minor] = process.versions.node.split(".").map(Number) as [number, number];
+    expect(major > 20 || (major === 20 && minor >= 12), "the guide's Node is 20.12 or newer").toBe(true);
+
+    const file = path.join(tmp, "guide.sh");
+    fs.writeFileSync(file, script(), { mode: 0o700 });
+    shell = new ChildHandle(spawn("bash", [file], { cwd: tmp, env: { ...process.env, HOME: "/root" }, stdio: ["pipe", "pipe", "pipe"] }));
+    // "close", not "exit": all of its output has been read.
+    const closed = new Promise<number | null>((resolve) => shell!.child.on("close", (c) => resolve(c)));
+    const atStep4 = await Promise.race([shell.waitForOutput(/guide: start pmt-worker\.service/, 150_000).then(() => true), closed.then(() => false)]);
+    expect(atStep4, `the guide stopped before step 4:\n${shell.stdout}\n${shell.stderr}`).toBe(true);
+    service = await startService();
+    shell.child.stdin!.end("\n");
+    expect(await closed, `${shell.stdout}\n${shell.stderr}`).toBe(0);
+    const out = shell.stdout;
+
+    // Step 3: doctor has no FAIL (the script would have stopped) and says restores can run.
+    expect(out).toMatch(/^OK\s+restore pmt\s+role pmt_worker may create databases \(restores and test restores\); postgis in template1/m);
+    expect(out).not.toMatch(/^FAIL/m);
+    expect(out).toMatch(/^pmt: backup 1 succeeded, .*, offsite copy verified$/m);
+    expect(out).toMatch(/^pmt: test restore of backup 1 passed/m);
+    // Step 6: the restore, PostGIS data included.
+    expect(out).toMatch(/^restored backup 1 into pmt_restored: \d+ tables/m);
+    expect(psqlAsPostgres(cluster, "select st_astext(polygon) from public.gaul0", "pmt_restored").trim()).toBe("POLYGON((0 0,1 0,1 1,0 0))");
+    // The offsite copy is in the store.
+    const stored = spawnSync("find", [s3.directory, "-name", "pmt_*"], { encoding: "utf8" }).stdout;
+    expect(stored).toMatch(/pmt_\S+\.dump/);
+    // Step 5: the export PMT requested, mailed by the service.
+    await smtp.waitForMessages(1, 90_000);
+    const mail = smtp.messages[0]!;
+    expect([mail.to].flat()[0]!.value[0]!.address).toBe("dba@example.org");
+    expect(mail.from!.value[0]).toMatchObject({ name: "PMT", address: "pmt@example.org" });
+    // Least privilege, as the guide states it.
+    expect(psqlAsPostgres(cluster, "select rolsuper, rolcreaterole, rolcreatedb from pg_roles where rolname = 'pmt_worker'").trim()).toBe("f|f|t");
+    expect(psqlAsPostgres(cluster, "select rolsuper from pg_roles where rolname = 'pmt_write'").trim()).toBe("f");
+  }, 240_000);
+
+  it("without the guide's grant on public (PostgreSQL 15), migrate names that grant", async () => {
+    const r = await migrateAs("pmt_nopublic", "grant create on database DB to pmt_nopublic;");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/permission denied for schema public; the worker's role may not create in schema public .*grant create on schema public/);
+  });
+});
