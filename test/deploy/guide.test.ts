@@ -94,11 +94,13 @@ function readUnit(file: string): Record<string, string[]> {
   return out;
 }
 
-describe.runIf(why)("deploy/README.md", () => {
-  it(`cannot be performed here: ${why}`, () => {
-    console.warn(`\n!!! the deployment guide was NOT tried: ${why} !!!\n`);
+if (why) {
+  describe("deploy/README.md", () => {
+    it(`cannot be performed here: ${why}`, () => {
+      console.warn(`\n!!! the deployment guide was NOT tried: ${why} !!!\n`);
+    });
   });
-});
+}
 
 describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + PostgreSQL 15", () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-guide-"));

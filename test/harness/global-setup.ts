@@ -37,14 +37,16 @@ function ourTempFolders(tmp: string): Set<string> {
 /**
  * One temporary folder for the whole run: TMPDIR points at it for the test
  * processes (forked after this) and everything they spawn, so whatever a
- * test leaves there goes with it at the end. 0711: the postgres user (the
- * embedded servers' as root) passes through; nobody lists it.
+ * test leaves there goes with it at the end. 01777, like /tmp itself:
+ * processes of other users started by the tests (the embedded servers'
+ * postgres user as root, the deployment guide's service user) make their own
+ * temporary files in it, and the sticky bit keeps each one's files its own.
  */
 function runTempFolder(): { dir: string; tmp: string; before: Set<string> } {
   const tmp = os.tmpdir();
   const before = ourTempFolders(tmp);
   const dir = fs.mkdtempSync(path.join(tmp, "pmt-test-run-"));
-  fs.chmodSync(dir, 0o711);
+  fs.chmodSync(dir, 0o1777);
   process.env.TMPDIR = dir;
   return { dir, tmp, before };
 }

@@ -78,7 +78,7 @@ describe("download links", () => {
       load();
     } catch (error) {
       expect((error as ConfigError).problems).toEqual([
-        'S3_PUBLIC_ENDPOINT: expected the store\'s URL as recipients reach it, like https://s3.example.org or http://localhost:9000 (got "minio:9000")',
+        'S3_PUBLIC_ENDPOINT: expected the store\'s URL as recipients reach it, like https://s3.example.org or http://localhost:9000; got the unsupported scheme "minio:" (got "minio:9000")',
       ]);
     }
   });
