@@ -43,6 +43,7 @@ export async function requestExports(url: string, n: number): Promise<number[]> 
 }
 
 export function workerOutput(worker: ChildHandle): string {
+  require("node:fs").writeFileSync("/tmp/outage-debug.log", worker.stdout + worker.stderr);
   return `worker output:\n${worker.stdout.slice(-4000)}${worker.stderr.slice(-2000)}`;
 }
 
