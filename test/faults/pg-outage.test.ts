@@ -8,9 +8,11 @@
  */
 import pg from "pg";
 import { describe, expect, it } from "vitest";
+import { BIN, ChildHandle } from "../harness/cli.js";
 import { queryOnce as query } from "../harness/db.js";
 import { recordFault, Workers } from "../harness/faults.js";
 import { expectRecovered, outageWorld, requestExports, workerOutput } from "../harness/outage.js";
+import { startOwnServer } from "../harness/own-server.js";
 import { until } from "../harness/wait.js";
 
 const OUTAGE_MS = 60_000;
@@ -59,5 +61,27 @@ describe("PostgreSQL down for 60 s under running jobs, CPUs saturated", () => {
       outcome: `worker kept running and waited; all done ${seconds} s after the server was back, each job once, 10 mails; ${recovery.retried} attempts retried; none left locked`,
       lost: 0,
     });
+  });
+
+  it("`start` waits for a database that is not up yet, saying so every few seconds, then starts", { timeout: 120_000 }, async () => {
+    const server = await startOwnServer();
+    await server.stop();
+    const workers = new Workers(() => ({}));
+    const worker = ChildHandle.spawn(BIN, ["start"], { PMT_HOME: workers.home, HTTP_PORT: "0", DATABASE_URL: server.url });
+    try {
+      const waiting = () => worker.stdout.match(/waiting for the database to come up/g)?.length ?? 0;
+      await until(async () => waiting() >= 2, () => `two "waiting" lines; output:\n${worker.stdout}${worker.stderr}`, 30_000, 100);
+      expect(worker.child.exitCode).toBeNull();
+      expect(worker.stdout).toMatch(/cannot connect to postgres:\/\/[^"]*\*\*\*@127\.0\.0\.1:\d+\/[^"]*ECONNREFUSED.*is PostgreSQL running/);
+      expect(worker.stdout + worker.stderr).not.toContain(new URL(server.url).password);
+
+      await server.start();
+      await worker.waitForOutput(/"msg":"worker started"/, 60_000);
+      expect(worker.stdout).toMatch(/the database is up/);
+      expect(await Workers.stop(worker)).toBe(0);
+    } finally {
+      worker.kill("SIGKILL");
+    }
+    recordFault({ scenario: "database", fault: "PostgreSQL not up yet when `start` runs", outcome: "waited, one log line every 5 s (password hidden); started when the server came up", lost: 0 });
   });
 });
