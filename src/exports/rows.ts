@@ -83,7 +83,7 @@ export async function* exportRows(pool: pg.Pool, filters: unknown, options: { ia
     } finally {
       // After a failed read (a lost connection) close() would wait for ever for
       // a server that is gone; the client is discarded below instead.
-      if (!readFailed && (cursor as unknown as { state?: string }).state !== "error") await cursor.close();
+      if (!readFailed && (cursor as unknown as { state?: string }).state !== "error") await closeCursor(cursor, client);
     }
     await client.query("commit");
   } catch (error) {
@@ -93,4 +93,20 @@ export async function* exportRows(pool: pg.Pool, filters: unknown, options: { ia
   } finally {
     client.release(failure); // a failed client is discarded, not pooled
   }
+}
+
+/**
+ * cursor.close() waits for the server's ReadyForQuery, which never comes if
+ * the connection is lost meanwhile: the connection's end settles it too.
+ */
+function closeCursor(cursor: Cursor<ExportRow>, client: pg.PoolClient): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const gone = () => reject(new Error("Connection terminated while closing the export's cursor"));
+    client.once("end", gone);
+    client.once("error", gone);
+    cursor.close().then(resolve, reject).finally(() => {
+      client.off("end", gone);
+      client.off("error", gone);
+    });
+  });
 }

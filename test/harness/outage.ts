@@ -42,8 +42,18 @@ export async function requestExports(url: string, n: number): Promise<number[]> 
   return rows.map((r) => r.id);
 }
 
+/** The worker's warnings and errors (first line of each), then the end of its output. */
 export function workerOutput(worker: ChildHandle): string {
-  return `worker output:\n${worker.stdout.slice(-4000)}${worker.stderr.slice(-2000)}`;
+  const all = worker.stdout + worker.stderr;
+  const problems = all.split("\n").filter((l) => /"level":"(warn|error|fatal)"/.test(l) && !/Failed task/.test(l)).map((l) => l.slice(0, 400));
+  return `worker warnings and errors:\n${problems.slice(-60).join("\n")}\nworker output:\n${all.slice(-3000)}`;
+}
+
+/** What is left in the queue, and its history: for a failure message. */
+async function leftovers(url: string): Promise<string> {
+  const jobs = await query(url, `select id, task_identifier, attempts, locked_by, locked_at, run_at, last_error from graphile_worker.jobs where ${OURS.replace("task", "task_identifier")}`).catch((e) => [String(e)]);
+  const runs = await query(url, `select job_id, attempt, status, worker_id, error from pmt_jobs.job_run where job_id in (select id from graphile_worker.jobs) order by job_id, attempt`).catch((e) => [String(e)]);
+  return `jobs left: ${JSON.stringify(jobs)}\ntheir attempts: ${JSON.stringify(runs)}`;
 }
 
 /** The scenarios' jobs (a cron job firing meanwhile is not theirs to count). */
@@ -64,10 +74,12 @@ export async function expectRecovered(world: OutageWorld, jobs: number, exports:
   const { server, smtp, worker } = world;
   await until(
     async () => (await query<{ n: number }>(server.url, `select count(*)::int as n from graphile_worker.jobs where ${OURS.replace("task", "task_identifier")}`).catch(() => [{ n: -1 }]))[0]!.n === 0,
-    () => `the queue to empty; ${workerOutput(worker)}`,
+    "the queue to empty",
     timeoutMs,
     200,
-  );
+  ).catch(async (error: Error) => {
+    throw new Error(`${error.message}\n${await leftovers(server.url)}\n${workerOutput(worker)}`);
+  });
   expect(worker.child.exitCode, workerOutput(worker)).toBeNull();
   expect(worker.stdout + worker.stderr).not.toMatch(/Runner stopping|worker died|Failed to (complete|fail) jobs/);
 
