@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { queryOnce as query } from "../harness/db.js";
+import { startCpuHog } from "../harness/cpu-hog.js";
 import { recordFault, Workers } from "../harness/faults.js";
 import { expectRecovered, outageWorld, requestExports, workerOutput } from "../harness/outage.js";
 import { until } from "../harness/wait.js";
@@ -17,6 +18,7 @@ describe("PostgreSQL restarted under running jobs, CPUs saturated", () => {
     const world = await outageWorld({ WORKER_POLL_INTERVAL_MS: "30000" });
     const { server, worker } = world;
 
+    const hog = startCpuHog();
     // The exports first (jobs run in order): the restart comes while some render or send.
     const exports = await requestExports(server.url, 30);
     await query(server.url, "select graphile_worker.add_jobs(array(select row('pmt_jobs.noop', json_build_object('sleepMs', 100), null, null, null, null, null, null)::graphile_worker.job_spec from generate_series(1, 40)))");
@@ -24,6 +26,7 @@ describe("PostgreSQL restarted under running jobs, CPUs saturated", () => {
 
     await server.restart();
     const recovery = await expectRecovered(world, 70, exports);
+    hog.stop();
 
     // A job added now starts within a second: LISTEN works again.
     // Both runners' LISTEN connections are back (two at start, two after the restart).
@@ -36,7 +39,6 @@ describe("PostgreSQL restarted under running jobs, CPUs saturated", () => {
     }, "the new job to start", 10_000, 50);
     expect(new Date(started.started_at).getTime() - new Date(added!.t).getTime()).toBeLessThan(1000);
 
-    world.hog.stop();
     expect(await Workers.stop(worker)).toBe(0);
     recordFault({
       scenario: "database",

@@ -1,7 +1,7 @@
 /**
  * The database-outage scenarios' world: a PostgreSQL of the test's own (it
- * goes down), PMT's demo data, an SMTP sink, one worker process, and a CPU
- * hog around it all; and what "recovered" means, checked the same way by
+ * goes down), PMT's demo data, an SMTP sink and one worker process (each
+ * test runs a CPU hog around its fault); and what "recovered" means, checked the same way by
  * every scenario: the worker never exited, every job ran to success exactly
  * once, each export was mailed exactly once, nothing stays locked or
  * `running`, and the history keeps the attempts the outage cost.
@@ -10,7 +10,6 @@ import { afterAll, expect } from "vitest";
 import { createPool } from "../../src/db/pool.js";
 import { seedDemo } from "../../src/exports/demo.js";
 import type { ChildHandle } from "./cli.js";
-import { startCpuHog, type CpuHog } from "./cpu-hog.js";
 import { queryOnce as query } from "./db.js";
 import { Workers } from "./faults.js";
 import { startOwnServer, type OwnServer } from "./own-server.js";
@@ -21,20 +20,18 @@ export interface OutageWorld {
   server: OwnServer;
   smtp: SmtpSink;
   worker: ChildHandle;
-  hog: CpuHog;
 }
 
-/** Server, data, SMTP sink, hog, then the worker (started on the loaded machine). */
+/** Server, data, SMTP sink and the worker; the test starts the CPU hog around its fault (startCpuHog), so it slows the tests beside it as briefly as it can. */
 export async function outageWorld(workerEnv: Record<string, string>): Promise<OutageWorld> {
   const server = await startOwnServer(); // migrated
   const seedPool = createPool(server.url, { max: 1 });
   await seedDemo(seedPool, 20).finally(() => seedPool.end());
   const smtp = await SmtpSink.start();
   afterAll(() => smtp.down());
-  const hog = startCpuHog();
   const workers = new Workers(() => ({ DATABASE_URL: server.url, SMTP_URL: smtp.url, WORKER_CONCURRENCY: "4", ...workerEnv }));
   const worker = await workers.start();
-  return { server, smtp, worker, hog };
+  return { server, smtp, worker };
 }
 
 export async function requestExports(url: string, n: number): Promise<number[]> {
