@@ -13,13 +13,15 @@ import { startOwnServer } from "../harness/own-server.js";
 import { PgProxy } from "../harness/pg-proxy.js";
 import { until } from "../harness/wait.js";
 
+// At the top level, so the server, proxy and worker are cleaned up after the file whatever happens.
+const server = await startOwnServer();
+const proxy = await PgProxy.start(Number(new URL(server.url).port));
+const viaProxy = new URL(server.url);
+viaProxy.port = String(proxy.port);
+const workers = new Workers(() => ({ DATABASE_URL: viaProxy.toString(), WORKER_CONCURRENCY: "1", WORKER_POLL_INTERVAL_MS: "500" }));
+
 describe("the reply to a job fetch lost with its connection", () => {
   it("the orphaned lock is released and the job runs once, within seconds", { timeout: 120_000 }, async () => {
-    const server = await startOwnServer();
-    const proxy = await PgProxy.start(Number(new URL(server.url).port));
-    const viaProxy = new URL(server.url);
-    viaProxy.port = String(proxy.port);
-    const workers = new Workers(() => ({ DATABASE_URL: viaProxy.toString(), WORKER_CONCURRENCY: "1", WORKER_POLL_INTERVAL_MS: "500" }));
     const worker = await workers.start();
 
     const lost = proxy.loseNextFetchReply();

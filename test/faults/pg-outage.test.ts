@@ -18,9 +18,13 @@ import { until } from "../harness/wait.js";
 
 const OUTAGE_MS = 60_000;
 
+// At the top level, so servers, SMTP sink and workers are cleaned up after the file whatever happens.
+const world = await outageWorld({ WORKER_CONCURRENCY: "8", WORKER_POLL_INTERVAL_MS: "1000" });
+const late = await startOwnServer();
+const lateWorkers = new Workers(() => ({}));
+
 describe("PostgreSQL down for 60 s under running jobs, CPUs saturated", () => {
   it("the worker waits, reconnects and finishes every job exactly once; nothing stays locked", { timeout: 360_000 }, async () => {
-    const world = await outageWorld({ WORKER_CONCURRENCY: "8", WORKER_POLL_INTERVAL_MS: "1000" });
     const { server, worker } = world;
 
     const hog = startCpuHog();
@@ -66,10 +70,9 @@ describe("PostgreSQL down for 60 s under running jobs, CPUs saturated", () => {
   });
 
   it("`start` waits for a database that is not up yet, saying so every few seconds, then starts", { timeout: 120_000 }, async () => {
-    const server = await startOwnServer();
+    const server = late;
     await server.stop();
-    const workers = new Workers(() => ({}));
-    const worker = ChildHandle.spawn(BIN, ["start"], { PMT_HOME: workers.home, HTTP_PORT: "0", DATABASE_URL: server.url });
+    const worker = ChildHandle.spawn(BIN, ["start"], { PMT_HOME: lateWorkers.home, HTTP_PORT: "0", DATABASE_URL: server.url });
     try {
       const waiting = () => worker.stdout.match(/waiting for the database to come up/g)?.length ?? 0;
       await until(async () => waiting() >= 2, () => `two "waiting" lines; output:\n${worker.stdout}${worker.stderr}`, 30_000, 100);
@@ -79,7 +82,7 @@ describe("PostgreSQL down for 60 s under running jobs, CPUs saturated", () => {
 
       await server.start();
       await worker.waitForOutput(/"msg":"worker started"/, 60_000);
-      expect(worker.stdout).toMatch(/the database is up/);
+      expect(worker.stdout + worker.stderr, worker.stdout + worker.stderr).toMatch(/the database is up/);
       expect(await Workers.stop(worker)).toBe(0);
     } finally {
       worker.kill("SIGKILL");

@@ -12,10 +12,12 @@ import { recordFault, Workers } from "../harness/faults.js";
 import { expectRecovered, outageWorld, requestExports, workerOutput } from "../harness/outage.js";
 import { until } from "../harness/wait.js";
 
+// At the top level, so the server, SMTP sink and worker are cleaned up after the file whatever happens.
+// Poll only every 30 s: a job started sooner after the restart came by LISTEN.
+const world = await outageWorld({ WORKER_POLL_INTERVAL_MS: "30000" });
+
 describe("PostgreSQL restarted under running jobs, CPUs saturated", () => {
   it("the worker reconnects, LISTEN resumes and no job is lost, left locked or run twice", { timeout: 240_000 }, async () => {
-    // Poll only every 30 s: a job started sooner after the restart came by LISTEN.
-    const world = await outageWorld({ WORKER_POLL_INTERVAL_MS: "30000" });
     const { server, worker } = world;
 
     const hog = startCpuHog();
