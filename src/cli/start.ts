@@ -37,7 +37,8 @@ export function registerStart(program: Command): void {
         if (database.embedded && config.demoActivities > 0) await loadDemo(database.url, config.demoActivities, logger);
         // Loaded here, not at the top: other commands start faster without the worker's modules (AWS SDK...).
         const { startWorker } = await import("../worker/runner.js");
-        worker = await startWorker({ config, databaseUrl: database.url, logger, embedded: database.embedded });
+        // DATABASE_URL's server may come up after us (boot order, a container starting): wait for it.
+        worker = await startWorker({ config, databaseUrl: database.url, logger, embedded: database.embedded, waitForDatabase: !database.embedded });
       } catch (error) {
         await database.close();
         throw error;

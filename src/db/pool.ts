@@ -1,6 +1,8 @@
 import pg from "pg";
 import { UserError, errorMessage } from "../errors.js";
+import type { Logger } from "../log.js";
 import { redactUrl } from "../redact.js";
+import { isConnectionError } from "./resilient.js";
 
 // bigint (int8) as string would leak into JSON as "123"; job ids fit in a JS number for centuries.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
@@ -86,6 +88,33 @@ export async function checkConnection(pool: pg.Pool, connectionString: string): 
     client.release();
   } catch (error) {
     throw connectionError(error, connectionString);
+  }
+}
+
+/**
+ * As checkConnection, but a server that is not up yet (refused, starting,
+ * shutting down, its host name not resolving yet as a container starts) is
+ * waited for, with a log line every `logEveryMs`; a wrong password or a
+ * missing database still fails at once.
+ */
+export async function waitForDatabase(pool: pg.Pool, connectionString: string, logger: Logger, logEveryMs = 5000): Promise<void> {
+  let loggedAt = 0;
+  let waited = false;
+  for (;;) {
+    try {
+      await checkConnection(pool, connectionString);
+      if (waited) logger.info({ database: redactUrl(connectionString) }, "the database is up");
+      return;
+    } catch (error) {
+      const cause = (error as Error).cause as { code?: string } | undefined;
+      if (!isConnectionError(cause) && cause?.code !== "ENOTFOUND") throw error;
+      if (Date.now() - loggedAt >= logEveryMs) {
+        logger.warn(`${errorMessage(error)}; waiting for the database to come up`);
+        loggedAt = Date.now();
+      }
+      waited = true;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
   }
 }
 

@@ -95,14 +95,16 @@ export type SendState = "finished" | "started" | "open";
 export const UNCONFIRMED_EARLIER =
   "delivery unconfirmed: an earlier attempt began the SMTP transaction and did not record its end (its worker stopped or lost the job); not sent again to avoid a second copy";
 
-async function settle(client: pg.PoolClient, id: number): Promise<SendState> {
-  const { rows } = await client.query<{ status: ExportStatus; send_started_at: Date | null }>(
-    "select status, send_started_at from pmt_jobs.export_request where id = $1 for update",
+/** `ownRunId`: the attempt asking, whose own claim (committed, its reply lost with the connection) leaves the send open to it. */
+async function settle(client: pg.PoolClient, id: number, ownRunId?: number): Promise<SendState> {
+  const { rows } = await client.query<{ status: ExportStatus; send_started_at: Date | null; send_run_id: string | null }>(
+    "select status, send_started_at, send_run_id from pmt_jobs.export_request where id = $1 for update",
     [id],
   );
   const row = rows[0];
   if (!row || row.status === "sent" || row.status === "failed") return "finished";
   if (row.send_started_at === null) return "open";
+  if (ownRunId !== undefined && row.status === "sending" && Number(row.send_run_id) === ownRunId) return "open";
   await client.query(
     `update pmt_jobs.export_request set status = 'sent', smtp_response = 'unknown', sent_at = now(), error = $2 where id = $1`,
     [id, UNCONFIRMED_EARLIER],
@@ -124,11 +126,12 @@ export async function beginAttempt(pool: pg.Pool, a: Attempt, id: number): Promi
  * Claimed only by an attempt that holds its job and only if no attempt began
  * sending before; from here a crash or a lost lock leaves the delivery
  * unknown, and no later attempt sends. Returns the claiming job_run id, or the
- * state that stopped the claim.
+ * state that stopped the claim. The claiming attempt may claim again (its
+ * first claim's reply lost with the connection): it has sent nothing yet.
  */
 export async function claimSend(pool: pg.Pool, a: Attempt, id: number, r: Rendered): Promise<{ state: SendState; runId: number }> {
   return fenced(pool, a, id, "sending", async (client, runId) => {
-    const state = await settle(client, id);
+    const state = await settle(client, id, runId);
     if (state === "open") {
       await client.query(
         `update pmt_jobs.export_request

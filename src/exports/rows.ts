@@ -57,6 +57,7 @@ const BATCH = 500;
  */
 export async function* exportRows(pool: pg.Pool, filters: unknown, options: { iati?: boolean } = {}): AsyncGenerator<ExportRow> {
   const client = await pool.connect();
+  let failure: Error | undefined;
   try {
     await client.query("begin read only");
     const cursor = client.query(
@@ -69,20 +70,43 @@ export async function* exportRows(pool: pg.Pool, filters: unknown, options: { ia
         [JSON.stringify(filters), options.iati === true],
       ),
     );
+    let readFailed = false;
     try {
       for (;;) {
-        const rows = await cursor.read(BATCH);
+        const rows = await cursor.read(BATCH).catch((error: unknown) => {
+          readFailed = true;
+          throw error;
+        });
         if (rows.length === 0) break;
         yield* rows;
       }
     } finally {
-      await cursor.close();
+      // After a failed read (a lost connection) close() would wait for ever for
+      // a server that is gone; the client is discarded below instead.
+      if (!readFailed && (cursor as unknown as { state?: string }).state !== "error") await closeCursor(cursor, client);
     }
     await client.query("commit");
   } catch (error) {
+    failure = error as Error;
     await client.query("rollback").catch(() => {});
     throw error;
   } finally {
-    client.release();
+    client.release(failure); // a failed client is discarded, not pooled
   }
+}
+
+/**
+ * cursor.close() waits for the server's ReadyForQuery, which never comes if
+ * the connection is lost meanwhile: the connection's end settles it too.
+ */
+function closeCursor(cursor: Cursor<ExportRow>, client: pg.PoolClient): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const gone = () => reject(new Error("Connection terminated while closing the export's cursor"));
+    client.once("end", gone);
+    client.once("error", gone);
+    cursor.close().then(resolve, reject).finally(() => {
+      client.off("end", gone);
+      client.off("error", gone);
+    });
+  });
 }

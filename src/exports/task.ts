@@ -23,6 +23,7 @@ import { FencedJobError, PermanentJobError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { classifySmtpError } from "../mail/classify.js";
 import { exportMessage, linkMessage, tooLargeMessage } from "../mail/compose.js";
+import { untilDatabaseAnswers } from "../db/resilient.js";
 import { shareFile } from "../offsite/share.js";
 import { createS3Client, objectKey, parseOffsiteUrl } from "../offsite/target.js";
 import type { S3Client } from "@aws-sdk/client-s3";
@@ -134,7 +135,8 @@ export function exportTask(deps: ExportDeps): Task {
      * begun sending (nothing sent here).
      */
     const send = async (message: Parameters<Mailer["send"]>[0]): Promise<number | null> => {
-      const claim = await claimSend(pool, attempt, id, info);
+      // A claim whose reply was lost is claimed again by this attempt once the database answers, not left unsent.
+      const claim = await untilDatabaseAnswers(() => claimSend(pool, attempt, id, info), logger, "claiming an export's send");
       if (claim.state !== "open") {
         logger.warn({ requestId: id, state: claim.state }, "another attempt began sending this export; not sent again");
         return null;
@@ -146,18 +148,19 @@ export function exportTask(deps: ExportDeps): Task {
         const failure = classifySmtpError(error);
         if (failure.unconfirmed) {
           const note = `delivery unconfirmed: ${failure.reason}; not sent again to avoid a second copy`;
-          await markSent(pool, id, claim.runId, null, "unknown", note);
+          await untilDatabaseAnswers(() => markSent(pool, id, claim.runId, null, "unknown", note), logger, "recording an export's delivery");
           logger.warn({ requestId: id }, note);
           return claim.runId;
         }
-        await markUnsent(pool, id, claim.runId, failure.permanent, failure.reason);
+        await untilDatabaseAnswers(() => markUnsent(pool, id, claim.runId, failure.permanent, failure.reason), logger, "recording an export's failed send");
         if (failure.permanent) {
           fs.rmSync(file.path, { force: true });
           throw new PermanentJobError(`export request ${id}: ${failure.reason}`, { cause: error });
         }
         throw new Error(`export request ${id}: ${failure.reason}`, { cause: error });
       }
-      await markSent(pool, id, claim.runId, sent.messageId, sent.response, null);
+      // Only this attempt knows the server's answer: it waits out a database outage to record it.
+      await untilDatabaseAnswers(() => markSent(pool, id, claim.runId, sent.messageId, sent.response, null), logger, "recording an export's delivery");
       return claim.runId;
     };
     /**

@@ -12,6 +12,7 @@ import type pg from "pg";
 import { FencedJobError, PermanentJobError, errorMessage } from "../errors.js";
 import { recordFailure, recordFenced, recordFinalFailure } from "../history/runs.js";
 import { errorText } from "../redact.js";
+import { untilDatabaseAnswers } from "../db/resilient.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "./metrics.js";
 
@@ -21,13 +22,18 @@ export interface HistoryContext {
   metrics: Metrics;
 }
 
-/** A failed history write must not change the job's outcome: retry a little, then log. */
+/**
+ * A failed history write must not change the job's outcome: retry a little,
+ * then log. A lost connection is waited out (graphile-worker cannot record
+ * the failure before the database is back either), so the attempt shows as
+ * failed with its error, not as abandoned.
+ */
 type Recorder = typeof recordFailure;
 
 async function recordFailureWithRetry(ctx: HistoryContext, jobId: number, attempt: number, error: string, record: Recorder): Promise<void> {
   for (let i = 1; ; i++) {
     try {
-      await record(ctx.pool, jobId, attempt, error);
+      await untilDatabaseAnswers(() => record(ctx.pool, jobId, attempt, error), ctx.logger, "recording a failed job attempt");
       return;
     } catch (e) {
       if (i >= 4) {

@@ -10,7 +10,7 @@ import { EventEmitter } from "node:events";
 import { run, type ParsedCronItem, type Runner, type Task, type WorkerEvents } from "graphile-worker";
 import type { Config } from "../config.js";
 import { createDb } from "../db/kysely.js";
-import { checkConnection, createPool, type Pool } from "../db/pool.js";
+import { checkConnection, createPool, waitForDatabase, type Pool } from "../db/pool.js";
 import { migrate } from "../db/migrate.js";
 import { resilientPool } from "../db/resilient.js";
 import { errorMessage } from "../errors.js";
@@ -40,6 +40,8 @@ export interface WorkerOptions {
   mailer?: Mailer;
   /** Running on the embedded demo database (some defaults differ). */
   embedded?: boolean;
+  /** Wait for a database that is not up yet (with a log line every few seconds) instead of failing. */
+  waitForDatabase?: boolean;
 }
 
 export interface WorkerHandle {
@@ -61,7 +63,8 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   const { config, logger } = options;
   // Pool: both runners' slots, their two LISTEN connections, the rescuer and health checks.
   const pool = createPool(options.databaseUrl, { max: config.concurrency + config.maintenanceConcurrency + 5, applicationName: "pmt-worker" });
-  await checkConnection(pool, options.databaseUrl);
+  if (options.waitForDatabase) await waitForDatabase(pool, options.databaseUrl, logger);
+  else await checkConnection(pool, options.databaseUrl);
   if (options.migrate !== false) {
     const { warnings } = await migrate(pool, logger);
     for (const w of warnings) logger.warn({ check: w.name }, w.detail);

@@ -18,6 +18,9 @@ export interface OwnServer {
   url: string;
   /** Fast shutdown, then start again on the same port and data. */
   restart(): Promise<void>;
+  /** Fast shutdown (for an outage of the test's choosing); `start` brings it back on the same port and data. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
 }
 
 /**
@@ -59,6 +62,10 @@ export async function startOwnServer(): Promise<OwnServer> {
     url: server.url,
     async restart() {
       await server.stop();
+      server = await startEmbedded(home, port, logger);
+    },
+    stop: () => server.stop(),
+    async start() {
       server = await startEmbedded(home, port, logger);
     },
   };

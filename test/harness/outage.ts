@@ -1,0 +1,109 @@
+/**
+ * The database-outage scenarios' world: a PostgreSQL of the test's own (it
+ * goes down), PMT's demo data, an SMTP sink and one worker process (each
+ * test runs a CPU hog around its fault); and what "recovered" means, checked the same way by
+ * every scenario: the worker never exited, every job ran to success exactly
+ * once, each export was mailed exactly once, nothing stays locked or
+ * `running`, and the history keeps the attempts the outage cost.
+ */
+import { afterAll, expect } from "vitest";
+import { createPool } from "../../src/db/pool.js";
+import { seedDemo } from "../../src/exports/demo.js";
+import type { ChildHandle } from "./cli.js";
+import { queryOnce as query } from "./db.js";
+import { Workers } from "./faults.js";
+import { startOwnServer, type OwnServer } from "./own-server.js";
+import { SmtpSink } from "./smtp.js";
+import { until } from "./wait.js";
+
+export interface OutageWorld {
+  server: OwnServer;
+  smtp: SmtpSink;
+  worker: ChildHandle;
+}
+
+/** Server, data, SMTP sink and the worker; the test starts the CPU hog around its fault (startCpuHog), so it slows the tests beside it as briefly as it can. */
+export async function outageWorld(workerEnv: Record<string, string>): Promise<OutageWorld> {
+  const server = await startOwnServer(); // migrated
+  const seedPool = createPool(server.url, { max: 1 });
+  await seedDemo(seedPool, 20).finally(() => seedPool.end());
+  const smtp = await SmtpSink.start();
+  afterAll(() => smtp.down());
+  const workers = new Workers(() => ({ DATABASE_URL: server.url, SMTP_URL: smtp.url, WORKER_CONCURRENCY: "4", ...workerEnv }));
+  const worker = await workers.start();
+  return { server, smtp, worker };
+}
+
+export async function requestExports(url: string, n: number): Promise<number[]> {
+  const rows = await query<{ id: number }>(url, `select pmt_jobs.request_export('csv', 'erin' || i || '@example.org', '{}')::int as id from generate_series(1, ${n}) i`);
+  return rows.map((r) => r.id);
+}
+
+/** The worker's warnings and errors (first line of each), then the end of its output. */
+export function workerOutput(worker: ChildHandle): string {
+  const all = worker.stdout + worker.stderr;
+  const problems = all.split("\n").filter((l) => /"level":"(warn|error|fatal)"/.test(l) && !/Failed task/.test(l)).map((l) => l.slice(0, 400));
+  return `worker warnings and errors:\n${problems.slice(-60).join("\n")}\nworker output:\n${all.slice(-3000)}`;
+}
+
+/** What is left in the queue, and its history: for a failure message. */
+async function leftovers(url: string): Promise<string> {
+  const jobs = await query(url, `select id, task_identifier, attempts, locked_by, locked_at, run_at, last_error from graphile_worker.jobs where ${OURS.replace("task", "task_identifier")}`).catch((e) => [String(e)]);
+  const runs = await query(url, `select job_id, attempt, status, worker_id, error from pmt_jobs.job_run where job_id in (select id from graphile_worker.jobs) order by job_id, attempt`).catch((e) => [String(e)]);
+  return `jobs left: ${JSON.stringify(jobs)}\ntheir attempts: ${JSON.stringify(runs)}`;
+}
+
+/** The scenarios' jobs (a cron job firing meanwhile is not theirs to count). */
+const OURS = "task in ('pmt_jobs.noop', 'pmt_jobs.export')";
+
+export interface Recovery {
+  /** Attempts that failed or were abandoned because of the outage, then retried. */
+  retried: number;
+  /** Statements and writes of the worker that waited for the database (so the outage did hit work in flight). */
+  waited: number;
+}
+
+/**
+ * Waits until the queue is empty, then checks the recovery (see the top).
+ * `jobs`: how many jobs were asked for in all; `exports`: the export request ids.
+ */
+export async function expectRecovered(world: OutageWorld, jobs: number, exports: number[], timeoutMs = 120_000): Promise<Recovery> {
+  const { server, smtp, worker } = world;
+  await until(
+    async () => (await query<{ n: number }>(server.url, `select count(*)::int as n from graphile_worker.jobs where ${OURS.replace("task", "task_identifier")}`).catch(() => [{ n: -1 }]))[0]!.n === 0,
+    "the queue to empty",
+    timeoutMs,
+    200,
+  ).catch(async (error: Error) => {
+    throw new Error(`${error.message}\n${await leftovers(server.url)}\n${workerOutput(worker)}`);
+  });
+  expect(worker.child.exitCode, workerOutput(worker)).toBeNull();
+  expect(worker.stdout + worker.stderr).not.toMatch(/Runner stopping|worker died|Failed to (complete|fail) jobs/);
+
+  // Every job: exactly one successful attempt, its attempts numbered 1..n, none left running.
+  const history = await query<{ job_id: number; attempts: number; succeeded: number; running: number; numbered: boolean }>(
+    server.url,
+    `select job_id::int, count(*)::int as attempts, count(*) filter (where status = 'succeeded')::int as succeeded,
+            count(*) filter (where status = 'running')::int as running,
+            count(distinct attempt) = count(*) and min(attempt) = 1 and max(attempt) = count(*) as numbered
+     from pmt_jobs.job_run where ${OURS} group by job_id`,
+  );
+  expect(history).toHaveLength(jobs);
+  expect(history.filter((h) => h.succeeded !== 1 || h.running !== 0 || !h.numbered), workerOutput(worker)).toEqual([]);
+
+  // Every export sent, exactly one mail each, the one its request records.
+  const requests = await query<{ id: number; status: string; error: string | null; message_id: string }>(
+    server.url,
+    "select id::int, status, error, message_id from pmt_jobs.export_request order by id",
+  );
+  expect(requests.map((r) => r.id)).toEqual(exports);
+  expect(requests.filter((r) => r.status !== "sent" || r.error !== null)).toEqual([]);
+  await smtp.waitForMessages(exports.length);
+  expect(smtp.messages).toHaveLength(exports.length);
+  expect(new Set(smtp.messages.map((m) => m.messageId))).toEqual(new Set(requests.map((r) => r.message_id)));
+
+  const [extra] = await query<{ n: number }>(server.url, `select count(*)::int as n from pmt_jobs.job_run where status <> 'succeeded' and ${OURS}`);
+  const waited = (worker.stdout + worker.stderr).match(/waiting for it|retrying until the database answers/g)?.length ?? 0;
+  expect(waited, "the outage hit no statement of the worker").toBeGreaterThan(0);
+  return { retried: extra!.n, waited };
+}
