@@ -68,8 +68,8 @@ create role pmt_write login password 'web-pw' superuser;
 create database pmt;
 \\c pmt
 create extension postgis;
-\\i ${ROOT}/sql/pmt_sample_schema.sql
-\\i ${ROOT}/sql/pmt_demo_data.sql
+${fs.readFileSync(path.join(ROOT, "sql/pmt_sample_schema.sql"), "utf8")}
+${fs.readFileSync(path.join(ROOT, "sql/pmt_demo_data.sql"), "utf8")}
 select public.pmt_demo_seed(40);
 create table public.gaul0 (gaul0_code integer primary key, name text, polygon geometry(Polygon, 4326));
 insert into public.gaul0 values (1, 'Somewhere', 'SRID=4326;POLYGON((0 0, 1 0, 1 1, 0 0))');
@@ -79,7 +79,7 @@ create function public.pmt_filter_iati(character varying, character varying, cha
 
 /** Runs psql as postgres over the cluster's socket. */
 function psqlAsPostgres(cluster: PostgisCluster, sql: string, database = "postgres"): string {
-  const r = spawnSync("runuser", ["-u", "postgres", "--", "psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", cluster.socketDir, "-p", String(cluster.port), "-d", database], { input: sql, encoding: "utf8" });
+  const r = spawnSync("runuser", ["-u", "postgres", "--", "psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", cluster.socketDir, "-p", String(cluster.port), "-d", database], { input: sql, encoding: "utf8", cwd: "/" });
   if (r.status !== 0) throw new Error(`psql: ${r.stderr}`);
   return r.stdout;
 }
@@ -110,12 +110,21 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
   let service: ChildHandle | undefined;
   let shell: ChildHandle | undefined;
   let createdUser = false;
-  const paths = { varLib: path.join(tmp, "var/lib/pmt-worker"), etc: path.join(tmp, "etc/pmt-worker.env") };
+  // opt: the guide's /opt/pmt-worker, the checkout under test installed where the service's user can read it (a clone in /root, mode 0700, is not).
+  const paths = { varLib: path.join(tmp, "var/lib/pmt-worker"), etc: path.join(tmp, "etc/pmt-worker.env"), opt: path.join(tmp, "opt/pmt-worker") };
 
   beforeAll(async () => {
     fs.chmodSync(tmp, 0o755); // the service's user enters it, as it would /var/lib
     fs.mkdirSync(path.join(tmp, "var/lib"), { recursive: true });
     fs.mkdirSync(path.join(tmp, "etc"), { mode: 0o755 });
+    fs.mkdirSync(path.join(tmp, "opt"), { mode: 0o755 });
+    // Hard links where the file system allows (fast), else a copy.
+    if (spawnSync("cp", ["-al", ROOT, paths.opt]).status !== 0) {
+      fs.rmSync(paths.opt, { recursive: true, force: true });
+      const copy = spawnSync("cp", ["-a", ROOT, paths.opt], { encoding: "utf8" });
+      if (copy.status !== 0) throw new Error(`cannot install the checkout in ${paths.opt}: ${copy.stderr}`);
+    }
+    fs.chmodSync(paths.opt, 0o755);
     createdUser = spawnSync("id", ["-u", USER]).status !== 0;
     [cluster, smtp, s3] = await Promise.all([startPostgisCluster({ auth: "debian" }), SmtpSink.start(), S3Sink.start(["pmt-backups"])]);
     psqlAsPostgres(cluster, EXISTING_PMT);
@@ -160,7 +169,7 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
     const everywhere: [string, string][] = [
       ["/var/lib/pmt-worker", paths.varLib],
       ["/etc/pmt-worker.env", paths.etc],
-      ["/opt/pmt-worker", ROOT],
+      ["/opt/pmt-worker", paths.opt],
     ];
     const per: Record<string, [string | RegExp, string][]> = {
       install: [
@@ -200,9 +209,9 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
       for (const kv of line.split(/\s+/)) env[kv.slice(0, kv.indexOf("="))] = kv.slice(kv.indexOf("=") + 1).split("/var/lib/pmt-worker").join(paths.varLib);
     }
     const command = (line: string) => ["-u", USER, "--", ...line.split(/\s+/)];
-    const pre = spawnSync("runuser", command(unit.ExecStartPre![0]!), { cwd: ROOT, env, encoding: "utf8" });
+    const pre = spawnSync("runuser", command(unit.ExecStartPre![0]!), { cwd: paths.opt, env, encoding: "utf8" });
     expect(pre.status, `${pre.error ?? ""}${pre.stdout}${pre.stderr}`).toBe(0);
-    const child = new ChildHandle(spawn("runuser", command(unit.ExecStart![0]!), { cwd: ROOT, env }));
+    const child = new ChildHandle(spawn("runuser", command(unit.ExecStart![0]!), { cwd: paths.opt, env }));
     await child.waitForOutput(/"msg":"worker started"/, 60_000);
     return child;
   }
