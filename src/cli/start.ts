@@ -33,6 +33,17 @@ export function registerStart(program: Command): void {
       const logger = createLogger(config.logLevel);
       const database = await openDatabase(config, logger);
       let worker: Awaited<ReturnType<typeof import("../worker/runner.js").startWorker>>;
+      // A signal while starting (the worker may already log "worker started" and take jobs
+      // before startWorker returns) must not kill it mid-job: remembered, then a graceful
+      // stop once started. A second one exits at once (a database that never comes up).
+      let early: NodeJS.Signals | undefined;
+      const onEarlySignal = (signal: NodeJS.Signals) => {
+        if (early) process.exit(130);
+        early = signal;
+        logger.info({ signal }, "signal received while starting: stopping once started (a second signal exits at once)");
+      };
+      process.on("SIGTERM", onEarlySignal);
+      process.on("SIGINT", onEarlySignal);
       try {
         if (database.embedded && config.demoActivities > 0) await loadDemo(database.url, config.demoActivities, logger);
         // Loaded here, not at the top: other commands start faster without the worker's modules (AWS SDK...).
@@ -64,8 +75,11 @@ export function registerStart(program: Command): void {
             },
           );
         };
+        process.off("SIGTERM", onEarlySignal);
+        process.off("SIGINT", onEarlySignal);
         process.on("SIGTERM", onSignal);
         process.on("SIGINT", onSignal);
+        if (early) onSignal(early);
         // The runners settle before stop() has deregistered the worker and closed its pool:
         // wait for all of it, or the embedded server goes down under the deregistration
         // and status shows a stopped worker alive until WORKER_DEAD_AFTER_SECONDS.

@@ -69,20 +69,22 @@ describe("PostgreSQL down for 60 s under running jobs, CPUs saturated", () => {
     });
   });
 
-  it("`start` waits for a database that is not up yet, saying so every few seconds, then starts", { timeout: 120_000 }, async () => {
+  it("`start` waits for a database that is not up yet, saying so every few seconds, then starts", { timeout: 300_000 }, async () => {
     const server = late;
     await server.stop();
     const worker = ChildHandle.spawn(BIN, ["start"], { PMT_HOME: lateWorkers.home, HTTP_PORT: "0", DATABASE_URL: server.url });
     try {
       const waiting = () => worker.stdout.match(/waiting for the database to come up/g)?.length ?? 0;
-      await until(async () => waiting() >= 2, () => `two "waiting" lines; output:\n${worker.stdout}${worker.stderr}`, 30_000, 100);
+      await until(async () => waiting() >= 2, () => `two "waiting" lines; output:\n${worker.stdout}${worker.stderr}`, 120_000, 100);
       expect(worker.child.exitCode).toBeNull();
       expect(worker.stdout).toMatch(/cannot connect to postgres:\/\/[^"]*\*\*\*@127\.0\.0\.1:\d+\/[^"]*ECONNREFUSED.*is PostgreSQL running/);
       expect(worker.stdout + worker.stderr).not.toContain(new URL(server.url).password);
 
       await server.start();
-      await worker.waitForOutput(/"msg":"worker started"/, 60_000);
+      await worker.waitForOutput(/"msg":"worker started"/, 120_000);
       expect(worker.stdout + worker.stderr, worker.stdout + worker.stderr).toMatch(/the database is up/);
+      // Started all the way (its heartbeat row written) before the clean stop is asked for.
+      await until(async () => (await query<{ n: number }>(server.url, "select count(*)::int as n from pmt_jobs.worker"))[0]!.n > 0, "the worker's heartbeat row", 60_000);
       expect(await Workers.stop(worker)).toBe(0);
     } finally {
       worker.kill("SIGKILL");
