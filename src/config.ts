@@ -89,6 +89,9 @@ const offsiteUrl = z
     if (url.search || url.hash) return fail("a query or fragment (? or #)");
   });
 
+/** A database name as PMT_DATABASES and BACKUP_DATABASES accept it (a full URL may name any). */
+const DATABASE_NAME = /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/;
+
 const postgresUrl = urlOf(["postgres:", "postgresql:"], "expected a URL like postgres://user:password@host:5432/dbname (value not shown)");
 
 /**
@@ -99,6 +102,28 @@ export const ENV = {
     schema: postgresUrl.optional(),
     default: undefined,
     doc: "PMT database (queue, history and schema pmt_jobs live there). Unset: an embedded PostgreSQL 15 under PMT_HOME.",
+  },
+  PMT_DATABASES: {
+    schema: z
+      .string()
+      .trim()
+      .superRefine((value, ctx) => {
+        const items = value.split(",").map((s) => s.trim()).filter(Boolean);
+        if (!items.length) ctx.addIssue({ code: "custom", message: "expected database names or postgres:// URLs, comma-separated, like bmgf,oam" });
+        for (const item of items) {
+          if (/^postgres(ql)?:\/\//.test(item)) {
+            const problem = urlProblem(item, ["postgres:", "postgresql:"]);
+            if (problem) ctx.addIssue({ code: "custom", message: `an item is not a usable postgres:// URL (${problem}) (values not shown)` });
+            continue;
+          }
+          if (!DATABASE_NAME.test(item)) {
+            ctx.addIssue({ code: "custom", message: `${JSON.stringify(item.slice(0, 70))} is neither a database name (letters, digits, _ $ -) nor a postgres:// URL` });
+          }
+        }
+      })
+      .optional(),
+    default: undefined,
+    doc: "PMT databases this one worker serves, each with its own queue, history and backup catalog: names on DATABASE_URL's server (DATABASE_URL's own database is served only if listed) or full postgres:// URLs, comma-separated, like bmgf,oam,pmt_dev. Unset: DATABASE_URL's database alone.",
   },
   PMT_HOME: {
     schema: z.string().trim().min(1, "expected a folder path"),
@@ -282,14 +307,14 @@ export const ENV = {
       .superRefine((value, ctx) => {
         for (const item of value.split(",").map((s) => s.trim()).filter(Boolean)) {
           if (/^postgres(ql)?:\/\//.test(item)) continue;
-          if (!/^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/.test(item)) {
+          if (!DATABASE_NAME.test(item)) {
             ctx.addIssue({ code: "custom", message: `${JSON.stringify(item)} is neither a database name nor a postgres:// URL (values not shown)` });
           }
         }
       })
       .optional(),
     default: undefined,
-    doc: "Databases to back up: names on DATABASE_URL's server or full postgres:// URLs, comma-separated. Unset: DATABASE_URL's database.",
+    doc: "Databases to back up: names on DATABASE_URL's server or full postgres:// URLs, comma-separated. Unset: every served database (PMT_DATABASES, else DATABASE_URL's). A served database keeps its own backups' catalog; the others' is kept by the first served one.",
   },
   BACKUP_FORMAT: {
     schema: z.enum(["custom", "tar", "directory"], { message: "expected custom, tar or directory" }),
@@ -449,11 +474,13 @@ export const ENV = {
 
 type Env = typeof ENV;
 /** Variables whose values may hold a password: never echoed in errors. */
-const SECRET_VARS = new Set<string>(["DATABASE_URL", "SMTP_URL", "BACKUP_DATABASES", "OFFSITE_URL"]);
+const SECRET_VARS = new Set<string>(["DATABASE_URL", "PMT_DATABASES", "SMTP_URL", "BACKUP_DATABASES", "OFFSITE_URL"]);
 export type EnvName = keyof Env;
 
 export interface Config {
   databaseUrl: string | undefined;
+  /** PMT_DATABASES as given (names or URLs); empty: DATABASE_URL's database alone. */
+  pmtDatabases: string[];
   pmtHome: string;
   embeddedPgPort: number;
   demoActivities: number;
@@ -473,6 +500,8 @@ export interface Config {
     dir: string;
     cron: string;
     databases: string[];
+    /** What this worker instance backs up, resolved (db/databases.ts instancesOf); unset: from `databases`. */
+    targets?: { database: string; url: string }[];
     format: "custom" | "tar" | "directory";
     jobs: number;
     spaceFactor: number;
@@ -563,6 +592,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
   if (problems.length) throw new ConfigError(problems);
   return {
     databaseUrl: values.DATABASE_URL as string | undefined,
+    pmtDatabases: ((values.PMT_DATABASES as string | undefined) ?? "").split(",").map((s) => s.trim()).filter(Boolean),
     pmtHome: path.resolve(values.PMT_HOME as string),
     embeddedPgPort: values.EMBEDDED_PG_PORT as number,
     demoActivities: values.DEMO_ACTIVITIES as number,

@@ -101,7 +101,7 @@ export async function checkShrink(deps: AlertDeps, database: string): Promise<vo
  */
 export async function checkBackups(deps: AlertDeps, databaseUrl: string): Promise<void> {
   const { config, pool } = deps;
-  for (const target of backupTargets(databaseUrl, config.backup.databases)) {
+  for (const target of backupTargets(databaseUrl, config.backup)) {
     const { rows } = await pool.query<{ age_hours: number | null; future: number; newest_future: Date | null }>(
       `select extract(epoch from now() - max(finished_at) filter (where status = 'succeeded' and finished_at <= now())) / 3600 as age_hours,
               count(*) filter (where started_at > now() or finished_at > now())::int as future,

@@ -81,7 +81,7 @@ export async function restoreBackup(
   if (!backup) throw new UserError(`backup ${id} does not exist (see pmt-worker backup list)`);
   const file = fromFile ?? backup.local_path;
   if (!file || !fs.existsSync(file)) throw new UserError(`backup ${id}'s file ${file ?? "(none)"} is not there; pass --from-file`);
-  const target = backupTargets(databaseUrl, config.backup.databases).find((t) => t.database === backup.database);
+  const target = backupTargets(databaseUrl, config.backup).find((t) => t.database === backup.database);
   const serverUrl = target?.url ?? databaseUrl;
   const adminUrl = urlFor(serverUrl, "postgres");
   const intoUrl = urlFor(serverUrl, into);

@@ -12,7 +12,14 @@ export interface BackupTarget {
   url: string;
 }
 
-export function backupTargets(databaseUrl: string, configured: string[]): BackupTarget[] {
+/**
+ * What the worker instance of `databaseUrl` backs up: `backup.targets` when
+ * the instances were resolved (db/databases.ts), else BACKUP_DATABASES or
+ * the database itself.
+ */
+export function backupTargets(databaseUrl: string, backup: { databases: string[]; targets?: BackupTarget[] }): BackupTarget[] {
+  if (backup.targets) return backup.targets;
+  const configured = backup.databases;
   const items = configured.length ? configured : [new URL(databaseUrl).pathname.slice(1)];
   const targets = items.map((item) => {
     if (/^postgres(ql)?:\/\//.test(item)) {
@@ -34,7 +41,7 @@ export function backupTargets(databaseUrl: string, configured: string[]): Backup
 export function findTarget(targets: BackupTarget[], database: string): BackupTarget {
   const t = targets.find((x) => x.database === database);
   if (!t) {
-    throw new UserError(`database ${JSON.stringify(database)} is not in BACKUP_DATABASES (${targets.map((x) => x.database).join(", ")})`);
+    throw new UserError(`database ${JSON.stringify(database)} is not one this worker backs up (${targets.map((x) => x.database).join(", ")}): see BACKUP_DATABASES`);
   }
   return t;
 }

@@ -81,7 +81,7 @@ export function backupTask(deps: BackupTaskDeps): Task {
   return async (payload, helpers) => {
     const parsed = payloadSchema.safeParse(payload);
     if (!parsed.success) throw new PermanentJobError(`backup job payload: expected {"database": "<name>", "format"?: "custom|tar|directory"}`);
-    const target = backupTargets(deps.databaseUrl, deps.config.backup.databases).find((t) => t.database === parsed.data.database);
+    const target = backupTargets(deps.databaseUrl, deps.config.backup).find((t) => t.database === parsed.data.database);
     if (!target) throw new PermanentJobError(`database ${parsed.data.database} is not in BACKUP_DATABASES`);
     try {
       await backupAndCopy(deps, target, parsed.data.format, helpers);

@@ -50,7 +50,7 @@ export async function testRestore(config: Config, pool: pg.Pool, databaseUrl: st
   } catch (error) {
     problems = [redactText(errorMessage(error))];
   } finally {
-    const target = backupTargets(databaseUrl, config.backup.databases).find((t) => t.database === database);
+    const target = backupTargets(databaseUrl, config.backup).find((t) => t.database === database);
     const admin = new URL(target?.url ?? databaseUrl);
     admin.pathname = "/postgres";
     const client = new pg.Client(clientConfig(admin.toString()));
@@ -79,7 +79,7 @@ export async function testRestore(config: Config, pool: pg.Pool, databaseUrl: st
 export function testRestoreTask(deps: { config: Config; pool: pg.Pool; logger: Logger; databaseUrl: string; mailer: Mailer }): Task {
   return async () => {
     const failures: string[] = [];
-    for (const target of backupTargets(deps.databaseUrl, deps.config.backup.databases)) {
+    for (const target of backupTargets(deps.databaseUrl, deps.config.backup)) {
       const result = await testRestore(deps.config, deps.pool, deps.databaseUrl, target.database, deps.logger);
       if (result && !result.ok) {
         failures.push(`${target.database} (backup ${result.backup.id}): ${result.problems.join("; ")}`);

@@ -82,7 +82,7 @@ export function registerBackup(program: Command): void {
     .action(async (opts: { database?: string; format?: BackupFormat }) => {
       await withDatabase(async ({ config, pool, logger, url }) => {
         await migrate(pool, logger);
-        const all = backupTargets(url, config.backup.databases);
+        const all = backupTargets(url, config.backup);
         const targets = opts.database ? [findTarget(all, opts.database)] : all;
         let failed = 0;
         for (const target of targets) {
@@ -182,7 +182,7 @@ function registerTestRestore(backup: Command): void {
     .action(async (opts: { database?: string }) => {
       await withDatabase(async ({ config, pool, logger, url }) => {
         const { testRestore } = await import("../backups/test-restore.js");
-        const all = backupTargets(url, config.backup.databases);
+        const all = backupTargets(url, config.backup);
         let failed = 0;
         for (const target of opts.database ? [findTarget(all, opts.database)] : all) {
           const result = await testRestore(config, pool, url, target.database, logger);
@@ -206,7 +206,7 @@ export function registerDatabase(program: Command): void {
     .action(async (name: string) => {
       await withDatabase(async ({ config, pool, logger, url }) => {
         await migrate(pool, logger);
-        const target = findTarget(backupTargets(url, config.backup.databases), name);
+        const target = findTarget(backupTargets(url, config.backup), name);
         const row = await runBackup({ config, pool, logger }, target);
         await pool.query("update pmt_jobs.backup set final = true where id = $1", [row.id]);
         let where = row.local_path ?? "";

@@ -13,7 +13,7 @@ export function registerRetention(program: Command): void {
     .option("--json", "JSON output")
     .action(async (opts: { database?: string; json?: boolean }) => {
       await withDatabase(async ({ config, pool, url }) => {
-        const all = backupTargets(url, config.backup.databases);
+        const all = backupTargets(url, config.backup);
         const targets = opts.database ? [findTarget(all, opts.database)] : all;
         for (const target of targets) {
           const plan = await planDatabase(config, pool, target.database);

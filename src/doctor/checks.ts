@@ -90,7 +90,7 @@ async function securityChecks(c: pg.Client): Promise<Check[]> {
 async function toolChecks(config: Config, databaseUrl: string): Promise<Check[]> {
   const checks: Check[] = [];
   const dirs = searchDirs(config.backup.pgBinDir);
-  for (const target of backupTargets(databaseUrl, config.backup.databases)) {
+  for (const target of backupTargets(databaseUrl, config.backup)) {
     try {
       const server = await withClient(target.url, async (c) => {
         const { rows } = await c.query<{ num: string; version: string }>(

@@ -67,7 +67,7 @@ async function privilegeCheck(config: Config, url: string, database: string): Pr
 }
 
 export async function restoreChecks(config: Config, databaseUrl: string): Promise<Check[]> {
-  const targets = backupTargets(databaseUrl, config.backup.databases);
+  const targets = backupTargets(databaseUrl, config.backup);
   const checks: Check[] = [];
   for (const target of targets) {
     try {

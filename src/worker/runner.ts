@@ -83,7 +83,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   const exportList = Object.fromEntries(Object.entries(taskList).filter(([name]) => !MAINTENANCE_TASKS.has(name)));
 
   let stopped: string | null = null;
-  const cron = buildCronItems(config, backupTargets(options.databaseUrl, config.backup.databases), { embedded: options.embedded });
+  const cron = buildCronItems(config, backupTargets(options.databaseUrl, config.backup), { embedded: options.embedded });
   const exportsRunner = await startRunner({ pool, logger, taskList: exportList, concurrency: config.concurrency, pollIntervalMs: config.pollIntervalMs, cron: [] });
   const maintenance = await startRunner({
     pool,

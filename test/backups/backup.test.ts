@@ -35,7 +35,7 @@ beforeAll(async () => {
   config = testConfig({ BACKUP_DIR: backupDir });
 });
 
-const target = () => backupTargets(db.url, [])[0]!;
+const target = () => backupTargets(db.url, { databases: [] })[0]!;
 const deps = () => ({ config, pool: db.pool, logger });
 const sha = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 

@@ -52,7 +52,7 @@ describe("pmt-worker backup", () => {
   it("explains bad arguments in one line", async () => {
     expect(await runCli(["backup", "run", "--database", "nope"], env)).toMatchObject({
       code: 1,
-      stderr: expect.stringMatching(/^pmt-worker: database "nope" is not in BACKUP_DATABASES/),
+      stderr: expect.stringMatching(/^pmt-worker: database "nope" is not one this worker backs up/),
     });
     expect((await runCli(["backup", "run", "--format", "zip"], env)).stderr).toContain("expected one of custom, tar, directory");
     expect(await runCli(["backup", "verify", "999999"], env)).toMatchObject({ code: 1, stderr: "pmt-worker: backup 999999 does not exist (see pmt-worker backup list)\n" });
@@ -67,7 +67,7 @@ describe("pmt-worker backup", () => {
 describe("the backup job", () => {
   it("is scheduled from configuration, one cron item and queue per database", () => {
     const config = testConfig({ BACKUP_CRON: "15 1 * * *" });
-    const items = buildCronItems(config, backupTargets(db.url, ["pmt", "pmt_bmgf"]));
+    const items = buildCronItems(config, backupTargets(db.url, { databases: ["pmt", "pmt_bmgf"] }));
     const backups = items.filter((i) => i.task === "pmt_jobs.backup");
     expect(backups.map((i) => [i.identifier, i.payload, i.options.queueName])).toEqual([
       ["backup:pmt", { database: "pmt" }, "backup:pmt"],

@@ -81,7 +81,7 @@ afterAll(async () => {
 });
 
 const deps = () => ({ config, pool: db.pool, logger, databaseUrl: db.url, mailer });
-const target = () => backupTargets(db.url, [])[0]!;
+const target = () => backupTargets(db.url, { databases: [] })[0]!;
 const keyOf = (b: BackupRow) => `pmt/db-1/${db.name}/${b.file}`;
 const alerts = () => smtp.messages.map((m) => m.subject ?? "");
 

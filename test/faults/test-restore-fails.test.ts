@@ -66,7 +66,7 @@ afterAll(async () => {
 
 describe("a scheduled test restore that cannot run", () => {
   it("is mailed as an alert and shown by status, backup list and doctor, until the role may restore", async () => {
-    const backup = await runBackup({ config: testConfig(env), pool, logger }, backupTargets(url, [])[0]!);
+    const backup = await runBackup({ config: testConfig(env), pool, logger }, backupTargets(url, { databases: [] })[0]!);
     worker = await startTestWorker(url, { env });
     // The weekly cron item's job, now.
     await pool.query("select graphile_worker.add_job('pmt_jobs.backup_test_restore', '{}'::json, max_attempts => 1)");

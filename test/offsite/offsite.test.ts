@@ -51,7 +51,7 @@ afterAll(async () => {
 });
 
 const deps = () => ({ config, pool: db.pool, logger, databaseUrl: db.url });
-const target = () => backupTargets(db.url, [])[0]!;
+const target = () => backupTargets(db.url, { databases: [] })[0]!;
 
 describe("offsite copies", () => {
   it.each([

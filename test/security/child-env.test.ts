@@ -81,7 +81,7 @@ describe("child processes", () => {
 
   it("pg_dump and pg_restore of a real backup see the target's libpq settings and none of the worker's secrets", async () => {
     const config = testConfig({ BACKUP_DIR: path.join(path.dirname(bin), "backups"), PG_BIN_DIR: bin });
-    const row = await runBackup({ config, pool: db.pool, logger: createLogger("silent") }, backupTargets(db.url, [])[0]!);
+    const row = await runBackup({ config, pool: db.pool, logger: createLogger("silent") }, backupTargets(db.url, { databases: [] })[0]!);
     expect(row.status).toBe("succeeded");
 
     const runs = recorded();
