@@ -502,6 +502,8 @@ export interface Config {
     databases: string[];
     /** What this worker instance backs up, resolved (db/databases.ts instancesOf); unset: from `databases`. */
     targets?: { database: string; url: string }[];
+    /** Databases the worker's other instances back up: their files in BACKUP_DIR and the store are theirs, not unknown. */
+    others?: string[];
     format: "custom" | "tar" | "directory";
     jobs: number;
     spaceFactor: number;

@@ -294,6 +294,12 @@ async function runLocked(deps: BackupDeps, target: BackupTarget, format: BackupF
   }
 }
 
+/** Whether `name` is a backup file of this database (exactly, as isPartialOf). */
+export function isBackupOf(name: string, database: string): boolean {
+  const prefix = database.replace(/[^A-Za-z0-9_-]/g, "_");
+  return name.startsWith(`${prefix}_`) && /^_\d{8}T\d{6}Z(_\d+)?\.(dump|tar|dir)$/.test(name.slice(prefix.length));
+}
+
 /** Whether `name` is a `.partial` of this database's backups (exactly: `pmt_...` is not `pmt_test_...`'s). */
 export function isPartialOf(name: string, database: string): boolean {
   const prefix = database.replace(/[^A-Za-z0-9_-]/g, "_");

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { describeEnv, loadConfig } from "../config.js";
-import { openDatabase } from "../db/database.js";
+import { openDatabases } from "../db/database.js";
 import { errorMessage } from "../errors.js";
 import { createLogger } from "../log.js";
 import { redactUrl } from "../redact.js";
@@ -31,7 +31,8 @@ export function registerStart(program: Command): void {
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger(config.logLevel);
-      const database = await openDatabase(config, logger);
+      // PMT_DATABASES of full URLs needs no DATABASE_URL and starts no embedded server.
+      const database = await openDatabases(config, logger);
       let worker: Awaited<ReturnType<typeof import("../worker/runner.js").startWorker>>;
       // A signal while starting (the worker may already log "worker started" and take jobs
       // before startWorker returns) must not kill it mid-job: remembered, then a graceful
@@ -45,7 +46,7 @@ export function registerStart(program: Command): void {
       process.on("SIGTERM", onEarlySignal);
       process.on("SIGINT", onEarlySignal);
       try {
-        if (database.embedded && config.demoActivities > 0) await loadDemo(database.url, config.demoActivities, logger);
+        if (database.embedded && config.demoActivities > 0) await loadDemo(database.url!, config.demoActivities, logger);
         // Loaded here, not at the top: other commands start faster without the worker's modules (AWS SDK...).
         const { startWorker } = await import("../worker/runner.js");
         // DATABASE_URL's server may come up after us (boot order, a container starting): wait for it.
@@ -55,7 +56,7 @@ export function registerStart(program: Command): void {
         throw error;
       }
       if (database.embedded) {
-        logger.info({ url: redactUrl(database.url), passwordFile: `${config.pmtHome}/embedded.json` }, "using the embedded PostgreSQL");
+        logger.info({ url: redactUrl(database.url!), passwordFile: `${config.pmtHome}/embedded.json` }, "using the embedded PostgreSQL");
       }
 
       // Graceful shutdown: running jobs finish, then exit 0. A second signal exits at once.

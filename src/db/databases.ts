@@ -74,7 +74,11 @@ export function instancesOf(config: Config, served: NamedDatabase[]): Instance[]
     ...s,
     config: {
       ...config,
-      backup: { ...config.backup, targets: listed.filter((t) => owner(t.name) === s).map((t) => ({ database: t.name, url: t.url })) },
+      backup: {
+        ...config.backup,
+        targets: listed.filter((t) => owner(t.name) === s).map((t) => ({ database: t.name, url: t.url })),
+        others: listed.filter((t) => owner(t.name) !== s).map((t) => t.name),
+      },
     },
   }));
 }

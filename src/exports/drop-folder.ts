@@ -17,10 +17,16 @@ import type { Logger } from "../log.js";
 import { parseDropName } from "./drop-name.js";
 import { copyPlainFile, openPlainFile, plainFileProblem, spoolDir, UnsafeFileError, type SpoolFile } from "./spool.js";
 
+/** Where a file of `<email>_<instance>` goes: a database's pool, or why not now (`retry`) or never (`reject`). */
+export type DropRoute = { pool: pg.Pool } | { retry: string } | { reject: string };
+
 export interface DropFolderOptions {
   dir: string;
   pmtHome: string;
-  pool: pg.Pool;
+  /** The one database every file goes to (a worker serving one database)... */
+  pool?: pg.Pool;
+  /** ...or the database of each file's instance (several: PMT_DATABASES). */
+  route?: (instance: string) => DropRoute;
   logger: Logger;
   scanIntervalMs: number;
 }
@@ -32,7 +38,10 @@ export interface DropFolder {
 }
 
 export function startDropFolder(options: DropFolderOptions): DropFolder {
-  const { dir, pool, logger } = options;
+  const { dir, logger } = options;
+  const route = options.route ?? ((): DropRoute => ({ pool: options.pool! }));
+  /** Files left for a database that does not answer yet: logged once each. */
+  const waiting = new Set<string>();
   const rejectedDir = path.join(dir, "rejected");
   /** name -> "size:mtime" seen at the previous scan */
   const seen = new Map<string, string>();
@@ -77,7 +86,7 @@ export function startDropFolder(options: DropFolderOptions): DropFolder {
    * when it was gone (another worker took it), "rejected" when what was there
    * failed the checks on the opened descriptor.
    */
-  async function take(name: string, seen: fs.Stats, recipient: string, instance: string, format: "csv" | "iati"): Promise<boolean | "rejected"> {
+  async function take(pool: pg.Pool, name: string, seen: fs.Stats, recipient: string, instance: string, format: "csv" | "iati"): Promise<boolean | "rejected"> {
     const spool = spoolDir(options.pmtHome);
     const base = `drop-${Date.now()}-${process.pid}-${name.replace(/[^A-Za-z0-9._@-]/g, "_")}`;
     const claimed = path.join(spool, `${base}.taken`);
@@ -194,9 +203,22 @@ export function startDropFolder(options: DropFolderOptions): DropFolder {
         seen.set(name, signature);
         continue;
       }
+      const routed = route(parsed.instance);
+      if ("reject" in routed) {
+        reject(name, routed.reject);
+        rejected.push(name);
+        continue;
+      }
+      if ("retry" in routed) {
+        // Left where it is (and judged complete): taken at the first scan after its database answers.
+        if (!waiting.has(name)) logger.warn({ file: name, reason: routed.retry }, "drop folder: file left for later");
+        waiting.add(name);
+        continue;
+      }
+      waiting.delete(name);
       seen.delete(name);
       try {
-        const outcome = await take(name, stat, parsed.recipient, parsed.instance, parsed.format);
+        const outcome = await take(routed.pool, name, stat, parsed.recipient, parsed.instance, parsed.format);
         if (outcome === "rejected") rejected.push(name);
         else if (outcome) taken.push(name);
       } catch (error) {
@@ -204,6 +226,7 @@ export function startDropFolder(options: DropFolderOptions): DropFolder {
       }
     }
     for (const name of seen.keys()) if (!present.has(name)) seen.delete(name);
+    for (const name of waiting) if (!present.has(name)) waiting.delete(name);
     return { taken, rejected };
   }
 

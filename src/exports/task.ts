@@ -53,6 +53,8 @@ export interface ExportDeps {
   pool: pg.Pool;
   logger: Logger;
   mailer: Mailer;
+  /** The queue database's name: request ids are per database, and the spool is the process's. */
+  database: string;
 }
 
 const payloadSchema = z.object({ requestId: z.number().int().positive() });
@@ -72,7 +74,8 @@ function attachmentName(req: ExportRequest, now: Date): string {
 
 /** The file is the attempt's own: a stale attempt still rendering never writes into the file its retry mails. */
 async function render(deps: ExportDeps, req: ExportRequest, attempt: number, head: Awaited<ReturnType<typeof exportHead>>): Promise<{ file: SpoolFile; rows: number }> {
-  const file = path.join(spoolDir(deps.config.pmtHome), `export-${req.id}-${attempt}.${req.format === "csv" ? "csv" : "xml"}`);
+  const database = deps.database.replace(/[^A-Za-z0-9_-]/g, "_");
+  const file = path.join(spoolDir(deps.config.pmtHome), `export-${database}-${req.id}-${attempt}.${req.format === "csv" ? "csv" : "xml"}`);
   const counter = { n: 0 };
   const rows = counted(exportRows(deps.pool, req.filters, { iati: req.format === "iati" }), counter);
   const chunks =

@@ -404,7 +404,10 @@ export async function syncOffsite(deps: OffsiteDeps, now = new Date()): Promise<
   const server = serverId(deps.config, deps.databaseUrl);
   const known = await pool.query<{ key: string }>("select key from pmt_jobs.backup_copy where target = $1 and status <> 'pruned'", [store.description]);
   const keys = new Set(known.rows.map((r) => r.key));
+  // The worker's other databases have folders of their own beside ours: theirs, not unknown.
+  const others = (deps.config.backup.others ?? []).map((db) => objectKey(store.prefix, server, db) + "/");
   for (const object of await store.list(objectKey(store.prefix, server) + "/")) {
+    if (others.some((folder) => object.key.startsWith(folder))) continue;
     const base = object.key.replace(/\.json$/, "");
     const owner = [...keys].some((k) => base === k || object.key.startsWith(`${k}/`));
     if (!owner) result.unknownObjects.push(object.key);

@@ -11,6 +11,7 @@ import { knownFiles, markPruned, setTiers, succeededOf, type BackupRow } from ".
 import { removePath } from "../backups/files.js";
 import { manifestPath, readManifest, writeManifest } from "../backups/manifest.js";
 import type { Config } from "../config.js";
+import { isBackupOf } from "../backups/run.js";
 import { errorMessage } from "../errors.js";
 import { createLogger, type Logger } from "../log.js";
 import { planRetention, type Tier } from "./policy.js";
@@ -66,13 +67,18 @@ export async function planDatabase(config: Config, pool: pg.Pool, database: stri
   return { database, keep, prune, pruneWithoutCopy, unknownFiles: await unknownFiles(config, pool) };
 }
 
-/** Backup-looking files in BACKUP_DIR that no catalog row (other than pruned ones) names. */
+/**
+ * Backup-looking files in BACKUP_DIR that no catalog row (other than pruned
+ * ones) names, leaving out those of databases the worker's other instances
+ * back up into the same folder (their catalogs know them).
+ */
 export async function unknownFiles(config: Config, pool: pg.Pool): Promise<string[]> {
   if (!fs.existsSync(config.backup.dir)) return [];
   const known = await knownFiles(pool);
+  const others = config.backup.others ?? [];
   return fs
     .readdirSync(config.backup.dir)
-    .filter((name) => /\.(dump|tar|dir)$/.test(name) && !known.has(name))
+    .filter((name) => /\.(dump|tar|dir)$/.test(name) && !known.has(name) && !others.some((db) => isBackupOf(name, db)))
     .sort();
 }
 

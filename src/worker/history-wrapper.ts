@@ -17,6 +17,8 @@ import type { Logger } from "../log.js";
 import type { Metrics } from "./metrics.js";
 
 export interface HistoryContext {
+  /** The served database (the metrics' `database` label). */
+  database: string;
   pool: pg.Pool;
   logger: Logger;
   metrics: Metrics;
@@ -48,17 +50,18 @@ async function recordFailureWithRetry(ctx: HistoryContext, jobId: number, attemp
 export function withHistory(task: string, body: Task, ctx: HistoryContext): Task {
   return async (payload: unknown, helpers: JobHelpers) => {
     const { job } = helpers;
-    ctx.metrics.jobsStarted.inc({ task });
-    const endTimer = ctx.metrics.jobDuration.startTimer({ task });
+    const labels = { task, database: ctx.database };
+    ctx.metrics.jobsStarted.inc(labels);
+    const endTimer = ctx.metrics.jobDuration.startTimer(labels);
     try {
       const result = await body(payload, helpers);
       endTimer({ status: "succeeded" });
-      ctx.metrics.jobsSucceeded.inc({ task });
+      ctx.metrics.jobsSucceeded.inc(labels);
       return result;
     } catch (error) {
       endTimer({ status: "failed" });
       const final = error instanceof PermanentJobError || job.attempts >= job.max_attempts;
-      ctx.metrics.jobsFailed.inc({ task, final: String(final) });
+      ctx.metrics.jobsFailed.inc({ ...labels, final: String(final) });
       const text = errorText(error);
       const record = error instanceof FencedJobError ? recordFenced : error instanceof PermanentJobError ? recordFinalFailure : recordFailure;
       await recordFailureWithRetry(ctx, Number(job.id), job.attempts, text, record);

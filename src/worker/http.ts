@@ -1,6 +1,10 @@
 /**
  * /healthz: 200 when the database answers and the worker runs, 503 otherwise,
- * with a JSON body saying which. /metrics: Prometheus text.
+ * with a JSON body saying which. With several databases (PMT_DATABASES), 200
+ * while the worker runs and at least one answers ("degraded" naming the
+ * others: restarting the worker would not bring a dropped database back, and
+ * would stop serving the rest; alert on pmt_worker_database_up instead).
+ * /metrics: Prometheus text.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -10,28 +14,44 @@ import { redactText } from "../redact.js";
 import type { Metrics } from "./metrics.js";
 
 export interface HealthSource {
-  pool: pg.Pool;
   metrics: Metrics;
   /** Why the worker is not running, or null when it is. */
   workerProblem(): string | null;
+  /** The served databases: the pool of one running, else why it is not. */
+  databases(): { name: string; pool?: pg.Pool; problem?: string }[];
+  /** Several databases: the body names each (else `database` is the one's state, as before PMT_DATABASES). */
+  multi?: boolean;
 }
 
 const DB_TIMEOUT_MS = 2000;
 
-export async function checkHealth(source: HealthSource): Promise<{ ok: boolean; body: Record<string, unknown> }> {
-  let database: string;
+/** "ok", or why the database does not answer (secrets removed). */
+async function databaseState(db: { pool?: pg.Pool; problem?: string }): Promise<string> {
+  if (!db.pool) return db.problem ?? "not started";
   try {
     await Promise.race([
-      source.pool.query("select 1"),
+      db.pool.query("select 1"),
       new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${DB_TIMEOUT_MS} ms`)), DB_TIMEOUT_MS).unref()),
     ]);
-    database = "ok";
+    return "ok";
   } catch (error) {
-    database = redactText(errorMessage(error)) || "unreachable";
+    return redactText(errorMessage(error)) || "unreachable";
   }
+}
+
+export async function checkHealth(source: HealthSource): Promise<{ ok: boolean; body: Record<string, unknown> }> {
+  const databases = source.databases();
+  const states = await Promise.all(databases.map((d) => databaseState(d)));
   const worker = source.workerProblem() ?? "running";
-  const ok = database === "ok" && worker === "running";
-  return { ok, body: { status: ok ? "ok" : "unavailable", database, worker } };
+  if (!source.multi) {
+    const database = states[0] ?? "none";
+    const ok = database === "ok" && worker === "running";
+    return { ok, body: { status: ok ? "ok" : "unavailable", database, worker } };
+  }
+  const answering = states.filter((s) => s === "ok").length;
+  const ok = worker === "running" && answering > 0;
+  const status = !ok ? "unavailable" : answering < states.length ? "degraded" : "ok";
+  return { ok, body: { status, worker, databases: Object.fromEntries(databases.map((d, i) => [d.name, states[i]])) } };
 }
 
 export interface HttpServer {

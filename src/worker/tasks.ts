@@ -22,6 +22,8 @@ export interface TaskContext {
   config: Config;
   /** The queue database's URL (backups of names in BACKUP_DATABASES are on its server). */
   databaseUrl: string;
+  /** The queue database's name (several share one spool). */
+  database: string;
   db: Db;
   pool: pg.Pool;
   logger: Logger;
@@ -69,7 +71,7 @@ export function buildTasks(ctx: TaskContext): Record<string, Task> {
     [TASK.offsiteUpload]: offsiteUploadTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl, mailer: ctx.mailer }),
     [TASK.offsiteSync]: offsiteSyncTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl, mailer: ctx.mailer }),
     [TASK.testRestore]: testRestoreTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, databaseUrl: ctx.databaseUrl, mailer: ctx.mailer }),
-    [TASK.export]: exportTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, mailer: ctx.mailer }),
+    [TASK.export]: exportTask({ config: ctx.config, pool: ctx.pool, logger: ctx.logger, mailer: ctx.mailer, database: ctx.database }),
     [TASK.spoolPrune]: async () => {
       const hours = Math.max(ctx.config.exportKeepHours, SPOOL_MIN_AGE_HOURS);
       const deleted = pruneSpool(ctx.config.pmtHome, hours);

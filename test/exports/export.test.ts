@@ -112,7 +112,7 @@ describe("CSV export", () => {
     }, "the export attempt to be recorded");
     expect(run).toEqual({ status: "succeeded", payload_summary: { requestId: id } });
     const metrics = await (await fetch(`http://127.0.0.1:${worker.httpPort}/metrics`)).text();
-    expect(metrics).toMatch(/pmt_worker_export_requests\{status="sent"\} [1-9]/);
+    expect(metrics).toMatch(/pmt_worker_export_requests\{status="sent",database="[^"]+"\} [1-9]/);
   });
 });
 

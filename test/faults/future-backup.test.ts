@@ -49,7 +49,7 @@ describe("a backup row dated in the future", () => {
     expect(status.age).toBeGreaterThanOrEqual(30 * 3600);
     expect(status.age).toBeLessThan(31 * 3600);
 
-    const metrics = await createMetrics(db.pool).registry.getSingleMetricAsString("pmt_worker_backup_last_success_age_seconds");
+    const metrics = await createMetrics(() => [{ database: db.name, pool: db.pool }]).registry.getSingleMetricAsString("pmt_worker_backup_last_success_age_seconds");
     const value = Number(new RegExp(`database="${db.name}"\\} (\\S+)`).exec(metrics)![1]);
     expect(value).toBeGreaterThanOrEqual(30 * 3600);
     expect(value).toBeLessThan(31 * 3600);

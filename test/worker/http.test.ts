@@ -47,12 +47,14 @@ describe("HTTP listener", () => {
     await until(async () => (await db.pool.query("select 1 from graphile_worker.jobs where locked_at is not null")).rowCount === 0, "jobs to be released");
     await db.pool.query("select graphile_worker.add_job('test.ok', run_at => now() + interval '1 day')");
     const text = await (await get(worker.httpPort, "/metrics")).text();
-    expect(text).toContain('pmt_worker_jobs_started_total{task="test.ok"} 1');
-    expect(text).toContain('pmt_worker_jobs_succeeded_total{task="test.ok"} 1');
-    expect(text).toContain('pmt_worker_jobs_failed_total{task="test.fail",final="true"} 1');
-    expect(text).toMatch(/pmt_worker_job_duration_seconds_count\{task="test.ok",status="succeeded"\} 1/);
-    expect(text).toContain('pmt_worker_queue_depth{task="test.ok",state="scheduled"} 1');
-    expect(text).toContain('pmt_worker_queue_depth{task="test.fail",state="failed"} 1');
+    // Every figure names its database.
+    const d = `database="${db.name}"`;
+    expect(text).toContain(`pmt_worker_jobs_started_total{task="test.ok",${d}} 1`);
+    expect(text).toContain(`pmt_worker_jobs_succeeded_total{task="test.ok",${d}} 1`);
+    expect(text).toContain(`pmt_worker_jobs_failed_total{task="test.fail",${d},final="true"} 1`);
+    expect(text).toContain(`pmt_worker_job_duration_seconds_count{task="test.ok",${d},status="succeeded"} 1`);
+    expect(text).toContain(`pmt_worker_queue_depth{task="test.ok",state="scheduled",${d}} 1`);
+    expect(text).toContain(`pmt_worker_queue_depth{task="test.fail",state="failed",${d}} 1`);
     expect(text).toContain("pmt_worker_process_resident_memory_bytes");
   });
 
@@ -63,7 +65,11 @@ describe("HTTP listener", () => {
   it("answers 503 saying why when the database is unreachable or the worker is stopping", async () => {
     const pool = createPool("postgres://u:hunter2@127.0.0.1:1/db");
     let problem: string | null = null;
-    const server = await startHttpServer({ pool, metrics: createMetrics(pool), workerProblem: () => problem }, "127.0.0.1", 0);
+    const server = await startHttpServer(
+      { databases: () => [{ name: "db", pool }], metrics: createMetrics(() => [{ database: "db", pool }]), workerProblem: () => problem },
+      "127.0.0.1",
+      0,
+    );
     try {
       const res = await get(server.port, "/healthz");
       expect(res.status).toBe(503);

@@ -1,0 +1,173 @@
+/**
+ * One worker for three PMT databases on one server (PMT_DATABASES): exports
+ * requested in each are mailed with that instance's body and attachment name
+ * and recorded in its own history; each is backed up on schedule into its own
+ * catalog; /metrics and /healthz name all three; a database dropped mid-run
+ * does not stop the other two, and is served again once it is back.
+ */
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { inject } from "vitest";
+import { createPool, type Pool } from "../../src/db/pool.js";
+import { installSampleSchema } from "../../src/exports/demo.js";
+import { createLogger } from "../../src/log.js";
+import { startWorker, type WorkerHandle } from "../../src/worker/runner.js";
+import { databaseUrl } from "../harness/db.js";
+import { SmtpSink } from "../harness/smtp.js";
+import { until } from "../harness/wait.js";
+import { testConfig } from "../harness/worker.js";
+import { loadSampleData } from "../exports/fixtures.js";
+
+const suffix = crypto.randomBytes(4).toString("hex");
+const NAMES = [`bmgf_${suffix}`, `oam_${suffix}`, `pmt_dev_${suffix}`];
+const [BMGF, OAM, DEV] = NAMES as [string, string, string];
+const adminUrl = inject("adminUrl");
+const pools = new Map<string, Pool>();
+let smtp: SmtpSink;
+let worker: WorkerHandle;
+const backupDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pmt-multi-")), "backups");
+
+async function admin(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A PMT database with the sample schema and data, and the pool PMT's application uses. */
+async function createPmtDatabase(name: string): Promise<Pool> {
+  await admin(`create database ${name}`);
+  const pool = createPool(databaseUrl(adminUrl, name), { max: 3, safeSearchPath: false });
+  await installSampleSchema(pool);
+  await loadSampleData(pool);
+  pools.set(name, pool);
+  return pool;
+}
+
+const pool = (name: string) => pools.get(name)!;
+const today = () => new Date().toISOString().slice(0, 10).replace(/-/g, "");
+
+async function requestCsv(name: string, recipient: string): Promise<number> {
+  await pool(name).query("select pmt_filter_csv('', '', '', null, null, $1)", [recipient]);
+  return Number((await pool(name).query("select max(id) as id from pmt_jobs.export_request where recipient = $1", [recipient])).rows[0].id);
+}
+
+function mailTo(recipient: string) {
+  return until(async () => smtp.messages.find((m) => m.to && "text" in m.to && m.to.text === recipient), `a mail to ${recipient}`, 90_000);
+}
+
+async function metrics(): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${worker.httpPort}/metrics`)).text();
+}
+
+beforeAll(async () => {
+  for (const name of NAMES) await createPmtDatabase(name);
+  smtp = await SmtpSink.start();
+  const config = testConfig({
+    // Names on DATABASE_URL's server; its own database (postgres) is not served.
+    DATABASE_URL: adminUrl,
+    PMT_DATABASES: NAMES.join(","),
+    SMTP_URL: smtp.url,
+    MAIL_FROM: "PMT <pmt@example.org>",
+    EXPORT_MAIL_BODIES: JSON.stringify({ [BMGF]: "Gates body for {instance}: {rows} activities.", [OAM]: "OAM body for {instance}: {rows} activities." }),
+    EXPORT_MAIL_BODY: "Default body for {instance}.",
+    BACKUP_CRON: "* * * * *",
+    BACKUP_DIR: backupDir,
+    BACKUP_TEST_RESTORE_CRON: "off",
+    WORKER_CONCURRENCY: "2",
+  });
+  worker = await startWorker({ config, databaseUrl: adminUrl, logger: createLogger(config.logLevel) });
+}, 120_000);
+
+afterAll(async () => {
+  await worker?.stop();
+  await smtp?.down();
+  for (const p of pools.values()) await p.end().catch(() => {});
+  for (const name of NAMES) await admin(`drop database if exists ${name} with (force)`);
+  fs.rmSync(path.dirname(backupDir), { recursive: true, force: true });
+});
+
+describe("one worker, three PMT databases", () => {
+  it("migrates each database at start and runs one heartbeat per database", async () => {
+    expect([...worker.instances().keys()].sort()).toEqual([...NAMES].sort());
+    for (const name of NAMES) {
+      const workers = (await pool(name).query("select id, tasks from pmt_jobs.worker")).rows;
+      expect(workers).toHaveLength(1);
+      expect(workers[0].id).toBe(worker.instances().get(name)!.workerId);
+    }
+  });
+
+  it("mails an export requested in each with that instance's body and attachment name, recorded in its own history", async () => {
+    const ids = new Map<string, number>();
+    for (const name of NAMES) ids.set(name, await requestCsv(name, `reader@${name.replace(/_/g, "-")}.example.org`));
+    const bodies = { [BMGF]: `Gates body for ${BMGF}:`, [OAM]: `OAM body for ${OAM}:`, [DEV]: `Default body for ${DEV}.` };
+    for (const name of NAMES) {
+      const mail = await mailTo(`reader@${name.replace(/_/g, "-")}.example.org`);
+      expect(mail.text).toContain(bodies[name]);
+      expect(mail.attachments[0]!.filename).toBe(`${name}_${today()}.csv`);
+      const runs = await until(async () => {
+        const rows = (await pool(name).query("select status, payload_summary from pmt_jobs.job_run where task = 'pmt_jobs.export'")).rows;
+        return rows.every((r) => r.status !== "running") && rows;
+      }, `the export attempt in ${name} to be recorded`);
+      // Its own history holds its request and no other database's.
+      expect(runs).toEqual([expect.objectContaining({ status: "succeeded", payload_summary: { requestId: ids.get(name) } })]);
+      expect((await pool(name).query("select status from pmt_jobs.export_request where id = $1", [ids.get(name)])).rows[0].status).toBe("sent");
+    }
+    const text = await metrics();
+    for (const name of NAMES) {
+      expect(text).toContain(`pmt_worker_jobs_succeeded_total{task="pmt_jobs.export",database="${name}"} 1`);
+      expect(text).toContain(`pmt_worker_database_up{database="${name}"} 1`);
+    }
+  });
+
+  it("backs up each database on schedule into its own catalog", async () => {
+    for (const name of NAMES) {
+      const row = await until(
+        async () => (await pool(name).query("select database, status, local_path from pmt_jobs.backup where status = 'succeeded'")).rows[0],
+        `a scheduled backup of ${name}`,
+        150_000,
+        500,
+      );
+      expect(row.database).toBe(name);
+      expect(path.basename(row.local_path)).toContain(name);
+      // Only its own backups are in its catalog.
+      expect((await pool(name).query("select count(*)::int as n from pmt_jobs.backup where database <> $1", [name])).rows[0].n).toBe(0);
+    }
+    const text = await metrics();
+    for (const name of NAMES) expect(text).toMatch(new RegExp(`pmt_worker_backup_last_bytes\\{database="${name}"\\} [1-9]`));
+  }, 180_000);
+
+  it("keeps serving two when the third is dropped, says so on /healthz, and serves it again once it is back", async () => {
+    await pools.get(DEV)!.end();
+    pools.delete(DEV);
+    await admin(`drop database ${DEV} with (force)`);
+
+    for (const name of [BMGF, OAM]) await requestCsv(name, `after-drop@${name.replace(/_/g, "-")}.example.org`);
+    for (const name of [BMGF, OAM]) await mailTo(`after-drop@${name.replace(/_/g, "-")}.example.org`);
+
+    const health = await until(async () => {
+      const res = await fetch(`http://127.0.0.1:${worker.httpPort}/healthz`);
+      const body = (await res.json()) as { status: string; databases: Record<string, string> };
+      return res.status === 200 && body.status === "degraded" ? body : undefined;
+    }, "/healthz to say degraded", 60_000, 200);
+    expect(health.databases[BMGF]).toBe("ok");
+    expect(health.databases[OAM]).toBe("ok");
+    expect(health.databases[DEV]).toMatch(/does not exist/);
+    await until(async () => (await metrics()).includes(`pmt_worker_database_up{database="${DEV}"} 0`), "database_up 0 for the dropped one");
+
+    await until(async () => !worker.instances().has(DEV), "the worker to let go of the dropped database", 60_000, 200);
+    // Back (a new, empty PMT database under the same name): migrated and served again, without a restart.
+    await createPmtDatabase(DEV);
+    await until(async () => worker.instances().has(DEV), "the worker to serve the database again", 90_000, 200);
+    await requestCsv(DEV, "after-return@dev.example.org");
+    const mail = await mailTo("after-return@dev.example.org");
+    expect(mail.attachments[0]!.filename).toBe(`${DEV}_${today()}.csv`);
+  }, 240_000);
+});
