@@ -62,7 +62,12 @@ async function fromEach<R extends pg.QueryResultRow>(sources: () => MetricsSourc
  */
 export function createMetrics(
   sources: () => MetricsSource[],
-  options: { backupDir?: string; databases?: () => { database: string; up: boolean }[] } = {},
+  options: {
+    backupDir?: string;
+    databases?: () => { database: string; up: boolean }[];
+    /** Jobs waiting for one of the process's slots, per kind of slot and database. */
+    slotWaits?: () => Record<"exports" | "maintenance", Record<string, number>>;
+  } = {},
 ): Metrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: "pmt_worker_" });
@@ -114,6 +119,17 @@ export function createMetrics(
     const databases = options.databases;
     liveGauge(registry, "pmt_worker_database_up", "1 when the served database answers and its jobs run, 0 while it is being retried", ["database"], async () =>
       databases().map((d) => ({ labels: { database: d.database }, value: d.up ? 1 : 0 })),
+    );
+  }
+  if (options.slotWaits) {
+    const waits = options.slotWaits;
+    liveGauge(
+      registry,
+      "pmt_worker_jobs_waiting_for_slot",
+      "Jobs taken from a database's queue that wait for one of the process's slots (shared in turn by the databases), per kind of slot",
+      ["kind", "database"],
+      async () =>
+        Object.entries(waits()).flatMap(([kind, perDb]) => Object.entries(perDb).map(([database, n]) => ({ labels: { kind, database }, value: n }))),
     );
   }
   const perDatabase = async (sql: string) => {

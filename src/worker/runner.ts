@@ -75,6 +75,8 @@ export interface WorkerHandle {
   pool: Pool;
   /** The running instances by database name (one that is being retried is absent). */
   instances(): Map<string, InstanceHandle>;
+  /** The shared slots: in use and jobs waiting per database (FairSlots). */
+  slots(): { exports: ReturnType<FairSlots["stats"]>; maintenance: ReturnType<FairSlots["stats"]> };
   /** The drop folder watcher, when DROP_DIR is set. */
   dropFolder: DropFolder | undefined;
   /** Stops taking jobs, waits for running ones, then closes everything. */
@@ -106,16 +108,16 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   const mailer = options.mailer ?? createMailer(config);
   const running = new Map<string, RunningInstance>();
   const down = new Map<string, string>();
+  const slots = { exports: new FairSlots(config.concurrency), maintenance: new FairSlots(config.maintenanceConcurrency) };
   const metrics = createMetrics(
     () => [...running.values()].map((i) => ({ database: i.database, pool: i.pool })),
-    { backupDir: config.backup.dir, databases: () => served.map((s) => ({ database: s.name, up: running.has(s.name) && !down.has(s.name) })) },
+    {
+      backupDir: config.backup.dir,
+      databases: () => served.map((s) => ({ database: s.name, up: running.has(s.name) && !down.has(s.name) })),
+      slotWaits: () => ({ exports: slots.exports.stats().waiting, maintenance: slots.maintenance.stats().waiting }),
+    },
   );
-  const shared: Shared = {
-    options,
-    mailer,
-    metrics,
-    slots: { exports: new FairSlots(config.concurrency), maintenance: new FairSlots(config.maintenanceConcurrency) },
-  };
+  const shared: Shared = { options, mailer, metrics, slots };
 
   let stopped: string | null = null;
   let stopping: Promise<void> | undefined;
@@ -207,6 +209,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     },
     httpPort: http.port,
     instances: () => new Map([...running].map(([k, v]) => [k, { database: v.database, workerId: v.workerId, maintenanceWorkerId: v.maintenanceWorkerId, pool: v.pool }])),
+    slots: () => ({ exports: shared.slots.exports.stats(), maintenance: shared.slots.maintenance.stats() }),
     dropFolder,
     stop,
     promise,

@@ -29,7 +29,17 @@ const adminUrl = inject("adminUrl");
 const pools = new Map<string, Pool>();
 let smtp: SmtpSink;
 let worker: WorkerHandle;
-const backupDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pmt-multi-")), "backups");
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-multi-"));
+const backupDir = path.join(root, "backups");
+const dropDir = path.join(root, "drop");
+fs.mkdirSync(dropDir, { mode: 0o700 });
+
+/** A job that holds its slot until the test lets it go: what a busy instance's exports look like. */
+const gate = { started: [] as number[], release: [] as (() => void)[] };
+const gateTask = async (payload: unknown) => {
+  gate.started.push((payload as { id: number }).id);
+  await new Promise<void>((r) => gate.release.push(r));
+};
 
 async function admin(sql: string): Promise<void> {
   const client = new pg.Client({ connectionString: adminUrl });
@@ -82,8 +92,10 @@ beforeAll(async () => {
     BACKUP_DIR: backupDir,
     BACKUP_TEST_RESTORE_CRON: "off",
     WORKER_CONCURRENCY: "2",
+    DROP_DIR: dropDir,
+    DROP_SCAN_SECONDS: "1",
   });
-  worker = await startWorker({ config, databaseUrl: adminUrl, logger: createLogger(config.logLevel) });
+  worker = await startWorker({ config, databaseUrl: adminUrl, logger: createLogger(config.logLevel), extraTasks: { "test.gate": gateTask } });
 }, 120_000);
 
 afterAll(async () => {
@@ -91,7 +103,8 @@ afterAll(async () => {
   await smtp?.down();
   for (const p of pools.values()) await p.end().catch(() => {});
   for (const name of NAMES) await admin(`drop database if exists ${name} with (force)`);
-  fs.rmSync(path.dirname(backupDir), { recursive: true, force: true });
+  while (gate.release.length) gate.release.shift()!();
+  fs.rmSync(root, { recursive: true, force: true });
 });
 
 describe("one worker, three PMT databases", () => {
@@ -143,6 +156,45 @@ describe("one worker, three PMT databases", () => {
     const text = await metrics();
     for (const name of NAMES) expect(text).toMatch(new RegExp(`pmt_worker_backup_last_bytes\\{database="${name}"\\} [1-9]`));
   }, 180_000);
+
+  it("shares the slots in turn: a busy database holds back another's export by one job at most, and never a backup", async () => {
+    // BMGF fills both export slots (WORKER_CONCURRENCY=2) with jobs that do not end, four more behind them.
+    await pool(BMGF).query("select graphile_worker.add_job('test.gate', json_build_object('id', i)) from generate_series(1, 6) i");
+    await until(async () => gate.started.length === 2, "two of BMGF's jobs to hold the slots");
+    await requestCsv(OAM, "fair@oam.example.org");
+    // The slots are the process's: OAM's export waits for one (it is not run beside them).
+    await until(async () => worker.slots().exports.waiting[OAM] === 1, () => `OAM's export to wait for a slot: ${JSON.stringify(worker.slots())}`);
+    expect(smtp.messages.some((m) => m.to && "text" in m.to && m.to.text === "fair@oam.example.org")).toBe(false);
+    expect(await metrics()).toContain(`pmt_worker_jobs_waiting_for_slot{kind="exports",database="${OAM}"} 1`);
+
+    // Backups have slots of their own: OAM's runs now, exports full or not.
+    const before = (await pool(OAM).query("select count(*)::int as n from pmt_jobs.backup where status = 'succeeded'")).rows[0].n;
+    await pool(OAM).query("select graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))", [OAM]);
+    await until(async () => (await pool(OAM).query("select count(*)::int as n from pmt_jobs.backup where status = 'succeeded'")).rows[0].n > before, "OAM's backup beside full export slots", 90_000, 200);
+
+    // One of BMGF's jobs ends: the slot goes to OAM, whose turn it is, not to BMGF's next job.
+    gate.release.shift()!();
+    await mailTo("fair@oam.example.org");
+    expect(gate.started.length).toBeLessThanOrEqual(3);
+
+    await until(async () => {
+      while (gate.release.length) gate.release.shift()!();
+      return gate.started.length === 6;
+    }, "BMGF's jobs to run to the end");
+    await until(async () => (await pool(BMGF).query("select count(*)::int as n from pmt_jobs.job_run where task = 'test.gate' and status = 'succeeded'")).rows[0].n === 6, "BMGF's jobs recorded", 30_000, 100);
+  }, 150_000);
+
+  it("mails a drop-folder file through the database its name's instance names, and rejects an instance no database has", async () => {
+    fs.writeFileSync(path.join(dropDir, `drop@example.org_${OAM}.csv`), "a,b\n1,2\n", { mode: 0o600 });
+    fs.writeFileSync(path.join(dropDir, "stray@example.org_nosuchdb.csv"), "a,b\n", { mode: 0o600 });
+    const mail = await mailTo("drop@example.org");
+    expect(mail.text).toContain(`OAM body for ${OAM}:`);
+    expect((await pool(OAM).query("select status from pmt_jobs.export_request where recipient = 'drop@example.org'")).rows).toEqual([{ status: "sent" }]);
+    for (const name of [BMGF, DEV]) expect((await pool(name).query("select count(*)::int as n from pmt_jobs.export_request where recipient = 'drop@example.org'")).rows[0].n).toBe(0);
+    const rejected = await until(async () => fs.existsSync(path.join(dropDir, "rejected")) && fs.readdirSync(path.join(dropDir, "rejected")).find((f) => f.endsWith("stray@example.org_nosuchdb.csv")), "the stray file to be rejected");
+    expect(rejected).toBeTruthy();
+    expect(fs.existsSync(path.join(dropDir, "stray@example.org_nosuchdb.csv"))).toBe(false);
+  });
 
   it("keeps serving two when the third is dropped, says so on /healthz, and serves it again once it is back", async () => {
     await pools.get(DEV)!.end();
