@@ -4,6 +4,7 @@
  * compared with those recorded in the dump's own snapshot, the scratch
  * database dropped, and the result recorded on the backup row.
  */
+import crypto from "node:crypto";
 import type { Task } from "graphile-worker";
 import pg from "pg";
 import { raiseAlert } from "../alerts/alerts.js";
@@ -40,7 +41,8 @@ export async function testRestore(config: Config, pool: pg.Pool, databaseUrl: st
     logger.warn({ database }, "test restore: no successful backup to restore");
     return undefined;
   }
-  const scratch = `pmt_restore_test_${backup.id}_${Date.now().toString(36)}`;
+  // Backup ids are per catalog: several served databases may test-restore their backup 1 at the same moment.
+  const scratch = `pmt_restore_test_${backup.id}_${Date.now().toString(36)}_${crypto.randomBytes(3).toString("hex")}`;
   let problems: string[] = [];
   let seconds = 0;
   try {

@@ -27,6 +27,8 @@ export interface DropFolderOptions {
   pool?: pg.Pool;
   /** ...or the database of each file's instance (several: PMT_DATABASES). */
   route?: (instance: string) => DropRoute;
+  /** The served databases' names: a file name ending in `_<one of them>` names that instance, `_` and all (pmt_dev). */
+  instances?: string[];
   logger: Logger;
   scanIntervalMs: number;
 }
@@ -191,7 +193,7 @@ export function startDropFolder(options: DropFolderOptions): DropFolder {
         rejected.push(name);
         continue;
       }
-      const parsed = parseDropName(name);
+      const parsed = parseDropName(name, options.instances);
       if (!parsed.ok) {
         reject(name, parsed.reason);
         rejected.push(name);

@@ -151,6 +151,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
         logger,
         scanIntervalMs: config.dropScanSeconds * 1000,
         route: (instance) => routeDropFile(instance, served, running, supervised),
+        instances: supervised ? served.map((s) => s.name) : [],
       })
     : undefined;
   const first = () => running.get(served[0]!.name) ?? [...running.values()][0];

@@ -22,6 +22,16 @@ describe("parseDropName", () => {
     expect(parseDropName("ann_lee@example.org_oam.xml")).toEqual({ ok: true, recipient: "ann_lee@example.org", instance: "oam", format: "iati" });
   });
 
+  it("takes a served database's name with an underscore as the instance (PMT_DATABASES=pmt_dev,dev)", () => {
+    const served = ["dev", "pmt_dev", "oam"];
+    expect(parseDropName("ann@example.org_PMT_DEV.csv", served)).toEqual({ ok: true, recipient: "ann@example.org", instance: "pmt_dev", format: "csv" });
+    expect(parseDropName("ann_lee@example.org_dev.csv", served)).toEqual({ ok: true, recipient: "ann_lee@example.org", instance: "dev", format: "csv" });
+    // No served name fits: as before, up to the last underscore.
+    expect(parseDropName("ann@example.org_bmgf.csv", served)).toEqual({ ok: true, recipient: "ann@example.org", instance: "bmgf", format: "csv" });
+    // The name alone is no address.
+    expect(parseDropName("_pmt_dev.csv", served).ok).toBe(false);
+  });
+
   it.each([
     ["report.csv", /is not <email>_<instance>\.csv/],
     ["ann@example.org_pmt.exe", /is not <email>_<instance>\.csv/],
