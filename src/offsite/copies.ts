@@ -19,6 +19,7 @@ import { getBackup, markCorrupt, type BackupRow } from "../backups/catalog.js";
 import { directoryDigest, LocalFileMismatch } from "../backups/files.js";
 import { readManifest } from "../backups/manifest.js";
 import type { Config } from "../config.js";
+import { multiDatabase, resolveDatabases } from "../db/databases.js";
 import { PermanentJobError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Mailer } from "../mail/transport.js";
@@ -404,7 +405,9 @@ export async function syncOffsite(deps: OffsiteDeps, now = new Date()): Promise<
   const server = serverId(deps.config, deps.databaseUrl);
   const known = await pool.query<{ key: string }>("select key from pmt_jobs.backup_copy where target = $1 and status <> 'pruned'", [store.description]);
   const keys = new Set(known.rows.map((r) => r.key));
+  const theirs = otherCatalogFolders(deps.config, store, server);
   for (const object of await store.list(objectKey(store.prefix, server) + "/")) {
+    if (theirs.some((folder) => object.key.startsWith(folder))) continue;
     const base = object.key.replace(/\.json$/, "");
     const owner = [...keys].some((k) => base === k || object.key.startsWith(`${k}/`));
     if (!owner) result.unknownObjects.push(object.key);
@@ -415,6 +418,19 @@ export async function syncOffsite(deps: OffsiteDeps, now = new Date()): Promise<
 }
 
 /** Remote GFS: copies kept by no offsite tier are deleted; a retired database's final copy never is. */
+/**
+ * The folders, under this server's, of the other served databases: with
+ * PMT_DATABASES on one server their catalogs share the server's folder, and
+ * their copies are theirs to account for, not objects this catalog does not know.
+ */
+function otherCatalogFolders(config: Config, store: OffsiteStore, server: string): string[] {
+  if (!multiDatabase(config) || !config.backup.targets) return [];
+  const mine = new Set(config.backup.targets.map((t) => t.database));
+  return resolveDatabases(config.databaseUrl, config.pmtDatabases, "PMT_DATABASES")
+    .filter((d) => !mine.has(d.name))
+    .map((d) => objectKey(store.prefix, server, d.name) + "/");
+}
+
 async function applyRemoteRetention(deps: OffsiteDeps, store: OffsiteStore, now: Date): Promise<string[]> {
   const { rows } = await deps.pool.query<{ backup_id: number; key: string; database: string; started_at: Date; final: boolean; format: string }>(
     `select c.backup_id, c.key, b.database, b.started_at, b.final, b.format

@@ -145,6 +145,23 @@ describe("pmt-worker over several databases", () => {
     await dbs[0]!.pool.query(`drop database ${names[1]}_r with (force)`);
   });
 
+  it("copies each catalog's backups offsite, none taking another catalog's copies for unknown objects", async () => {
+    // One store and one server folder for the three: each database has its own folder under it.
+    const store = { ...env, OFFSITE_URL: `file://${fs.mkdtempSync(path.join(os.tmpdir(), "pmt-multi-offsite-"))}`, OFFSITE_SERVER_ID: "db-1" };
+    const sync = await runCli(["offsite", "sync"], store);
+    expect(sync.code, sync.stderr).toBe(0);
+    for (const name of names) {
+      expect(sync.stdout).toMatch(new RegExp(`^${name}: proven from the store's listing 0, lost or changed 0, uploaded 1, pruned 0, unknown objects 0$`, "m"));
+    }
+    expect(sync.stdout).not.toContain("not in the catalog");
+    const again = await runCli(["offsite", "sync", "--database", names[2]!], store);
+    expect(again).toMatchObject({ code: 0, stdout: "proven from the store's listing 1, lost or changed 0, uploaded 0, pruned 0, unknown objects 0\n" });
+
+    const list = jsonLines((await runCli(["offsite", "list", "--json"], store)).stdout) as { key: string; database: string }[];
+    expect(list.map((e) => e.database).sort()).toEqual([...names].sort());
+    for (const e of list) expect(e.key).toMatch(new RegExp(`^pmt/db-1/${e.database}/|db-1/${e.database}/`));
+  });
+
   it("shows the others when one database is down, names it on stderr and exits 1", async () => {
     const text = await runCli(["status"], downEnv);
     expect(text.code).toBe(1);
