@@ -98,7 +98,10 @@ export function registerStatus(program: Command): void {
         several = many;
         const status = await collectStatus(pool);
         // Text as each database answers; JSON once, as one document.
-        if (!opts.json) process.stdout.write(many ? section(database, render(status, Boolean(config.offsite.url))) : render(status, Boolean(config.offsite.url)));
+        if (!opts.json) {
+          const text = render(status, Boolean(config.offsite.url));
+          process.stdout.write(many ? section(database, text) : text);
+        }
         return { database, ...status };
       });
       if (!opts.json) return;

@@ -167,7 +167,8 @@ describe("pmt-worker over several databases", () => {
     expect(text.code).toBe(1);
     expect([...text.stdout.matchAll(/^== (\S+) ==$/gm)].map((m) => m[1])).toEqual(names.slice(0, 2));
     expect(text.stderr).toMatch(new RegExp(`^pmt-worker: ${names[2]}: .*(connect|ECONNREFUSED)`, "m"));
-    expect(text.stderr).not.toContain(dbs[2]!.url);
+    const password = decodeURIComponent(new URL(dbs[2]!.url).password);
+    if (password) expect(text.stderr).not.toContain(password);
 
     const json = await runCli(["status", "--json"], downEnv);
     expect(json.code).toBe(1);
