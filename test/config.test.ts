@@ -90,6 +90,19 @@ describe("loadConfig", () => {
     expect(problems({ OFFSITE_URL: "s3://AKIA:hunter2@bucket/pmt" }).join()).not.toContain("hunter2");
   });
 
+  it("reads PMT_DATABASES as names or postgres:// URLs, naming a bad item and echoing no URL", () => {
+    expect(loadConfig({ PMT_DATABASES: " bmgf, oam ,pmt-dev,postgres://u:p@db2/x " }, NO_DOTENV).pmtDatabases).toEqual(["bmgf", "oam", "pmt-dev", "postgres://u:p@db2/x"]);
+    expect(loadConfig({}, NO_DOTENV).pmtDatabases).toEqual([]);
+    expect(problems({ PMT_DATABASES: "bmgf,bad name!" })).toEqual([
+      'PMT_DATABASES: "bad name!" is neither a database name (letters, digits, _ $ -) nor a postgres:// URL',
+    ]);
+    expect(problems({ PMT_DATABASES: " , " })).toEqual(["PMT_DATABASES: expected database names or postgres:// URLs, comma-separated, like bmgf,oam"]);
+    const url = problems({ PMT_DATABASES: "bmgf,postgres://u:hunter2@/x" });
+    expect(url).toHaveLength(1);
+    expect(url[0]).toMatch(/^PMT_DATABASES: an item is not a usable postgres:\/\/ URL \(.+\) \(values not shown\)$/);
+    expect(url.join()).not.toContain("hunter2");
+  });
+
   it("says what is wrong with the other URLs, echoing none that may hold a password", () => {
     expect(problems({ DATABASE_URL: "mysql://u:hunter2@host/db", SMTP_URL: "smtp.example.org:587", S3_ENDPOINT: "http://" })).toEqual([
       'DATABASE_URL: expected a URL like postgres://user:password@host:5432/dbname (value not shown); got the unsupported scheme "mysql:"',

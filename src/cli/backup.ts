@@ -9,11 +9,14 @@ import { verifyBackup } from "../backups/verify.js";
 import { migrate } from "../db/migrate.js";
 import { UserError } from "../errors.js";
 import { applyRetention } from "../retention/apply.js";
-import { withDatabase } from "./context.js";
+import { withDatabases } from "./context.js";
 import { formatDuration, table } from "./format.js";
 import { backupId, oneOf, positiveInt } from "./options.js";
 
 const FORMATS = ["custom", "tar", "directory"] as const;
+
+/** Ids are per catalog (each served database keeps its own): with several, the option says whose. */
+const CATALOG_OPTION = "the catalog the id is in: the database column of backup list (needed when several databases are served)";
 
 function requireOffsite(config: Config): string {
   if (!config.offsite.url) throw new UserError("OFFSITE_URL is not set: there is no offsite store");
@@ -77,10 +80,11 @@ export function registerBackup(program: Command): void {
   backup
     .command("run")
     .description("back up now (the same code as the cron job), then apply retention")
-    .option("--database <name>", "one database of BACKUP_DATABASES (default: all)")
+    .option("--database <name>", "one database of BACKUP_DATABASES or PMT_DATABASES (default: all, each in its own catalog)")
     .option("--format <format>", `override BACKUP_FORMAT: ${FORMATS.join(", ")}`, oneOf(FORMATS))
     .action(async (opts: { database?: string; format?: BackupFormat }) => {
-      await withDatabase(async ({ config, pool, logger, url }) => {
+      // Each served database backs up what it owns, into its own catalog.
+      await withDatabases({ database: opts.database, ownCheck: true }, async ({ config, pool, logger, url }) => {
         await migrate(pool, logger);
         const all = backupTargets(url, config.backup);
         const targets = opts.database ? [findTarget(all, opts.database)] : all;
@@ -129,18 +133,22 @@ export function registerBackup(program: Command): void {
     .option("--limit <n>", "how many rows (1-10000)", positiveInt(10_000), 50)
     .option("--json", "one JSON object per line")
     .action(async (opts: { database?: string; limit: number; json?: boolean }) => {
-      await withDatabase(async ({ pool }) => {
-        const rows = await listBackups(pool, opts.database, opts.limit);
-        process.stdout.write(opts.json ? rows.map((r) => JSON.stringify(r) + "\n").join("") : formatBackups(rows));
-      });
+      // Every served database's catalog, merged newest first; ids are per catalog, told apart by the database column.
+      const catalogs = await withDatabases({ database: opts.database, ownCheck: true }, ({ pool }) => listBackups(pool, opts.database, opts.limit));
+      const rows = catalogs
+        .flat()
+        .sort((a, b) => b.started_at.getTime() - a.started_at.getTime())
+        .slice(0, opts.limit);
+      process.stdout.write(opts.json ? rows.map((r) => JSON.stringify(r) + "\n").join("") : formatBackups(rows));
     });
 
   backup
     .command("verify <id>")
     .description("re-hash a backup, compare it with the catalog and manifest, and have pg_restore list it; a backup that fails is marked corrupt")
-    .action(async (id: string) => {
+    .option("--database <name>", CATALOG_OPTION)
+    .action(async (id: string, opts: { database?: string }) => {
       const backup = backupId(id);
-      await withDatabase(async ({ config, pool, logger }) => {
+      await withDatabases({ database: opts.database, requireOne: "backup verify" }, async ({ config, pool, logger }) => {
         const result = await verifyBackup(config, pool, backup, { logger });
         if (!result.ok) {
           throw new UserError(`backup ${id} failed verification and is marked corrupt (out of the tiers, not uploaded, not the last good backup):\n  ${result.problems.join("\n  ")}`);
@@ -157,10 +165,11 @@ export function registerBackup(program: Command): void {
     .requiredOption("--into <database>", "name of the database to create (must not exist)")
     .option("--from-offsite <key>", "stream this object from the offsite store (see offsite list) instead")
     .option("--from-file <path>", "restore this file instead of the catalogued one (e.g. a copy)")
-    .action(async (id: string | undefined, opts: { into: string; fromFile?: string; fromOffsite?: string }) => {
+    .option("--database <name>", `${CATALOG_OPTION}; the new database is created on its server`)
+    .action(async (id: string | undefined, opts: { into: string; fromFile?: string; fromOffsite?: string; database?: string }) => {
       if (!id && !opts.fromOffsite) throw new UserError("give a backup id (see pmt-worker backup list), or --from-offsite <key>");
       const backup = id === undefined ? undefined : backupId(id);
-      await withDatabase(async ({ config, pool, url }) => {
+      await withDatabases({ database: opts.database, requireOne: "backup restore" }, async ({ config, pool, url }) => {
         const offsite = opts.fromOffsite ? { ...(await import("../offsite/restore.js")), ...(await import("../offsite/store.js")) } : undefined;
         const result = offsite && opts.fromOffsite
           ? await offsite.restoreFromOffsite(config, offsite.openStore(requireOffsite(config), config.offsite), url, opts.fromOffsite, opts.into)
@@ -178,9 +187,9 @@ function registerTestRestore(backup: Command): void {
   backup
     .command("test-restore")
     .description("the weekly test restore, now: the newest backup restored into a scratch database, its row counts compared, the database dropped, the result recorded")
-    .option("--database <name>", "one database of BACKUP_DATABASES (default: all)")
+    .option("--database <name>", "one database of BACKUP_DATABASES or PMT_DATABASES (default: all)")
     .action(async (opts: { database?: string }) => {
-      await withDatabase(async ({ config, pool, logger, url }) => {
+      await withDatabases({ database: opts.database, ownCheck: true }, async ({ config, pool, logger, url }) => {
         const { testRestore } = await import("../backups/test-restore.js");
         const all = backupTargets(url, config.backup);
         let failed = 0;
@@ -204,7 +213,8 @@ export function registerDatabase(program: Command): void {
     .command("retire <name>")
     .description("take a final backup of a database being deprecated; it (and its offsite copy) is never pruned")
     .action(async (name: string) => {
-      await withDatabase(async ({ config, pool, logger, url }) => {
+      // The served database keeping `name`'s catalog takes the final backup.
+      await withDatabases({ database: name, ownCheck: true }, async ({ config, pool, logger, url }) => {
         await migrate(pool, logger);
         const target = findTarget(backupTargets(url, config.backup), name);
         const row = await runBackup({ config, pool, logger }, target);

@@ -12,6 +12,8 @@ import { createLogger, type Logger } from "../log.js";
 export interface CommandContext {
   /** The served database this context is for (its name). */
   database: string;
+  /** True when the command covers more than one database: its output then says which database each part is of. */
+  several: boolean;
   config: Config;
   logger: Logger;
   url: string;
@@ -33,11 +35,16 @@ function explainUnmigrated(error: unknown, database: string): unknown {
   return error;
 }
 
-async function withPool<T>(config: Config, logger: Logger, database: string, url: string, fn: (ctx: CommandContext) => Promise<T>): Promise<T> {
+async function withPool<T>(
+  target: { config: Config; database: string; url: string; several: boolean },
+  logger: Logger,
+  fn: (ctx: CommandContext) => Promise<T>,
+): Promise<T> {
+  const { config, database, url, several } = target;
   const pool = createPool(url, { max: 2, applicationName: "pmt-worker cli" });
   try {
     await checkConnection(pool, url);
-    return await fn({ database, config, logger, url, pool, db: createDb(pool) });
+    return await fn({ database, several, config, logger, url, pool, db: createDb(pool) });
   } catch (error) {
     throw explainUnmigrated(error, database);
   } finally {
@@ -62,28 +69,44 @@ export async function withDatabase<T>(fn: (ctx: CommandContext) => Promise<T>): 
  * its backups' catalog; each context's config lists what that database backs
  * up. A database that cannot be reached is reported on stderr and skipped when
  * there are others (the command then exits 1); results in the list's order.
+ * `parallel`: all at once (commands that run until stopped, like watch).
+ * `requireOne`: the command needs exactly one database (a catalog id means
+ * nothing without its catalog): with several and no `database`, an error
+ * naming the command, before anything runs. `ownCheck`: the command checks
+ * `database` against its backup targets itself (findTarget): with one database
+ * served, an unknown name is the command's to report, as it always was.
  */
 export async function withDatabases<T>(
-  options: { database?: string; first?: boolean },
+  options: { database?: string; first?: boolean; parallel?: boolean; requireOne?: string; ownCheck?: boolean },
   fn: (ctx: CommandContext) => Promise<T>,
 ): Promise<T[]> {
   const config = loadConfig();
   const logger = commandLogger(config);
   const databases = await openDatabases(config, logger);
   try {
-    let instances = selectInstances(databases.instances, options.database);
+    let instances =
+      options.ownCheck && databases.instances.length === 1 ? databases.instances : selectInstances(databases.instances, options.database);
     if (options.first) instances = instances.slice(0, 1);
-    const results: T[] = [];
-    for (const instance of instances) {
+    if (options.requireOne && instances.length > 1) {
+      throw new UserError(
+        `${options.requireOne}: this worker serves several databases (${instances.map((i) => i.name).join(", ")}), each with its own catalog and ids: say which with --database <name>`,
+      );
+    }
+    const several = instances.length > 1;
+    const one = async (instance: (typeof instances)[number]): Promise<{ ok: true; value: T } | { ok: false }> => {
       try {
-        results.push(await withPool(instance.config, logger, instance.name, instance.url, fn));
+        return { ok: true, value: await withPool({ config: instance.config, database: instance.name, url: instance.url, several }, logger, fn) };
       } catch (error) {
-        if (instances.length === 1) throw error;
+        if (!several) throw error;
         process.stderr.write(`pmt-worker: ${instance.name}: ${errorText(error)}\n`);
         process.exitCode = 1;
+        return { ok: false };
       }
-    }
-    return results;
+    };
+    const outcomes: Awaited<ReturnType<typeof one>>[] = [];
+    if (options.parallel) outcomes.push(...(await Promise.all(instances.map(one))));
+    else for (const instance of instances) outcomes.push(await one(instance));
+    return outcomes.flatMap((o) => (o.ok ? [o.value] : []));
   } finally {
     await databases.close();
   }

@@ -1,24 +1,41 @@
 import type { Command } from "commander";
 import { loadConfig } from "../config.js";
-import { openDatabase } from "../db/database.js";
+import { openDatabases } from "../db/database.js";
+import { selectInstances } from "../db/databases.js";
+import type { Check } from "../doctor/checks.js";
 import { commandLogger } from "./context.js";
+import { section } from "./format.js";
 
 export function registerDoctor(program: Command): void {
   program
     .command("doctor")
-    .description("check the database, pg_dump, BACKUP_DIR, SMTP, the offsite store, the drop folder and the clock; exit 1 on any FAIL")
-    .option("--json", "one JSON object per check")
-    .action(async (opts: { json?: boolean }) => {
+    .description("check each served database, pg_dump, BACKUP_DIR, SMTP, the offsite store, the drop folder and the clock; exit 1 on any FAIL")
+    .option("--database <name>", "only this served database (default: all)")
+    .option("--json", "one JSON object per check (with several databases, a database's checks each with its database)")
+    .action(async (opts: { json?: boolean; database?: string }) => {
       const config = loadConfig();
-      // Like every other command: DATABASE_URL, or the embedded server, started for the checks if it is not running.
-      const database = await openDatabase(config, commandLogger(config));
+      // Like every other command: DATABASE_URL (or PMT_DATABASES), or the embedded server, started for the checks if it is not running.
+      const databases = await openDatabases(config, commandLogger(config));
       try {
-        const { runChecks, formatChecks } = await import("../doctor/checks.js");
-        const checks = await runChecks(config, database.url);
-        process.stdout.write(opts.json ? checks.map((c) => JSON.stringify(c) + "\n").join("") : formatChecks(checks));
-        if (checks.some((c) => c.verdict === "FAIL")) process.exitCode = 1;
+        const instances = selectInstances(databases.instances, opts.database);
+        const { runChecks, instanceChecks, machineChecks, formatChecks } = await import("../doctor/checks.js");
+        const all: Check[] = [];
+        // `heading`: the section (several databases); `database`: what a JSON check is of (none: this machine, or the one database).
+        const print = (checks: Check[], heading?: string, database?: string) => {
+          all.push(...checks);
+          if (opts.json) process.stdout.write(checks.map((c) => JSON.stringify(database ? { database, ...c } : c) + "\n").join(""));
+          else process.stdout.write(heading ? section(heading, formatChecks(checks)) : formatChecks(checks));
+        };
+        if (instances.length === 1) {
+          print(await runChecks(instances[0]!.config, instances[0]!.url));
+        } else {
+          // An unreachable database is a FAIL in its own section; the others are still checked.
+          for (const instance of instances) print(await instanceChecks(instance.config, instance.url), instance.name, instance.name);
+          print(await machineChecks(instances[0]!.config, instances[0]!.url), "this machine");
+        }
+        if (all.some((c) => c.verdict === "FAIL")) process.exitCode = 1;
       } finally {
-        await database.close();
+        await databases.close();
       }
     });
 }

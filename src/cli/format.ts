@@ -19,6 +19,11 @@ function iso(d: Date | string): string {
   return new Date(d).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
+/** One database's part of a command's output, when it covers several: headed by the database's name. */
+export function section(database: string, text: string): string {
+  return `== ${database} ==\n${text}\n`;
+}
+
 /** Columns padded to their widest cell. */
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
@@ -26,11 +31,14 @@ export function table(headers: string[], rows: string[][]): string {
   return [line(headers), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n") + "\n";
 }
 
-export function formatRuns(rows: JobRunRow[]): string {
+/** With `database` on each row (several databases): a database column first. */
+export function formatRuns(rows: (JobRunRow & { database?: string })[]): string {
   if (rows.length === 0) return "no job history matches\n";
+  const several = rows.some((r) => r.database !== undefined);
   return table(
-    ["id", "job", "task", "attempt", "status", "started", "duration", "error"],
+    [...(several ? ["database"] : []), "id", "job", "task", "attempt", "status", "started", "duration", "error"],
     rows.map((r) => [
+      ...(several ? [r.database ?? ""] : []),
       String(r.id),
       String(r.job_id),
       r.task,
@@ -43,7 +51,8 @@ export function formatRuns(rows: JobRunRow[]): string {
   );
 }
 
-export function formatEvent(e: JobEvent): string {
+/** `database`: the database the event is of, when watching several. */
+export function formatEvent(e: JobEvent, database?: string): string {
   const when = iso(e.finished_at ?? e.started_at);
   const what =
     e.status === "running"
@@ -51,5 +60,5 @@ export function formatEvent(e: JobEvent): string {
       : e.status === "succeeded"
         ? `succeeded in ${formatDuration(e.duration_ms)}`
         : `${e.status} after ${formatDuration(e.duration_ms)}: ${firstLine(e.error ?? e.error_class, 200)}`;
-  return `${when}  job ${e.job_id}  ${e.task}  attempt ${e.attempt}/${e.max_attempts}  ${what}\n`;
+  return `${when}  ${database ? `${database}  ` : ""}job ${e.job_id}  ${e.task}  attempt ${e.attempt}/${e.max_attempts}  ${what}\n`;
 }

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import type { JobStatus } from "../db/schema.js";
 import { listRuns } from "../history/queries.js";
-import { withDatabase } from "./context.js";
+import { withDatabases } from "./context.js";
 import { formatRuns } from "./format.js";
 import { oneOf, positiveInt } from "./options.js";
 
@@ -14,11 +14,18 @@ export function registerJobs(program: Command): void {
     .option("--task <name>", "only this task")
     .option("--status <status>", `only this status: ${STATUSES.join(", ")}`, oneOf(STATUSES))
     .option("--limit <n>", "how many rows (1-10000)", positiveInt(10_000), 20)
-    .option("--json", "one JSON object per line")
-    .action(async (opts: { task?: string; status?: JobStatus; limit: number; json?: boolean }) => {
-      await withDatabase(async ({ db }) => {
-        const rows = await listRuns(db, { task: opts.task, status: opts.status, limit: opts.limit });
-        process.stdout.write(opts.json ? rows.map((r) => JSON.stringify(r) + "\n").join("") : formatRuns(rows));
-      });
+    .option("--database <name>", "only this served database (default: all, merged newest first)")
+    .option("--json", "one JSON object per line (with several databases, each with its database)")
+    .action(async (opts: { task?: string; status?: JobStatus; limit: number; json?: boolean; database?: string }) => {
+      const filter = { task: opts.task, status: opts.status, limit: opts.limit };
+      const perDatabase = await withDatabases({ database: opts.database }, async ({ db, database, several }) =>
+        (await listRuns(db, filter)).map((r) => (several ? { database, ...r } : r)),
+      );
+      // Each database's newest `limit`, merged: the newest `limit` of them all.
+      const rows = perDatabase
+        .flat()
+        .sort((a, b) => b.started_at.getTime() - a.started_at.getTime())
+        .slice(0, opts.limit);
+      process.stdout.write(opts.json ? rows.map((r) => JSON.stringify(r) + "\n").join("") : formatRuns(rows));
     });
 }

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { loadConfig } from "../config.js";
 import { UserError } from "../errors.js";
-import { withDatabase } from "./context.js";
+import { withDatabases } from "./context.js";
 import { table } from "./format.js";
 
 export function registerOffsite(program: Command): void {
@@ -9,13 +9,15 @@ export function registerOffsite(program: Command): void {
   offsite
     .command("sync")
     .description("prove every copy against the store's listing (size, ETag), upload every backup without a proven copy (lost ones again), apply remote retention, report unknown objects")
-    .action(async () => {
-      await withDatabase(async ({ config, pool, logger, url }) => {
-        if (!config.offsite.url) throw new UserError("OFFSITE_URL is not set: there is no offsite store to sync to");
+    .option("--database <name>", "only the copies of this served database's catalog (default: every served database's)")
+    .action(async (opts: { database?: string }) => {
+      if (!loadConfig().offsite.url) throw new UserError("OFFSITE_URL is not set: there is no offsite store to sync to");
+      await withDatabases({ database: opts.database }, async ({ config, pool, logger, url, database, several }) => {
         const { syncOffsite } = await import("../offsite/copies.js");
         const r = await syncOffsite({ config, pool, logger, databaseUrl: url });
+        // Several databases: each catalog's summary says whose it is.
         process.stdout.write(
-          `proven from the store's listing ${r.reverified.length}, lost or changed ${r.lost.length}, uploaded ${r.uploaded.length}, pruned ${r.pruned.length}, unknown objects ${r.unknownObjects.length}\n`,
+          `${several ? `${database}: ` : ""}proven from the store's listing ${r.reverified.length}, lost or changed ${r.lost.length}, uploaded ${r.uploaded.length}, pruned ${r.pruned.length}, unknown objects ${r.unknownObjects.length}\n`,
         );
         for (const l of r.lost) process.stdout.write(`  lost from the store (marked failed, uploaded again if its local file is good): backup ${l.backup}: ${l.reason}\n`);
         for (const o of r.unknownObjects) process.stdout.write(`  not in the catalog (left alone): ${o}\n`);

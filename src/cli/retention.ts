@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { backupTargets, findTarget } from "../backups/target.js";
 import { planDatabase } from "../retention/apply.js";
-import { withDatabase } from "./context.js";
+import { withDatabases } from "./context.js";
 import { table } from "./format.js";
 
 export function registerRetention(program: Command): void {
@@ -9,10 +9,11 @@ export function registerRetention(program: Command): void {
   retention
     .command("plan")
     .description("what retention would keep (and by which tier) and prune now; changes nothing")
-    .option("--database <name>", "one database of BACKUP_DATABASES (default: all)")
+    .option("--database <name>", "one database of BACKUP_DATABASES or PMT_DATABASES (default: all)")
     .option("--json", "JSON output")
     .action(async (opts: { database?: string; json?: boolean }) => {
-      await withDatabase(async ({ config, pool, url }) => {
+      // Each served database plans the backups in its own catalog.
+      await withDatabases({ database: opts.database, ownCheck: true }, async ({ config, pool, url }) => {
         const all = backupTargets(url, config.backup);
         const targets = opts.database ? [findTarget(all, opts.database)] : all;
         for (const target of targets) {

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import type pg from "pg";
 import { lastTestRestores, type TestRestoreState } from "../backups/catalog.js";
-import { withDatabase } from "./context.js";
-import { table } from "./format.js";
+import { withDatabases } from "./context.js";
+import { section, table } from "./format.js";
 
 interface Status {
   workers: { id: string; hostname: string; pid: number; concurrency: number; since_heartbeat_s: number }[];
@@ -89,12 +89,27 @@ function render(s: Status, offsite: boolean): string {
 export function registerStatus(program: Command): void {
   program
     .command("status")
-    .description("one screen: workers alive, queue, last 24 hours of jobs, backups and offsite state, pending exports")
-    .option("--json", "as JSON")
-    .action(async (opts: { json?: boolean }) => {
-      await withDatabase(async ({ pool, config }) => {
+    .description("one screen: workers alive, queue, last 24 hours of jobs, backups and offsite state, pending exports; one section per served database")
+    .option("--database <name>", "only this served database (default: all)")
+    .option("--json", "as JSON (with several databases: an array of them, each with its database)")
+    .action(async (opts: { database?: string; json?: boolean }) => {
+      let several = false;
+      const all = await withDatabases({ database: opts.database }, async ({ pool, config, database, several: many }) => {
+        several = many;
         const status = await collectStatus(pool);
-        process.stdout.write(opts.json ? JSON.stringify(status) + "\n" : render(status, Boolean(config.offsite.url)));
+        // Text as each database answers; JSON once, as one document.
+        if (!opts.json) {
+          const text = render(status, Boolean(config.offsite.url));
+          process.stdout.write(many ? section(database, text) : text);
+        }
+        return { database, ...status };
       });
+      if (!opts.json) return;
+      // One database: the object as it always was; several (even if some could not be reached): an array.
+      if (several || all.length !== 1) process.stdout.write(JSON.stringify(all) + "\n");
+      else {
+        const { database: _, ...status } = all[0]!;
+        process.stdout.write(JSON.stringify(status) + "\n");
+      }
     });
 }

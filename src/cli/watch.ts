@@ -4,13 +4,15 @@
  * reconnect the events missed while disconnected are re-read from job_run.
  * A NOTIFY payload carries an error's class only (any role may LISTEN); the
  * full error is read from job_run by id, as this session's role may.
+ * Several served databases are watched at once, each with its own connection
+ * and replay: one lost reconnects while the others keep streaming.
  */
 import type { Command } from "commander";
 import pgListen from "pg-listen";
 import { clientConfig } from "../db/pool.js";
 import { errorMessage } from "../errors.js";
 import { eventsSince, runError, type JobEvent } from "../history/queries.js";
-import { withDatabase } from "./context.js";
+import { withDatabases } from "./context.js";
 import { formatEvent } from "./format.js";
 
 /** Re-read from a little before the last event seen: commit order and updated_at order may differ slightly. */
@@ -22,9 +24,12 @@ export function registerWatch(program: Command): void {
     .command("watch")
     .description("stream job events live (LISTEN pmt_jobs); survives database restarts")
     .option("--task <name>", "only this task")
-    .option("--json", "one JSON event per line")
-    .action(async (opts: { task?: string; json?: boolean }) => {
-      await withDatabase(async ({ url, db, logger }) => {
+    .option("--database <name>", "only this served database (default: all)")
+    .option("--json", "one JSON event per line (with several databases, each with its database)")
+    .action(async (opts: { task?: string; json?: boolean; database?: string }) => {
+      await withDatabases({ database: opts.database, parallel: true }, async ({ url, db, logger, database, several }) => {
+        // Several databases: each line says whose it is.
+        const who = several ? `${database}: ` : "";
         const seen = new Set<string>();
         let lastSeq = Date.now() * 1000;
         const emit = (event: JobEvent) => {
@@ -34,7 +39,8 @@ export function registerWatch(program: Command): void {
           if (seen.size > SEEN_LIMIT) seen.delete(seen.values().next().value!);
           lastSeq = Math.max(lastSeq, event.seq);
           if (opts.task && event.task !== opts.task) return;
-          process.stdout.write(opts.json ? JSON.stringify(event) + "\n" : formatEvent(event));
+          if (opts.json) process.stdout.write(JSON.stringify(several ? { database, ...event } : event) + "\n");
+          else process.stdout.write(formatEvent(event, several ? database : undefined));
         };
 
         const replay = async () => {
@@ -43,7 +49,7 @@ export function registerWatch(program: Command): void {
               for (const event of await eventsSince(db, lastSeq - REPLAY_MARGIN_US)) emit(event);
               return;
             } catch (error) {
-              if (attempt === 0) logger.warn({ err: errorMessage(error) }, "re-reading missed events failed; retrying");
+              if (attempt === 0) logger.warn({ database, err: errorMessage(error) }, "re-reading missed events failed; retrying");
               await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
             }
           }
@@ -62,21 +68,21 @@ export function registerWatch(program: Command): void {
         subscriber.notifications.on("pmt_jobs", (payload: JobEvent) => {
           printing = printing.then(async () => emit(await withError(payload)));
         });
-        subscriber.events.on("error", (error) => logger.warn({ err: errorMessage(error) }, "notification connection error"));
+        subscriber.events.on("error", (error) => logger.warn({ database, err: errorMessage(error) }, "notification connection error"));
         subscriber.events.on("reconnect", (attempt) => {
-          if (attempt === 1) process.stderr.write("watch: connection lost; reconnecting…\n");
+          if (attempt === 1) process.stderr.write(`watch: ${who}connection lost; reconnecting…\n`);
         });
         subscriber.events.on("connected", () => {
           if (!connectedOnce) {
             connectedOnce = true;
             return;
           }
-          process.stderr.write("watch: reconnected\n");
+          process.stderr.write(`watch: ${who}reconnected\n`);
           void replay();
         });
         await subscriber.connect();
         await subscriber.listenTo("pmt_jobs");
-        process.stderr.write(`watch: listening for job events${opts.task ? ` of ${opts.task}` : ""} (Ctrl-C to stop)\n`);
+        process.stderr.write(`watch: ${who}listening for job events${opts.task ? ` of ${opts.task}` : ""} (Ctrl-C to stop)\n`);
 
         await new Promise<void>((resolve) => {
           const done = () => resolve();

@@ -178,6 +178,29 @@ function dropDirCheck(config: Config): Check | undefined {
   return ok("drop folder", `${dir} readable and writable`);
 }
 
+/**
+ * One served database's checks, when doctor covers several: reachable, clock,
+ * schemas, privileges, and pg_dump and restores for what it backs up.
+ */
+export async function instanceChecks(config: Config, databaseUrl: string): Promise<Check[]> {
+  const checks = await databaseChecks(databaseUrl);
+  if (checks[0]?.verdict !== "FAIL") checks.push(...(await toolChecks(config, databaseUrl)), ...(await restoreChecks(config, databaseUrl)));
+  return checks;
+}
+
+/**
+ * The checks of this machine, once whatever the databases: pg_dump's range,
+ * BACKUP_DIR, SMTP, the offsite store (probed under `databaseUrl`'s server
+ * folder), the drop folder.
+ */
+export async function machineChecks(config: Config, databaseUrl: string): Promise<Check[]> {
+  const checks = [dumpRangeCheck(config), ...backupDirCheck(config), await smtpCheck(config), await offsiteCheck(config, databaseUrl)];
+  const drop = dropDirCheck(config);
+  if (drop) checks.push(drop);
+  return checks;
+}
+
+/** One database: its checks and the machine's, in the order doctor has always printed them. */
 export async function runChecks(config: Config, databaseUrl: string): Promise<Check[]> {
   const checks = await databaseChecks(databaseUrl);
   checks.push(dumpRangeCheck(config));
