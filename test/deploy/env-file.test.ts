@@ -46,6 +46,24 @@ describe("deploy/pmt-worker.env.example", () => {
     expect(config.offsite.url).toBe("s3://pmt-backups/pmt");
   });
 
+  it("its commented lines for several PMT databases, once uncommented, mean the same to all three too", () => {
+    const file = path.join(tmp, "several.env");
+    const example = fs.readFileSync(EXAMPLE, "utf8");
+    const uncommented = example.replace(/^#(PMT_DATABASES|EXPORT_MAIL_BODIES)=/gm, "$1=");
+    expect(uncommented.match(/^(PMT_DATABASES|EXPORT_MAIL_BODIES)=/gm)).toHaveLength(2);
+    fs.writeFileSync(file, uncommented);
+    const shell = sourced(file);
+    expect(shell.stderr).toBe("");
+    const systemd = readSystemdEnvFile(file);
+    expect(shell.env).toEqual(systemd);
+    expect(readDotEnv(file)).toEqual(systemd);
+    const config = loadConfig(systemd, "/nonexistent/.env");
+    expect(config.pmtDatabases).toEqual(["pmt", "oam"]);
+    expect(config.exportMailBodies.oam).toMatch(/^Attached is your OAM data request: \{rows\} activities/);
+    // BACKUP_DATABASES is left unset, so that every served database is backed up.
+    expect(config.backup.databases).toEqual([]);
+  });
+
   it("would catch an unquoted value the shell reads differently (the old MAIL_FROM line)", () => {
     const file = path.join(tmp, "old.env");
     fs.writeFileSync(file, "MAIL_FROM=PMT <pmt@example.org>\nALERT_EMAIL=dba@example.org\n");

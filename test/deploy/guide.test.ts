@@ -8,9 +8,12 @@
  * folder, the cluster's port, the checkout under test instead of a clone, a
  * local SMTP and S3 server in the env file, and the systemd unit started by
  * this test with systemd's rules (User=, WorkingDirectory=, EnvironmentFile=,
- * Environment=, ExecStartPre=, ExecStart=). Then: migrate, doctor, a backup
- * with its offsite copy, a test restore, an export and a restore must all have
- * worked under the guide's roles.
+ * Environment=, ExecStartPre=, ExecStart=), and restarted by it for step 7.
+ * Then: migrate, doctor, a backup with its offsite copy, a test restore, an
+ * export and a restore must all have worked under the guide's roles; and after
+ * step 7 the same service serves a second PMT database, oam, too: its exports,
+ * its backups (with their offsite copies) and its health, each in oam's own
+ * queue and catalog.
  *
  * Needs root and Debian's postgresql-15 with postgresql-15-postgis-3; without
  * them it skips with one line, unless PMT_GUIDE_REQUIRED=1 (CI).
@@ -25,6 +28,7 @@ import { readSystemdEnvFile } from "../harness/envfile.js";
 import { startPostgisCluster, type PostgisCluster } from "../harness/postgis.js";
 import { S3Sink, S3RVER_CREDENTIALS } from "../harness/s3.js";
 import { SmtpSink } from "../harness/smtp.js";
+import { until } from "../harness/wait.js";
 
 const GUIDE = path.join(ROOT, "deploy/README.md");
 const UNIT = path.join(ROOT, "deploy/pmt-worker.service");
@@ -62,11 +66,13 @@ function substitute(text: string, pairs: [string | RegExp, string][], where: str
   return text;
 }
 
-/** The stand-in for an existing PMT: database pmt with PostGIS, PMT's sample schema and data, PMT's own export functions, and its web role, a superuser as the old workaround made it. */
-const EXISTING_PMT = `
-create role pmt_write login password 'web-pw' superuser;
-create database pmt;
-\\c pmt
+/** PMT's web role, once per server: a superuser, as the old workaround made it. */
+const PMT_WEB_ROLE = "create role pmt_write login password 'web-pw' superuser;";
+
+/** The stand-in for an existing PMT instance's database: PostGIS, PMT's sample schema and data, PMT's own export functions. */
+const existingPmt = (database: string) => `
+create database ${database};
+\\c ${database}
 create extension postgis;
 ${fs.readFileSync(path.join(ROOT, "sql/pmt_sample_schema.sql"), "utf8")}
 ${fs.readFileSync(path.join(ROOT, "sql/pmt_demo_data.sql"), "utf8")}
@@ -127,7 +133,8 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
     fs.chmodSync(paths.opt, 0o755);
     createdUser = spawnSync("id", ["-u", USER]).status !== 0;
     [cluster, smtp, s3] = await Promise.all([startPostgisCluster({ auth: "debian" }), SmtpSink.start(), S3Sink.start(["pmt-backups"])]);
-    psqlAsPostgres(cluster, EXISTING_PMT);
+    // Both instances exist before the DBA starts: step 7 adds oam's to the worker.
+    psqlAsPostgres(cluster, [PMT_WEB_ROLE, existingPmt("pmt"), existingPmt("oam")].join("\n"));
   }, 180_000);
 
   afterAll(async () => {
@@ -165,7 +172,7 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
   /** The guide as one root shell script; "node" is the machine's (checked below), the unit is started by startService. */
   function script(): string {
     const blocks = guideBlocks(fs.readFileSync(GUIDE, "utf8"));
-    expect(blocks.map((b) => `${b.kind} ${b.arg}`)).toEqual(["sh node", "sh install", "sql pmt", "sql template1", "sh first-run", "sh service", "sql pmt", "sh restore"]);
+    expect(blocks.map((b) => `${b.kind} ${b.arg}`)).toEqual(["sh node", "sh install", "sql pmt", "sql template1", "sh first-run", "sh service", "sql pmt", "sh restore", "sql oam", "sh several", "sql oam"]);
     const everywhere: [string, string][] = [
       ["/var/lib/pmt-worker", paths.varLib],
       ["/etc/pmt-worker.env", paths.etc],
@@ -186,6 +193,11 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
         [/^systemctl daemon-reload\n/m, ""],
         // The test starts the unit (no systemd here) and answers when it runs.
         [/^systemctl enable --now pmt-worker$/m, 'echo "guide: start pmt-worker.service" >&2; read -r started'],
+      ],
+      several: [
+        // The test restarts the unit and answers with the port it listens on (HTTP_PORT=0 here).
+        [/^systemctl restart pmt-worker\b/m, 'echo "guide: restart pmt-worker.service" >&2; read -r PMT_GUIDE_HTTP_PORT'],
+        ["curl -s localhost:9464/healthz", "curl -s 127.0.0.1:$PMT_GUIDE_HTTP_PORT/healthz"],
       ],
     };
     const parts = ["set -euo pipefail", `export PGHOST=${cluster.socketDir} PGPORT=${cluster.port}`];
@@ -216,6 +228,44 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
     return child;
   }
 
+  /** `systemctl restart`: the running service stopped as systemd stops it (SIGTERM, running jobs finish), then started again. */
+  async function restartService(running: ChildHandle): Promise<ChildHandle> {
+    running.kill("SIGTERM");
+    await running.exited;
+    return startService();
+  }
+
+  /** The port the service's /healthz listens on, from its "worker started" line. */
+  function httpPort(child: ChildHandle): number {
+    const line = child.stdout.split("\n").find((l) => l.includes('"msg":"worker started"'));
+    const port = Number(/:(\d+)$/.exec((JSON.parse(line!) as { http: string }).http)?.[1]);
+    expect(port, line).toBeGreaterThan(0);
+    return port;
+  }
+
+  /** The first message with an attachment named like `name`, once it has arrived. */
+  function mailWith(name: RegExp, to?: string) {
+    return until(
+      async () => smtp.messages.find((m) => m.attachments.some((a) => name.test(a.filename ?? "")) && (!to || [m.to].flat()[0]!.value[0]!.address === to)),
+      () => `a mail with an attachment ${name}${to ? ` to ${to}` : ""} (have: ${smtp.messages.map((m) => m.attachments.map((a) => a.filename).join(",")).join("; ")})`,
+      90_000,
+      100,
+    );
+  }
+
+  /** A job's last attempt in a database's history, once it succeeded or failed for good. */
+  function finishedJob(database: string, jobId: string) {
+    return until(
+      async () => {
+        const row = psqlAsPostgres(cluster, `select status || '|' || coalesce(error, '') from pmt_jobs.job_run where job_id = ${jobId} and (status = 'succeeded' or (status = 'failed' and attempt = max_attempts)) order by id desc limit 1`, database).trim();
+        return row || undefined;
+      },
+      `job ${jobId} in ${database} to succeed or fail for good`,
+      120_000,
+      200,
+    );
+  }
+
   /** A role of its own, not the guide's, and its database (owned by postgres, as PMT's is). */
   async function migrateAs(role: string, grants: string): Promise<{ code: number | null; stderr: string }> {
     psqlAsPostgres(cluster, `create role ${role} login password 'pw'; create database ${role}; ${grants.replaceAll("DB", role)}`);
@@ -231,6 +281,7 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
   });
 
   it("ends with backups, an offsite copy, test restores, a restore and exports working under its roles", async () => {
+    const started = new Date();
     const [major, minor] = process.versions.node.split(".").map(Number) as [number, number];
     expect(major > 20 || (major === 20 && minor >= 12), "the guide's Node is 20.12 or newer").toBe(true);
 
@@ -239,10 +290,13 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
     shell = new ChildHandle(spawn("bash", [file], { cwd: tmp, env: { ...process.env, HOME: "/root" }, stdio: ["pipe", "pipe", "pipe"] }));
     // "close", not "exit": all of its output has been read.
     const closed = new Promise<number | null>((resolve) => shell!.child.on("close", (c) => resolve(c)));
-    const atStep4 = await Promise.race([shell.waitForOutput(/guide: start pmt-worker\.service/, 150_000).then(() => true), closed.then(() => false)]);
-    expect(atStep4, `the guide stopped before step 4:\n${shell.stdout}\n${shell.stderr}`).toBe(true);
+    const reaches = (marker: RegExp) => Promise.race([shell!.waitForOutput(marker, 180_000).then(() => true, () => false), closed.then(() => false)]);
+    expect(await reaches(/guide: start pmt-worker\.service/), `the guide stopped before step 4:\n${shell.stdout}\n${shell.stderr}`).toBe(true);
     service = await startService();
-    shell.child.stdin!.end("\n");
+    shell.child.stdin!.write("\n");
+    expect(await reaches(/guide: restart pmt-worker\.service/), `the guide stopped before step 7's restart:\n${shell.stdout}\n${shell.stderr}`).toBe(true);
+    service = await restartService(service);
+    shell.child.stdin!.end(`${httpPort(service)}\n`);
     expect(await closed, `${shell.stdout}\n${shell.stderr}`).toBe(0);
     const out = shell.stdout;
 
@@ -258,14 +312,67 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
     const stored = spawnSync("find", [s3.directory, "-name", "pmt_*"], { encoding: "utf8" }).stdout;
     expect(stored).toMatch(/pmt_\S+\.dump/);
     // Step 5: the export PMT requested, mailed by the service.
-    await smtp.waitForMessages(1, 90_000);
-    const mail = smtp.messages[0]!;
+    const mail = await mailWith(/^pmt_\d{8}\.csv$/);
     expect([mail.to].flat()[0]!.value[0]!.address).toBe("dba@example.org");
     expect(mail.from!.value[0]).toMatchObject({ name: "PMT", address: "pmt@example.org" });
+    expect(mail.text).not.toMatch(/OAM/);
     // Least privilege, as the guide states it.
     expect(psqlAsPostgres(cluster, "select rolsuper, rolcreaterole, rolcreatedb from pg_roles where rolname = 'pmt_worker'").trim()).toBe("f|f|t");
     expect(psqlAsPostgres(cluster, "select rolsuper from pg_roles where rolname = 'pmt_write'").trim()).toBe("f");
-  }, 240_000);
+
+
+    await stepSeven(out, started);
+  }, 480_000);
+
+  /**
+   * Step 7, judged by what the restarted service does (not by the commands'
+   * output): it answers for both databases, mails oam's export with oam's body
+   * from oam's own queue, still serves pmt, and backs oam up into oam's catalog.
+   */
+  async function stepSeven(out: string, started: Date): Promise<void> {
+    expect(out).toMatch(/^\{"status":"ok","worker":"running","databases":\{"pmt":"ok","oam":"ok"\}\}$/m);
+
+    // The export requested in oam as PMT's application role, named and worded as oam's.
+    const oamMail = await mailWith(/^oam_\d{8}\.csv$/);
+    const attachment = oamMail.attachments[0]!.filename!;
+    const days = [started, new Date()].map((d) => d.toISOString().slice(0, 10).replace(/-/g, ""));
+    expect(days).toContain(attachment.slice(4, 12));
+    expect([oamMail.to].flat()[0]!.value[0]!.address).toBe("dba@example.org");
+    expect(oamMail.text).toMatch(/^Attached is your OAM data request: \d+ activities, /);
+    // ...from oam's own queue and history; pmt's holds none of it.
+    const request = await until(
+      async () => psqlAsPostgres(cluster, "select instance, status, attachment, recipient from pmt_jobs.export_request", "oam").trim().match(/^.*\|sent\|.*$/)?.[0],
+      "oam's export request to be sent",
+      60_000,
+      100,
+    );
+    expect(request).toBe(`oam|sent|${attachment}|dba@example.org`);
+    expect(psqlAsPostgres(cluster, "select status from pmt_jobs.job_run where task = 'pmt_jobs.export'", "oam").trim()).toBe("succeeded");
+    expect(psqlAsPostgres(cluster, "select count(*) from pmt_jobs.export_request where instance <> 'pmt'", "pmt").trim()).toBe("0");
+
+    // pmt is still served by the restarted worker.
+    psqlAsPostgres(cluster, "set role pmt_write; select pmt_filter_csv('', '', '', null, null, 'after@example.org');", "pmt");
+    const after = await mailWith(/^pmt_\d{8}\.csv$/, "after@example.org");
+    expect(after.text).not.toMatch(/OAM/);
+
+    // Each database schedules its own backup (BACKUP_DATABASES unset: every served database)...
+    const crontab = (db: string) => psqlAsPostgres(cluster, "select identifier from graphile_worker._private_known_crontabs where identifier like 'backup:%' order by 1", db).trim();
+    expect(crontab("oam")).toBe("backup:oam");
+    expect(crontab("pmt")).toBe("backup:pmt");
+    // ...and the service runs oam's as its cron item would enqueue it, into oam's catalog, copied offsite into oam's folder.
+    const jobId = psqlAsPostgres(cluster, `select (graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', 'oam'), queue_name => 'backup:oam', max_attempts => 3, job_key => 'backup:oam')).id`, "oam").trim();
+    expect(await finishedJob("oam", jobId)).toBe("succeeded|");
+    const backup = psqlAsPostgres(cluster, `select id || '|' || database || '|' || status from pmt_jobs.backup where database = 'oam' and status = 'succeeded' order by id desc limit 1`, "oam").trim();
+    expect(backup).toMatch(/^\d+\|oam\|succeeded$/);
+    const key = await until(
+      async () => psqlAsPostgres(cluster, `select key from pmt_jobs.backup_copy where backup_id = ${backup.split("|")[0]} and status = 'verified'`, "oam").trim() || undefined,
+      "oam's backup to be copied offsite and verified",
+      120_000,
+      200,
+    );
+    expect(key).toMatch(/\/oam\/oam_\S+\.dump$/);
+    expect(psqlAsPostgres(cluster, "select count(*) from pmt_jobs.backup where database = 'oam'", "pmt").trim()).toBe("0");
+  }
 
   it("without the guide's grant on public (PostgreSQL 15), migrate names that grant", async () => {
     const r = await migrateAs("pmt_nopublic", "grant create on database DB to pmt_nopublic;");
