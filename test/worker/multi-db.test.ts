@@ -16,7 +16,9 @@ import { createPool, type Pool } from "../../src/db/pool.js";
 import { installSampleSchema } from "../../src/exports/demo.js";
 import { createLogger } from "../../src/log.js";
 import { startWorker, type WorkerHandle } from "../../src/worker/runner.js";
+import { runCli } from "../harness/cli.js";
 import { databaseUrl } from "../harness/db.js";
+import { recordFault } from "../harness/faults.js";
 import { SmtpSink } from "../harness/smtp.js";
 import { until } from "../harness/wait.js";
 import { testConfig } from "../harness/worker.js";
@@ -73,6 +75,12 @@ function mailTo(recipient: string) {
   return until(async () => smtp.messages.find((m) => m.to && "text" in m.to && m.to.text === recipient), `a mail to ${recipient}`, 90_000);
 }
 
+/** `pmt-worker status --json` as the operator runs it beside this worker. */
+async function status(): Promise<{ code: number | null; stderr: string; rows: { database: string; workers: unknown[] }[] }> {
+  const r = await runCli(["status", "--json"], { DATABASE_URL: adminUrl, PMT_DATABASES: NAMES.join(","), PMT_HOME: root });
+  return { code: r.code, stderr: r.stderr, rows: r.stdout.trim() ? JSON.parse(r.stdout) : [] };
+}
+
 async function metrics(): Promise<string> {
   return (await fetch(`http://127.0.0.1:${worker.httpPort}/metrics`)).text();
 }
@@ -115,6 +123,11 @@ describe("one worker, three PMT databases", () => {
       expect(workers).toHaveLength(1);
       expect(workers[0].id).toBe(worker.instances().get(name)!.workerId);
     }
+    // status shows the three, each with this worker alive.
+    const shown = await status();
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.rows.map((r) => r.database)).toEqual(NAMES);
+    for (const r of shown.rows) expect(r.workers).toHaveLength(1);
   });
 
   it("mails an export requested in each with that instance's body and attachment name, recorded in its own history", async () => {
@@ -196,6 +209,32 @@ describe("one worker, three PMT databases", () => {
     expect(fs.existsSync(path.join(dropDir, "stray@example.org_nosuchdb.csv"))).toBe(false);
   });
 
+  it("keeps serving two while the third refuses connections, and picks it up where it was once it accepts them again", async () => {
+    await admin(`alter database ${OAM} allow_connections false`);
+    await admin(`select pg_terminate_backend(pid) from pg_stat_activity where datname = '${OAM}' and pid <> pg_backend_pid()`);
+    const health = await until(async () => {
+      const body = (await (await fetch(`http://127.0.0.1:${worker.httpPort}/healthz`)).json()) as { status: string; databases: Record<string, string> };
+      return body.status === "degraded" ? body : undefined;
+    }, "/healthz to name the database that refuses connections", 60_000, 200);
+    expect(health.databases[OAM]).toMatch(/not currently accepting connections/);
+    for (const name of [BMGF, DEV]) await requestCsv(name, `while-closed@${name.replace(/_/g, "-")}.example.org`);
+    for (const name of [BMGF, DEV]) await mailTo(`while-closed@${name.replace(/_/g, "-")}.example.org`);
+
+    await admin(`alter database ${OAM} allow_connections true`);
+    // The same instance goes on (not restarted): its export, requested now, is mailed.
+    const before = worker.instances().get(OAM)!.workerId;
+    await requestCsv(OAM, "reopened@oam.example.org");
+    await mailTo("reopened@oam.example.org");
+    expect(worker.instances().get(OAM)!.workerId).toBe(before);
+    await until(async () => ((await (await fetch(`http://127.0.0.1:${worker.httpPort}/healthz`)).json()) as { status: string }).status === "ok", "/healthz ok again", 30_000, 200);
+    recordFault({
+      scenario: "several databases",
+      fault: "one of three served databases refuses connections (allow_connections false, sessions killed)",
+      outcome: "the other two mailed their exports meanwhile; /healthz degraded naming it; once it accepts again the same instance mailed its export",
+      lost: 0,
+    });
+  }, 180_000);
+
   it("keeps serving two when the third is dropped, says so on /healthz, and serves it again once it is back", async () => {
     await pools.get(DEV)!.end();
     pools.delete(DEV);
@@ -213,6 +252,11 @@ describe("one worker, three PMT databases", () => {
     expect(health.databases[OAM]).toBe("ok");
     expect(health.databases[DEV]).toMatch(/does not exist/);
     await until(async () => (await metrics()).includes(`pmt_worker_database_up{database="${DEV}"} 0`), "database_up 0 for the dropped one");
+    // status shows the two it serves, names the third and exits 1.
+    const shown = await status();
+    expect(shown.code).toBe(1);
+    expect(shown.rows.map((r) => r.database)).toEqual([BMGF, OAM]);
+    expect(shown.stderr).toContain(DEV);
 
     await until(async () => !worker.instances().has(DEV), "the worker to let go of the dropped database", 60_000, 200);
     // Back (a new, empty PMT database under the same name): migrated and served again, without a restart.
@@ -221,5 +265,11 @@ describe("one worker, three PMT databases", () => {
     await requestCsv(DEV, "after-return@dev.example.org");
     const mail = await mailTo("after-return@dev.example.org");
     expect(mail.attachments[0]!.filename).toBe(`${DEV}_${today()}.csv`);
+    recordFault({
+      scenario: "several databases",
+      fault: "one of three served databases dropped mid-run, then created again",
+      outcome: "the other two mailed their exports; /healthz 200 degraded, database_up 0, status exit 1 naming it; re-created: migrated and served without a restart",
+      lost: 0,
+    });
   }, 240_000);
 });
