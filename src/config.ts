@@ -477,70 +477,19 @@ type Env = typeof ENV;
 const SECRET_VARS = new Set<string>(["DATABASE_URL", "PMT_DATABASES", "SMTP_URL", "BACKUP_DATABASES", "OFFSITE_URL"]);
 export type EnvName = keyof Env;
 
-export interface Config {
-  databaseUrl: string | undefined;
-  /** PMT_DATABASES as given (names or URLs); empty: DATABASE_URL's database alone. */
-  pmtDatabases: string[];
-  pmtHome: string;
-  embeddedPgPort: number;
-  demoActivities: number;
-  concurrency: number;
-  maintenanceConcurrency: number;
-  pollIntervalMs: number;
-  deadAfterSeconds: number;
-  httpHost: string;
-  httpPort: number;
-  historyRetentionDays: number;
-  historyPruneCron: string;
-  logLevel: (typeof LOG_LEVELS)[number];
-  smtpUrl: string | undefined;
-  smtpCaFile: string | undefined;
-  dropDir: string | undefined;
-  backup: {
-    dir: string;
-    cron: string;
-    databases: string[];
-    /** What this worker instance backs up, resolved (db/databases.ts instancesOf); unset: from `databases`. */
-    targets?: { database: string; url: string }[];
-    /** Databases the worker's other instances back up: their files in BACKUP_DIR and the store are theirs, not unknown. */
-    others?: string[];
-    format: "custom" | "tar" | "directory";
-    jobs: number;
-    spaceFactor: number;
-    pgBinDir: string | undefined;
-    /** undefined: the default (weekly, off on the embedded demo). */
-    testRestoreCron: string | undefined;
-  };
-  retention: { daily: number; weekly: number; monthly: number; weeklyDay: number; monthlyDay: "first-sunday" | "1"; minSuccessful: number; timeZone: string };
-  offsite: {
-    url: string | undefined;
-    endpoint: string | undefined;
-    publicEndpoint: string | undefined;
-    region: string;
-    forcePathStyle: boolean;
-    serverId: string | undefined;
-    stream: boolean;
-    verify: "checksum" | "read-back";
-    concurrency: number;
-    syncCron: string;
-    retain: { daily: number; weekly: number; monthly: number };
-    minFreeBytes: number;
-  };
-  exportLinkDays: number;
-  dropScanSeconds: number;
-  mailFrom: string;
-  exportMaxAttachmentBytes: number;
-  exportKeepHours: number;
-  exportDisclaimer: string;
-  /** null: off. */
-  exportCsvFormulaPrefix: string | null;
-  exportMailBody: string;
-  exportMailBodies: Record<string, string>;
-  /** Written to pmt_jobs.export_limits at start and migrate; undefined: leave the table's value. */
-  exportLimits: { perRecipientPerHour?: number; perRolePerHour?: number; maxQueued?: number; filterTimeoutMs?: number };
-  iati: { ref: string; name: string; type: string };
-  alerts: { email: string | undefined; repeatHours: number; maxAgeHours: number; shrinkPercent: number };
+/** Each variable's validated value: the output type of its schema. */
+type Values = { [K in EnvName]: z.output<Env[K]["schema"]> };
+
+/** Set per served database (db/databases.ts instancesOf); unset: from BACKUP_DATABASES alone. */
+interface ResolvedBackups {
+  /** What this worker instance backs up, resolved. */
+  targets?: { database: string; url: string }[];
+  /** Databases the worker's other instances back up: their files in BACKUP_DIR and the store are theirs, not unknown. */
+  others?: string[];
 }
+
+/** The configuration, typed by the schemas above: no field is declared twice or cast. */
+export type Config = ReturnType<typeof configOf>;
 
 export class ConfigError extends UserError {
   constructor(readonly problems: string[]) {
@@ -579,11 +528,12 @@ export function readDotEnv(file: string): Record<string, string> {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".env"): Config {
   const merged = { ...readDotEnv(dotEnvFile), ...env };
   const problems: string[] = [];
-  const values: Record<string, unknown> = {};
-  for (const [name, spec] of Object.entries(ENV) as [EnvName, Env[EnvName]][]) {
+  const values: Partial<Record<EnvName, unknown>> = {};
+  for (const name of Object.keys(ENV) as EnvName[]) {
+    const spec: { schema: z.ZodType; default: string | undefined } = ENV[name];
     const raw = merged[name];
     const input = raw === undefined || raw === "" ? spec.default : raw;
-    const result = (spec.schema as z.ZodType).safeParse(input);
+    const result = spec.schema.safeParse(input);
     if (result.success) {
       values[name] = result.data;
     } else {
@@ -592,86 +542,93 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
     }
   }
   if (problems.length) throw new ConfigError(problems);
+  // Every variable parsed without a problem: `values` holds each one's schema output.
+  return configOf(values as Values);
+}
+
+function configOf(v: Values) {
+  const resolved: ResolvedBackups = {};
   return {
-    databaseUrl: values.DATABASE_URL as string | undefined,
-    pmtDatabases: ((values.PMT_DATABASES as string | undefined) ?? "").split(",").map((s) => s.trim()).filter(Boolean),
-    pmtHome: path.resolve(values.PMT_HOME as string),
-    embeddedPgPort: values.EMBEDDED_PG_PORT as number,
-    demoActivities: values.DEMO_ACTIVITIES as number,
-    concurrency: values.WORKER_CONCURRENCY as number,
-    maintenanceConcurrency: values.MAINTENANCE_CONCURRENCY as number,
-    pollIntervalMs: values.WORKER_POLL_INTERVAL_MS as number,
-    deadAfterSeconds: values.WORKER_DEAD_AFTER_SECONDS as number,
-    httpHost: values.HTTP_HOST as string,
-    httpPort: values.HTTP_PORT as number,
-    historyRetentionDays: values.HISTORY_RETENTION_DAYS as number,
-    historyPruneCron: values.HISTORY_PRUNE_CRON as string,
-    logLevel: values.LOG_LEVEL as Config["logLevel"],
-    smtpUrl: values.SMTP_URL as string | undefined,
-    smtpCaFile: values.SMTP_CA_FILE as string | undefined,
-    dropDir: values.DROP_DIR as string | undefined,
+    databaseUrl: v.DATABASE_URL,
+    pmtDatabases: (v.PMT_DATABASES ?? "").split(",").map((s) => s.trim()).filter(Boolean),
+    pmtHome: path.resolve(v.PMT_HOME),
+    embeddedPgPort: v.EMBEDDED_PG_PORT,
+    demoActivities: v.DEMO_ACTIVITIES,
+    concurrency: v.WORKER_CONCURRENCY,
+    maintenanceConcurrency: v.MAINTENANCE_CONCURRENCY,
+    pollIntervalMs: v.WORKER_POLL_INTERVAL_MS,
+    deadAfterSeconds: v.WORKER_DEAD_AFTER_SECONDS,
+    httpHost: v.HTTP_HOST,
+    httpPort: v.HTTP_PORT,
+    historyRetentionDays: v.HISTORY_RETENTION_DAYS,
+    historyPruneCron: v.HISTORY_PRUNE_CRON,
+    logLevel: v.LOG_LEVEL,
+    smtpUrl: v.SMTP_URL,
+    smtpCaFile: v.SMTP_CA_FILE,
+    dropDir: v.DROP_DIR,
     backup: {
-      dir: path.resolve((values.BACKUP_DIR as string | undefined) ?? path.join(values.PMT_HOME as string, "backups")),
-      cron: values.BACKUP_CRON as string,
-      databases: ((values.BACKUP_DATABASES as string | undefined) ?? "").split(",").map((s) => s.trim()).filter(Boolean),
-      format: values.BACKUP_FORMAT as "custom" | "tar" | "directory",
-      jobs: values.BACKUP_JOBS as number,
-      spaceFactor: values.BACKUP_SPACE_FACTOR as number,
-      pgBinDir: values.PG_BIN_DIR as string | undefined,
-      testRestoreCron: values.BACKUP_TEST_RESTORE_CRON as string | undefined,
+      dir: path.resolve(v.BACKUP_DIR ?? path.join(v.PMT_HOME, "backups")),
+      cron: v.BACKUP_CRON,
+      databases: (v.BACKUP_DATABASES ?? "").split(",").map((s) => s.trim()).filter(Boolean),
+      format: v.BACKUP_FORMAT,
+      jobs: v.BACKUP_JOBS,
+      spaceFactor: v.BACKUP_SPACE_FACTOR,
+      pgBinDir: v.PG_BIN_DIR,
+      testRestoreCron: v.BACKUP_TEST_RESTORE_CRON,
+      ...resolved,
     },
     retention: {
-      daily: values.RETAIN_DAILY as number,
-      weekly: values.RETAIN_WEEKLY as number,
-      monthly: values.RETAIN_MONTHLY as number,
-      weeklyDay: values.WEEKLY_DAY as number,
-      monthlyDay: values.MONTHLY_DAY as "first-sunday" | "1",
-      minSuccessful: values.RETAIN_MIN_SUCCESSFUL as number,
-      timeZone: values.BACKUP_TIMEZONE as string,
+      daily: v.RETAIN_DAILY,
+      weekly: v.RETAIN_WEEKLY,
+      monthly: v.RETAIN_MONTHLY,
+      weeklyDay: v.WEEKLY_DAY,
+      monthlyDay: v.MONTHLY_DAY,
+      minSuccessful: v.RETAIN_MIN_SUCCESSFUL,
+      timeZone: v.BACKUP_TIMEZONE,
     },
     offsite: {
-      url: values.OFFSITE_URL as string | undefined,
-      endpoint: values.S3_ENDPOINT as string | undefined,
-      publicEndpoint: values.S3_PUBLIC_ENDPOINT as string | undefined,
-      region: values.S3_REGION as string,
-      forcePathStyle: values.S3_FORCE_PATH_STYLE as boolean,
-      serverId: values.OFFSITE_SERVER_ID as string | undefined,
-      stream: values.OFFSITE_STREAM as boolean,
-      verify: values.OFFSITE_VERIFY as "checksum" | "read-back",
-      concurrency: values.OFFSITE_CONCURRENCY as number,
-      syncCron: values.OFFSITE_SYNC_CRON as string,
+      url: v.OFFSITE_URL,
+      endpoint: v.S3_ENDPOINT,
+      publicEndpoint: v.S3_PUBLIC_ENDPOINT,
+      region: v.S3_REGION,
+      forcePathStyle: v.S3_FORCE_PATH_STYLE,
+      serverId: v.OFFSITE_SERVER_ID,
+      stream: v.OFFSITE_STREAM,
+      verify: v.OFFSITE_VERIFY,
+      concurrency: v.OFFSITE_CONCURRENCY,
+      syncCron: v.OFFSITE_SYNC_CRON,
       retain: {
-        daily: (values.OFFSITE_RETAIN_DAILY as number | undefined) ?? (values.RETAIN_DAILY as number),
-        weekly: (values.OFFSITE_RETAIN_WEEKLY as number | undefined) ?? (values.RETAIN_WEEKLY as number),
-        monthly: (values.OFFSITE_RETAIN_MONTHLY as number | undefined) ?? (values.RETAIN_MONTHLY as number),
+        daily: v.OFFSITE_RETAIN_DAILY ?? v.RETAIN_DAILY,
+        weekly: v.OFFSITE_RETAIN_WEEKLY ?? v.RETAIN_WEEKLY,
+        monthly: v.OFFSITE_RETAIN_MONTHLY ?? v.RETAIN_MONTHLY,
       },
-      minFreeBytes: (values.BACKUP_MIN_FREE_MB as number) * 1024 * 1024,
+      minFreeBytes: v.BACKUP_MIN_FREE_MB * 1024 * 1024,
     },
-    exportLinkDays: values.EXPORT_LINK_DAYS as number,
-    dropScanSeconds: values.DROP_SCAN_SECONDS as number,
-    mailFrom: values.MAIL_FROM as string,
-    exportMaxAttachmentBytes: Math.round((values.EXPORT_MAX_ATTACHMENT_MB as number) * 1024 * 1024),
-    exportKeepHours: values.EXPORT_KEEP_HOURS as number,
-    exportDisclaimer: values.EXPORT_DISCLAIMER as string,
-    exportCsvFormulaPrefix: values.EXPORT_CSV_FORMULA_PREFIX as string | null,
-    exportMailBody: (values.EXPORT_MAIL_BODY as string).replace(/\\n/g, "\n"),
-    exportMailBodies: values.EXPORT_MAIL_BODIES as Record<string, string>,
+    exportLinkDays: v.EXPORT_LINK_DAYS,
+    dropScanSeconds: v.DROP_SCAN_SECONDS,
+    mailFrom: v.MAIL_FROM,
+    exportMaxAttachmentBytes: Math.round(v.EXPORT_MAX_ATTACHMENT_MB * 1024 * 1024),
+    exportKeepHours: v.EXPORT_KEEP_HOURS,
+    exportDisclaimer: v.EXPORT_DISCLAIMER,
+    exportCsvFormulaPrefix: v.EXPORT_CSV_FORMULA_PREFIX,
+    exportMailBody: v.EXPORT_MAIL_BODY.replace(/\\n/g, "\n"),
+    exportMailBodies: v.EXPORT_MAIL_BODIES,
     exportLimits: {
-      perRecipientPerHour: values.EXPORT_LIMIT_PER_RECIPIENT as number | undefined,
-      perRolePerHour: values.EXPORT_LIMIT_PER_ROLE as number | undefined,
-      maxQueued: values.EXPORT_QUEUE_MAX as number | undefined,
-      filterTimeoutMs: values.EXPORT_FILTER_TIMEOUT_MS as number | undefined,
+      perRecipientPerHour: v.EXPORT_LIMIT_PER_RECIPIENT,
+      perRolePerHour: v.EXPORT_LIMIT_PER_ROLE,
+      maxQueued: v.EXPORT_QUEUE_MAX,
+      filterTimeoutMs: v.EXPORT_FILTER_TIMEOUT_MS,
     },
     alerts: {
-      email: values.ALERT_EMAIL as string | undefined,
-      repeatHours: values.ALERT_REPEAT_HOURS as number,
-      maxAgeHours: values.BACKUP_MAX_AGE_HOURS as number,
-      shrinkPercent: values.BACKUP_SHRINK_ALERT as number,
+      email: v.ALERT_EMAIL,
+      repeatHours: v.ALERT_REPEAT_HOURS,
+      maxAgeHours: v.BACKUP_MAX_AGE_HOURS,
+      shrinkPercent: v.BACKUP_SHRINK_ALERT,
     },
     iati: {
-      ref: values.IATI_REPORTING_ORG_REF as string,
-      name: values.IATI_REPORTING_ORG_NAME as string,
-      type: values.IATI_REPORTING_ORG_TYPE as string,
+      ref: v.IATI_REPORTING_ORG_REF,
+      name: v.IATI_REPORTING_ORG_NAME,
+      type: v.IATI_REPORTING_ORG_TYPE,
     },
   };
 }

@@ -9,7 +9,7 @@ import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
 
 /** Writes the limits set in the environment; returns the columns written. */
-export async function applyExportLimits(pool: pg.Pool, limits: Config["exportLimits"], logger: Logger): Promise<string[]> {
+export async function applyExportLimits(pool: pg.Pool, limits: Partial<Config["exportLimits"]>, logger: Logger): Promise<string[]> {
   const columns: [string, number | undefined][] = [
     ["per_recipient_per_hour", limits.perRecipientPerHour],
     ["per_role_per_hour", limits.perRolePerHour],
