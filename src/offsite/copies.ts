@@ -284,7 +284,9 @@ async function proveCopies(
   const proven: number[] = [];
   const lost: { copy: KnownCopy; reason: string }[] = [];
   for (const copy of copies) {
-    let { problem, etag } = checkListed(copy, listing);
+    const listed = checkListed(copy, listing);
+    const etag = listed.etag;
+    let problem = listed.problem;
     if (!problem && etag !== undefined && copy.format !== "directory") {
       // Proven before ETags were recorded: read back once, then the listing suffices.
       const back = await hashObject(store, copy.key);

@@ -41,8 +41,7 @@ describe("a worker killed mid-job", () => {
     const stuck = await db.pool.query("select status, worker_id from pmt_jobs.job_run where job_id = $1", [jobId]);
     expect(stuck.rows).toEqual([{ status: "running", worker_id: doomedId }]);
 
-    let rescuer: WorkerHandle | undefined;
-    rescuer = await startTestWorker(db.url, {
+    const rescuer: WorkerHandle | undefined = await startTestWorker(db.url, {
       env: { WORKER_DEAD_AFTER_SECONDS: "2" },
       extraTasks: { "test.block": async () => {} },
     });

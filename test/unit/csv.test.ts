@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { csvLine, neutralizeFormula, renderCsv } from "../../src/exports/csv.js";
 import type { ExportRow } from "../../src/exports/rows.js";
-import { parseCsv } from "./csv-parse.js";
+import { parseCsv } from "../exports/csv-parse.js";
 
 const ON = "'";
 

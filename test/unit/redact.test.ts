@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { errorText, redactText, redactUrl } from "../src/redact.js";
+import { errorText, redactText, redactUrl } from "../../src/redact.js";
 
 describe("redaction", () => {
   it("joins an error's causes and removes passwords", () => {
@@ -18,7 +18,7 @@ describe("redaction", () => {
 
 describe("the logger", () => {
   it("never writes a password, in messages, fields or errors", async () => {
-    const { createLogger } = await import("../src/log.js");
+    const { createLogger } = await import("../../src/log.js");
     const lines: string[] = [];
     const logger = createLogger("info", { write: (line: string) => lines.push(line) });
     logger.info("connecting to postgres://u:hunter2@h/db");
