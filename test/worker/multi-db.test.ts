@@ -202,7 +202,12 @@ describe("one worker, three PMT databases", () => {
     fs.writeFileSync(path.join(dropDir, "stray@example.org_nosuchdb.csv"), "a,b\n", { mode: 0o600 });
     const mail = await mailTo("drop@example.org");
     expect(mail.text).toContain(`OAM body for ${OAM}:`);
-    expect((await pool(OAM).query("select status from pmt_jobs.export_request where recipient = 'drop@example.org'")).rows).toEqual([{ status: "sent" }]);
+    // The mail arrives a moment before the worker records it sent.
+    await until(
+      async () => (await pool(OAM).query("select status from pmt_jobs.export_request where recipient = 'drop@example.org'")).rows[0]?.status === "sent",
+      "the drop-folder request to be recorded sent in OAM",
+    );
+    expect((await pool(OAM).query("select count(*)::int as n from pmt_jobs.export_request where recipient = 'drop@example.org'")).rows[0].n).toBe(1);
     for (const name of [BMGF, DEV]) expect((await pool(name).query("select count(*)::int as n from pmt_jobs.export_request where recipient = 'drop@example.org'")).rows[0].n).toBe(0);
     const rejected = await until(async () => fs.existsSync(path.join(dropDir, "rejected")) && fs.readdirSync(path.join(dropDir, "rejected")).find((f) => f.endsWith("stray@example.org_nosuchdb.csv")), "the stray file to be rejected");
     expect(rejected).toBeTruthy();
