@@ -12,6 +12,7 @@ import { Migrator, sql, type Migration, type MigrationProvider } from "kysely";
 import type pg from "pg";
 import { UserError, errorMessage } from "../errors.js";
 import { graphileLogger, type Logger } from "../log.js";
+import { migrateGraphileWorker } from "./graphile-internals.js";
 import { createDb } from "./kysely.js";
 import { migrateFindings, roleFindings, type Finding } from "./security.js";
 
@@ -121,7 +122,7 @@ export async function migrate(pool: pg.Pool, logger: Logger): Promise<MigrateRes
     await lockClient.query("select pg_advisory_lock($1)", [LOCK_KEY]);
     try {
       await requireGroupRoles(lockClient);
-      await runMigrations({ pgPool: pool, logger: graphileLogger(logger) });
+      await migrateGraphileWorker(pool, () => runMigrations({ pgPool: pool, logger: graphileLogger(logger) }));
       const { error, results = [] } = await createMigrator(pool).migrateToLatest();
       const failed = results.find((r) => r.status === "Error");
       if (error) {

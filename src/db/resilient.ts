@@ -5,20 +5,24 @@
  * completes or fails jobs in batches (its retry loop rethrows at once), and
  * its worker pool then shuts down: a restart of PostgreSQL under running jobs
  * would stop the worker, and a job whose end was never recorded would stay
- * locked for 4 hours. Here graphile-worker's statements are told apart:
+ * locked for 4 hours. Here graphile-worker's statements are told apart by
+ * classifyStatement (db/graphile-internals.ts, which lists each one a lost
+ * reply may have us send again, and why sending it twice does what once does):
  *
- * - settle (complete_job, fail_job, fail_jobs): retried on a fresh connection
- *   until the database answers, with no deadline. Both are idempotent (a
- *   deleted job is not deleted twice; a failure is recorded only while the
- *   job is still locked by this pool), so a job finished during an outage is
- *   completed, and one that failed is released for retry, once it is back.
+ * - settle (complete_job, fail_job, fail_jobs and their batch forms): retried
+ *   on a fresh connection until the database answers, with no deadline, so a
+ *   job finished during an outage is completed, and one that failed is
+ *   released for retry, once it is back. This runner fetches no job while one
+ *   is being retried: a fail statement touches the jobs still locked by this
+ *   runner, which must not include one it locked again meanwhile.
  * - fetch (get_job): never retried. Its reply lost, it may have locked a job
  *   nobody runs; the lock book below releases such locks once the database
  *   answers again.
- * - LISTEN and statements inside a transaction: never retried.
- * - anything else (task names, cron, lock expiry): single idempotent
- *   statements, retried on a fresh connection for up to `waitMs`; graphile-worker
- *   itself tries them again later.
+ * - idempotent (task names, queue names, lock expiry, returning jobs, add_job
+ *   with a job key): retried on a fresh connection for up to `waitMs`;
+ *   graphile-worker itself tries them again later.
+ * - LISTEN, statements inside a transaction, and any statement not listed
+ *   (an add_job without a job key, a task's own query): never retried.
  *
  * Checking a client out waits until the server answers, however long that
  * takes (so a stop requested during an outage waits for the database too; a
@@ -26,6 +30,7 @@
  */
 import pg from "pg";
 import type { Logger } from "../log.js";
+import { classifyStatement, statementValues } from "./graphile-internals.js";
 
 const CONNECTION_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "57P01", "57P02", "57P03", "53300"]);
 
@@ -71,22 +76,6 @@ export async function untilDatabaseAnswers<T>(fn: () => Promise<T>, logger: Logg
   }
 }
 
-type Kind = "listen" | "fetch" | "settle" | "other";
-
-/** graphile-worker's statement, by its prepared-statement name or, without one, its text. */
-function kindOf(args: unknown[]): { kind: Kind; values: unknown[] } {
-  const first = args[0] as string | { text?: string; name?: string; values?: unknown[] } | undefined;
-  const text = typeof first === "string" ? first : (first?.text ?? "");
-  const name = typeof first === "string" ? "" : (first?.name ?? "");
-  const values = (typeof first === "object" && first?.values) || (Array.isArray(args[1]) ? (args[1] as unknown[]) : []);
-  if (/^\s*(un)?listen\b/i.test(text)) return { kind: "listen", values };
-  if (name.startsWith("get_job") || /set\s+attempts = jobs\.attempts \+ 1/.test(text)) return { kind: "fetch", values };
-  if (/^(complete_job|fail_job)/.test(name) || /\._private_jobs\b[\s\S]*(\bset\s+last_error =|where id = )/.test(text.slice(0, 200)) && /^\s*(with j as \(\s*)?(delete|update)\b/i.test(text)) {
-    return { kind: "settle", values };
-  }
-  return { kind: "other", values };
-}
-
 /** The job ids a settle statement completes or fails. */
 function settledIds(values: unknown[]): string[] {
   if (Array.isArray(values[0])) return values[0].map(String); // complete_jobs, complete_job_q, fail_jobs
@@ -109,6 +98,8 @@ class LockBook {
   private suspect = false;
   private fetching = 0;
   private releasing: Promise<void> | null = null;
+  /** Settle statements being retried after a lost connection: no fetch until they land. */
+  private readonly settling = new Set<Promise<unknown>>();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -116,7 +107,7 @@ class LockBook {
   ) {}
 
   async fetch<T extends { rows?: { id: unknown; job_queue_id?: unknown }[] }>(values: unknown[], run: () => Promise<T>): Promise<T> {
-    while (this.releasing) await this.releasing;
+    while (this.releasing || this.settling.size) await (this.releasing ?? Promise.allSettled(this.settling));
     if (typeof values[0] === "string") this.poolId = values[0];
     this.fetching++;
     try {
@@ -134,6 +125,17 @@ class LockBook {
 
   settled(ids: string[]): void {
     for (const id of ids) this.held.delete(id);
+  }
+
+  /** Runs a settle statement's retry with this runner's fetches held until it lands (see the header). */
+  async settleRetry<T>(retry: () => Promise<T>): Promise<T> {
+    const pending = retry();
+    this.settling.add(pending);
+    try {
+      return await pending;
+    } finally {
+      this.settling.delete(pending);
+    }
   }
 
   private releaseOrphansIfDue(): void {
@@ -184,7 +186,8 @@ function wrapClient(pool: pg.Pool, logger: Logger, waitMs: number, locks: LockBo
   let current = client;
   let inTransaction = false;
   const query = async (...args: unknown[]) => {
-    const { kind, values } = kindOf(args);
+    const { kind } = classifyStatement(args);
+    const values = statementValues(args);
     const text = statementText(args);
     const run = () => (current.query as (...a: unknown[]) => Promise<unknown>)(...args);
     if (kind === "listen" || typeof args[args.length - 1] === "function") return run();
@@ -200,9 +203,10 @@ function wrapClient(pool: pg.Pool, logger: Logger, waitMs: number, locks: LockBo
         if (/^(commit|rollback|end)\b/.test(text)) inTransaction = false;
         throw error;
       }
-      if (kind !== "settle") return retryOnFreshConnection(run, waitMs);
+      if (kind === "idempotent") return retryOnFreshConnection(run, waitMs);
+      if (kind !== "settle") throw error;
       logger.warn({ err: (error as Error).message }, "could not record a job's end; retrying until the database answers");
-      const result = await retryOnFreshConnection(run, Infinity);
+      const result = await locks.settleRetry(() => retryOnFreshConnection(run, Infinity));
       locks.settled(settledIds(values));
       logger.info("recorded the job's end after the database came back");
       return result;

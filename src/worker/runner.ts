@@ -20,6 +20,7 @@ import type { Config } from "../config.js";
 import { createDb } from "../db/kysely.js";
 import { checkConnection, createPool, waitForDatabase, type Pool } from "../db/pool.js";
 import { migrate } from "../db/migrate.js";
+import { checkGraphileInternals } from "../db/graphile-internals.js";
 import { resilientPool } from "../db/resilient.js";
 import { errorMessage } from "../errors.js";
 import { graphileLogger, type Logger } from "../log.js";
@@ -371,7 +372,7 @@ async function startInstance(shared: Shared, served: Instance, logger: Logger, h
     if (options.migrate !== false) {
       const { warnings } = await migrate(pool, logger);
       for (const w of warnings) logger.warn({ check: w.name }, w.detail);
-    }
+    } else await checkGraphileInternals(pool);
     await applyExportLimits(pool, config.exportLimits, logger);
     const db = createDb(pool);
     await recoverBackups(config.backup.dir, pool, logger);
