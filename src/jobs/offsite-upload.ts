@@ -7,7 +7,6 @@ import { z } from "zod";
 import { raiseAlert } from "../alerts/alerts.js";
 import { LocalFileMismatch } from "../backups/files.js";
 import { PermanentJobError, errorMessage } from "../errors.js";
-import { uploadById } from "../offsite/copies.js";
 import { duty } from "./context.js";
 
 export const offsiteUploadDuty = duty({
@@ -16,6 +15,8 @@ export const offsiteUploadDuty = duty({
   payload: z.object({ backupId: z.number().int().positive() }),
   invalidPayload: () => new PermanentJobError(`offsite upload payload: expected {"backupId": <id>}`),
   body: (ctx) => async ({ backupId }, helpers) => {
+    // Imported here: `backup run` loads this file for uploadJobSpec, and the offsite modules load the AWS SDK.
+    const { uploadById } = await import("../offsite/copies.js");
     try {
       await uploadById(ctx, backupId);
     } catch (error) {
