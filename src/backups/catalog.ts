@@ -153,3 +153,8 @@ export async function markCorrupt(pool: pg.Pool, id: number, reason: string): Pr
   );
   return (rowCount ?? 0) > 0;
 }
+
+/** The last backup of a retired database (`database retire`): outside the tiers, never pruned, nor its offsite copy. */
+export async function markFinal(pool: pg.Pool, id: number): Promise<void> {
+  await pool.query("update pmt_jobs.backup set final = true where id = $1", [id]);
+}

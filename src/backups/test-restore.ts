@@ -5,14 +5,11 @@
  * database dropped, and the result recorded on the backup row.
  */
 import crypto from "node:crypto";
-import type { Task } from "graphile-worker";
 import pg from "pg";
-import { raiseAlert } from "../alerts/alerts.js";
 import type { Config } from "../config.js";
 import { clientConfig } from "../db/pool.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { Mailer } from "../mail/transport.js";
 import { redactText } from "../redact.js";
 import { lastSucceeded, type BackupRow } from "./catalog.js";
 import { restoreBackup } from "./restore.js";
@@ -71,30 +68,4 @@ export async function testRestore(config: Config, pool: pg.Pool, databaseUrl: st
   );
   (ok ? logger.info.bind(logger) : logger.error.bind(logger))({ database, backup: backup.id, seconds, problems }, ok ? "test restore passed" : "test restore FAILED");
   return { backup, ok, seconds, problems };
-}
-
-/**
- * The scheduled test restore. A failure is recorded on the backup row (shown
- * by `status`, `backup list` and `doctor`), alerts the operator, and fails
- * the job: a backup that cannot be restored must never pass unnoticed.
- */
-export function testRestoreTask(deps: { config: Config; pool: pg.Pool; logger: Logger; databaseUrl: string; mailer: Mailer }): Task {
-  return async () => {
-    const failures: string[] = [];
-    for (const target of backupTargets(deps.databaseUrl, deps.config.backup)) {
-      const result = await testRestore(deps.config, deps.pool, deps.databaseUrl, target.database, deps.logger);
-      if (result && !result.ok) {
-        failures.push(`${target.database} (backup ${result.backup.id}): ${result.problems.join("; ")}`);
-        await raiseAlert(
-          deps,
-          `test_restore_failed:${target.database}`,
-          `test restore of ${target.database} failed`,
-          `The scheduled test restore of ${target.database} (backup ${result.backup.id}) failed: ${result.problems.join("; ")}\n\n` +
-            "Until one passes, nobody knows whether the backups can be restored. `pmt-worker doctor` says whether the worker's role may restore (CREATEDB); " +
-            "`pmt-worker backup test-restore` runs one now.",
-        );
-      }
-    }
-    if (failures.length) throw new Error(`test restore failed for ${failures.join(" | ")}`);
-  };
 }

@@ -2,13 +2,11 @@ import type { Command } from "commander";
 import { listBackups, type BackupFormat, type BackupRow } from "../backups/catalog.js";
 import { restoreBackup } from "../backups/restore.js";
 import type { Config } from "../config.js";
-import { runBackup } from "../backups/run.js";
 import { BackupBusyError } from "../backups/lock.js";
 import { backupTargets, findTarget } from "../backups/target.js";
 import { verifyBackup } from "../backups/verify.js";
 import { migrate } from "../db/migrate.js";
 import { UserError } from "../errors.js";
-import { applyRetention } from "../retention/apply.js";
 import { withDatabases } from "./context.js";
 import { formatDuration, table } from "./format.js";
 import { backupId, oneOf, positiveInt } from "./options.js";
@@ -88,34 +86,21 @@ export function registerBackup(program: Command): void {
         await migrate(pool, logger);
         const all = backupTargets(url, config.backup);
         const targets = opts.database ? [findTarget(all, opts.database)] : all;
+        // Imported only here: the backup procedure may load the offsite modules (AWS SDK).
+        const { backupDatabase } = await import("../jobs/backup.js");
         let failed = 0;
         for (const target of targets) {
           const bar = progress(process.stderr.isTTY === true);
           try {
-            let offsite = "";
-            let row: BackupRow;
-            if (config.offsite.url) {
-              // Like the cron job: streamed to the store when OFFSITE_STREAM is on, else uploaded now (read back either way).
-              // Imported only here: the offsite modules load the AWS SDK.
-              const { backupWithStreamedCopy } = await import("../backups/task.js");
-              const { uploadBackup } = await import("../offsite/copies.js");
-              const deps = { config, pool, logger, databaseUrl: url };
-              const done = await backupWithStreamedCopy({ ...deps, onProgress: bar.onProgress }, target, { format: opts.format });
-              bar.done();
-              row = done.backup;
-              try {
-                if (!done.copied) await uploadBackup(deps, row);
-                offsite = ", offsite copy verified";
-              } catch (error) {
-                failed++;
-                process.stderr.write(`${target.database}: ${(error as Error).message} (pmt-worker offsite sync retries it)\n`);
-              }
-            } else {
-              row = await runBackup({ config, pool, logger, onProgress: bar.onProgress }, target, { format: opts.format });
-              bar.done();
+            // The cron job's steps; the offsite copy not streamed is uploaded now (read back either way).
+            const { backup: row, offsite } = await backupDatabase({ config, pool, logger, databaseUrl: url }, target, { format: opts.format, onProgress: bar.onProgress });
+            bar.done();
+            if (offsite.state === "failed") {
+              failed++;
+              process.stderr.write(`${target.database}: ${offsite.error.message} (pmt-worker offsite sync retries it)\n`);
             }
-            await applyRetention(config, pool, logger, target.database);
-            process.stdout.write(`${target.database}: backup ${row.id} succeeded, ${size(row.bytes)} -> ${row.local_path}${offsite}\n`);
+            const copy = offsite.state === "verified" ? ", offsite copy verified" : "";
+            process.stdout.write(`${target.database}: backup ${row.id} succeeded, ${size(row.bytes)} -> ${row.local_path}${copy}\n`);
           } catch (error) {
             bar.done();
             failed++;
@@ -217,13 +202,9 @@ export function registerDatabase(program: Command): void {
       await withDatabases({ database: name, ownCheck: true }, async ({ config, pool, logger, url }) => {
         await migrate(pool, logger);
         const target = findTarget(backupTargets(url, config.backup), name);
-        const row = await runBackup({ config, pool, logger }, target);
-        await pool.query("update pmt_jobs.backup set final = true where id = $1", [row.id]);
-        let where = row.local_path ?? "";
-        if (config.offsite.url) {
-          const { uploadBackup } = await import("../offsite/copies.js");
-          where += `, offsite ${await uploadBackup({ config, pool, logger, databaseUrl: url }, { ...row, final: true })}`;
-        }
+        const { finalBackup } = await import("../jobs/backup.js");
+        const { backup: row, offsiteKey } = await finalBackup({ config, pool, logger, databaseUrl: url }, target);
+        const where = `${row.local_path ?? ""}${offsiteKey === undefined ? "" : `, offsite ${offsiteKey}`}`;
         process.stdout.write(`${name}: final backup ${row.id} (${size(row.bytes)}) kept for good: ${where}\n`);
       });
     });

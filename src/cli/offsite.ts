@@ -13,7 +13,7 @@ export function registerOffsite(program: Command): void {
     .action(async (opts: { database?: string }) => {
       if (!loadConfig().offsite.url) throw new UserError("OFFSITE_URL is not set: there is no offsite store to sync to");
       await withDatabases({ database: opts.database }, async ({ config, pool, logger, url, database, several }) => {
-        const { syncOffsite } = await import("../offsite/copies.js");
+        const { syncOffsite } = await import("../jobs/offsite-sync.js");
         const r = await syncOffsite({ config, pool, logger, databaseUrl: url });
         // Several databases: each catalog's summary says whose it is.
         process.stdout.write(

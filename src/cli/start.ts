@@ -4,24 +4,7 @@ import { openDatabases } from "../db/database.js";
 import { errorMessage } from "../errors.js";
 import { createLogger } from "../log.js";
 import { redactUrl } from "../redact.js";
-import { createPool } from "../db/pool.js";
-import { hasPmtData, installSampleSchema, seedDemo } from "../exports/demo.js";
-import type { Logger } from "../log.js";
-
-/**
- * The embedded demo: PMT's sample tables with synthetic data, the first time;
- * later, the sample schema brought up to date (idempotent).
- */
-async function loadDemo(url: string, activities: number, logger: Logger): Promise<void> {
-  const pool = createPool(url, { max: 1 });
-  try {
-    if (await hasPmtData(pool)) return void (await installSampleSchema(pool));
-    await seedDemo(pool, activities);
-    logger.info({ activities }, "PMT sample schema created and filled with demo data");
-  } finally {
-    await pool.end();
-  }
-}
+import { loadDemo } from "../exports/demo.js";
 
 export function registerStart(program: Command): void {
   program

@@ -5,6 +5,8 @@
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import type pg from "pg";
+import { createPool } from "../db/pool.js";
+import type { Logger } from "../log.js";
 
 const SQL_DIR = fileURLToPath(new URL("../../sql/", import.meta.url));
 
@@ -26,4 +28,19 @@ export async function hasPmtData(pool: pg.Pool): Promise<boolean> {
 export async function seedDemo(pool: pg.Pool, activities: number): Promise<void> {
   await installSampleSchema(pool);
   await pool.query("select public.pmt_demo_seed($1)", [activities]);
+}
+
+/**
+ * The embedded demo: PMT's sample tables with synthetic data, the first time;
+ * later, the sample schema brought up to date (idempotent).
+ */
+export async function loadDemo(url: string, activities: number, logger: Logger): Promise<void> {
+  const pool = createPool(url, { max: 1 });
+  try {
+    if (await hasPmtData(pool)) return void (await installSampleSchema(pool));
+    await seedDemo(pool, activities);
+    logger.info({ activities }, "PMT sample schema created and filled with demo data");
+  } finally {
+    await pool.end();
+  }
 }

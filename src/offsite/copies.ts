@@ -23,7 +23,6 @@ import { PermanentJobError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Mailer } from "../mail/transport.js";
 import { redactText } from "../redact.js";
-import { planRetention } from "../retention/policy.js";
 import { hashObject, objectKey, openStore, type OffsiteStore, type StoredObject } from "./store.js";
 
 export interface OffsiteDeps {
@@ -215,17 +214,6 @@ export async function uploadById(deps: OffsiteDeps, backupId: number): Promise<s
   return uploadBackup(deps, backup);
 }
 
-export interface SyncResult {
-  uploaded: number[];
-  failed: { backup: number; error: string }[];
-  /** Copies found in the store's listing with their recorded size and ETag. */
-  reverified: number[];
-  /** Copies missing from the store or changed there (marked failed; uploaded again when the local file is good). */
-  lost: { backup: number; reason: string }[];
-  pruned: string[];
-  unknownObjects: string[];
-}
-
 /** A copy as the catalog knows it, with what its backup still has locally. */
 interface KnownCopy {
   backup_id: number;
@@ -352,18 +340,25 @@ async function alertUnrecoverable(deps: OffsiteDeps, store: OffsiteStore, copy: 
   );
 }
 
-/**
- * `offsite sync`: prove every verified copy against the store's listing (a
- * lost or changed one is marked failed), upload every successful backup
- * without a done copy (those included) from its local file, alert for lost
- * copies with no good local file, apply remote retention, and report objects
- * under this server's folder that the catalog does not know.
- */
-export async function syncOffsite(deps: OffsiteDeps, now = new Date()): Promise<SyncResult> {
-  const store = storeOf(deps);
-  const { pool, logger } = deps;
-  const result: SyncResult = { uploaded: [], failed: [], reverified: [], lost: [], pruned: [], unknownObjects: [] };
+/** What syncCopies did: copies proven, lost, uploaded, and the backups it could not copy. */
+export interface CopiesSynced {
+  uploaded: number[];
+  failed: { backup: number; error: string }[];
+  /** Copies found in the store's listing with their recorded size and ETag. */
+  reverified: number[];
+  /** Copies missing from the store or changed there (marked failed; uploaded again when the local file is good). */
+  lost: { backup: number; reason: string }[];
+}
 
+/**
+ * The copying half of `offsite sync`: prove every verified copy against the
+ * store's listing (a lost or changed one is marked failed), upload every
+ * successful backup without a done copy (those included) from its local
+ * file, and alert for lost copies with no good local file.
+ */
+export async function syncCopies(deps: OffsiteDeps, store: OffsiteStore): Promise<CopiesSynced> {
+  const { pool } = deps;
+  const result: CopiesSynced = { uploaded: [], failed: [], reverified: [], lost: [] };
   const verified = await pool.query<KnownCopy>(`${KNOWN_COPY} where c.target = $1 and c.status = 'verified' order by b.started_at`, [store.description]);
   const checked = await proveCopies(deps, store, verified.rows, true);
   result.reverified = checked.proven;
@@ -400,11 +395,14 @@ export async function syncOffsite(deps: OffsiteDeps, now = new Date()): Promise<
     }
   };
   await Promise.all(Array.from({ length: Math.min(deps.config.offsite.concurrency, queue.length) }, lane));
+  return result;
+}
 
-  result.pruned = await applyRemoteRetention(deps, store, now);
-
+/** Objects under this server's folder of the store that the catalog does not know (reported, never deleted). */
+export async function unknownObjects(deps: Pick<OffsiteDeps, "config" | "pool" | "logger" | "databaseUrl">, store: OffsiteStore): Promise<string[]> {
+  const unknown: string[] = [];
   const server = serverId(deps.config, deps.databaseUrl);
-  const known = await pool.query<{ key: string }>("select key from pmt_jobs.backup_copy where target = $1 and status <> 'pruned'", [store.description]);
+  const known = await deps.pool.query<{ key: string }>("select key from pmt_jobs.backup_copy where target = $1 and status <> 'pruned'", [store.description]);
   const keys = new Set(known.rows.map((r) => r.key));
   // The worker's other databases have folders of their own beside ours: theirs, not unknown.
   const others = (deps.config.backup.others ?? []).map((db) => objectKey(store.prefix, server, db) + "/");
@@ -412,41 +410,13 @@ export async function syncOffsite(deps: OffsiteDeps, now = new Date()): Promise<
     if (others.some((folder) => object.key.startsWith(folder))) continue;
     const base = object.key.replace(/\.json$/, "");
     const owner = [...keys].some((k) => base === k || object.key.startsWith(`${k}/`));
-    if (!owner) result.unknownObjects.push(object.key);
+    if (!owner) unknown.push(object.key);
   }
-  if (result.unknownObjects.length) logger.warn({ objects: result.unknownObjects }, "objects in the offsite store that the catalog does not know; left alone");
-  if (result.failed.length) logger.error({ failed: result.failed }, "offsite sync could not copy or verify some backups");
-  return result;
+  if (unknown.length) deps.logger.warn({ objects: unknown }, "objects in the offsite store that the catalog does not know; left alone");
+  return unknown;
 }
 
-/** Remote GFS: copies kept by no offsite tier are deleted; a retired database's final copy never is. */
-async function applyRemoteRetention(deps: OffsiteDeps, store: OffsiteStore, now: Date): Promise<string[]> {
-  const { rows } = await deps.pool.query<{ backup_id: number; key: string; database: string; started_at: Date; final: boolean; format: string }>(
-    `select c.backup_id, c.key, b.database, b.started_at, b.final, b.format
-     from pmt_jobs.backup_copy c join pmt_jobs.backup b on b.id = c.backup_id
-     where c.target = $1 and c.status = 'verified'`,
-    [store.description],
-  );
-  const pruned: string[] = [];
-  const byDatabase = new Map<string, typeof rows>();
-  for (const r of rows) byDatabase.set(r.database, [...(byDatabase.get(r.database) ?? []), r]);
-  for (const copies of byDatabase.values()) {
-    const plan = planRetention(
-      copies.filter((c) => !c.final).map((c) => ({ id: c.backup_id, at: c.started_at })),
-      now,
-      { ...deps.config.retention, ...deps.config.offsite.retain },
-    );
-    for (const copy of copies) {
-      if (copy.final || !plan.prune.includes(copy.backup_id)) continue;
-      const objects = copy.format === "directory" ? (await store.list(`${copy.key}/`)).map((o) => o.key) : [copy.key];
-      for (const key of [...objects, `${copy.key}.json`]) await store.remove(key);
-      await deps.pool.query("update pmt_jobs.backup_copy set status = 'pruned', pruned_at = now() where backup_id = $1 and target = $2", [
-        copy.backup_id,
-        store.description,
-      ]);
-      pruned.push(copy.key);
-    }
-  }
-  if (pruned.length) deps.logger.info({ pruned }, "offsite copies pruned by remote retention");
-  return pruned;
+/** Remote retention deleted the copy on purpose: it counts as done. */
+export async function markCopyPruned(pool: pg.Pool, backupId: number, target: string): Promise<void> {
+  await pool.query("update pmt_jobs.backup_copy set status = 'pruned', pruned_at = now() where backup_id = $1 and target = $2", [backupId, target]);
 }

@@ -8,7 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { checkBackups } from "../../src/alerts/alerts.js";
+import { checkBackups } from "../../src/backups/health.js";
 import { migrate } from "../../src/db/migrate.js";
 import { createLogger } from "../../src/log.js";
 import { createSmtpMailer, type Mailer } from "../../src/mail/transport.js";

@@ -6,7 +6,7 @@
  * is retried and delivered once.
  */
 import { describe, expect, it } from "vitest";
-import { collectStatus } from "../../src/cli/status.js";
+import { collectStatus } from "../../src/status/status.js";
 import { JobEventLog } from "../harness/events.js";
 import { exportWorld, recordFault, Workers } from "../harness/faults.js";
 import { until } from "../harness/wait.js";

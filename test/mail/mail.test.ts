@@ -8,7 +8,7 @@ import path from "node:path";
 import selfsigned from "selfsigned";
 import { afterAll, describe, expect, it } from "vitest";
 import { classifySmtpError } from "../../src/mail/classify.js";
-import { bodyTemplate, fillTemplate } from "../../src/mail/compose.js";
+import { bodyTemplate, fillTemplate } from "../../src/exports/messages.js";
 import { createSmtpMailer } from "../../src/mail/transport.js";
 import { SmtpSink } from "../harness/smtp.js";
 import { testConfig } from "../harness/worker.js";

@@ -1,6 +1,6 @@
 /**
- * The export job: render the request's file into the spool (streamed), then
- * mail it. Its state is in pmt_jobs.export_request, so a retry knows where the
+ * An export's delivery (the export job's body, jobs/export.ts): render the
+ * request's file into the spool (streamed), then mail it. Its state is in pmt_jobs.export_request, so a retry knows where the
  * last attempt stopped:
  *   sent / failed            -> nothing to do
  *   send_started_at, no sent -> an earlier attempt stopped inside the SMTP
@@ -15,14 +15,12 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import type { Task } from "graphile-worker";
 import type pg from "pg";
-import { z } from "zod";
 import type { Config } from "../config.js";
 import { FencedJobError, PermanentJobError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { classifySmtpError } from "../mail/classify.js";
-import { exportMessage, linkMessage, tooLargeMessage } from "../mail/compose.js";
+import { exportMessage, linkMessage, tooLargeMessage } from "./messages.js";
 import { untilDatabaseAnswers } from "../db/resilient.js";
 import { shareFile } from "../offsite/share.js";
 import { createS3Client, objectKey, parseOffsiteUrl } from "../offsite/target.js";
@@ -57,8 +55,6 @@ export interface ExportDeps {
   database: string;
 }
 
-const payloadSchema = z.object({ requestId: z.number().int().positive() });
-
 async function* counted(rows: AsyncIterable<ExportRow>, counter: { n: number }): AsyncGenerator<ExportRow> {
   for await (const row of rows) {
     counter.n++;
@@ -86,15 +82,11 @@ async function render(deps: ExportDeps, req: ExportRequest, attempt: number, hea
   return { file: written, rows: counter.n };
 }
 
-export function exportTask(deps: ExportDeps): Task {
+/** Delivers export request `id` in job attempt `attempt`; one S3 client for all the deliveries of `deps`. */
+export function exportDelivery(deps: ExportDeps): (id: number, attempt: Attempt) => Promise<void> {
   const { pool, logger, config, mailer } = deps;
   let s3: S3Client | undefined;
-  return async (payload, helpers) => {
-    const parsed = payloadSchema.safeParse(payload);
-    if (!parsed.success) throw new PermanentJobError(`export job payload: expected {"requestId": <id>}`);
-    const id = parsed.data.requestId;
-    const { job } = helpers;
-    const attempt: Attempt = { jobId: job.id, attempt: job.attempts, workerId: job.locked_by ?? "" };
+  return async (id, attempt) => {
     const req = await getRequest(pool, id);
     if (!req) throw new PermanentJobError(`export request ${id} does not exist`);
     const state = await beginAttempt(pool, attempt, id);

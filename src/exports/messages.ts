@@ -2,7 +2,7 @@
 import type { Readable } from "node:stream";
 import type Mail from "nodemailer/lib/mailer/index.js";
 import type { Config } from "../config.js";
-import type { ExportRequest } from "../exports/requests.js";
+import type { ExportRequest } from "./requests.js";
 
 export interface BodyFields {
   instance: string;

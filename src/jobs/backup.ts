@@ -1,0 +1,168 @@
+/**
+ * The backup: one pg_dump of one database (backups/), its offsite copy
+ * (offsite/: streamed as it is written, else an upload of its own), the
+ * shrink check, then retention (retention/). The cron job and `pmt-worker
+ * backup run` take the same steps (backupDatabase); `database retire` takes a
+ * final backup that is never pruned (finalBackup). A backup that fails for
+ * good alerts the operator.
+ */
+import type { JobHelpers } from "graphile-worker";
+import type pg from "pg";
+import { z } from "zod";
+import { raiseAlert } from "../alerts/alerts.js";
+import { markFinal, type BackupFormat, type BackupRow } from "../backups/catalog.js";
+import { checkShrink } from "../backups/health.js";
+import { runBackup, type BackupResult } from "../backups/run.js";
+import { backupTargets, type BackupTarget } from "../backups/target.js";
+import type { Config } from "../config.js";
+import { PermanentJobError, errorMessage } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { Mailer } from "../mail/transport.js";
+import type { OffsiteDeps } from "../offsite/copies.js";
+import type { Md5Parts } from "../offsite/md5.js";
+import { applyRetention } from "../retention/apply.js";
+import { duty } from "./context.js";
+import { uploadJobSpec } from "./offsite-upload.js";
+
+/** What a backup needs: a command has no mailer of its own (nor job). */
+export interface BackupContext {
+  config: Config;
+  pool: pg.Pool;
+  logger: Logger;
+  databaseUrl: string;
+}
+
+/** What became of a new backup's offsite copy. */
+export type OffsiteCopy =
+  | { state: "none" } // no OFFSITE_URL
+  | { state: "verified" } // streamed and proven, or uploaded now and proven
+  | { state: "queued" } // an upload job of its own
+  | { state: "failed"; error: Error }; // uploaded now, and that failed (offsite sync retries it)
+
+/**
+ * The dump, streamed to the offsite store as it is written when OFFSITE_STREAM
+ * is on. `copied` says whether that streamed copy was read back and recorded;
+ * if not (and OFFSITE_URL is set) the caller still owes the backup its upload.
+ */
+export async function backupWithStreamedCopy(
+  deps: BackupContext & { onProgress?: (bytes: number) => void },
+  target: BackupTarget,
+  options: { format?: BackupFormat; jobId?: number },
+): Promise<{ backup: BackupResult; copied: boolean }> {
+  if (!deps.config.offsite.url || !deps.config.offsite.stream) return { backup: await runBackup(deps, target, options), copied: false };
+  // Imported only here: the offsite modules load the AWS SDK.
+  const { confirmStreamedCopy, copyKey, serverId, storeOf } = await import("../offsite/copies.js");
+  const { etagMatches, Md5Parts, md5Tap, PART_SIZE } = await import("../offsite/md5.js");
+  const offsite: OffsiteDeps = { ...deps, store: storeOf(deps) };
+  // MD5s of exactly the bytes streamed, to compare with the store's ETag.
+  let streamed: { md5: Md5Parts; done: Promise<{ etag?: string }> } | undefined;
+  const backup = await runBackup(
+    {
+      ...deps,
+      tee: (name) => {
+        const store = offsite.store!;
+        const md5 = new Md5Parts(PART_SIZE);
+        const pass = md5Tap(md5);
+        const key = copyKey(store, serverId(deps.config, deps.databaseUrl), { database: target.database, file: name });
+        streamed = { md5, done: store.putStream(key, pass) };
+        return { stream: pass, done: streamed.done };
+      },
+    },
+    target,
+    options,
+  );
+  if (!backup.streamed || !streamed) return { backup, copied: false };
+  const { etag } = await streamed.done.catch(() => ({ etag: undefined }));
+  const proven = streamed.md5.bytes === Number(backup.bytes) && etagMatches(etag, streamed.md5.digests());
+  return { backup, copied: await confirmStreamedCopy(offsite, backup, proven, etag) };
+}
+
+/** The copy a backup still owes after its dump: queued as a job of its own (the cron job), or uploaded now (a command waits for it). */
+async function owedCopy(ctx: BackupContext, backup: BackupRow, helpers: JobHelpers | undefined): Promise<OffsiteCopy> {
+  if (helpers) {
+    // In its own job: a store that is down retries without redoing the dump.
+    const job = uploadJobSpec(backup.id);
+    await helpers.addJob(job.task, job.payload, job.options);
+    return { state: "queued" };
+  }
+  const { uploadBackup } = await import("../offsite/copies.js");
+  try {
+    await uploadBackup(ctx, backup);
+    return { state: "verified" };
+  } catch (error) {
+    return { state: "failed", error: error as Error };
+  }
+}
+
+/**
+ * One backup of one database, as the cron job (`job`: its helpers and the
+ * worker's mailer) and `backup run` both take it: the dump and its offsite
+ * copy; in a job, a failure on the last attempt alerts the operator and a
+ * backup much smaller than the one before alerts too; then retention.
+ */
+export async function backupDatabase(
+  ctx: BackupContext,
+  target: BackupTarget,
+  options: { format?: BackupFormat; onProgress?: (bytes: number) => void; job?: { helpers: JobHelpers; mailer: Mailer } } = {},
+): Promise<{ backup: BackupResult; offsite: OffsiteCopy }> {
+  const { job } = options;
+  let done: { backup: BackupResult; offsite: OffsiteCopy };
+  try {
+    const { backup, copied } = await backupWithStreamedCopy({ ...ctx, onProgress: options.onProgress }, target, {
+      format: options.format,
+      jobId: job ? Number(job.helpers.job.id) : undefined,
+    });
+    const offsite: OffsiteCopy = !ctx.config.offsite.url ? { state: "none" } : copied ? { state: "verified" } : await owedCopy(ctx, backup, job?.helpers);
+    done = { backup, offsite };
+  } catch (error) {
+    const attempt = job?.helpers.job;
+    if (attempt && (error instanceof PermanentJobError || attempt.attempts >= attempt.max_attempts)) {
+      await raiseAlert(
+        { ...ctx, mailer: job.mailer },
+        `backup_failed:${target.database}`,
+        `backup of ${target.database} failed for good`,
+        `The backup of ${target.database} failed on its last attempt (${attempt.attempts} of ${attempt.max_attempts}): ${errorMessage(error)}`,
+      );
+    }
+    throw error;
+  }
+  if (job) await checkShrink({ ...ctx, mailer: job.mailer }, target.database);
+  await applyRetention(ctx.config, ctx.pool, ctx.logger, target.database);
+  return done;
+}
+
+/**
+ * `database retire`: a final backup of a database being deprecated, marked
+ * final (it and its offsite copy are never pruned), uploaded now. The key of
+ * its offsite copy, with OFFSITE_URL.
+ */
+export async function finalBackup(ctx: BackupContext, target: BackupTarget): Promise<{ backup: BackupRow; offsiteKey?: string }> {
+  const row = await runBackup(ctx, target);
+  await markFinal(ctx.pool, row.id);
+  if (!ctx.config.offsite.url) return { backup: { ...row, final: true } };
+  const { uploadBackup } = await import("../offsite/copies.js");
+  return { backup: { ...row, final: true }, offsiteKey: await uploadBackup(ctx, { ...row, final: true }) };
+}
+
+export const backupDuty = duty({
+  task: "pmt_jobs.backup",
+  maintenance: true,
+  payload: z.object({
+    database: z.string().min(1),
+    format: z.enum(["custom", "tar", "directory"]).optional(),
+  }),
+  invalidPayload: () => new PermanentJobError(`backup job payload: expected {"database": "<name>", "format"?: "custom|tar|directory"}`),
+  // One pg_dump per database per run; a database's backups queue behind each other.
+  cron: (config, { backups }) =>
+    backups.map((b) => ({
+      match: config.backup.cron,
+      identifier: `backup:${b.database}`,
+      payload: { database: b.database },
+      options: { backfillPeriod: 6 * 3600 * 1000, maxAttempts: 3, queueName: `backup:${b.database}`, jobKey: `backup:${b.database}`, jobKeyMode: "replace" as const },
+    })),
+  body: (ctx) => async (payload, helpers) => {
+    const target = backupTargets(ctx.databaseUrl, ctx.config.backup).find((t) => t.database === payload.database);
+    if (!target) throw new PermanentJobError(`database ${payload.database} is not in BACKUP_DATABASES`);
+    await backupDatabase(ctx, target, { format: payload.format, job: { helpers, mailer: ctx.mailer } });
+  },
+});
