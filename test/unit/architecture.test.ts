@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
 
-const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../src");
+const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../src");
 
 /** The layers above the capability folders, lowest first: each may import only those below it. */
 const LAYERS = ["jobs", "worker", "cli"];
@@ -203,7 +203,7 @@ describe("src/", () => {
   });
 
   it("src/jobs/ lists every duty, under the task names of the SQL and queue interface", async () => {
-    const { JOBS } = await import("../src/jobs/index.js");
+    const { JOBS } = await import("../../src/jobs/index.js");
     const listed = new Set<unknown>(JOBS);
     for (const file of sourceFiles(path.join(SRC, "jobs"))) {
       const exported = Object.entries(await import(file)).filter(([, value]) => typeof value === "object" && value !== null && "taskFor" in value);
