@@ -104,6 +104,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await s3?.close();
+  if (backupDir) fs.rmSync(backupDir, { recursive: true, force: true });
 });
 
 const named = (backupIds: Iterable<number>) => [...backupIds].map((id) => Object.keys(ids).find((n) => ids[n] === id)!).sort();
