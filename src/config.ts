@@ -11,7 +11,7 @@ import path from "node:path";
 import { parseCronItem } from "graphile-worker";
 import { z } from "zod";
 import { UserError } from "./errors.js";
-import { MAILBOX } from "./mail/mailbox.js";
+import { mailboxProblem } from "./mail/mailbox.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -439,7 +439,7 @@ export const ENV = {
     doc: "How long the download link of an export too large to mail stays valid (S3 presigned URLs last at most 7 days).",
   },
   ALERT_EMAIL: {
-    schema: z.string().trim().regex(MAILBOX, "expected one mailbox like dba@example.org").optional(),
+    schema: z.string().trim().refine((a) => mailboxProblem(a) === undefined, "expected one mailbox like dba@example.org").optional(),
     default: undefined,
     doc: "The operator, mailed (through the export mailer) when a backup or upload fails for good, a backup is stale or shrank, or BACKUP_DIR runs low.",
   },

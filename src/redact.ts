@@ -3,13 +3,23 @@
  * NOTIFY payloads and error text. Pure functions.
  */
 
-/** Object keys whose values are never shown. */
-const SECRET_KEY = /pass(word)?|secret|token|credential|api[_-]?key|access[_-]?key|private[_-]?key|auth|cookie|session/i;
+// These three are also the SQL form's (pmt_jobs.redact_json, in
+// sql/functions/03_redact.sql: history's job payloads), character for
+// character; test/rules/agreement.test.ts runs one corpus through both.
 
-/** user:password@ in any URL-looking text. */
-const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*):([^@/?#\s]*)@/gi;
-/** password=... in libpq keyword/value strings and query strings. */
-const KV_PASSWORD = /\b(password|passwd|pwd)=([^\s&;]+)/gi;
+/** Object keys whose values are never shown. */
+export const SECRET_KEY = /pass(word)?|secret|token|credential|api[_-]?key|access[_-]?key|private[_-]?key|auth|cookie|session/i;
+
+/**
+ * user:password@ in any URL-looking text, also where the scheme follows a
+ * letter, digit or _ (no \b: `x_postgres://u:pw@h` hides its password too).
+ */
+export const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*):([^@/?#\s]*)@/gi;
+/**
+ * password=... in libpq keyword/value strings and query strings, also at the
+ * end of a longer name (no \b: PGPASSWORD=..., db_password=...).
+ */
+export const KV_PASSWORD = /(password|passwd|pwd)=([^\s&;]+)/gi;
 
 export const REDACTED = "***";
 

@@ -39,7 +39,7 @@ const RELATIONS: { relation: string; usedBy: string; columns: Record<string, str
   {
     relation: "graphile_worker._private_jobs",
     usedBy:
-      "the history capture trigger (migrations/0002), export fencing (exports/requests.ts), final failures (history/runs.ts), orphaned lock release (db/resilient.ts)",
+      "the history capture trigger (sql/functions/05_history_capture.sql, first in migrations/0002), export fencing (exports/requests.ts), final failures (history/runs.ts), orphaned lock release (db/resilient.ts)",
     columns: {
       id: "bigint",
       task_id: "integer",
@@ -101,7 +101,7 @@ export const RELIED_FUNCTIONS: readonly { name: string; args: string; usedBy: st
   },
 ];
 
-/** The history capture trigger (migrations/0002_history_capture.sql): a graphile-worker migration that rebuilds the table drops it. */
+/** The history capture trigger (created by migrations/0002, its function now in sql/functions/05_history_capture.sql): a graphile-worker migration that rebuilds the table drops it. */
 export const CAPTURE_TRIGGER = {
   name: "pmt_jobs_capture_attempt",
   relation: "graphile_worker._private_jobs",

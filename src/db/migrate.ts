@@ -1,8 +1,11 @@
 /**
  * `pmt-worker migrate`: graphile-worker's schema first (our views read its
  * `jobs` view), then ours from migrations/*.sql in name order through kysely's
- * Migrator. The whole run holds a session advisory lock, so two processes
- * migrating at once take turns and the second finds nothing to do.
+ * Migrator (tables, columns, data: what is applied once), then every function
+ * and view of ours from sql/functions/*.sql, re-applied on every run (each
+ * one's only current definition), then PMT's export functions and the grants.
+ * The whole run holds a session advisory lock, so two processes migrating at
+ * once take turns and the second finds nothing to do.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -17,11 +20,22 @@ import { createDb } from "./kysely.js";
 import { migrateFindings, roleFindings, type Finding } from "./security.js";
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations/", import.meta.url));
-/** Applied after the migrations on every run (create or replace): PMT-facing functions. */
-export const REPEATABLE_SQL = [
+/** Our functions and views, one definition each (create or replace), in file-name order. */
+export const FUNCTIONS_DIR = fileURLToPath(new URL("../../sql/functions/", import.meta.url));
+/** After them: PMT-facing functions, then the grants (they revoke what a new function gives PUBLIC). */
+const PMT_SQL = [
   fileURLToPath(new URL("../../sql/pmt_export_functions.sql", import.meta.url)),
   fileURLToPath(new URL("../../sql/pmt_grants.sql", import.meta.url)),
 ];
+
+/** The files applied after the migrations on every run, in order. */
+export function repeatableSql(): string[] {
+  const files = fs.readdirSync(FUNCTIONS_DIR).filter((f) => f.endsWith(".sql")).sort();
+  for (const file of files) {
+    if (!/^\d{2}_[a-z0-9_]+\.sql$/.test(file)) throw new Error(`function file name ${file} in ${FUNCTIONS_DIR}: expected NN_name.sql`);
+  }
+  return [...files.map((f) => path.join(FUNCTIONS_DIR, f)), ...PMT_SQL];
+}
 
 /** pg_advisory_lock key: hashtext('pmt-worker migrate'), fixed so every version agrees. */
 const LOCK_KEY = 0x706d7401;
@@ -55,26 +69,39 @@ function privilegeHint(message: string, code: string | undefined): string {
     return "; the worker's role may not create in schema public (PostgreSQL 15 and later allow only the database owner): as the database owner, grant create on schema public to the worker's role";
   }
   const fn = /must be owner of function (pmt_filter_(?:csv|iati))/.exec(message)?.[1];
-  const drop = fn ? `drop function public.${fn}(character varying, character varying, character varying, date, date, text);` : "drop it";
+  if (!fn) return "; pmt_jobs' functions and views belong to another role: migrate as the role that owns schema pmt_jobs (the worker's)";
+  const drop = `drop function public.${fn}(character varying, character varying, character varying, date, date, text);`;
   return `; PMT's own version of the function belongs to another role: as that role, ${drop} (or alter its owner to the worker's role), then migrate again`;
 }
 
-async function applyRepeatable(pool: pg.Pool, file: string): Promise<void> {
+/**
+ * The repeatable files in one transaction: all their definitions or, when
+ * one fails, none (the previous ones stay). A file may turn off
+ * check_function_bodies (bodies reading PMT's tables, which need not exist);
+ * the setting is restored before the next file.
+ */
+async function applyRepeatable(pool: pg.Pool, files: string[]): Promise<void> {
   const client = await pool.connect();
+  let file = files[0]!;
   try {
     await client.query("begin");
-    await client.query(fs.readFileSync(file, "utf8"));
+    const { rows } = await client.query<{ setting: string }>("select current_setting('check_function_bodies') as setting");
+    for (file of files) {
+      await client.query(fs.readFileSync(file, "utf8"));
+      await client.query("select set_config('check_function_bodies', $1, true)", [rows[0]!.setting]);
+    }
     await client.query("commit");
   } catch (error) {
     await client.query("rollback").catch(() => {});
     const hint = privilegeHint(errorMessage(error), (error as { code?: string }).code);
-    throw new UserError(`applying ${path.relative(process.cwd(), file)} failed: ${errorMessage(error)}${hint}`, { cause: error });
+    throw new UserError(`applying ${path.relative(process.cwd(), file)} failed: ${errorMessage(error)}${hint}; none of the function files was applied`, { cause: error });
   } finally {
     client.release();
   }
 }
 
-function createMigrator(pool: pg.Pool): Migrator {
+/** The numbered migrations' runner (exported for the test that migrates as the code before sql/functions/ did). */
+export function createMigrator(pool: pg.Pool): Migrator {
   return new Migrator({
     db: createDb(pool),
     provider: new SqlFileMigrationProvider(MIGRATIONS_DIR),
@@ -131,7 +158,7 @@ export async function migrate(pool: pg.Pool, logger: Logger): Promise<MigrateRes
           { cause: error },
         );
       }
-      for (const file of REPEATABLE_SQL) await applyRepeatable(pool, file);
+      await applyRepeatable(pool, repeatableSql());
       const applied = results.filter((r) => r.status === "Success").map((r) => r.migrationName);
       for (const name of applied) logger.info({ migration: name }, "migration applied");
       return { applied, warnings: await migrateFindings(lockClient) };

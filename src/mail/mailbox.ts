@@ -1,9 +1,11 @@
 /**
- * The one rule for a recipient address, the same as pmt_jobs.check_mailbox
- * (migration 0011): one plain mailbox, nothing a shell, header, path or mail
- * relay could misread. No `%` in the part before @: `user%host@relay` is old
- * relay routing, which a permissive server would forward to `user@host`.
- * Pure.
+ * The one rule for a recipient address, TypeScript's form (drop-folder names,
+ * ALERT_EMAIL); SQL's is pmt_jobs.check_mailbox (sql/functions/02_mailbox.sql:
+ * every export request), which holds MAILBOX's pattern character for character
+ * (test/rules/agreement.test.ts runs one corpus through both). One plain
+ * mailbox, nothing a shell, header, path or mail relay could misread. No `%`
+ * in the part before @: `user%host@relay` is old relay routing, which a
+ * permissive server would forward to `user@host`. Pure.
  */
 export const MAILBOX =
   /^[A-Za-z0-9_+-]+(\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,63}$/;

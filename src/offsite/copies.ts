@@ -316,10 +316,13 @@ export async function offsiteDoneNow(
 ): Promise<Set<number>> {
   const store = storeOf(deps);
   const { rows } = await deps.pool.query<KnownCopy & { status: string }>(
-    `${KNOWN_COPY.replace("select ", "select c.status, ")} where c.target = $1 and c.backup_id = any($2::bigint[]) and c.status in ('verified', 'pruned')`,
+    `${KNOWN_COPY.replace("select ", "select c.status, ")}
+     join pmt_jobs.backup_offsite_done d on d.backup_id = c.backup_id and d.target = c.target
+     where c.target = $1 and c.backup_id = any($2::bigint[])`,
     [store.description, backupIds],
   );
-  const done = new Set(rows.filter((r) => r.status === "pruned").map((r) => r.backup_id));
+  // Done in the catalog (the view): pruned by remote retention counts as it is, a proven copy only if still proven now.
+  const done = new Set(rows.filter((r) => r.status !== "verified").map((r) => r.backup_id));
   try {
     const { proven } = await proveCopies(deps, store, rows.filter((r) => r.status === "verified"), record);
     for (const id of proven) done.add(id);
