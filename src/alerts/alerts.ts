@@ -7,6 +7,7 @@ import fs from "node:fs";
 import type pg from "pg";
 import type { Config } from "../config.js";
 import { errorMessage } from "../errors.js";
+import { freeBytes } from "../io/space.js";
 import type { Logger } from "../log.js";
 import { createMailer, type Mailer } from "../mail/transport.js";
 import { redactText } from "../redact.js";
@@ -134,8 +135,7 @@ export async function checkBackups(deps: AlertDeps, databaseUrl: string): Promis
     }
   }
   if (fs.existsSync(config.backup.dir)) {
-    const stat = fs.statfsSync(config.backup.dir);
-    const free = stat.bavail * stat.bsize;
+    const free = freeBytes(config.backup.dir);
     if (free < config.offsite.minFreeBytes) {
       await raiseAlert(
         deps,

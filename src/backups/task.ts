@@ -12,7 +12,8 @@ import { PermanentJobError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Mailer } from "../mail/transport.js";
 import { confirmStreamedCopy, copyKey, serverId, storeOf, type OffsiteDeps } from "../offsite/copies.js";
-import { etagMatches, Md5Parts, md5Tap, PART_SIZE } from "../offsite/md5.js";
+import { Measure, measuringTap } from "../io/measure.js";
+import { etagMatches, PART_SIZE } from "../offsite/md5.js";
 import { applyRetention } from "../retention/apply.js";
 import type { BackupFormat } from "./catalog.js";
 import { runBackup, type BackupResult } from "./run.js";
@@ -44,15 +45,15 @@ export async function backupWithStreamedCopy(
   const stream = Boolean(deps.config.offsite.url && deps.config.offsite.stream);
   const offsite: OffsiteDeps = stream ? { ...deps, store: storeOf(deps) } : deps;
   // MD5s of exactly the bytes streamed, to compare with the store's ETag.
-  let streamed: { md5: Md5Parts; done: Promise<{ etag?: string }> } | undefined;
+  let streamed: { md5: Measure; done: Promise<{ etag?: string }> } | undefined;
   const backup = await runBackup(
     {
       ...deps,
       tee: stream
         ? (name) => {
             const store = offsite.store!;
-            const md5 = new Md5Parts(PART_SIZE);
-            const pass = md5Tap(md5);
+            const md5 = new Measure({ sha256: false, md5PartSize: PART_SIZE });
+            const pass = measuringTap(md5);
             const key = copyKey(store, serverId(deps.config, deps.databaseUrl), { database: target.database, file: name });
             streamed = { md5, done: store.putStream(key, pass) };
             return { stream: pass, done: streamed.done };
@@ -64,7 +65,7 @@ export async function backupWithStreamedCopy(
   );
   if (!backup.streamed || !streamed) return { backup, copied: false };
   const { etag } = await streamed.done.catch(() => ({ etag: undefined }));
-  const proven = streamed.md5.bytes === Number(backup.bytes) && etagMatches(etag, streamed.md5.digests());
+  const proven = streamed.md5.bytes === Number(backup.bytes) && etagMatches(etag, streamed.md5.md5());
   return { backup, copied: await confirmStreamedCopy(offsite, backup, proven, etag) };
 }
 
