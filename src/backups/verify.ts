@@ -11,9 +11,9 @@ import type { Config } from "../config.js";
 import { UserError, errorMessage } from "../errors.js";
 import { createLogger, type Logger } from "../log.js";
 import type { Mailer } from "../mail/transport.js";
-import { getBackup, markCorrupt, type BackupRow } from "./catalog.js";
 import { measureFile } from "../io/measure.js";
 import { recordedVersion, runTool, toolFor, type PgTool } from "../pgtools/tools.js";
+import { getBackup, markCorrupt, type BackupRow } from "./catalog.js";
 import { hashDirectory } from "./files.js";
 import { readManifest } from "./manifest.js";
 
