@@ -100,13 +100,16 @@ async function dropDatabase(adminUrl: string, name: string): Promise<void> {
 /** pg_restore reading the stream on its stdin: nothing can be left out (that needs a second reading). */
 async function restoreStream(pgRestore: PgTool, open: () => Promise<Readable>, into: string, intoUrl: string): Promise<void> {
   const source = await open();
+  let sourceFailed = false;
+  source.once("error", () => (sourceFailed = true));
   const restore = startTool(pgRestore, [...RESTORE_ARGS, `--dbname=${into}`], intoUrl, { stdin: "pipe", stdout: "ignore" });
   try {
     await pipeline(source, restore.child.stdin!);
   } catch (error) {
-    // A closed pipe means pg_restore stopped: its own error says why. Otherwise the source failed: pg_restore must not go on.
-    if ((error as NodeJS.ErrnoException).code === "EPIPE" || restore.child.exitCode !== null) await restore.exited;
-    else restore.child.kill("SIGKILL");
+    // The source failed: pg_restore must not go on with part of a dump. Else pg_restore stopped
+    // reading (a broken pipe): its own error says why.
+    if (sourceFailed) restore.child.kill("SIGKILL");
+    else await restore.exited;
     throw error;
   }
   await restore.exited;
