@@ -53,7 +53,7 @@ function urlFor(base: string, database: string): string {
   return u.toString();
 }
 
-export async function tableCounts(url: string): Promise<Record<string, number>> {
+async function tableCounts(url: string): Promise<Record<string, number>> {
   return withClient(url, countRows);
 }
 

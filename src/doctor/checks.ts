@@ -19,7 +19,7 @@ import { classifySmtpError } from "../mail/classify.js";
 import { smtpOptions } from "../mail/transport.js";
 import { describeStoreError, serverId } from "../offsite/copies.js";
 import { objectKey, openStore } from "../offsite/store.js";
-import { chooseTool, findTools, searchDirs, serverVersion } from "../pgtools/tools.js";
+import { serverVersion, toolFor } from "../pgtools/tools.js";
 import { redactText, redactUrl } from "../redact.js";
 import { dumpRangeCheck } from "./dump-range.js";
 import { restoreChecks } from "./restore.js";
@@ -90,12 +90,11 @@ async function securityChecks(c: pg.Client): Promise<Check[]> {
 
 async function toolChecks(config: Config, databaseUrl: string): Promise<Check[]> {
   const checks: Check[] = [];
-  const dirs = searchDirs(config.backup.pgBinDir);
   for (const target of backupTargets(databaseUrl, config.backup)) {
     try {
       const server = await withClient(target.url, serverVersion);
-      const dump = chooseTool("pg_dump", findTools("pg_dump", dirs), server);
-      const restore = chooseTool("pg_restore", findTools("pg_restore", dirs), server);
+      const dump = toolFor("pg_dump", server, config.backup.pgBinDir);
+      const restore = toolFor("pg_restore", server, config.backup.pgBinDir);
       checks.push(ok(`pg_dump ${target.database}`, `pg_dump ${dump.version} (${dump.path}) and pg_restore ${restore.version} for server ${server.version}`));
     } catch (error) {
       checks.push(fail(`pg_dump ${target.database}`, redactText(errorMessage(error))));
