@@ -12,12 +12,11 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { toolEnv } from "../src/backups/run.js";
-import { chooseTool, findTools, searchDirs } from "../src/backups/pgtools.js";
 import { migrate } from "../src/db/migrate.js";
 import { createPool } from "../src/db/pool.js";
 import { seedDemo } from "../src/exports/demo.js";
 import { createLogger } from "../src/log.js";
+import { chooseTool, findTools, searchDirs, toolEnv } from "../src/pgtools/tools.js";
 import { benchDatabase, createDatabase, intArg, measure, printTable, row, writeResults } from "./lib.js";
 
 const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../bin/pmt-worker.js");

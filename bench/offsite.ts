@@ -24,9 +24,8 @@ import { migrate } from "../src/db/migrate.js";
 import { createPool } from "../src/db/pool.js";
 import { seedDemo } from "../src/exports/demo.js";
 import { createLogger } from "../src/log.js";
+import { chooseTool, findTools, searchDirs, toolEnv } from "../src/pgtools/tools.js";
 import { S3RVER_CREDENTIALS, S3Sink } from "../test/harness/s3.js";
-import { toolEnv } from "../src/backups/run.js";
-import { chooseTool, findTools, searchDirs } from "../src/backups/pgtools.js";
 import { benchDatabase, createDatabase, intArg, measure, printTable, row, s3cmdConfig, writeResults } from "./lib.js";
 import { ThrottleProxy } from "./throttle.js";
 

@@ -5,6 +5,7 @@
  */
 import fs from "node:fs";
 import { raiseAlert, type AlertDeps } from "../alerts/alerts.js";
+import { freeBytes } from "../io/space.js";
 import { backupTargets } from "./target.js";
 
 /** After a successful backup: much smaller than the previous one? */
@@ -66,8 +67,7 @@ export async function checkBackups(deps: AlertDeps, databaseUrl: string): Promis
     }
   }
   if (fs.existsSync(config.backup.dir)) {
-    const stat = fs.statfsSync(config.backup.dir);
-    const free = stat.bavail * stat.bsize;
+    const free = freeBytes(config.backup.dir);
     if (free < config.offsite.minFreeBytes) {
       await raiseAlert(
         deps,

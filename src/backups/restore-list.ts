@@ -14,8 +14,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { PgTool } from "./pgtools.js";
-import { runTool } from "./run.js";
+import { runTool, type PgTool } from "../pgtools/tools.js";
 
 const ENTRY = /^(\d+); \d+ \d+ (.*)$/;
 

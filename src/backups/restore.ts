@@ -1,31 +1,51 @@
 /**
- * `backup restore <id> --into <db>`: pg_restore (exit on error, no owners)
- * into a database that must not exist yet, created on the server of the
- * backed-up database. Reports the tables restored and the duration; any
- * error fails loudly and the half-restored database is dropped.
+ * Restores, one procedure whatever the dump's source: pg_restore (exit on
+ * error, no owners) into a database that must not exist yet, created on the
+ * server of the backed-up database. The source is a file on this machine
+ * (`backup restore <id>`, the weekly test restore) or a stream read as it
+ * comes (`backup restore --from-offsite`, offsite/restore.ts). Reports the
+ * tables restored and the duration; any error fails loudly and the
+ * half-restored database is dropped.
  */
 import fs from "node:fs";
 import { performance } from "node:perf_hooks";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import pg from "pg";
 import { withClient } from "../db/pool.js";
 import type { Config } from "../config.js";
 import { UserError, errorMessage } from "../errors.js";
+import { recordedVersion, runTool, startTool, toolFor, type PgTool } from "../pgtools/tools.js";
 import { redactText } from "../redact.js";
 import { getBackup, type BackupRow } from "./catalog.js";
 import { countRows } from "./counts.js";
 import { restoreList } from "./restore-list.js";
-import { chooseTool, findTools, searchDirs } from "./pgtools.js";
-import { runTool } from "./run.js";
 import { backupTargets } from "./target.js";
 
-export interface RestoreResult {
-  backup: BackupRow;
+/** What a restore reads: a dump file (any format), or a stream (custom or tar format) opened when the restore starts. */
+export type RestoreSource = { file: string } | { stream: () => Promise<Readable> };
+
+export interface RestoreRequest {
+  source: RestoreSource;
+  /** What the error calls the dump: "backup 12", or an offsite key. */
+  label: string;
+  /** The new database: checked with checkNewDatabaseName first. */
+  into: string;
+  /** Any database's URL on the server where `into` is created. */
+  serverUrl: string;
+  /** The dumped server's version (chooses pg_restore). */
+  serverVersion: string | null | undefined;
+}
+
+export interface Restored {
   database: string;
   tables: Record<string, number>;
   seconds: number;
-  /** Entries left out because they would copy nothing (restore-list.ts). */
+  /** Entries left out because they would copy nothing (restore-list.ts; files only). */
   skipped?: string[];
 }
+
+export type RestoreResult = Restored & { backup: BackupRow };
 
 function urlFor(base: string, database: string): string {
   const u = new URL(base);
@@ -33,7 +53,7 @@ function urlFor(base: string, database: string): string {
   return u.toString();
 }
 
-export async function tableCounts(url: string): Promise<Record<string, number>> {
+async function tableCounts(url: string): Promise<Record<string, number>> {
   return withClient(url, countRows);
 }
 
@@ -66,6 +86,70 @@ function restoreHint(message: string): string {
   return "";
 }
 
+/** `--into`: a new database's name, which never needs quoting. */
+export function checkNewDatabaseName(into: string): void {
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(into)) {
+    throw new UserError(`--into ${JSON.stringify(into)}: expected a new database name (letters, digits, _; at most 63)`);
+  }
+}
+
+async function dropDatabase(adminUrl: string, name: string): Promise<void> {
+  await withClient(adminUrl, (c) => c.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`)).catch(() => {});
+}
+
+/** pg_restore reading the stream on its stdin: nothing can be left out (that needs a second reading). */
+async function restoreStream(pgRestore: PgTool, open: () => Promise<Readable>, into: string, intoUrl: string): Promise<void> {
+  const source = await open();
+  let sourceFailed = false;
+  source.once("error", () => (sourceFailed = true));
+  const restore = startTool(pgRestore, [...RESTORE_ARGS, `--dbname=${into}`], intoUrl, { stdin: "pipe", stdout: "ignore" });
+  try {
+    await pipeline(source, restore.child.stdin!);
+  } catch (error) {
+    // The source failed: pg_restore must not go on with part of a dump. Else pg_restore stopped
+    // reading (a broken pipe): its own error says why.
+    if (sourceFailed) restore.child.kill("SIGKILL");
+    else await restore.exited;
+    throw error;
+  }
+  await restore.exited;
+}
+
+const RESTORE_ARGS = ["--exit-on-error", "--no-owner", "--no-privileges"];
+
+/** The one restore procedure: `into` created, the source restored into it, its tables counted. */
+export async function restoreInto(config: Config, request: RestoreRequest): Promise<Restored> {
+  const { source, label, into } = request;
+  const adminUrl = urlFor(request.serverUrl, "postgres");
+  const intoUrl = urlFor(request.serverUrl, into);
+
+  const exists = await withClient(adminUrl, async (c) => (await c.query("select 1 from pg_database where datname = $1", [into])).rowCount);
+  if (exists) throw new UserError(`database ${into} already exists: restore only into a new database`);
+  const pgRestore = toolFor("pg_restore", recordedVersion(request.serverVersion), config.backup.pgBinDir);
+
+  const t0 = performance.now();
+  await createDatabase(adminUrl, into);
+  // A file's entries that would copy nothing are left out (restore-list.ts); a stream cannot be read twice to find them.
+  const list = "file" in source
+    ? await restoreList(pgRestore, source.file, intoUrl).catch(async (error) => {
+        await dropDatabase(adminUrl, into);
+        throw error;
+      })
+    : undefined;
+  try {
+    if ("file" in source) await runTool(pgRestore, [...RESTORE_ARGS, ...(list?.file ? [`--use-list=${list.file}`] : []), `--dbname=${into}`, source.file], intoUrl);
+    else await restoreStream(pgRestore, source.stream, into, intoUrl);
+  } catch (error) {
+    await dropDatabase(adminUrl, into);
+    throw new UserError(`restore of ${label} into ${into} failed (the new database was dropped): ${redactText(errorMessage(error))}${restoreHint(errorMessage(error))}`, { cause: error });
+  } finally {
+    list?.cleanup();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  return { database: into, tables: await tableCounts(intoUrl), seconds, ...(list ? { skipped: list.skipped } : {}) };
+}
+
+/** `backup restore <id>`: the catalogued file (or --from-file's copy of it), on the server of the backed-up database. */
 export async function restoreBackup(
   config: Config,
   pool: pg.Pool,
@@ -74,40 +158,12 @@ export async function restoreBackup(
   into: string,
   fromFile?: string,
 ): Promise<RestoreResult> {
-  if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(into)) {
-    throw new UserError(`--into ${JSON.stringify(into)}: expected a new database name (letters, digits, _; at most 63)`);
-  }
+  checkNewDatabaseName(into);
   const backup = await getBackup(pool, id);
   if (!backup) throw new UserError(`backup ${id} does not exist (see pmt-worker backup list)`);
   const file = fromFile ?? backup.local_path;
   if (!file || !fs.existsSync(file)) throw new UserError(`backup ${id}'s file ${file ?? "(none)"} is not there; pass --from-file`);
   const target = backupTargets(databaseUrl, config.backup).find((t) => t.database === backup.database);
-  const serverUrl = target?.url ?? databaseUrl;
-  const adminUrl = urlFor(serverUrl, "postgres");
-  const intoUrl = urlFor(serverUrl, into);
-
-  const exists = await withClient(adminUrl, async (c) => (await c.query("select 1 from pg_database where datname = $1", [into])).rowCount);
-  if (exists) throw new UserError(`database ${into} already exists: restore only into a new database`);
-  const major = Number((backup.server_version ?? "0").split(".")[0]);
-  const pgRestore = chooseTool("pg_restore", findTools("pg_restore", searchDirs(config.backup.pgBinDir)), {
-    major,
-    version: backup.server_version ?? "unknown",
-  });
-
-  const t0 = performance.now();
-  await createDatabase(adminUrl, into);
-  const list = await restoreList(pgRestore, file, intoUrl).catch(async (error) => {
-    await withClient(adminUrl, (c) => c.query(`drop database if exists ${pg.escapeIdentifier(into)} with (force)`)).catch(() => {});
-    throw error;
-  });
-  try {
-    await runTool(pgRestore, ["--exit-on-error", "--no-owner", "--no-privileges", ...(list.file ? [`--use-list=${list.file}`] : []), `--dbname=${into}`, file], intoUrl);
-  } catch (error) {
-    await withClient(adminUrl, (c) => c.query(`drop database if exists ${pg.escapeIdentifier(into)} with (force)`)).catch(() => {});
-    throw new UserError(`restore of backup ${id} into ${into} failed (the new database was dropped): ${redactText(errorMessage(error))}${restoreHint(errorMessage(error))}`, { cause: error });
-  } finally {
-    list.cleanup();
-  }
-  const seconds = (performance.now() - t0) / 1000;
-  return { backup, database: into, tables: await tableCounts(intoUrl), seconds, skipped: list.skipped };
+  const restored = await restoreInto(config, { source: { file }, label: `backup ${id}`, into, serverUrl: target?.url ?? databaseUrl, serverVersion: backup.server_version });
+  return { backup, ...restored };
 }

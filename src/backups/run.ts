@@ -9,26 +9,26 @@
  * (pg_export_snapshot + pg_dump --snapshot), while it dumps, so a test
  * restore can check it got the same data.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import crypto from "node:crypto";
+import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { Transform, type Writable } from "node:stream";
+import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pg from "pg";
-import { childEnv } from "../child-env.js";
 import type { Config } from "../config.js";
 import { clientConfig } from "../db/pool.js";
 import { errorMessage } from "../errors.js";
+import { Measure, measuringTap, Tee } from "../io/measure.js";
+import { freeBytes } from "../io/space.js";
 import type { Logger } from "../log.js";
+import { runTool, serverVersion, startTool, toolFor, type PgTool, type ServerVersion } from "../pgtools/tools.js";
 import { redactText } from "../redact.js";
 import { failInterrupted, insertRunning, lastSucceeded, markFailed, markSucceeded, type BackupFormat, type BackupRow } from "./catalog.js";
 import { ensurePrivateDir, fsyncDir, fsyncFile, hashDirectory, removePath } from "./files.js";
 import { countRows } from "./counts.js";
 import { writeManifest } from "./manifest.js";
 import { lockBackup, type BackupLock } from "./lock.js";
-import { chooseTool, findTools, searchDirs, serverMajor, type PgTool } from "./pgtools.js";
-import { libpqEnv, type BackupTarget } from "./target.js";
+import type { BackupTarget } from "./target.js";
 
 export interface BackupDeps {
   config: Config;
@@ -59,51 +59,6 @@ export function backupName(database: string, at: Date, format: BackupFormat): st
   return `${database.replace(/[^A-Za-z0-9_-]/g, "_")}_${stamp}.${EXTENSION[format]}`;
 }
 
-/** The environment for pg_dump/pg_restore: the target's libpq settings and nothing of ours but childEnv's few (no secrets). */
-export function toolEnv(url: string): NodeJS.ProcessEnv {
-  return childEnv(libpqEnv(url));
-}
-
-interface ServerInfo {
-  major: number;
-  version: string;
-}
-
-async function serverInfo(client: pg.Client): Promise<ServerInfo> {
-  const { rows } = await client.query<{ num: string; version: string }>(
-    "select current_setting('server_version_num') as num, current_setting('server_version') as version",
-  );
-  return { major: serverMajor(Number(rows[0]!.num)), version: rows[0]!.version.split(" ")[0]! };
-}
-
-function checkSpace(dir: string, needed: number): void {
-  const stat = fs.statfsSync(dir);
-  const free = stat.bavail * stat.bsize;
-  if (free < needed) {
-    const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MB`;
-    throw new Error(
-      `not enough free space in ${dir}: ${mb(free)} free, ${mb(needed)} needed (last backup x BACKUP_SPACE_FACTOR); nothing was written`,
-    );
-  }
-}
-
-/** Runs a tool to completion; rejects with its stderr (passwords removed) on failure. */
-export function runTool(tool: PgTool, args: string[], url: string, onChild?: (c: ChildProcess) => void): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(tool.path, args, { env: toolEnv(url), stdio: ["ignore", "pipe", "pipe"] });
-    onChild?.(child);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
-      if (code === 0) resolve(stdout);
-      else reject(new Error(`${path.basename(tool.path)} ${signal ? `was killed (${signal})` : `exited with ${code}`}: ${redactText(stderr.trim()) || "no message"}`));
-    });
-  });
-}
-
 export async function runBackup(deps: BackupDeps, target: BackupTarget, options: { format?: BackupFormat; jobId?: number } = {}): Promise<BackupResult> {
   const { config, pool } = deps;
   const format = options.format ?? config.backup.format;
@@ -119,7 +74,70 @@ export async function runBackup(deps: BackupDeps, target: BackupTarget, options:
   }
 }
 
+/** One run under way: what its steps share, and what a failure must stop or clean up. */
+interface Run {
+  deps: BackupDeps;
+  target: BackupTarget;
+  format: BackupFormat;
+  row: BackupRow;
+  name: string;
+  finalPath: string;
+  partialPath: string;
+  /** Holds the snapshot pg_dump dumps, and counts its rows. */
+  snapshotClient: pg.Client;
+  /** Recorded on the row even when the run fails. */
+  versions: { server?: string; pgDump?: string };
+  /** pg_dump, once it runs. */
+  child?: ChildProcess;
+  tee?: Tee;
+  /** Set when the backup lock was lost: another run may own the folder now. */
+  lockLost?: Error;
+}
+
+/** A dump's size and sha256 (and, for the directory format, each file's). */
+interface Dumped {
+  bytes: number;
+  sha256: string;
+  files?: { name: string; bytes: number; sha256: string }[];
+}
+
 async function runLocked(deps: BackupDeps, target: BackupTarget, format: BackupFormat, jobId: number | null, lock: BackupLock): Promise<BackupResult> {
+  const { logger } = deps;
+  const run = await startRun(deps, target, format, jobId);
+  lock.onLost((error) => {
+    run.lockLost = error;
+    killDump(run);
+  });
+  try {
+    await run.snapshotClient.connect();
+    const server = await serverVersion(run.snapshotClient);
+    run.versions = { server: server.version };
+    const tools = chooseTools(deps.config, server);
+    run.versions.pgDump = tools.pgDump.version;
+    await checkSpace(deps, target.database);
+
+    const snapshot = await openSnapshot(run.snapshotClient);
+    const dumped = format === "directory" ? await dumpDirectory(run, tools.pgDump, snapshot.id) : await dumpFile(run, tools.pgDump, snapshot.id);
+    const tableCounts = await snapshot.counting;
+    await run.snapshotClient.query("commit");
+    if (run.tee) await run.tee.settled();
+
+    await checkListing(tools.pgRestore, run.partialPath, target.url);
+    // Without the lock another run may have started: it owns the folder now.
+    if (run.lockLost) throw run.lockLost;
+    const done = await publish(run, dumped, server, tools.pgDump, tableCounts);
+    logger.info({ database: target.database, file: run.name, bytes: dumped.bytes, format }, "backup succeeded");
+    return { ...done, streamed: run.tee !== undefined && !run.tee.failed };
+  } catch (error) {
+    await failRun(run, error);
+    throw error;
+  } finally {
+    await run.snapshotClient.end().catch(() => {});
+  }
+}
+
+/** The catalog row, the leftovers of runs that died, and the file's name. */
+async function startRun(deps: BackupDeps, target: BackupTarget, format: BackupFormat, jobId: number | null): Promise<Run> {
   const { config, pool, logger } = deps;
   const dir = config.backup.dir;
   const row = await insertRunning(pool, target.database, format, jobId);
@@ -132,166 +150,153 @@ async function runLocked(deps: BackupDeps, target: BackupTarget, format: BackupF
   // Two runs in the same second (a manual run beside the cron one) must not overwrite each other.
   if (fs.existsSync(path.join(dir, name))) name = name.replace(/(\.[a-z]+)$/, `_${row.id}$1`);
   const finalPath = path.join(dir, name);
-  const partialPath = `${finalPath}.partial`;
   const snapshotClient = new pg.Client(clientConfig(target.url, { application_name: "pmt-worker backup" }));
   snapshotClient.on("error", () => {});
-  let versions: { server?: string; pgDump?: string } = {};
-  let child: ChildProcess | undefined;
-  let tee: { stream: Writable; done: Promise<unknown> } | undefined;
-  let teeFailed = false;
-  let lockLost: Error | undefined;
-  lock.onLost((error) => {
-    lockLost = error;
-    if (child && child.exitCode === null) child.kill("SIGKILL");
-  });
-  try {
-    await snapshotClient.connect();
-    const server = await serverInfo(snapshotClient);
-    versions = { server: server.version };
-    const dirs = searchDirs(config.backup.pgBinDir);
-    const pgDump = chooseTool("pg_dump", findTools("pg_dump", dirs), server);
-    const pgRestore = chooseTool("pg_restore", findTools("pg_restore", dirs), server);
-    versions.pgDump = pgDump.version;
+  return { deps, target, format, row, name, finalPath, partialPath: `${finalPath}.partial`, snapshotClient, versions: {} };
+}
 
-    const previous = await lastSucceeded(pool, target.database);
-    if (previous?.bytes) checkSpace(dir, previous.bytes * config.backup.spaceFactor);
+function chooseTools(config: Config, server: ServerVersion): { pgDump: PgTool; pgRestore: PgTool } {
+  return { pgDump: toolFor("pg_dump", server, config.backup.pgBinDir), pgRestore: toolFor("pg_restore", server, config.backup.pgBinDir) };
+}
 
-    await snapshotClient.query("begin isolation level repeatable read read only");
-    // The counts run beside pg_dump: one process, not parallel workers competing with the dump for the cores.
-    await snapshotClient.query("set local max_parallel_workers_per_gather = 0");
-    const snapshot = (await snapshotClient.query<{ s: string }>("select pg_export_snapshot() as s")).rows[0]!.s;
-    const counting = countRows(snapshotClient);
-    counting.catch(() => {});
-
-    const args = [`--format=${FORMAT_FLAG[format]}`, `--snapshot=${snapshot}`, "--no-password"];
-    let bytes = 0;
-    let sha256: string;
-    let files: { name: string; bytes: number; sha256: string }[] | undefined;
-    if (format === "directory") {
-      await runTool(pgDump, [...args, `--jobs=${config.backup.jobs}`, `--file=${partialPath}`], target.url, (c) => {
-        child = c;
-        deps.onPgDump?.(c);
-      });
-      const hashed = await hashDirectory(partialPath);
-      ({ bytes, sha256, files } = hashed);
-      for (const f of hashed.files) fsyncFile(path.join(partialPath, f.name));
-    } else {
-      const hash = crypto.createHash("sha256");
-      tee = deps.tee?.(name);
-      if (tee) {
-        tee.done.catch((error) => {
-          teeFailed = true;
-          tee!.stream.destroy(); // wakes a write waiting for "drain"
-          logger.warn({ database: target.database, err: redactText(errorMessage(error)) }, "streaming the backup offsite failed; it will be uploaded afterwards");
-        });
-        tee.stream.on("error", () => (teeFailed = true));
-      }
-      const measure = new Transform({
-        transform(chunk: Buffer, _e, done) {
-          hash.update(chunk);
-          bytes += chunk.length;
-          deps.onProgress?.(bytes);
-          if (tee && !teeFailed && !tee.stream.write(chunk)) {
-            // The store is slower than the disk: wait for it rather than buffer without bound
-            // (or stop waiting when it fails).
-            const stream = tee.stream;
-            const resume = () => {
-              stream.off("drain", resume).off("close", resume).off("error", resume);
-              done(null, chunk);
-            };
-            stream.once("drain", resume).once("close", resume).once("error", resume);
-            return;
-          }
-          done(null, chunk);
-        },
-        flush(done) {
-          if (tee && !teeFailed) tee.stream.end();
-          done();
-        },
-      });
-      const output = deps.createOutput?.(partialPath) ?? fs.createWriteStream(partialPath, { mode: 0o600, flags: "wx" });
-      const proc = spawn(pgDump.path, args, { env: toolEnv(target.url), stdio: ["ignore", "pipe", "pipe"] });
-      child = proc;
-      deps.onPgDump?.(proc);
-      let stderr = "";
-      proc.stderr.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
-      const exited = new Promise<void>((resolve, reject) => {
-        proc.on("error", reject);
-        proc.on("close", (code, signal) => {
-          if (code === 0) resolve();
-          else reject(new Error(`pg_dump ${signal ? `was killed (${signal})` : `exited with ${code}`}: ${redactText(stderr.trim()) || "no message"}`));
-        });
-      });
-      exited.catch(() => {});
-      try {
-        await pipeline(proc.stdout, measure, output);
-      } catch (error) {
-        proc.kill("SIGKILL");
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === "ENOSPC" || code === "EDQUOT") {
-          throw new Error(`disk full writing ${partialPath} (${code}); the partial file was removed, earlier backups are untouched`, { cause: error });
-        }
-        await exited; // pg_dump's own error says more than the closed pipe
-        throw error;
-      }
-      await exited;
-      sha256 = hash.digest("hex");
-      fsyncFile(partialPath);
-    }
-    const tableCounts = await counting;
-    await snapshotClient.query("commit");
-    if (tee) await tee.done.catch(() => {});
-
-    // A backup that pg_restore cannot read does not count.
-    const listing = await runTool(pgRestore, ["--list", partialPath], target.url);
-    if (!listing.includes("TABLE DATA") && !listing.includes("Archive created")) {
-      throw new Error(`pg_restore --list found no contents in ${partialPath}`);
-    }
-
-    // Without the lock another run may have started: it owns the folder now.
-    if (lockLost) throw lockLost;
-    fs.renameSync(partialPath, finalPath);
-    fsyncDir(finalPath);
-    const done = await markSucceeded(pool, row.id, {
-      file: name,
-      localPath: finalPath,
-      bytes,
-      sha256,
-      serverVersion: server.version,
-      pgDumpVersion: pgDump.version,
-      tableCounts,
-    });
-    writeManifest(finalPath, {
-      kind: "pmt-worker backup",
-      version: 1,
-      database: target.database,
-      format,
-      file: name,
-      bytes,
-      sha256,
-      files,
-      server_version: server.version,
-      pg_dump_version: pgDump.version,
-      tiers: done.tiers,
-      started_at: done.started_at.toISOString(),
-      finished_at: (done.finished_at ?? new Date()).toISOString(),
-      table_counts: tableCounts,
-    });
-    logger.info({ database: target.database, file: name, bytes, format }, "backup succeeded");
-    return { ...done, streamed: tee !== undefined && !teeFailed };
-  } catch (error) {
-    if (tee && !teeFailed) tee.stream.destroy(new Error("the backup failed"));
-    if (child && child.exitCode === null) child.kill("SIGKILL");
-    const pid = (snapshotClient as unknown as { processID?: number }).processID;
-    if (pid) await pool.query("select pg_cancel_backend($1)", [pid]).catch(() => {});
-    if (!lockLost) removePath(partialPath);
-    const message = redactText(errorMessage(lockLost ?? error));
-    await markFailed(pool, row.id, message, versions).catch((e) => logger.error({ err: errorMessage(e) }, "could not record a failed backup"));
-    logger.error({ database: target.database, err: message }, "backup failed");
-    throw error;
-  } finally {
-    await snapshotClient.end().catch(() => {});
+/** Room for a backup the size of the last one (times BACKUP_SPACE_FACTOR), before anything is written. */
+async function checkSpace(deps: BackupDeps, database: string): Promise<void> {
+  const { config } = deps;
+  const previous = await lastSucceeded(deps.pool, database);
+  if (!previous?.bytes) return;
+  const dir = config.backup.dir;
+  const needed = previous.bytes * config.backup.spaceFactor;
+  const free = freeBytes(dir);
+  if (free < needed) {
+    const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MB`;
+    throw new Error(
+      `not enough free space in ${dir}: ${mb(free)} free, ${mb(needed)} needed (last backup x BACKUP_SPACE_FACTOR); nothing was written`,
+    );
   }
+}
+
+/** The snapshot pg_dump will dump, and the row counts of every table taken in it while it dumps. */
+async function openSnapshot(client: pg.Client): Promise<{ id: string; counting: Promise<Record<string, number>> }> {
+  await client.query("begin isolation level repeatable read read only");
+  // The counts run beside pg_dump: one process, not parallel workers competing with the dump for the cores.
+  await client.query("set local max_parallel_workers_per_gather = 0");
+  const id = (await client.query<{ s: string }>("select pg_export_snapshot() as s")).rows[0]!.s;
+  const counting = countRows(client);
+  counting.catch(() => {});
+  return { id, counting };
+}
+
+function dumpArgs(format: BackupFormat, snapshot: string): string[] {
+  return [`--format=${FORMAT_FLAG[format]}`, `--snapshot=${snapshot}`, "--no-password"];
+}
+
+/** Directory format: pg_dump writes the folder itself (in parallel); then every file is hashed and fsynced. */
+async function dumpDirectory(run: Run, pgDump: PgTool, snapshot: string): Promise<Dumped> {
+  const { deps } = run;
+  const args = [...dumpArgs(run.format, snapshot), `--jobs=${deps.config.backup.jobs}`, `--file=${run.partialPath}`];
+  await runTool(pgDump, args, run.target.url, (c) => {
+    run.child = c;
+    deps.onPgDump?.(c);
+  });
+  const hashed = await hashDirectory(run.partialPath);
+  for (const f of hashed.files) fsyncFile(path.join(run.partialPath, f.name));
+  return hashed;
+}
+
+/** Custom and tar formats: pg_dump's stdout through the measuring tap (and the offsite tee) into the .partial, fsynced. */
+async function dumpFile(run: Run, pgDump: PgTool, snapshot: string): Promise<Dumped> {
+  const { deps, partialPath } = run;
+  run.tee = openTee(run);
+  const measure = new Measure();
+  const tap = measuringTap(measure, { onProgress: deps.onProgress, tee: run.tee });
+  const output = deps.createOutput?.(partialPath) ?? fs.createWriteStream(partialPath, { mode: 0o600, flags: "wx" });
+  const dump = startTool(pgDump, dumpArgs(run.format, snapshot), run.target.url, { stdin: "ignore", stdout: "pipe" });
+  run.child = dump.child;
+  deps.onPgDump?.(dump.child);
+  try {
+    await pipeline(dump.stdout!, tap, output);
+  } catch (error) {
+    dump.child.kill("SIGKILL");
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOSPC" || code === "EDQUOT") {
+      throw new Error(`disk full writing ${partialPath} (${code}); the partial file was removed, earlier backups are untouched`, { cause: error });
+    }
+    await dump.exited; // pg_dump's own error says more than the closed pipe
+    throw error;
+  }
+  await dump.exited;
+  const dumped = measure.result();
+  fsyncFile(partialPath);
+  return dumped;
+}
+
+/** The OFFSITE_STREAM destination, if any: its failure is logged and leaves the copy to the upload job. */
+function openTee(run: Run): Tee | undefined {
+  const { deps, target } = run;
+  const second = deps.tee?.(run.name);
+  if (!second) return undefined;
+  return new Tee(second.stream, second.done, (error) => {
+    deps.logger.warn({ database: target.database, err: redactText(errorMessage(error)) }, "streaming the backup offsite failed; it will be uploaded afterwards");
+  });
+}
+
+/** A backup that pg_restore cannot read does not count. */
+async function checkListing(pgRestore: PgTool, partialPath: string, url: string): Promise<void> {
+  const listing = await runTool(pgRestore, ["--list", partialPath], url);
+  if (!listing.includes("TABLE DATA") && !listing.includes("Archive created")) {
+    throw new Error(`pg_restore --list found no contents in ${partialPath}`);
+  }
+}
+
+/** The .partial becomes the backup: renamed (durably), its row succeeded, its manifest beside it. */
+async function publish(run: Run, dumped: Dumped, server: ServerVersion, pgDump: PgTool, tableCounts: Record<string, number>): Promise<BackupRow> {
+  const { deps, target, name, finalPath } = run;
+  fs.renameSync(run.partialPath, finalPath);
+  fsyncDir(finalPath);
+  const { bytes, sha256, files } = dumped;
+  const done = await markSucceeded(deps.pool, run.row.id, {
+    file: name,
+    localPath: finalPath,
+    bytes,
+    sha256,
+    serverVersion: server.version,
+    pgDumpVersion: pgDump.version,
+    tableCounts,
+  });
+  writeManifest(finalPath, {
+    kind: "pmt-worker backup",
+    version: 1,
+    database: target.database,
+    format: run.format,
+    file: name,
+    bytes,
+    sha256,
+    files,
+    server_version: server.version,
+    pg_dump_version: pgDump.version,
+    tiers: done.tiers,
+    started_at: done.started_at.toISOString(),
+    finished_at: (done.finished_at ?? new Date()).toISOString(),
+    table_counts: tableCounts,
+  });
+  return done;
+}
+
+function killDump(run: Run): void {
+  if (run.child && run.child.exitCode === null) run.child.kill("SIGKILL");
+}
+
+/** Stops whatever still runs, removes the .partial (unless another run owns the folder now), records the failure. */
+async function failRun(run: Run, error: unknown): Promise<void> {
+  const { deps, target } = run;
+  run.tee?.abort(new Error("the backup failed"));
+  killDump(run);
+  const pid = (run.snapshotClient as unknown as { processID?: number }).processID;
+  if (pid) await deps.pool.query("select pg_cancel_backend($1)", [pid]).catch(() => {});
+  if (!run.lockLost) removePath(run.partialPath);
+  const message = redactText(errorMessage(run.lockLost ?? error));
+  await markFailed(deps.pool, run.row.id, message, run.versions).catch((e) => deps.logger.error({ err: errorMessage(e) }, "could not record a failed backup"));
+  deps.logger.error({ database: target.database, err: message }, "backup failed");
 }
 
 /** Whether `name` is a backup file of this database (exactly, as isPartialOf). */

@@ -1,7 +1,6 @@
 /**
  * The databases to back up (BACKUP_DATABASES: names on DATABASE_URL's server
- * or full URLs) and the libpq environment for pg_dump: the password travels
- * in PGPASSWORD, never in argv.
+ * or full URLs). The libpq environment pg_dump gets for one is pgtools/tools.ts's.
  */
 import { UserError } from "../errors.js";
 import { redactUrl } from "../redact.js";
@@ -44,30 +43,4 @@ export function findTarget(targets: BackupTarget[], database: string): BackupTar
     throw new UserError(`database ${JSON.stringify(database)} is not one this worker backs up (${targets.map((x) => x.database).join(", ")}): see BACKUP_DATABASES`);
   }
   return t;
-}
-
-const PARAMS: Record<string, string> = {
-  sslmode: "PGSSLMODE",
-  sslrootcert: "PGSSLROOTCERT",
-  sslcert: "PGSSLCERT",
-  sslkey: "PGSSLKEY",
-  connect_timeout: "PGCONNECT_TIMEOUT",
-};
-
-/** libpq environment for the URL (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, ...). */
-export function libpqEnv(url: string): Record<string, string> {
-  const u = new URL(url);
-  const env: Record<string, string> = {
-    PGHOST: u.hostname.replace(/^\[|\]$/g, "") || "localhost",
-    PGPORT: u.port || "5432",
-    PGDATABASE: decodeURIComponent(u.pathname.slice(1)),
-    PGAPPNAME: "pmt-worker backup",
-  };
-  if (u.username) env.PGUSER = decodeURIComponent(u.username);
-  if (u.password) env.PGPASSWORD = decodeURIComponent(u.password);
-  for (const [param, name] of Object.entries(PARAMS)) {
-    const value = u.searchParams.get(param);
-    if (value) env[name] = value;
-  }
-  return env;
 }

@@ -11,21 +11,16 @@ import type { Config } from "../config.js";
 import { UserError, errorMessage } from "../errors.js";
 import { createLogger, type Logger } from "../log.js";
 import type { Mailer } from "../mail/transport.js";
+import { measureFile } from "../io/measure.js";
+import { recordedVersion, runTool, toolFor, type PgTool } from "../pgtools/tools.js";
 import { getBackup, markCorrupt, type BackupRow } from "./catalog.js";
-import { hashDirectory, sha256File } from "./files.js";
+import { hashDirectory } from "./files.js";
 import { readManifest } from "./manifest.js";
-import { chooseTool, findTools, searchDirs, type PgTool } from "./pgtools.js";
-import { runTool } from "./run.js";
 
 export interface VerifyResult {
   backup: BackupRow;
   ok: boolean;
   problems: string[];
-}
-
-function restoreTool(config: Config, serverVersion: string | null): PgTool {
-  const major = Number((serverVersion ?? "0").split(".")[0]);
-  return chooseTool("pg_restore", findTools("pg_restore", searchDirs(config.backup.pgBinDir)), { major, version: serverVersion ?? "unknown" });
 }
 
 /**
@@ -40,7 +35,7 @@ export async function verifyBackup(config: Config, pool: pg.Pool, id: number, al
   if (backup.status !== "succeeded" || !backup.local_path) {
     throw new UserError(`backup ${id} is ${backup.status}: only a succeeded backup with a file can be verified`);
   }
-  const tool = restoreTool(config, backup.server_version);
+  const tool = toolFor("pg_restore", recordedVersion(backup.server_version), config.backup.pgBinDir);
   const problems = await checkFile(backup, backup.local_path, tool);
   if (problems.length === 0) {
     await pool.query("update pmt_jobs.backup set verified_at = now() where id = $1", [id]);
@@ -64,7 +59,7 @@ async function checkFile(backup: BackupRow, file: string, tool: PgTool): Promise
     return [`${file} is missing`];
   }
   const problems: string[] = [];
-  const actual = backup.format === "directory" ? await hashDirectory(file) : await sha256File(file);
+  const actual = backup.format === "directory" ? await hashDirectory(file) : await measureFile(file);
   if (actual.bytes !== Number(backup.bytes)) problems.push(`size ${actual.bytes} bytes, the catalog says ${backup.bytes}`);
   if (actual.sha256 !== backup.sha256) problems.push(`sha256 mismatch: file ${actual.sha256}, catalog ${backup.sha256}`);
   const manifest = readManifest(file);

@@ -10,15 +10,16 @@ import nodemailer from "nodemailer";
 import type pg from "pg";
 import { withClient } from "../db/pool.js";
 import { doctorFindings } from "../db/security.js";
-import { chooseTool, findTools, searchDirs, serverMajor } from "../backups/pgtools.js";
 import { backupTargets } from "../backups/target.js";
 import type { Config } from "../config.js";
 import { migrationNames } from "../db/migrate.js";
 import { errorMessage } from "../errors.js";
+import { freeBytes } from "../io/space.js";
 import { classifySmtpError } from "../mail/classify.js";
 import { smtpOptions } from "../mail/transport.js";
 import { describeStoreError, serverId } from "../offsite/copies.js";
 import { objectKey, openStore } from "../offsite/store.js";
+import { serverVersion, toolFor } from "../pgtools/tools.js";
 import { redactText, redactUrl } from "../redact.js";
 import { dumpRangeCheck } from "./dump-range.js";
 import { restoreChecks } from "./restore.js";
@@ -89,17 +90,11 @@ async function securityChecks(c: pg.Client): Promise<Check[]> {
 
 async function toolChecks(config: Config, databaseUrl: string): Promise<Check[]> {
   const checks: Check[] = [];
-  const dirs = searchDirs(config.backup.pgBinDir);
   for (const target of backupTargets(databaseUrl, config.backup)) {
     try {
-      const server = await withClient(target.url, async (c) => {
-        const { rows } = await c.query<{ num: string; version: string }>(
-          "select current_setting('server_version_num') as num, current_setting('server_version') as version",
-        );
-        return { major: serverMajor(Number(rows[0]!.num)), version: rows[0]!.version.split(" ")[0]! };
-      });
-      const dump = chooseTool("pg_dump", findTools("pg_dump", dirs), server);
-      const restore = chooseTool("pg_restore", findTools("pg_restore", dirs), server);
+      const server = await withClient(target.url, serverVersion);
+      const dump = toolFor("pg_dump", server, config.backup.pgBinDir);
+      const restore = toolFor("pg_restore", server, config.backup.pgBinDir);
       checks.push(ok(`pg_dump ${target.database}`, `pg_dump ${dump.version} (${dump.path}) and pg_restore ${restore.version} for server ${server.version}`));
     } catch (error) {
       checks.push(fail(`pg_dump ${target.database}`, redactText(errorMessage(error))));
@@ -121,8 +116,7 @@ function backupDirCheck(config: Config): Check[] {
   const checks: Check[] = [];
   const mode = fs.statSync(dir).mode & 0o777;
   if (mode & 0o077) checks.push(warn("backup dir", `${dir} is mode ${mode.toString(8)}: others can read the backups; chmod 700 it`));
-  const stat = fs.statfsSync(dir);
-  const free = stat.bavail * stat.bsize;
+  const free = freeBytes(dir);
   const mb = Math.round(free / 2 ** 20);
   checks.push(
     free < config.offsite.minFreeBytes

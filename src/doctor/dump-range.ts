@@ -4,8 +4,8 @@
  * a server upgraded past it fails only at the next backup (in a container,
  * the image's client is fixed when it is built).
  */
-import { findTools, searchDirs } from "../backups/pgtools.js";
 import type { Config } from "../config.js";
+import { findTools, searchDirs } from "../pgtools/tools.js";
 import type { Check } from "./checks.js";
 
 /** pg_dump's oldest supported server, the same for every pg_dump since 15. */

@@ -2,12 +2,12 @@
  * The private spool: rendered exports wait here (folder 0700, files 0600)
  * until they are sent. Writes stream through a sha256 and a byte count.
  */
-import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { Readable, Transform, Writable } from "node:stream";
+import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
+import { Measure, measureStream, measuringTap } from "../io/measure.js";
 
 export interface SpoolFile {
   path: string;
@@ -97,11 +97,11 @@ export function readSpool(file: SpoolFile): Readable {
  * no target is left behind).
  */
 export async function copyPlainFile(source: PlainFile, bytes: number, target: string): Promise<SpoolFile> {
-  const m = measure();
+  const m = new Measure();
   const out = fs.createWriteStream("", { fd: fs.openSync(target, CREATE_PRIVATE, 0o600) }); // EEXIST: never overwritten
   try {
     // end is inclusive: one byte more than expected shows a file that grew.
-    await pipeline(fs.createReadStream("", { fd: source.fd, start: 0, end: bytes, autoClose: false }), m.transform, out);
+    await pipeline(fs.createReadStream("", { fd: source.fd, start: 0, end: bytes, autoClose: false }), measuringTap(m), out);
     const copied = m.result();
     if (copied.bytes !== bytes) throw new UnsafeFileError(`it changed while it was taken (${bytes} bytes when complete, ${copied.bytes} read)`);
     return { path: target, ...copied };
@@ -118,39 +118,24 @@ export function spoolDir(pmtHome: string): string {
   return dir;
 }
 
-function measure(): { transform: Transform; result: () => { bytes: number; sha256: string } } {
-  const hash = crypto.createHash("sha256");
-  let bytes = 0;
-  const transform = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      done(null, chunk);
-    },
-  });
-  return { transform, result: () => ({ bytes, sha256: hash.digest("hex") }) };
-}
-
 /** Writes the text chunks to `file` (0600), replacing any earlier attempt's file. */
 export async function writeSpool(file: string, chunks: AsyncIterable<string>): Promise<SpoolFile> {
-  const m = measure();
-  await pipeline(Readable.from(chunks, { objectMode: false }), m.transform, fs.createWriteStream(file, { mode: 0o600 }));
+  const m = new Measure();
+  await pipeline(Readable.from(chunks, { objectMode: false }), measuringTap(m), fs.createWriteStream(file, { mode: 0o600 }));
   return { path: file, ...m.result() };
 }
 
 /** gzip of `source` into `source.gz` (0600), streamed. */
 export async function gzipSpool(source: SpoolFile): Promise<SpoolFile> {
   const target = `${source.path}.gz`;
-  const m = measure();
-  await pipeline(readSpool(source), zlib.createGzip({ level: 9 }), m.transform, fs.createWriteStream(target, { mode: 0o600 }));
+  const m = new Measure();
+  await pipeline(readSpool(source), zlib.createGzip({ level: 9 }), measuringTap(m), fs.createWriteStream(target, { mode: 0o600 }));
   return { path: target, ...m.result() };
 }
 
 /** Size and sha256 of a file already in the spool, streamed from a checked descriptor. */
 export async function measureSpool(file: string): Promise<SpoolFile> {
-  const m = measure();
-  await pipeline(streamPlainFile(openPlainFile(file)), m.transform, new Writable({ write: (_c, _e, done) => done() }));
-  return { path: file, ...m.result() };
+  return { path: file, ...(await measureStream(streamPlainFile(openPlainFile(file)))) };
 }
 
 /**

@@ -19,7 +19,7 @@ import { PermanentJobError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Mailer } from "../mail/transport.js";
 import type { OffsiteDeps } from "../offsite/copies.js";
-import type { Md5Parts } from "../offsite/md5.js";
+import type { Measure } from "../io/measure.js";
 import { applyRetention } from "../retention/apply.js";
 import { duty } from "./context.js";
 import { uploadJobSpec } from "./offsite-upload.js";
@@ -52,17 +52,18 @@ export async function backupWithStreamedCopy(
   if (!deps.config.offsite.url || !deps.config.offsite.stream) return { backup: await runBackup(deps, target, options), copied: false };
   // Imported only here: the offsite modules load the AWS SDK.
   const { confirmStreamedCopy, copyKey, serverId, storeOf } = await import("../offsite/copies.js");
-  const { etagMatches, Md5Parts, md5Tap, PART_SIZE } = await import("../offsite/md5.js");
+  const { etagMatches, PART_SIZE } = await import("../offsite/md5.js");
+  const { Measure, measuringTap } = await import("../io/measure.js");
   const offsite: OffsiteDeps = { ...deps, store: storeOf(deps) };
   // MD5s of exactly the bytes streamed, to compare with the store's ETag.
-  let streamed: { md5: Md5Parts; done: Promise<{ etag?: string }> } | undefined;
+  let streamed: { md5: Measure; done: Promise<{ etag?: string }> } | undefined;
   const backup = await runBackup(
     {
       ...deps,
       tee: (name) => {
         const store = offsite.store!;
-        const md5 = new Md5Parts(PART_SIZE);
-        const pass = md5Tap(md5);
+        const md5 = new Measure({ sha256: false, md5PartSize: PART_SIZE });
+        const pass = measuringTap(md5);
         const key = copyKey(store, serverId(deps.config, deps.databaseUrl), { database: target.database, file: name });
         streamed = { md5, done: store.putStream(key, pass) };
         return { stream: pass, done: streamed.done };
@@ -73,7 +74,7 @@ export async function backupWithStreamedCopy(
   );
   if (!backup.streamed || !streamed) return { backup, copied: false };
   const { etag } = await streamed.done.catch(() => ({ etag: undefined }));
-  const proven = streamed.md5.bytes === Number(backup.bytes) && etagMatches(etag, streamed.md5.digests());
+  const proven = streamed.md5.bytes === Number(backup.bytes) && etagMatches(etag, streamed.md5.md5());
   return { backup, copied: await confirmStreamedCopy(offsite, backup, proven, etag) };
 }
 

@@ -4,7 +4,6 @@
  * default's stand-in for a bucket). Uploads stream; integrity is our own
  * sha256, kept as object metadata (S3) and checked by reading back.
  */
-import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { Readable, type Transform } from "node:stream";
@@ -18,8 +17,9 @@ import {
   type S3Client,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import { hashStream, verifyingTap } from "../backups/files.js";
-import { etagMatches, Md5Parts, md5Tap, PART_SIZE } from "./md5.js";
+import { verifyingFileTap } from "../backups/files.js";
+import { Measure, measureStream, measuringTap, sha256Of, type Measured } from "../io/measure.js";
+import { etagMatches, PART_SIZE } from "./md5.js";
 import { createS3Client, objectKey, parseOffsiteUrl, type S3Settings } from "./target.js";
 
 export interface StoredObject {
@@ -53,8 +53,8 @@ export interface OffsiteStore {
 }
 
 /** sha256 and size of an object, by reading it back. */
-export async function hashObject(store: OffsiteStore, key: string): Promise<{ bytes: number; sha256: string }> {
-  return hashStream(await store.read(key));
+export async function hashObject(store: OffsiteStore, key: string): Promise<Measured> {
+  return measureStream(await store.read(key));
 }
 
 class S3Store implements OffsiteStore {
@@ -73,9 +73,9 @@ class S3Store implements OffsiteStore {
     const partSize = Math.max(PART_SIZE, Math.ceil(Math.max(bytes, expected.bytes) / 10_000));
     // sha256 and MD5s of the bytes as they go (the file is read once): the sha256 must be the
     // catalog's before the upload may complete, the MD5s are compared with the store's ETag.
-    const md5 = new Md5Parts(partSize);
-    const verify = verifyingTap(file, expected);
-    const body = md5Tap(md5);
+    const sent = new Measure({ sha256: false, md5PartSize: partSize });
+    const verify = verifyingFileTap(file, expected);
+    const body = measuringTap(sent);
     // pipeline passes a read error or a mismatch on to the body, which fails the upload.
     pipeline(fs.createReadStream(file), verify, body).catch(() => {});
     try {
@@ -87,7 +87,7 @@ class S3Store implements OffsiteStore {
         leavePartsOnError: false,
       }).done();
       const etag = "ETag" in out ? out.ETag : undefined;
-      return { confirmed: md5.bytes === expected.bytes && etagMatches(etag, md5.digests()), etag };
+      return { confirmed: sent.bytes === expected.bytes && etagMatches(etag, sent.md5()), etag };
     } catch (error) {
       throw verify.mismatch ?? error;
     }
@@ -106,7 +106,7 @@ class S3Store implements OffsiteStore {
 
   async putText(key: string, text: string): Promise<void> {
     const body = Buffer.from(text);
-    const sha256 = crypto.createHash("sha256").update(body).digest("hex");
+    const sha256 = sha256Of(body);
     await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, Metadata: { sha256 }, ContentType: "application/json" }));
   }
 
@@ -177,7 +177,7 @@ class DirectoryStore implements OffsiteStore {
   }
 
   async put(key: string, file: string, expected: { bytes: number; sha256: string }): Promise<{ confirmed: boolean; etag?: string }> {
-    const verify = verifyingTap(file, expected);
+    const verify = verifyingFileTap(file, expected);
     try {
       await this.write(key, fs.createReadStream(file), verify);
     } catch (error) {

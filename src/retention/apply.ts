@@ -13,6 +13,7 @@ import { manifestPath, readManifest, writeManifest } from "../backups/manifest.j
 import type { Config } from "../config.js";
 import { isBackupOf } from "../backups/run.js";
 import { errorMessage } from "../errors.js";
+import { freeBytes } from "../io/space.js";
 import { createLogger, type Logger } from "../log.js";
 import { planRetention, type Tier } from "./policy.js";
 
@@ -56,8 +57,7 @@ export async function planDatabase(config: Config, pool: pg.Pool, database: stri
     const done = await offsiteDoneNow({ config, pool, logger }, prune.map((b) => b.id), options.recordLost ?? false);
     const pending = new Set(prune.filter((b) => !done.has(b.id)).map((b) => b.id));
     const waiting = prune.filter((b) => pending.has(b.id));
-    const stat = fs.existsSync(config.backup.dir) ? fs.statfsSync(config.backup.dir) : undefined;
-    const lowSpace = stat !== undefined && stat.bavail * stat.bsize < config.offsite.minFreeBytes;
+    const lowSpace = fs.existsSync(config.backup.dir) && freeBytes(config.backup.dir) < config.offsite.minFreeBytes;
     if (lowSpace) pruneWithoutCopy = waiting;
     else {
       prune = prune.filter((b) => !pending.has(b.id));

@@ -4,9 +4,9 @@
  * metric but the process's own has a `database` label: the served database
  * (for the backup figures, the database backed up).
  */
-import fs from "node:fs";
 import client from "prom-client";
 import type pg from "pg";
+import { freeBytes } from "../io/space.js";
 
 export interface Metrics {
   registry: client.Registry;
@@ -159,8 +159,7 @@ export function createMetrics(
     const dir = options.backupDir;
     // The process's folder, shared by every database: no database label.
     liveGauge(registry, "pmt_worker_backup_dir_free_bytes", "Free bytes in BACKUP_DIR", [], async () => {
-      const stat = fs.statfsSync(dir);
-      return [{ labels: {}, value: stat.bavail * stat.bsize }];
+      return [{ labels: {}, value: freeBytes(dir) }];
     });
   }
   return { registry, jobsStarted, jobsSucceeded, jobsFailed, jobDuration };

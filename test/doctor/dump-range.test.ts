@@ -7,7 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { findTools, searchDirs } from "../../src/backups/pgtools.js";
+import { findTools, searchDirs } from "../../src/pgtools/tools.js";
 import { dumpRangeCheck } from "../../src/doctor/dump-range.js";
 import { testConfig } from "../harness/worker.js";
 

@@ -10,7 +10,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sha256File } from "../../src/backups/files.js";
+import { measureFile as sha256File } from "../../src/io/measure.js";
 import { migrate } from "../../src/db/migrate.js";
 import { createLogger } from "../../src/log.js";
 import { createTestDatabase, type TestDatabase } from "../harness/db.js";

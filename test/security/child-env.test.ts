@@ -9,7 +9,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { findTools, searchDirs } from "../../src/backups/pgtools.js";
+import { findTools, searchDirs } from "../../src/pgtools/tools.js";
 import { runBackup } from "../../src/backups/run.js";
 import { backupTargets } from "../../src/backups/target.js";
 import { childEnv } from "../../src/child-env.js";
