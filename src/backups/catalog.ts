@@ -59,14 +59,29 @@ export async function insertRunning(pool: pg.Pool, database: string, format: Bac
 }
 
 /** Earlier runs of this database still `running` were interrupted (backups of one database run one at a time). */
-export async function failInterrupted(pool: pg.Pool, database: string, exceptId: number): Promise<number> {
+/** Marks the database's `running` rows (but `exceptId`'s) failed: their run died. Only the holder of the database's backup lock may call this. */
+export async function failInterrupted(pool: pg.Pool, database: string, exceptId?: number): Promise<number> {
   const { rowCount } = await pool.query(
     `update pmt_jobs.backup set status = 'failed', finished_at = now(),
             error = coalesce(error, 'interrupted: the worker stopped during the backup')
-     where database = $1 and status = 'running' and id <> $2`,
-    [database, exceptId],
+     where database = $1 and status = 'running' and id is distinct from $2`,
+    [database, exceptId ?? null],
   );
   return rowCount ?? 0;
+}
+
+/** A test restore's outcome, on the backup it restored. */
+export async function recordTestRestore(pool: pg.Pool, id: number, outcome: { ok: boolean; seconds: number; error: string | null }): Promise<void> {
+  await pool.query(
+    `update pmt_jobs.backup set restore_tested_at = now(), restore_test_ok = $2,
+            restore_test_duration = make_interval(secs => $3), restore_test_error = $4 where id = $1`,
+    [id, outcome.ok, outcome.seconds, outcome.error],
+  );
+}
+
+/** `backup verify` found the file intact. */
+export async function markVerified(pool: pg.Pool, id: number): Promise<void> {
+  await pool.query("update pmt_jobs.backup set verified_at = now() where id = $1", [id]);
 }
 
 export interface Succeeded {

@@ -9,6 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type pg from "pg";
 import type { Logger } from "../log.js";
+import { failInterrupted } from "./catalog.js";
 import { removePath } from "./files.js";
 import { tryLockBackup } from "./lock.js";
 import { isPartialOf } from "./run.js";
@@ -25,13 +26,7 @@ export async function recoverBackups(dir: string, pool: pg.Pool, logger: Logger)
     const lock = await tryLockBackup(pool, database);
     if (!lock) continue; // a run is alive
     try {
-      const { rowCount } = await pool.query(
-        `update pmt_jobs.backup set status = 'failed', finished_at = now(),
-                error = coalesce(error, 'interrupted: the worker stopped during the backup')
-         where database = $1 and status = 'running'`,
-        [database],
-      );
-      failed += rowCount ?? 0;
+      failed += await failInterrupted(pool, database);
       for (const name of mine) {
         removePath(path.join(dir, name));
         removed.push(name);

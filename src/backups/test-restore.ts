@@ -11,7 +11,7 @@ import { clientConfig } from "../db/pool.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import { redactText } from "../redact.js";
-import { lastSucceeded, type BackupRow } from "./catalog.js";
+import { lastSucceeded, recordTestRestore, type BackupRow } from "./catalog.js";
 import { restoreBackup } from "./restore.js";
 import { backupTargets } from "./target.js";
 
@@ -61,11 +61,7 @@ export async function testRestore(config: Config, pool: pg.Pool, databaseUrl: st
     await client.end().catch(() => {});
   }
   const ok = problems.length === 0;
-  await pool.query(
-    `update pmt_jobs.backup set restore_tested_at = now(), restore_test_ok = $2,
-            restore_test_duration = make_interval(secs => $3), restore_test_error = $4 where id = $1`,
-    [backup.id, ok, seconds, ok ? null : problems.join("; ")],
-  );
+  await recordTestRestore(pool, backup.id, { ok, seconds, error: ok ? null : problems.join("; ") });
   (ok ? logger.info.bind(logger) : logger.error.bind(logger))({ database, backup: backup.id, seconds, problems }, ok ? "test restore passed" : "test restore FAILED");
   return { backup, ok, seconds, problems };
 }

@@ -13,7 +13,7 @@ import { createLogger, type Logger } from "../log.js";
 import type { Mailer } from "../mail/transport.js";
 import { measureFile } from "../io/measure.js";
 import { recordedVersion, runTool, toolFor, type PgTool } from "../pgtools/tools.js";
-import { getBackup, markCorrupt, type BackupRow } from "./catalog.js";
+import { getBackup, markCorrupt, markVerified, type BackupRow } from "./catalog.js";
 import { hashDirectory } from "./files.js";
 import { readManifest } from "./manifest.js";
 
@@ -38,7 +38,7 @@ export async function verifyBackup(config: Config, pool: pg.Pool, id: number, al
   const tool = toolFor("pg_restore", recordedVersion(backup.server_version), config.backup.pgBinDir);
   const problems = await checkFile(backup, backup.local_path, tool);
   if (problems.length === 0) {
-    await pool.query("update pmt_jobs.backup set verified_at = now() where id = $1", [id]);
+    await markVerified(pool, id);
     return { backup, ok: true, problems };
   }
   if (await markCorrupt(pool, id, `corrupt: backup verify found ${problems.join("; ")}`)) {

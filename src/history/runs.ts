@@ -1,10 +1,13 @@
 /**
- * Writes of pmt_jobs.job_run from the worker. Starts, successes and abandoned
- * attempts are captured by a trigger on graphile-worker's own statements
- * (migrations/0002_history_capture.sql); the worker records only what the
- * database cannot see: why an attempt failed.
+ * Writes of pmt_jobs.job_run from the worker (its only writer besides the
+ * database's own functions). Starts, successes and abandoned attempts are
+ * captured by a trigger on graphile-worker's own statements
+ * (sql/functions/05_history_capture.sql); the worker records only what the
+ * database cannot see: why an attempt failed; and it prunes old rows.
  */
+import { sql } from "kysely";
 import type pg from "pg";
+import type { Db } from "../db/schema.js";
 
 /**
  * Marks the running attempt failed with its (already redacted) error. Called
@@ -51,4 +54,30 @@ export async function recordFenced(pool: pg.Pool, jobId: number, attempt: number
      where job_id = $1 and attempt = $2 and status in ('running', 'abandoned')`,
     [jobId, attempt, error],
   );
+}
+
+export const PRUNE_BATCH_SIZE = 5000;
+
+/**
+ * Deletes finished history rows older than `retentionDays`, in batches of
+ * PRUNE_BATCH_SIZE so no single statement holds locks for long. Running rows
+ * are never pruned. Returns how many rows went.
+ */
+export async function pruneHistory(db: Db, retentionDays: number, batchSize = PRUNE_BATCH_SIZE): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const result = await sql<{ n: number }>`
+      with doomed as (
+        select id from pmt_jobs.job_run
+        where started_at < now() - make_interval(days => ${retentionDays})
+          and status <> 'running'
+        order by started_at
+        limit ${batchSize}
+      )
+      delete from pmt_jobs.job_run r using doomed where r.id = doomed.id`.execute(db);
+    const n = Number(result.numAffectedRows ?? 0);
+    total += n;
+    if (n < batchSize) return total;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

@@ -1,7 +1,7 @@
 /** Job history older than HISTORY_RETENTION_DAYS, and the export limit keys nobody used lately, deleted on HISTORY_PRUNE_CRON. */
 import { z } from "zod";
 import { pruneLimitKeys } from "../exports/limits.js";
-import { pruneHistory } from "../history/prune.js";
+import { pruneHistory } from "../history/runs.js";
 import { duty } from "./context.js";
 
 export const historyPruneDuty = duty({

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { createDb } from "../../src/db/kysely.js";
 import { migrate } from "../../src/db/migrate.js";
-import { pruneHistory } from "../../src/history/prune.js";
+import { pruneHistory } from "../../src/history/runs.js";
 import { createLogger } from "../../src/log.js";
 import { createTestDatabase, type TestDatabase } from "../harness/db.js";
 
