@@ -40,7 +40,16 @@ export async function main(): Promise<void> {
     await pool.end();
     const serverMajor = 15;
     const pgDump = chooseTool("pg_dump", findTools("pg_dump", searchDirs()), { major: serverMajor, version: "15" });
-    const env = { ...process.env, DATABASE_URL: url, BACKUP_DIR: path.join(dir, `ours_${size}`), LOG_LEVEL: "warn", RETAIN_DAILY: "1", RETAIN_WEEKLY: "0", RETAIN_MONTHLY: "0", RETAIN_MIN_SUCCESSFUL: "1" };
+    const env = {
+      ...process.env,
+      DATABASE_URL: url,
+      BACKUP_DIR: path.join(dir, `ours_${size}`),
+      LOG_LEVEL: "warn",
+      RETAIN_DAILY: "1",
+      RETAIN_WEEKLY: "0",
+      RETAIN_MONTHLY: "0",
+      RETAIN_MIN_SUCCESSFUL: "1",
+    };
     const times = { ours: [] as number[], custom: [] as number[], tar: [] as number[] };
     let oursRss = 0;
     for (let round = 0; round <= rounds && (size === activities || round <= 1); round++) {
@@ -52,7 +61,9 @@ export async function main(): Promise<void> {
       times.ours.push(o.ms / 1000);
       times.custom.push(c.ms / 1000);
       times.tar.push(t.ms / 1000);
-      process.stderr.write(`${size} activities, round ${round}: ours ${(o.ms / 1000).toFixed(2)} s, pg_dump -Fc ${(c.ms / 1000).toFixed(2)} s, -Ft ${(t.ms / 1000).toFixed(2)} s\n`);
+      process.stderr.write(
+        `${size} activities, round ${round}: ours ${(o.ms / 1000).toFixed(2)} s, pg_dump -Fc ${(c.ms / 1000).toFixed(2)} s, -Ft ${(t.ms / 1000).toFixed(2)} s\n`,
+      );
     }
     rssBySize.push({ activities: size, ours: oursRss, db_mb: dbMb });
     if (size === activities) {

@@ -78,7 +78,9 @@ export async function main(): Promise<void> {
 
   // 2. Memory: peak RSS after N, then after 2N activities.
   const rssAtN = peakRssMb();
-  await big.query("truncate public.activity, public.project, public.location, public.participation, public.financial, public.project_taxonomy, public.activity_taxonomy, public.location_taxonomy, public.participation_taxonomy, public.financial_taxonomy, public.organization_taxonomy, public.organization, public.classification, public.taxonomy, public.version, public.config restart identity cascade");
+  await big.query(
+    "truncate public.activity, public.project, public.location, public.participation, public.financial, public.project_taxonomy, public.activity_taxonomy, public.location_taxonomy, public.participation_taxonomy, public.financial_taxonomy, public.organization_taxonomy, public.organization, public.classification, public.taxonomy, public.version, public.config restart identity cascade",
+  );
   await seedDemo(big, activities * 2);
   await ours(big, "csv", path.join(dir, "ours2.csv"));
   await ours(big, "iati", path.join(dir, "ours2.xml"));
@@ -124,6 +126,13 @@ export async function main(): Promise<void> {
     `peak RSS: ${rssAtN.toFixed(0)} MB after ${activities} activities, ${rssAt2N.toFixed(0)} MB after ${activities * 2}`,
     `file sizes: ours ${sizes.csvBytes} bytes (PMT layout), psql ${sizes.psqlBytes} bytes (raw rows)`,
   ]);
-  const file = writeResults("export", { rounds, activities, rows, latency: { p50, p95, callP50, requests: latencyRequests }, peakRssMb: { n: rssAtN, twoN: rssAt2N }, sizes });
+  const file = writeResults("export", {
+    rounds,
+    activities,
+    rows,
+    latency: { p50, p95, callP50, requests: latencyRequests },
+    peakRssMb: { n: rssAtN, twoN: rssAt2N },
+    sizes,
+  });
   process.stdout.write(`results: ${file}\n`);
 }

@@ -93,7 +93,13 @@ export function printTable(title: string, rows: Row[], notes: string[] = []): vo
   ];
   const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
   process.stdout.write(`\n${title}\n`);
-  for (const l of lines) process.stdout.write(l.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd() + "\n");
+  for (const l of lines)
+    process.stdout.write(
+      l
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd() + "\n",
+    );
   for (const n of notes) process.stdout.write(`${n}\n`);
 }
 

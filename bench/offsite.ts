@@ -66,14 +66,20 @@ export async function main(): Promise<void> {
     await pool.query("delete from pmt_jobs.backup_copy");
     const r = await measure(process.execPath, [BIN, "offsite", "sync"], { ...oursEnv, OFFSITE_VERIFY: "read-back" });
     const p = await measure("s3cmd", ["-c", s3cfg, "--no-progress", "put", backup.local_path, `s3://bench/s3cmd/${round}.dump`], process.env);
-    const g = await measure("s3cmd", ["-c", s3cfg, "--no-progress", "--force", "get", `s3://bench/s3cmd/${round}.dump`, path.join(dir, "back.dump")], process.env);
+    const g = await measure(
+      "s3cmd",
+      ["-c", s3cfg, "--no-progress", "--force", "get", `s3://bench/s3cmd/${round}.dump`, path.join(dir, "back.dump")],
+      process.env,
+    );
     oursRss = Math.max(oursRss, o.rssMb, r.rssMb);
     if (round === 0) continue;
     times.ours.push(o.ms / 1000);
     times.oursReadBack.push(r.ms / 1000);
     times.put.push(p.ms / 1000);
     times.putGet.push((p.ms + g.ms) / 1000);
-    process.stderr.write(`round ${round}: ours ${(o.ms / 1000).toFixed(2)} s, read back ${(r.ms / 1000).toFixed(2)} s, s3cmd put ${(p.ms / 1000).toFixed(2)} s, get ${(g.ms / 1000).toFixed(2)} s\n`);
+    process.stderr.write(
+      `round ${round}: ours ${(o.ms / 1000).toFixed(2)} s, read back ${(r.ms / 1000).toFixed(2)} s, s3cmd put ${(p.ms / 1000).toFixed(2)} s, get ${(g.ms / 1000).toFixed(2)} s\n`,
+    );
   }
   const synced = (await pool.query("select count(*)::int as n from pmt_jobs.backup_copy where status = 'verified'")).rows[0].n;
   if (synced !== 1) throw new Error(`expected the sync to leave one verified copy, found ${synced}`);
@@ -81,7 +87,15 @@ export async function main(): Promise<void> {
   // A backup with its offsite copy, against pg_dump then s3cmd put.
   const pgDump = chooseTool("pg_dump", findTools("pg_dump", searchDirs()), { major: 15, version: "15" });
   const both = { streamed: [] as number[], uploaded: [] as number[], cron: [] as number[] };
-  const keep = { RETAIN_DAILY: "1", RETAIN_WEEKLY: "0", RETAIN_MONTHLY: "0", RETAIN_MIN_SUCCESSFUL: "1", OFFSITE_RETAIN_DAILY: "1", OFFSITE_RETAIN_WEEKLY: "0", OFFSITE_RETAIN_MONTHLY: "0" };
+  const keep = {
+    RETAIN_DAILY: "1",
+    RETAIN_WEEKLY: "0",
+    RETAIN_MONTHLY: "0",
+    RETAIN_MIN_SUCCESSFUL: "1",
+    OFFSITE_RETAIN_DAILY: "1",
+    OFFSITE_RETAIN_WEEKLY: "0",
+    OFFSITE_RETAIN_MONTHLY: "0",
+  };
   for (let round = 0; round <= rounds; round++) {
     const st = await measure(process.execPath, [BIN, "backup", "run"], { ...oursEnv, ...keep, OFFSITE_STREAM: "true" });
     const up = await measure(process.execPath, [BIN, "backup", "run"], { ...oursEnv, ...keep, OFFSITE_STREAM: "false" });
@@ -92,10 +106,13 @@ export async function main(): Promise<void> {
     both.streamed.push(st.ms / 1000);
     both.uploaded.push(up.ms / 1000);
     both.cron.push((d.ms + p.ms) / 1000);
-    process.stderr.write(`round ${round}: backup run streamed ${(st.ms / 1000).toFixed(2)} s, uploaded after ${(up.ms / 1000).toFixed(2)} s, pg_dump + s3cmd put ${((d.ms + p.ms) / 1000).toFixed(2)} s\n`);
+    process.stderr.write(
+      `round ${round}: backup run streamed ${(st.ms / 1000).toFixed(2)} s, uploaded after ${(up.ms / 1000).toFixed(2)} s, pg_dump + s3cmd put ${((d.ms + p.ms) / 1000).toFixed(2)} s\n`,
+    );
   }
 
-  const last = (await pool.query("select c.status from pmt_jobs.backup b left join pmt_jobs.backup_copy c on c.backup_id = b.id order by b.id desc limit 1")).rows[0];
+  const last = (await pool.query("select c.status from pmt_jobs.backup b left join pmt_jobs.backup_copy c on c.backup_id = b.id order by b.id desc limit 1"))
+    .rows[0];
   if (last?.status !== "verified") throw new Error(`expected the last backup run to leave a verified copy, found ${last?.status}`);
   await pool.end();
   await proxy?.close();
@@ -105,7 +122,13 @@ export async function main(): Promise<void> {
 
   const link = mbps > 0 ? `${mbps} Mbit/s to the store` : "store on localhost, no bandwidth limit";
   const rows = [
-    row(`offsite sync (checked by the store's MD5 ETag) vs s3cmd put (checks the same), ${mb.toFixed(0)} MB dump, ${link}`, "s", times.ours, times.put, "ratio <= 1.00"),
+    row(
+      `offsite sync (checked by the store's MD5 ETag) vs s3cmd put (checks the same), ${mb.toFixed(0)} MB dump, ${link}`,
+      "s",
+      times.ours,
+      times.put,
+      "ratio <= 1.00",
+    ),
     row(`offsite sync, OFFSITE_VERIFY=read-back vs s3cmd put + get`, "s", times.oursReadBack, times.putGet),
     row(`backup run + copy streamed (OFFSITE_STREAM) vs pg_dump -Fc then s3cmd put`, "s", both.streamed, both.cron, "ratio <= 0.8"),
     row(`backup run + copy uploaded after vs pg_dump -Fc then s3cmd put`, "s", both.uploaded, both.cron),

@@ -37,7 +37,10 @@ type Urls = Record<Variant, string>;
 
 async function startVariant(variant: Variant, urls: Urls, p: Probe): Promise<{ stop(): Promise<void> }> {
   if (variant === "ours") {
-    const config = loadConfig({ WORKER_CONCURRENCY: String(CONCURRENCY), WORKER_POLL_INTERVAL_MS: String(POLL_MS), HTTP_PORT: "0", LOG_LEVEL: "warn" }, "/nonexistent");
+    const config = loadConfig(
+      { WORKER_CONCURRENCY: String(CONCURRENCY), WORKER_POLL_INTERVAL_MS: String(POLL_MS), HTTP_PORT: "0", LOG_LEVEL: "warn" },
+      "/nonexistent",
+    );
     const worker = await startWorker({ config, databaseUrl: urls.ours, logger, migrate: false, extraTasks: { "bench.noop": p.task } });
     return { stop: () => worker.stop() };
   }

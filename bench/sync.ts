@@ -108,7 +108,9 @@ export async function main(): Promise<void> {
   let oursRss = 0;
   for (let round = 0; round <= rounds; round++) {
     const o = await measure(process.execPath, [BIN, "offsite", "sync"], { ...env, OFFSITE_URL: `s3://bench/ours${round}` });
-    const copies = (await pool.query("select count(*)::int as n from pmt_jobs.backup_copy where target = $1 and status = 'verified'", [`s3://bench/ours${round}`])).rows[0].n;
+    const copies = (
+      await pool.query("select count(*)::int as n from pmt_jobs.backup_copy where target = $1 and status = 'verified'", [`s3://bench/ours${round}`])
+    ).rows[0].n;
     if (copies !== count) throw new Error(`expected offsite sync to leave ${count} verified copies, found ${copies}`);
     const c = await measure("s3cmd", ["-c", s3cfg, "--no-progress", "sync", `${backupDir}/`, `s3://bench/s3cmd${round}/`], process.env);
     for (const prefix of [`ours${round}`, `s3cmd${round}`]) fs.rmSync(path.join(s3.directory, "bench", prefix), { recursive: true, force: true });
@@ -123,7 +125,9 @@ export async function main(): Promise<void> {
   await server.close();
   fs.rmSync(dir, { recursive: true, force: true });
 
-  const rows = [row(`offsite sync (upload, checked by the MD5 ETag) vs s3cmd sync, ${count} backups of ${mb} MB`, "s", times.ours, times.s3cmd, "ratio <= 0.5")];
+  const rows = [
+    row(`offsite sync (upload, checked by the MD5 ETag) vs s3cmd sync, ${count} backups of ${mb} MB`, "s", times.ours, times.s3cmd, "ratio <= 0.5"),
+  ];
   printTable(`Offsite sync: pmt-worker offsite sync vs s3cmd sync against s3rver, ${rounds} rounds`, rows, [
     `peak RSS of pmt-worker offsite sync: ${oursRss.toFixed(0)} MB`,
   ]);

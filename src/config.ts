@@ -108,7 +108,10 @@ export const ENV = {
       .string()
       .trim()
       .superRefine((value, ctx) => {
-        const items = value.split(",").map((s) => s.trim()).filter(Boolean);
+        const items = value
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean);
         if (!items.length) ctx.addIssue({ code: "custom", message: "expected database names or postgres:// URLs, comma-separated, like bmgf,oam" });
         for (const item of items) {
           if (/^postgres(ql)?:\/\//.test(item)) {
@@ -117,7 +120,10 @@ export const ENV = {
             continue;
           }
           if (!DATABASE_NAME.test(item)) {
-            ctx.addIssue({ code: "custom", message: `${JSON.stringify(item.slice(0, 70))} is neither a database name (letters, digits, _ $ -) nor a postgres:// URL` });
+            ctx.addIssue({
+              code: "custom",
+              message: `${JSON.stringify(item.slice(0, 70))} is neither a database name (letters, digits, _ $ -) nor a postgres:// URL`,
+            });
           }
         }
       })
@@ -181,10 +187,7 @@ export const ENV = {
     doc: "When the history prune task runs (crontab syntax, UTC).",
   },
   SMTP_URL: {
-    schema: urlOf(
-      ["smtp:", "smtps:"],
-      "expected smtp://user:password@host:587 (STARTTLS) or smtps://...:465 (TLS) (value not shown)",
-    ).optional(),
+    schema: urlOf(["smtp:", "smtps:"], "expected smtp://user:password@host:587 (STARTTLS) or smtps://...:465 (TLS) (value not shown)").optional(),
     default: undefined,
     doc: "Mail server for exports (smtp:// with STARTTLS, smtps:// for TLS). Unset: messages are written as .eml files to PMT_HOME/outbox.",
   },
@@ -228,7 +231,7 @@ export const ENV = {
     schema: z
       .string()
       .trim()
-      .regex(/^(on|off|[^\sA-Za-z0-9=+\-@",])$/u, "expected on, off, or the one character to put before a cell (not a letter, digit, space, = + - @ \" or ,)")
+      .regex(/^(on|off|[^\sA-Za-z0-9=+\-@",])$/u, 'expected on, off, or the one character to put before a cell (not a letter, digit, space, = + - @ " or ,)')
       .transform((v) => (v === "off" ? null : v === "on" ? "'" : v)),
     default: "on",
     doc: "CSV cells a spreadsheet would run as a formula (text starting with = + - @, a tab or CR; numbers like -12.5 excepted) get a ' before them (on), as OWASP recommends; off writes them as they are; or give the character to use.",
@@ -239,17 +242,15 @@ export const ENV = {
     doc: "Body of export mails; {instance}, {rows}, {format}, {filters} and {attachment} are filled in.",
   },
   EXPORT_MAIL_BODIES: {
-    schema: z
-      .string()
-      .transform((text, ctx) => {
-        try {
-          const parsed = z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), z.string().min(1)).parse(JSON.parse(text));
-          return Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k.toLowerCase(), v]));
-        } catch {
-          ctx.addIssue({ code: "custom", message: 'expected a JSON object of instance name to body, like {"bmgf": "..."}' });
-          return z.NEVER;
-        }
-      }),
+    schema: z.string().transform((text, ctx) => {
+      try {
+        const parsed = z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), z.string().min(1)).parse(JSON.parse(text));
+        return Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k.toLowerCase(), v]));
+      } catch {
+        ctx.addIssue({ code: "custom", message: 'expected a JSON object of instance name to body, like {"bmgf": "..."}' });
+        return z.NEVER;
+      }
+    }),
     default: "{}",
     doc: "Bodies per PMT instance (database name, lower case), as JSON; others get EXPORT_MAIL_BODY.",
   },
@@ -305,7 +306,10 @@ export const ENV = {
       .string()
       .trim()
       .superRefine((value, ctx) => {
-        for (const item of value.split(",").map((s) => s.trim()).filter(Boolean)) {
+        for (const item of value
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean)) {
           if (/^postgres(ql)?:\/\//.test(item)) continue;
           if (!DATABASE_NAME.test(item)) {
             ctx.addIssue({ code: "custom", message: `${JSON.stringify(item)} is neither a database name nor a postgres:// URL (values not shown)` });
@@ -396,7 +400,11 @@ export const ENV = {
     doc: "Backups offsite sync uploads at once (each a multipart upload of two 5 MiB parts in flight: memory stays small).",
   },
   OFFSITE_SERVER_ID: {
-    schema: z.string().trim().regex(/^[A-Za-z0-9._-]+$/, "expected a name of letters, digits, . _ -").optional(),
+    schema: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9._-]+$/, "expected a name of letters, digits, . _ -")
+      .optional(),
     default: undefined,
     doc: "The folder of this server's backups in the store (<prefix>/<server id>/<database>/<file>). Unset: DATABASE_URL's host.",
   },
@@ -424,7 +432,10 @@ export const ENV = {
     doc: "S3_ENDPOINT as the recipients of download links reach it (large exports), when they cannot reach S3_ENDPOINT (e.g. http://minio:9000 inside compose). Unset: S3_ENDPOINT.",
   },
   S3_REGION: {
-    schema: z.string().trim().regex(/^[a-z0-9-]+$/, "expected a region name like us-east-1"),
+    schema: z
+      .string()
+      .trim()
+      .regex(/^[a-z0-9-]+$/, "expected a region name like us-east-1"),
     default: "us-east-1",
     doc: "S3 region. Credentials come from the AWS SDK's default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile, instance role).",
   },
@@ -439,7 +450,11 @@ export const ENV = {
     doc: "How long the download link of an export too large to mail stays valid (S3 presigned URLs last at most 7 days).",
   },
   ALERT_EMAIL: {
-    schema: z.string().trim().refine((a) => mailboxProblem(a) === undefined, "expected one mailbox like dba@example.org").optional(),
+    schema: z
+      .string()
+      .trim()
+      .refine((a) => mailboxProblem(a) === undefined, "expected one mailbox like dba@example.org")
+      .optional(),
     default: undefined,
     doc: "The operator, mailed (through the export mailer) when a backup or upload fails for good, a backup is stale or shrank, or BACKUP_DIR runs low.",
   },
@@ -451,7 +466,10 @@ export const ENV = {
     doc: "Alert when a backup is smaller than this percentage of the previous one.",
   },
   IATI_REPORTING_ORG_REF: {
-    schema: z.string().trim().regex(/^[^/?#\s]+$/, "expected an IATI organisation identifier like XM-DAC-41114"),
+    schema: z
+      .string()
+      .trim()
+      .regex(/^[^/?#\s]+$/, "expected an IATI organisation identifier like XM-DAC-41114"),
     default: "XI-PMT-0000",
     doc: "IATI reporting-org ref of IATI exports (and the prefix of identifiers PMT does not have).",
   },
@@ -461,7 +479,10 @@ export const ENV = {
     doc: "IATI reporting-org name.",
   },
   IATI_REPORTING_ORG_TYPE: {
-    schema: z.string().trim().regex(/^\d{2}$/, "expected a two-digit IATI OrganisationType code like 10 or 80"),
+    schema: z
+      .string()
+      .trim()
+      .regex(/^\d{2}$/, "expected a two-digit IATI OrganisationType code like 10 or 80"),
     default: "80",
     doc: "IATI reporting-org type (IATI OrganisationType codelist).",
   },
@@ -550,7 +571,10 @@ function configOf(v: Values) {
   const resolved: ResolvedBackups = {};
   return {
     databaseUrl: v.DATABASE_URL,
-    pmtDatabases: (v.PMT_DATABASES ?? "").split(",").map((s) => s.trim()).filter(Boolean),
+    pmtDatabases: (v.PMT_DATABASES ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
     pmtHome: path.resolve(v.PMT_HOME),
     embeddedPgPort: v.EMBEDDED_PG_PORT,
     demoActivities: v.DEMO_ACTIVITIES,
@@ -569,7 +593,10 @@ function configOf(v: Values) {
     backup: {
       dir: path.resolve(v.BACKUP_DIR ?? path.join(v.PMT_HOME, "backups")),
       cron: v.BACKUP_CRON,
-      databases: (v.BACKUP_DATABASES ?? "").split(",").map((s) => s.trim()).filter(Boolean),
+      databases: (v.BACKUP_DATABASES ?? "")
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
       format: v.BACKUP_FORMAT,
       jobs: v.BACKUP_JOBS,
       spaceFactor: v.BACKUP_SPACE_FACTOR,

@@ -49,7 +49,10 @@ describe("loadConfig", () => {
     const config = loadConfig({}, NO_DOTENV);
     expect(config.maintenanceConcurrency).toBe(2);
     expect(config.exportLimits).toEqual({ perRecipientPerHour: undefined, perRolePerHour: undefined, maxQueued: undefined, filterTimeoutMs: undefined });
-    const set = loadConfig({ EXPORT_LIMIT_PER_RECIPIENT: "0", EXPORT_LIMIT_PER_ROLE: "50", EXPORT_QUEUE_MAX: "10", EXPORT_FILTER_TIMEOUT_MS: "2500", MAINTENANCE_CONCURRENCY: "1" }, NO_DOTENV);
+    const set = loadConfig(
+      { EXPORT_LIMIT_PER_RECIPIENT: "0", EXPORT_LIMIT_PER_ROLE: "50", EXPORT_QUEUE_MAX: "10", EXPORT_FILTER_TIMEOUT_MS: "2500", MAINTENANCE_CONCURRENCY: "1" },
+      NO_DOTENV,
+    );
     expect(set.exportLimits).toEqual({ perRecipientPerHour: 0, perRolePerHour: 50, maxQueued: 10, filterTimeoutMs: 2500 });
     expect(set.maintenanceConcurrency).toBe(1);
     expect(problems({ EXPORT_LIMIT_PER_RECIPIENT: "-1", EXPORT_FILTER_TIMEOUT_MS: "5s", MAINTENANCE_CONCURRENCY: "0" })).toEqual([
@@ -91,7 +94,12 @@ describe("loadConfig", () => {
   });
 
   it("reads PMT_DATABASES as names or postgres:// URLs, naming a bad item and echoing no URL", () => {
-    expect(loadConfig({ PMT_DATABASES: " bmgf, oam ,pmt-dev,postgres://u:p@db2/x " }, NO_DOTENV).pmtDatabases).toEqual(["bmgf", "oam", "pmt-dev", "postgres://u:p@db2/x"]);
+    expect(loadConfig({ PMT_DATABASES: " bmgf, oam ,pmt-dev,postgres://u:p@db2/x " }, NO_DOTENV).pmtDatabases).toEqual([
+      "bmgf",
+      "oam",
+      "pmt-dev",
+      "postgres://u:p@db2/x",
+    ]);
     expect(loadConfig({}, NO_DOTENV).pmtDatabases).toEqual([]);
     expect(problems({ PMT_DATABASES: "bmgf,bad name!" })).toEqual([
       'PMT_DATABASES: "bad name!" is neither a database name (letters, digits, _ $ -) nor a postgres:// URL',
@@ -106,8 +114,8 @@ describe("loadConfig", () => {
   it("says what is wrong with the other URLs, echoing none that may hold a password", () => {
     expect(problems({ DATABASE_URL: "mysql://u:hunter2@host/db", SMTP_URL: "smtp.example.org:587", S3_ENDPOINT: "http://" })).toEqual([
       'DATABASE_URL: expected a URL like postgres://user:password@host:5432/dbname (value not shown); got the unsupported scheme "mysql:"',
-      "SMTP_URL: expected smtp://user:password@host:587 (STARTTLS) or smtps://...:465 (TLS) (value not shown); got the unsupported scheme \"smtp.example.org:\"",
-      "S3_ENDPOINT: expected the store's URL, like https://s3.example.org or http://minio:9000; got not a URL (got \"http://\")",
+      'SMTP_URL: expected smtp://user:password@host:587 (STARTTLS) or smtps://...:465 (TLS) (value not shown); got the unsupported scheme "smtp.example.org:"',
+      'S3_ENDPOINT: expected the store\'s URL, like https://s3.example.org or http://minio:9000; got not a URL (got "http://")',
     ]);
   });
 

@@ -61,7 +61,12 @@ const unusedMailer: Mailer = {
  * raiseAlert for callers that may have no mailer of their own (a CLI command):
  * one is made from the configuration for this alert and closed after it.
  */
-export async function raiseAlertWith(deps: Omit<AlertDeps, "mailer"> & { mailer?: Mailer }, condition: string, subject: string, body: string): Promise<boolean> {
+export async function raiseAlertWith(
+  deps: Omit<AlertDeps, "mailer"> & { mailer?: Mailer },
+  condition: string,
+  subject: string,
+  body: string,
+): Promise<boolean> {
   if (deps.mailer) return raiseAlert({ ...deps, mailer: deps.mailer }, condition, subject, body);
   // Without ALERT_EMAIL nothing is mailed: no mailer (nor outbox folder) is made.
   if (!deps.config.alerts.email) return raiseAlert({ ...deps, mailer: unusedMailer }, condition, subject, body);

@@ -51,10 +51,11 @@ export async function lastTestRestores(pool: Pick<pg.ClientBase, "query">, datab
 }
 
 export async function insertRunning(pool: pg.Pool, database: string, format: BackupFormat, jobId: number | null): Promise<BackupRow> {
-  const { rows } = await pool.query<BackupRow>(
-    "insert into pmt_jobs.backup (database, format, job_id) values ($1, $2, $3) returning *",
-    [database, format, jobId],
-  );
+  const { rows } = await pool.query<BackupRow>("insert into pmt_jobs.backup (database, format, job_id) values ($1, $2, $3) returning *", [
+    database,
+    format,
+    jobId,
+  ]);
   return rows[0]!;
 }
 
@@ -115,18 +116,16 @@ export async function markFailed(pool: pg.Pool, id: number, error: string, versi
 }
 
 export async function lastSucceeded(pool: pg.Pool, database: string): Promise<BackupRow | undefined> {
-  const { rows } = await pool.query<BackupRow>(
-    "select * from pmt_jobs.backup where database = $1 and status = 'succeeded' order by started_at desc limit 1",
-    [database],
-  );
+  const { rows } = await pool.query<BackupRow>("select * from pmt_jobs.backup where database = $1 and status = 'succeeded' order by started_at desc limit 1", [
+    database,
+  ]);
   return rows[0];
 }
 
 export async function succeededOf(pool: pg.Pool, database: string): Promise<BackupRow[]> {
-  const { rows } = await pool.query<BackupRow>(
-    "select * from pmt_jobs.backup where database = $1 and status = 'succeeded' order by started_at desc",
-    [database],
-  );
+  const { rows } = await pool.query<BackupRow>("select * from pmt_jobs.backup where database = $1 and status = 'succeeded' order by started_at desc", [
+    database,
+  ]);
   return rows;
 }
 
@@ -162,10 +161,10 @@ export async function knownFiles(pool: pg.Pool): Promise<Set<string>> {
  * this call marked it.
  */
 export async function markCorrupt(pool: pg.Pool, id: number, reason: string): Promise<boolean> {
-  const { rowCount } = await pool.query(
-    "update pmt_jobs.backup set status = 'corrupt', tiers = '{}', error = $2 where id = $1 and status = 'succeeded'",
-    [id, reason],
-  );
+  const { rowCount } = await pool.query("update pmt_jobs.backup set status = 'corrupt', tiers = '{}', error = $2 where id = $1 and status = 'succeeded'", [
+    id,
+    reason,
+  ]);
   return (rowCount ?? 0) > 0;
 }
 

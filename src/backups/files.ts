@@ -30,7 +30,9 @@ export class LocalFileMismatch extends Error {
     readonly actual: Measured,
     readonly expected: Measured,
   ) {
-    super(`${file} is not the backup the catalog recorded: read ${actual.bytes} bytes sha256 ${actual.sha256}, expected ${expected.bytes} bytes sha256 ${expected.sha256}`);
+    super(
+      `${file} is not the backup the catalog recorded: read ${actual.bytes} bytes sha256 ${actual.sha256}, expected ${expected.bytes} bytes sha256 ${expected.sha256}`,
+    );
     this.name = "LocalFileMismatch";
   }
 }

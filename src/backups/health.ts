@@ -59,9 +59,7 @@ export async function checkBackups(deps: AlertDeps, databaseUrl: string): Promis
       await raiseAlert(
         deps,
         `backup_stale:${target.database}`,
-        never
-          ? `no successful backup of ${target.database} yet`
-          : `no successful backup of ${target.database} for ${Math.floor(age)} hours`,
+        never ? `no successful backup of ${target.database} yet` : `no successful backup of ${target.database} for ${Math.floor(age)} hours`,
         `The newest successful backup of ${target.database} is older than BACKUP_MAX_AGE_HOURS (${config.alerts.maxAgeHours}). See pmt-worker status and pmt_jobs.backup_status.`,
       );
     }

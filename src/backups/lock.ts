@@ -16,7 +16,10 @@ export const BACKUP_LOCK_CLASS = 0x706d7402;
 
 /** Another run holds the database's backup lock. */
 export class BackupBusyError extends Error {
-  constructor(readonly database: string, holder: string) {
+  constructor(
+    readonly database: string,
+    holder: string,
+  ) {
     super(`another backup of ${database} is running (${holder}); this run did not start and touched nothing: wait for it to finish (pmt-worker status)`);
     this.name = "BackupBusyError";
   }
@@ -40,7 +43,9 @@ async function describeHolder(client: pg.PoolClient, database: string): Promise<
     [BACKUP_LOCK_CLASS, database],
   );
   const r = rows[0];
-  const parts = [r?.id ? `backup ${r.id}, started ${r.started_at!.toISOString()}` : undefined, r?.holder?.replace(/^pmt-worker backup lock /, "")].filter(Boolean);
+  const parts = [r?.id ? `backup ${r.id}, started ${r.started_at!.toISOString()}` : undefined, r?.holder?.replace(/^pmt-worker backup lock /, "")].filter(
+    Boolean,
+  );
   return parts.length ? parts.join(", ") : "its catalog row is not visible yet";
 }
 
@@ -55,10 +60,15 @@ export async function lockBackup(pool: pg.Pool, database: string): Promise<Backu
   let released = false;
   const lost: ((error: Error) => void)[] = [];
   try {
-    const { rows } = await client.query<{ ok: boolean }>("select pg_catalog.pg_try_advisory_lock($1, pg_catalog.hashtext($2)) as ok", [BACKUP_LOCK_CLASS, database]);
+    const { rows } = await client.query<{ ok: boolean }>("select pg_catalog.pg_try_advisory_lock($1, pg_catalog.hashtext($2)) as ok", [
+      BACKUP_LOCK_CLASS,
+      database,
+    ]);
     if (!rows[0]!.ok) throw new BackupBusyError(database, await describeHolder(client, database));
     // Named so that a refused run can say who holds it.
-    await client.query("select pg_catalog.set_config('application_name', $1, false)", [`pmt-worker backup lock ${os.hostname()} pid ${process.pid}`.slice(0, 63)]);
+    await client.query("select pg_catalog.set_config('application_name', $1, false)", [
+      `pmt-worker backup lock ${os.hostname()} pid ${process.pid}`.slice(0, 63),
+    ]);
   } catch (error) {
     client.release(true);
     throw error;

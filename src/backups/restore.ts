@@ -82,7 +82,8 @@ async function createDatabase(adminUrl: string, name: string): Promise<void> {
 /** pg_restore's errors a DBA can fix once (deploy/README.md §1). */
 function restoreHint(message: string): string {
   const ext = /permission denied to create extension "([^"]+)"/.exec(message)?.[1];
-  if (ext) return `. Only a superuser may create ${ext}: create it once in template1 (runuser -u postgres -- psql template1 -c 'create extension ${ext}'), so every new database has it`;
+  if (ext)
+    return `. Only a superuser may create ${ext}: create it once in template1 (runuser -u postgres -- psql template1 -c 'create extension ${ext}'), so every new database has it`;
   return "";
 }
 
@@ -130,18 +131,23 @@ export async function restoreInto(config: Config, request: RestoreRequest): Prom
   const t0 = performance.now();
   await createDatabase(adminUrl, into);
   // A file's entries that would copy nothing are left out (restore-list.ts); a stream cannot be read twice to find them.
-  const list = "file" in source
-    ? await restoreList(pgRestore, source.file, intoUrl).catch(async (error) => {
-        await dropDatabase(adminUrl, into);
-        throw error;
-      })
-    : undefined;
+  const list =
+    "file" in source
+      ? await restoreList(pgRestore, source.file, intoUrl).catch(async (error) => {
+          await dropDatabase(adminUrl, into);
+          throw error;
+        })
+      : undefined;
   try {
-    if ("file" in source) await runTool(pgRestore, [...RESTORE_ARGS, ...(list?.file ? [`--use-list=${list.file}`] : []), `--dbname=${into}`, source.file], intoUrl);
+    if ("file" in source)
+      await runTool(pgRestore, [...RESTORE_ARGS, ...(list?.file ? [`--use-list=${list.file}`] : []), `--dbname=${into}`, source.file], intoUrl);
     else await restoreStream(pgRestore, source.stream, into, intoUrl);
   } catch (error) {
     await dropDatabase(adminUrl, into);
-    throw new UserError(`restore of ${label} into ${into} failed (the new database was dropped): ${redactText(errorMessage(error))}${restoreHint(errorMessage(error))}`, { cause: error });
+    throw new UserError(
+      `restore of ${label} into ${into} failed (the new database was dropped): ${redactText(errorMessage(error))}${restoreHint(errorMessage(error))}`,
+      { cause: error },
+    );
   } finally {
     list?.cleanup();
   }
@@ -150,20 +156,19 @@ export async function restoreInto(config: Config, request: RestoreRequest): Prom
 }
 
 /** `backup restore <id>`: the catalogued file (or --from-file's copy of it), on the server of the backed-up database. */
-export async function restoreBackup(
-  config: Config,
-  pool: pg.Pool,
-  databaseUrl: string,
-  id: number,
-  into: string,
-  fromFile?: string,
-): Promise<RestoreResult> {
+export async function restoreBackup(config: Config, pool: pg.Pool, databaseUrl: string, id: number, into: string, fromFile?: string): Promise<RestoreResult> {
   checkNewDatabaseName(into);
   const backup = await getBackup(pool, id);
   if (!backup) throw new UserError(`backup ${id} does not exist (see pmt-worker backup list)`);
   const file = fromFile ?? backup.local_path;
   if (!file || !fs.existsSync(file)) throw new UserError(`backup ${id}'s file ${file ?? "(none)"} is not there; pass --from-file`);
   const target = backupTargets(databaseUrl, config.backup).find((t) => t.database === backup.database);
-  const restored = await restoreInto(config, { source: { file }, label: `backup ${id}`, into, serverUrl: target?.url ?? databaseUrl, serverVersion: backup.server_version });
+  const restored = await restoreInto(config, {
+    source: { file },
+    label: `backup ${id}`,
+    into,
+    serverUrl: target?.url ?? databaseUrl,
+    serverVersion: backup.server_version,
+  });
   return { backup, ...restored };
 }

@@ -55,7 +55,10 @@ const FORMAT_FLAG: Record<BackupFormat, string> = { custom: "c", tar: "t", direc
 
 /** `pmt_20261126T000000Z`: database and UTC start time. */
 export function backupName(database: string, at: Date, format: BackupFormat): string {
-  const stamp = at.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+  const stamp = at
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}Z$/, "Z");
   return `${database.replace(/[^A-Za-z0-9_-]/g, "_")}_${stamp}.${EXTENSION[format]}`;
 }
 
@@ -169,9 +172,7 @@ async function checkSpace(deps: BackupDeps, database: string): Promise<void> {
   const free = freeBytes(dir);
   if (free < needed) {
     const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MB`;
-    throw new Error(
-      `not enough free space in ${dir}: ${mb(free)} free, ${mb(needed)} needed (last backup x BACKUP_SPACE_FACTOR); nothing was written`,
-    );
+    throw new Error(`not enough free space in ${dir}: ${mb(free)} free, ${mb(needed)} needed (last backup x BACKUP_SPACE_FACTOR); nothing was written`);
   }
 }
 
@@ -236,7 +237,10 @@ function openTee(run: Run): Tee | undefined {
   const second = deps.tee?.(run.name);
   if (!second) return undefined;
   return new Tee(second.stream, second.done, (error) => {
-    deps.logger.warn({ database: target.database, err: redactText(errorMessage(error)) }, "streaming the backup offsite failed; it will be uploaded afterwards");
+    deps.logger.warn(
+      { database: target.database, err: redactText(errorMessage(error)) },
+      "streaming the backup offsite failed; it will be uploaded afterwards",
+    );
   });
 }
 

@@ -40,7 +40,9 @@ export function backupTargets(databaseUrl: string, backup: { databases: string[]
 export function findTarget(targets: BackupTarget[], database: string): BackupTarget {
   const t = targets.find((x) => x.database === database);
   if (!t) {
-    throw new UserError(`database ${JSON.stringify(database)} is not one this worker backs up (${targets.map((x) => x.database).join(", ")}): see BACKUP_DATABASES`);
+    throw new UserError(
+      `database ${JSON.stringify(database)} is not one this worker backs up (${targets.map((x) => x.database).join(", ")}): see BACKUP_DATABASES`,
+    );
   }
   return t;
 }

@@ -32,7 +32,13 @@ export function compareCounts(expected: Record<string, number>, actual: Record<s
   return problems;
 }
 
-export async function testRestore(config: Config, pool: pg.Pool, databaseUrl: string, database: string, logger: Logger): Promise<TestRestoreResult | undefined> {
+export async function testRestore(
+  config: Config,
+  pool: pg.Pool,
+  databaseUrl: string,
+  database: string,
+  logger: Logger,
+): Promise<TestRestoreResult | undefined> {
   const backup = await lastSucceeded(pool, database);
   if (!backup) {
     logger.warn({ database }, "test restore: no successful backup to restore");
@@ -54,14 +60,20 @@ export async function testRestore(config: Config, pool: pg.Pool, databaseUrl: st
     admin.pathname = "/postgres";
     const client = new pg.Client(clientConfig(admin.toString()));
     client.on("error", () => {});
-    await client.connect().then(
-      () => client.query(`drop database if exists ${pg.escapeIdentifier(scratch)} with (force)`),
-      () => undefined,
-    ).catch((e) => logger.error({ scratch, err: errorMessage(e) }, "could not drop the scratch database"));
+    await client
+      .connect()
+      .then(
+        () => client.query(`drop database if exists ${pg.escapeIdentifier(scratch)} with (force)`),
+        () => undefined,
+      )
+      .catch((e) => logger.error({ scratch, err: errorMessage(e) }, "could not drop the scratch database"));
     await client.end().catch(() => {});
   }
   const ok = problems.length === 0;
   await recordTestRestore(pool, backup.id, { ok, seconds, error: ok ? null : problems.join("; ") });
-  (ok ? logger.info.bind(logger) : logger.error.bind(logger))({ database, backup: backup.id, seconds, problems }, ok ? "test restore passed" : "test restore FAILED");
+  (ok ? logger.info.bind(logger) : logger.error.bind(logger))(
+    { database, backup: backup.id, seconds, problems },
+    ok ? "test restore passed" : "test restore FAILED",
+  );
   return { backup, ok, seconds, problems };
 }

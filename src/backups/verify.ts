@@ -29,7 +29,12 @@ export interface VerifyResult {
  * file is left for inspection. A missing pg_restore or an unmounted
  * BACKUP_DIR fails the command instead: they say nothing about the backup.
  */
-export async function verifyBackup(config: Config, pool: pg.Pool, id: number, alerts: { logger: Logger; mailer?: Mailer } = { logger: createLogger("silent") }): Promise<VerifyResult> {
+export async function verifyBackup(
+  config: Config,
+  pool: pg.Pool,
+  id: number,
+  alerts: { logger: Logger; mailer?: Mailer } = { logger: createLogger("silent") },
+): Promise<VerifyResult> {
   const backup = await getBackup(pool, id);
   if (!backup) throw new UserError(`backup ${id} does not exist (see pmt-worker backup list)`);
   if (backup.status !== "succeeded" || !backup.local_path) {

@@ -93,7 +93,10 @@ export function registerBackup(program: Command): void {
           const bar = progress(process.stderr.isTTY === true);
           try {
             // The cron job's steps; the offsite copy not streamed is uploaded now (read back either way).
-            const { backup: row, offsite } = await backupDatabase({ config, pool, logger, databaseUrl: url }, target, { format: opts.format, onProgress: bar.onProgress });
+            const { backup: row, offsite } = await backupDatabase({ config, pool, logger, databaseUrl: url }, target, {
+              format: opts.format,
+              onProgress: bar.onProgress,
+            });
             bar.done();
             if (offsite.state === "failed") {
               failed++;
@@ -104,7 +107,11 @@ export function registerBackup(program: Command): void {
           } catch (error) {
             bar.done();
             failed++;
-            process.stderr.write(error instanceof BackupBusyError ? `${target.database}: not started: ${error.message}\n` : `${target.database}: backup failed: ${(error as Error).message}\n`);
+            process.stderr.write(
+              error instanceof BackupBusyError
+                ? `${target.database}: not started: ${error.message}\n`
+                : `${target.database}: backup failed: ${(error as Error).message}\n`,
+            );
           }
         }
         if (failed) throw new UserError(`${failed} of ${targets.length} backups or offsite copies failed`);
@@ -136,7 +143,9 @@ export function registerBackup(program: Command): void {
       await withDatabases({ database: opts.database, requireOne: "backup verify" }, async ({ config, pool, logger }) => {
         const result = await verifyBackup(config, pool, backup, { logger });
         if (!result.ok) {
-          throw new UserError(`backup ${id} failed verification and is marked corrupt (out of the tiers, not uploaded, not the last good backup):\n  ${result.problems.join("\n  ")}`);
+          throw new UserError(
+            `backup ${id} failed verification and is marked corrupt (out of the tiers, not uploaded, not the last good backup):\n  ${result.problems.join("\n  ")}`,
+          );
         }
         process.stdout.write(`backup ${id} verified: ${size(result.backup.bytes)}, sha256 ${result.backup.sha256}\n`);
       });
@@ -156,14 +165,17 @@ export function registerBackup(program: Command): void {
       const backup = id === undefined ? undefined : backupId(id);
       await withDatabases({ database: opts.database, requireOne: "backup restore" }, async ({ config, pool, url }) => {
         const offsite = opts.fromOffsite ? { ...(await import("../offsite/restore.js")), ...(await import("../offsite/store.js")) } : undefined;
-        const result = offsite && opts.fromOffsite
-          ? await offsite.restoreFromOffsite(config, offsite.openStore(requireOffsite(config), config.offsite), url, opts.fromOffsite, opts.into)
-          : await restoreBackup(config, pool, url, backup!, opts.into, opts.fromFile);
+        const result =
+          offsite && opts.fromOffsite
+            ? await offsite.restoreFromOffsite(config, offsite.openStore(requireOffsite(config), config.offsite), url, opts.fromOffsite, opts.into)
+            : await restoreBackup(config, pool, url, backup!, opts.into, opts.fromFile);
         const tables = Object.keys(result.tables).length;
         const rows = Object.values(result.tables).reduce((a, b) => a + b, 0);
         const left = "skipped" in result ? (result.skipped ?? []) : [];
         const skipped = left.length ? ` (left out, copying nothing: ${left.join(", ")})` : "";
-        process.stdout.write(`restored ${opts.fromOffsite ?? `backup ${id}`} into ${result.database}: ${tables} tables, ${rows} rows, ${result.seconds.toFixed(1)} s${skipped}\n`);
+        process.stdout.write(
+          `restored ${opts.fromOffsite ?? `backup ${id}`} into ${result.database}: ${tables} tables, ${rows} rows, ${result.seconds.toFixed(1)} s${skipped}\n`,
+        );
       });
     });
 }
@@ -171,7 +183,9 @@ export function registerBackup(program: Command): void {
 function registerTestRestore(backup: Command): void {
   backup
     .command("test-restore")
-    .description("the weekly test restore, now: the newest backup restored into a scratch database, its row counts compared, the database dropped, the result recorded")
+    .description(
+      "the weekly test restore, now: the newest backup restored into a scratch database, its row counts compared, the database dropped, the result recorded",
+    )
     .option("--database <name>", "one database of BACKUP_DATABASES or PMT_DATABASES (default: all)")
     .action(async (opts: { database?: string }) => {
       await withDatabases({ database: opts.database, ownCheck: true }, async ({ config, pool, logger, url }) => {

@@ -84,8 +84,7 @@ export async function withDatabases<T>(
   const logger = commandLogger(config);
   const databases = await openDatabases(config, logger);
   try {
-    let instances =
-      options.ownCheck && databases.instances.length === 1 ? databases.instances : selectInstances(databases.instances, options.database);
+    let instances = options.ownCheck && databases.instances.length === 1 ? databases.instances : selectInstances(databases.instances, options.database);
     if (options.first) instances = instances.slice(0, 1);
     if (options.requireOne && instances.length > 1) {
       throw new UserError(

@@ -8,7 +8,9 @@ export function registerOffsite(program: Command): void {
   const offsite = program.command("offsite").description("offsite copies of backups (OFFSITE_URL)");
   offsite
     .command("sync")
-    .description("prove every copy against the store's listing (size, ETag), upload every backup without a proven copy (lost ones again), apply remote retention, report unknown objects")
+    .description(
+      "prove every copy against the store's listing (size, ETag), upload every backup without a proven copy (lost ones again), apply remote retention, report unknown objects",
+    )
     .option("--database <name>", "only the copies of this served database's catalog (default: every served database's)")
     .action(async (opts: { database?: string }) => {
       if (!loadConfig().offsite.url) throw new UserError("OFFSITE_URL is not set: there is no offsite store to sync to");
@@ -19,7 +21,8 @@ export function registerOffsite(program: Command): void {
         process.stdout.write(
           `${several ? `${database}: ` : ""}proven from the store's listing ${r.reverified.length}, lost or changed ${r.lost.length}, uploaded ${r.uploaded.length}, pruned ${r.pruned.length}, unknown objects ${r.unknownObjects.length}\n`,
         );
-        for (const l of r.lost) process.stdout.write(`  lost from the store (marked failed, uploaded again if its local file is good): backup ${l.backup}: ${l.reason}\n`);
+        for (const l of r.lost)
+          process.stdout.write(`  lost from the store (marked failed, uploaded again if its local file is good): backup ${l.backup}: ${l.reason}\n`);
         for (const o of r.unknownObjects) process.stdout.write(`  not in the catalog (left alone): ${o}\n`);
         if (r.failed.length) throw new UserError(`offsite sync failed for ${r.failed.map((f) => `backup ${f.backup} (${f.error})`).join("; ")}`);
       });

@@ -68,7 +68,11 @@ export function registerStart(program: Command): void {
         // wait for all of it, or the embedded server goes down under the deregistration
         // and status shows a stopped worker alive until WORKER_DEAD_AFTER_SECONDS.
         worker.promise.then(
-          () => void worker.stop("runners stopped").then(() => resolve(0), () => resolve(1)),
+          () =>
+            void worker.stop("runners stopped").then(
+              () => resolve(0),
+              () => resolve(1),
+            ),
           (error) => {
             logger.error({ err: errorMessage(error) }, "worker died");
             void worker.stop("worker died").finally(() => resolve(1));

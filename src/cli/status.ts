@@ -7,33 +7,68 @@ function render(s: Status, offsite: boolean): string {
   const out: string[] = [];
   out.push(
     s.workers.length
-      ? `Workers (${s.workers.length} alive):\n` + table(["id", "host", "pid", "slots", "heartbeat"], s.workers.map((w) => [w.id, w.hostname, String(w.pid), String(w.concurrency), `${w.since_heartbeat_s} s ago`]))
+      ? `Workers (${s.workers.length} alive):\n` +
+          table(
+            ["id", "host", "pid", "slots", "heartbeat"],
+            s.workers.map((w) => [w.id, w.hostname, String(w.pid), String(w.concurrency), `${w.since_heartbeat_s} s ago`]),
+          )
       : "Workers: none running\n",
   );
   out.push(
     s.queue.length
-      ? "Queue:\n" + table(["task", "ready", "scheduled", "running", "failed for good"], s.queue.map((r) => [r.task, String(r.ready), String(r.scheduled), String(r.running), String(r.failed)]))
+      ? "Queue:\n" +
+          table(
+            ["task", "ready", "scheduled", "running", "failed for good"],
+            s.queue.map((r) => [r.task, String(r.ready), String(r.scheduled), String(r.running), String(r.failed)]),
+          )
       : "Queue: empty\n",
   );
   out.push(
     s.last_24h.length
-      ? "Last 24 hours:\n" + table(["task", "succeeded", "failed", "abandoned", "running"], s.last_24h.map((r) => [r.task, String(r.succeeded), String(r.failed), String(r.abandoned), String(r.running)]))
+      ? "Last 24 hours:\n" +
+          table(
+            ["task", "succeeded", "failed", "abandoned", "running"],
+            s.last_24h.map((r) => [r.task, String(r.succeeded), String(r.failed), String(r.abandoned), String(r.running)]),
+          )
       : "Last 24 hours: no jobs\n",
   );
   out.push(
     s.backups.length
-      ? "Backups:\n" + table(["database", "last success", "kept", "failed 7d", "offsite copies", "offsite lag"], s.backups.map((b) => [b.database, b.last_success_age ? `${b.last_success_age} ago` : "never", String(b.kept), String(b.failed_7d), offsite ? String(b.offsite_copies ?? 0) : "off", offsite ? (b.offsite_lag ?? "none") : "-"]))
+      ? "Backups:\n" +
+          table(
+            ["database", "last success", "kept", "failed 7d", "offsite copies", "offsite lag"],
+            s.backups.map((b) => [
+              b.database,
+              b.last_success_age ? `${b.last_success_age} ago` : "never",
+              String(b.kept),
+              String(b.failed_7d),
+              offsite ? String(b.offsite_copies ?? 0) : "off",
+              offsite ? (b.offsite_lag ?? "none") : "-",
+            ]),
+          )
       : "Backups: none yet\n",
   );
   if (s.test_restores.length) {
     out.push(
       "Test restores (latest):\n" +
-        table(["database", "backup", "tested", "result"], s.test_restores.map((t) => [t.database, String(t.backup_id), t.tested_at.toISOString().replace(/\.\d{3}Z$/, "Z"), t.ok ? "ok" : `FAILED: ${(t.error ?? "").split("\n")[0]!.slice(0, 100)}`])),
+        table(
+          ["database", "backup", "tested", "result"],
+          s.test_restores.map((t) => [
+            t.database,
+            String(t.backup_id),
+            t.tested_at.toISOString().replace(/\.\d{3}Z$/, "Z"),
+            t.ok ? "ok" : `FAILED: ${(t.error ?? "").split("\n")[0]!.slice(0, 100)}`,
+          ]),
+        ),
     );
   }
   out.push(
     s.exports_pending.length
-      ? "Exports pending:\n" + table(["status", "count", "oldest"], s.exports_pending.map((e) => [e.status, String(e.count), e.oldest]))
+      ? "Exports pending:\n" +
+          table(
+            ["status", "count", "oldest"],
+            s.exports_pending.map((e) => [e.status, String(e.count), e.oldest]),
+          )
       : "Exports pending: none\n",
   );
   const unconfirmed = s.exports_unconfirmed[0];

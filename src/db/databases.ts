@@ -23,7 +23,9 @@ export function resolveDatabases(baseUrl: string | undefined, items: string[], v
   const resolved = items.map((item) => {
     if (/^postgres(ql)?:\/\//.test(item)) return { name: decodeURIComponent(new URL(item).pathname.slice(1)), url: item };
     if (!baseUrl) {
-      throw new UserError(`${variable}: ${JSON.stringify(item)} is a database name, which needs DATABASE_URL to say the server; set DATABASE_URL or give full postgres:// URLs`);
+      throw new UserError(
+        `${variable}: ${JSON.stringify(item)} is a database name, which needs DATABASE_URL to say the server; set DATABASE_URL or give full postgres:// URLs`,
+      );
     }
     const url = new URL(baseUrl);
     url.pathname = `/${encodeURIComponent(item)}`;
@@ -66,9 +68,7 @@ export interface Instance extends NamedDatabase {
  * BACKUP_DATABASES's other databases fall to the first served one).
  */
 export function instancesOf(config: Config, served: NamedDatabase[]): Instance[] {
-  const listed = config.backup.databases.length
-    ? resolveDatabases(config.databaseUrl ?? served[0]?.url, config.backup.databases, "BACKUP_DATABASES")
-    : served;
+  const listed = config.backup.databases.length ? resolveDatabases(config.databaseUrl ?? served[0]?.url, config.backup.databases, "BACKUP_DATABASES") : served;
   const owner = (name: string) => served.find((s) => s.name.toLowerCase() === name.toLowerCase()) ?? served[0]!;
   return served.map((s) => ({
     ...s,

@@ -93,7 +93,9 @@ function rootPlace(): string {
   fs.mkdirSync(ROOT_PLACE, { recursive: true, mode: 0o755 });
   const st = fs.statSync(ROOT_PLACE);
   if (st.uid !== 0 || st.mode & 0o022) {
-    throw new UserError(`${ROOT_PLACE} must be owned by root and writable by root only (it is uid ${st.uid}, mode ${modeOf(ROOT_PLACE)}); fix it or set DATABASE_URL`);
+    throw new UserError(
+      `${ROOT_PLACE} must be owned by root and writable by root only (it is uid ${st.uid}, mode ${modeOf(ROOT_PLACE)}); fix it or set DATABASE_URL`,
+    );
   }
   if ((st.mode & 0o005) !== 0o005) fs.chmodSync(ROOT_PLACE, 0o755);
   return ROOT_PLACE;
@@ -171,7 +173,10 @@ function copyTree(from: string, to: string): void {
 function checkReachableByPostgresUser(dataDir: string, binary: string): void {
   const ids = postgresIds();
   if (!ids) return;
-  for (const [target, what] of [[dataDir, "its data directory"], [binary, "its binaries"]] as const) {
+  for (const [target, what] of [
+    [dataDir, "its data directory"],
+    [binary, "its binaries"],
+  ] as const) {
     const blocked = blockedFor(ids, target);
     if (blocked) {
       throw new UserError(
@@ -202,7 +207,14 @@ export async function startEmbedded(home: string, port: number, logger: Logger):
   const initialised = conn !== undefined && fs.existsSync(path.join(dataDir, "PG_VERSION"));
   const bin = reachableBinaries(await binaries());
 
-  if (initialised && conn && (await pgCtl(bin, ["status", "-D", dataDir]).then(() => true, () => false))) {
+  if (
+    initialised &&
+    conn &&
+    (await pgCtl(bin, ["status", "-D", dataDir]).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     if (!(await answers(embeddedUrl(conn)))) {
       throw new UserError(`the embedded PostgreSQL in ${dataDir} is running but does not answer on port ${conn.port}; stop it or fix EMBEDDED_PG_PORT`);
     }
@@ -223,8 +235,16 @@ export async function startEmbedded(home: string, port: number, logger: Logger):
     conn = { ...conn, port };
     try {
       await pgCtl(bin, [
-        "start", "-w", "-t", "60", "-D", dataDir, "-l", path.join(dataDir, "postgres.log"),
-        "-o", `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''`,
+        "start",
+        "-w",
+        "-t",
+        "60",
+        "-D",
+        dataDir,
+        "-l",
+        path.join(dataDir, "postgres.log"),
+        "-o",
+        `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''`,
       ]);
     } catch (error) {
       throw new UserError(
@@ -296,9 +316,15 @@ function postgresIds(): Ids | undefined {
   } catch {
     try {
       execFileSync("groupadd", ["--system", "postgres"], { stdio: "ignore", env: childEnv() });
-      execFileSync("useradd", ["--system", "--gid", "postgres", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"], { stdio: "ignore", env: childEnv() });
+      execFileSync("useradd", ["--system", "--gid", "postgres", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"], {
+        stdio: "ignore",
+        env: childEnv(),
+      });
     } catch (error) {
-      throw new UserError(`as root, the embedded PostgreSQL runs as user "postgres", which is missing and could not be created (${errorMessage(error)}); create it or set DATABASE_URL`, { cause: error });
+      throw new UserError(
+        `as root, the embedded PostgreSQL runs as user "postgres", which is missing and could not be created (${errorMessage(error)}); create it or set DATABASE_URL`,
+        { cause: error },
+      );
     }
     return { uid: id("-u"), gid: id("-g") };
   }

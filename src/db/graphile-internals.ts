@@ -155,31 +155,42 @@ export const GRAPHILE_STATEMENTS: readonly KnownStatement[] = [
   },
   {
     name: "complete_job_q",
-    text: new RegExp(String.raw`^with j as \( delete from ${JOBS} as jobs using unnest\(\$1::bigint\[\]\) n\(n\) where id = n returning \* \) update ${QUEUES} as job_queues set locked_by = null, locked_at = null from j where`),
+    text: new RegExp(
+      String.raw`^with j as \( delete from ${JOBS} as jobs using unnest\(\$1::bigint\[\]\) n\(n\) where id = n returning \* \) update ${QUEUES} as job_queues set locked_by = null, locked_at = null from j where`,
+    ),
     kind: "settle",
     idempotent: "deletes the jobs by id and unlocks only the queues of the rows it deleted; a second run deletes nothing, so unlocks nothing",
   },
   {
     name: "fail_job",
-    text: new RegExp(String.raw`^update ${JOBS} as jobs set last_error = \(el->>'message'\), .* where id = \(el->>'jobId'\)::bigint and locked_by = \$1::text;?$`),
+    text: new RegExp(
+      String.raw`^update ${JOBS} as jobs set last_error = \(el->>'message'\), .* where id = \(el->>'jobId'\)::bigint and locked_by = \$1::text;?$`,
+    ),
     kind: "settle",
-    idempotent: "updates only jobs still locked by this runner and unlocks them; a second run finds them unlocked and changes nothing (run_at is not pushed twice)",
+    idempotent:
+      "updates only jobs still locked by this runner and unlocks them; a second run finds them unlocked and changes nothing (run_at is not pushed twice)",
   },
   {
     name: "fail_job_q",
-    text: new RegExp(String.raw`^with j as \( update ${JOBS} as jobs set last_error = \(el->>'message'\), .* where id = \(el->>'jobId'\)::bigint and locked_by = \$1::text returning \* \) update ${QUEUES}`),
+    text: new RegExp(
+      String.raw`^with j as \( update ${JOBS} as jobs set last_error = \(el->>'message'\), .* where id = \(el->>'jobId'\)::bigint and locked_by = \$1::text returning \* \) update ${QUEUES}`,
+    ),
     kind: "settle",
     idempotent: "as fail_job, and unlocks only the queues of the jobs it updated",
   },
   {
     name: "fail_jobs",
-    text: new RegExp(String.raw`^with j as \( update ${JOBS} as jobs set last_error = \$2::text, .* where id = any\(\$1::bigint\[\]\) and locked_by = \$3::text returning \* \)`),
+    text: new RegExp(
+      String.raw`^with j as \( update ${JOBS} as jobs set last_error = \$2::text, .* where id = any\(\$1::bigint\[\]\) and locked_by = \$3::text returning \* \)`,
+    ),
     kind: "settle",
     idempotent: "as fail_job: only jobs still locked by this runner, which it unlocks",
   },
   {
     name: "return_job",
-    text: new RegExp(String.raw`^update ${JOBS} as jobs set attempts = GREATEST\(0, attempts - 1\), locked_by = null, locked_at = null where id = ANY\(\$2::bigint\[\]\) and locked_by = \$1::text;?$`),
+    text: new RegExp(
+      String.raw`^update ${JOBS} as jobs set attempts = GREATEST\(0, attempts - 1\), locked_by = null, locked_at = null where id = ANY\(\$2::bigint\[\]\) and locked_by = \$1::text;?$`,
+    ),
     kind: "idempotent",
     idempotent: "gives back jobs still locked by this runner (attempts - 1) and unlocks them; a second run finds them unlocked, so attempts drop once",
   },
@@ -191,7 +202,9 @@ export const GRAPHILE_STATEMENTS: readonly KnownStatement[] = [
   },
   {
     name: "clear_stale_locks",
-    text: new RegExp(String.raw`^with j as \( update ${JOBS} as jobs set locked_at = null, locked_by = null, run_at = greatest\(run_at, (now\(\)|\$1::timestamptz)\) where locked_at < `),
+    text: new RegExp(
+      String.raw`^with j as \( update ${JOBS} as jobs set locked_at = null, locked_by = null, run_at = greatest\(run_at, (now\(\)|\$1::timestamptz)\) where locked_at < `,
+    ),
     kind: "idempotent",
     idempotent: "unlocks locks older than 4 hours; a second run finds those already unlocked",
   },
@@ -245,7 +258,9 @@ export function classifyStatement(args: unknown[]): StatementClass {
   const flat = text.replace(/\s+/g, " ").trim();
   const base = name.split("/")[0]!;
   const known = name
-    ? GRAPHILE_STATEMENTS.find((s) => s.name === base || (s.name === "get_job" && /^get_job\d*F?N?$/.test(base)) || (s.name === "clear_stale_locks" && base === "clear_stale_locksN"))
+    ? GRAPHILE_STATEMENTS.find(
+        (s) => s.name === base || (s.name === "get_job" && /^get_job\d*F?N?$/.test(base)) || (s.name === "clear_stale_locks" && base === "clear_stale_locksN"),
+      )
     : GRAPHILE_STATEMENTS.find((s) => s.text.test(flat));
   if (!known) return { kind: "unknown" };
   if (known.name === "add_job" && statementValues(args)[5] == null) return { kind: "unknown", statement: known.name };
@@ -326,7 +341,9 @@ function migrationProblem(migration: number | null, beforeMigrating: boolean): s
   if (migration === GRAPHILE_WORKER.migration || (beforeMigrating && (migration === null || migration < GRAPHILE_WORKER.migration))) return null;
   return (
     `the database's graphile_worker schema is at migration ${migration ?? "none"} but ${builtFor()} (migration ${GRAPHILE_WORKER.migration}): ` +
-    (migration !== null && migration > GRAPHILE_WORKER.migration ? "a newer graphile-worker has migrated it; run the pmt-worker release that did" : "run pmt-worker migrate")
+    (migration !== null && migration > GRAPHILE_WORKER.migration
+      ? "a newer graphile-worker has migrated it; run the pmt-worker release that did"
+      : "run pmt-worker migrate")
   );
 }
 

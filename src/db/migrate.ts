@@ -30,7 +30,10 @@ const PMT_SQL = [
 
 /** The files applied after the migrations on every run, in order. */
 export function repeatableSql(): string[] {
-  const files = fs.readdirSync(FUNCTIONS_DIR).filter((f) => f.endsWith(".sql")).sort();
+  const files = fs
+    .readdirSync(FUNCTIONS_DIR)
+    .filter((f) => f.endsWith(".sql"))
+    .sort();
   for (const file of files) {
     if (!/^\d{2}_[a-z0-9_]+\.sql$/.test(file)) throw new Error(`function file name ${file} in ${FUNCTIONS_DIR}: expected NN_name.sql`);
   }
@@ -46,7 +49,10 @@ export class SqlFileMigrationProvider implements MigrationProvider {
 
   async getMigrations(): Promise<Record<string, Migration>> {
     const migrations: Record<string, Migration> = {};
-    const files = fs.readdirSync(this.dir).filter((f) => f.endsWith(".sql")).sort();
+    const files = fs
+      .readdirSync(this.dir)
+      .filter((f) => f.endsWith(".sql"))
+      .sort();
     for (const file of files) {
       if (!/^\d{4}_[a-z0-9_]+\.sql$/.test(file)) {
         throw new Error(`migration file name ${file} in ${this.dir}: expected NNNN_name.sql`);
@@ -94,7 +100,9 @@ async function applyRepeatable(pool: pg.Pool, files: string[]): Promise<void> {
   } catch (error) {
     await client.query("rollback").catch(() => {});
     const hint = privilegeHint(errorMessage(error), (error as { code?: string }).code);
-    throw new UserError(`applying ${path.relative(process.cwd(), file)} failed: ${errorMessage(error)}${hint}; none of the function files was applied`, { cause: error });
+    throw new UserError(`applying ${path.relative(process.cwd(), file)} failed: ${errorMessage(error)}${hint}; none of the function files was applied`, {
+      cause: error,
+    });
   } finally {
     client.release();
   }
@@ -153,10 +161,7 @@ export async function migrate(pool: pg.Pool, logger: Logger): Promise<MigrateRes
       const { error, results = [] } = await createMigrator(pool).migrateToLatest();
       const failed = results.find((r) => r.status === "Error");
       if (error) {
-        throw new UserError(
-          `migration ${failed?.migrationName ?? "(setup)"} failed: ${errorMessage(error)}; nothing from it was applied`,
-          { cause: error },
-        );
+        throw new UserError(`migration ${failed?.migrationName ?? "(setup)"} failed: ${errorMessage(error)}; nothing from it was applied`, { cause: error });
       }
       await applyRepeatable(pool, repeatableSql());
       const applied = results.filter((r) => r.status === "Success").map((r) => r.migrationName);

@@ -32,14 +32,28 @@ import pg from "pg";
 import type { Logger } from "../log.js";
 import { classifyStatement, statementValues } from "./graphile-internals.js";
 
-const CONNECTION_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "57P01", "57P02", "57P03", "53300"]);
+const CONNECTION_CODES = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+  "57P01",
+  "57P02",
+  "57P03",
+  "53300",
+]);
 
 /** A lost, refused or not yet accepted connection (class 08, the server shutting down or starting), not an error of the statement. */
 export function isConnectionError(error: unknown): boolean {
   const e = error as { code?: string; message?: string };
   return (
     (e?.code !== undefined && (CONNECTION_CODES.has(e.code) || e.code.startsWith("08"))) ||
-    /Connection terminated|not queryable|connection error|terminating connection|timeout exceeded when trying to connect|timeout expired/i.test(e?.message ?? "")
+    /Connection terminated|not queryable|connection error|terminating connection|timeout exceeded when trying to connect|timeout expired/i.test(
+      e?.message ?? "",
+    )
   );
 }
 

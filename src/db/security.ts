@@ -52,16 +52,21 @@ async function publicSchemaFindings(c: Queryable): Promise<Finding[]> {
   const row = rows[0];
   if (!row) return [];
   if (row.by_public) {
-    return [{
-      name: "public schema",
-      detail: "every role may create objects in schema public (PostgreSQL 14 and older, kept by pg_upgrade): an operator or function planted there runs as whoever resolves it with the default search_path; as the database owner run: revoke create on schema public from public;",
-    }];
+    return [
+      {
+        name: "public schema",
+        detail:
+          "every role may create objects in schema public (PostgreSQL 14 and older, kept by pg_upgrade): an operator or function planted there runs as whoever resolves it with the default search_path; as the database owner run: revoke create on schema public from public;",
+      },
+    ];
   }
   if (row.app_roles?.length) {
-    return [{
-      name: "public schema",
-      detail: `PMT's application role${row.app_roles.length > 1 ? "s" : ""} ${row.app_roles.join(", ")} may create objects in schema public: an operator or function planted there runs as whoever resolves it; as the database owner run: ${row.app_roles.map((r) => `revoke create on schema public from ${pg.escapeIdentifier(r)};`).join(" ")}`,
-    }];
+    return [
+      {
+        name: "public schema",
+        detail: `PMT's application role${row.app_roles.length > 1 ? "s" : ""} ${row.app_roles.join(", ")} may create objects in schema public: an operator or function planted there runs as whoever resolves it; as the database owner run: ${row.app_roles.map((r) => `revoke create on schema public from ${pg.escapeIdentifier(r)};`).join(" ")}`,
+      },
+    ];
   }
   return [];
 }
@@ -82,10 +87,12 @@ export async function roleFindings(c: Queryable): Promise<Finding[]> {
     ...(r.has_read_all && r.backup_reads !== true ? ["grant pg_read_all_data to pmt_backup;"] : []),
   ];
   if (statements.length === 0) return [];
-  return [{
-    name: "roles",
-    detail: `${r.app ? "" : "pmt_app (PMT's application role) does not exist yet; "}as a DBA run once: ${statements.join(" ")} then pmt-worker migrate again (it grants pmt_app what it needs)`,
-  }];
+  return [
+    {
+      name: "roles",
+      detail: `${r.app ? "" : "pmt_app (PMT's application role) does not exist yet; "}as a DBA run once: ${statements.join(" ")} then pmt-worker migrate again (it grants pmt_app what it needs)`,
+    },
+  ];
 }
 
 /** The worker's role needs neither superuser nor CREATEROLE; CREATEROLE lets it (and anyone who becomes it) grant itself pg_execute_server_program. */
@@ -95,10 +102,12 @@ async function workerRoleFindings(c: Queryable): Promise<Finding[]> {
   );
   const r = rows[0];
   if (!r || r.superuser || !r.createrole) return [];
-  return [{
-    name: "worker role",
-    detail: `${r.name} has CREATEROLE, which pmt-worker does not need (roles are a DBA's one-time step) and which lets it grant itself pg_execute_server_program; as a DBA run: alter role ${pg.escapeIdentifier(r.name)} nocreaterole;`,
-  }];
+  return [
+    {
+      name: "worker role",
+      detail: `${r.name} has CREATEROLE, which pmt-worker does not need (roles are a DBA's one-time step) and which lets it grant itself pg_execute_server_program; as a DBA run: alter role ${pg.escapeIdentifier(r.name)} nocreaterole;`,
+    },
+  ];
 }
 
 /**
@@ -127,9 +136,16 @@ export async function pmtTableFindings(c: Queryable): Promise<Finding[]> {
   );
   const problems: string[] = [];
   for (const t of rows) {
-    if (t.kind !== "r" && t.kind !== "p") problems.push(`public.${t.name} is not a table (relkind ${t.kind}): a view's functions run as the worker; restore PMT's table`);
-    if (t.rls && t.policies > 0) problems.push(`public.${t.name} has row-level security with ${t.policies} ${t.policies === 1 ? "policy" : "policies"}: exports fail rather than run them (row_security is off for the worker); as its owner: alter table public.${t.name} disable row level security;`);
-    if (t.untrusted_owner) problems.push(`public.${t.name} is owned by ${t.owner}, not the DBA: its owner can make the worker run code (a policy, a rule); as a DBA run: alter table public.${t.name} owner to <the database owner>;`);
+    if (t.kind !== "r" && t.kind !== "p")
+      problems.push(`public.${t.name} is not a table (relkind ${t.kind}): a view's functions run as the worker; restore PMT's table`);
+    if (t.rls && t.policies > 0)
+      problems.push(
+        `public.${t.name} has row-level security with ${t.policies} ${t.policies === 1 ? "policy" : "policies"}: exports fail rather than run them (row_security is off for the worker); as its owner: alter table public.${t.name} disable row level security;`,
+      );
+    if (t.untrusted_owner)
+      problems.push(
+        `public.${t.name} is owned by ${t.owner}, not the DBA: its owner can make the worker run code (a policy, a rule); as a DBA run: alter table public.${t.name} owner to <the database owner>;`,
+      );
   }
   return problems.length ? [{ name: "pmt tables", detail: problems.join("; ") }] : [];
 }
@@ -143,4 +159,3 @@ export async function migrateFindings(c: Queryable): Promise<Finding[]> {
 export async function doctorFindings(c: Queryable): Promise<Finding[]> {
   return [...(await migrateFindings(c)), ...(await pmtTableFindings(c))];
 }
-

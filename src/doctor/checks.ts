@@ -53,11 +53,15 @@ async function databaseChecks(url: string): Promise<Check[]> {
             ? warn("clock", `this machine's clock is ${(skew / 1000).toFixed(1)} s off the database's`)
             : ok("clock", `within ${(skew / 1000).toFixed(2)} s of the database's`),
       );
-      const gw = await c.query<{ id: number | null }>(
-        "select case when to_regclass('graphile_worker.migrations') is null then null else (select max(id) from graphile_worker.migrations) end as id",
-      ).catch(() => ({ rows: [{ id: null }] }));
+      const gw = await c
+        .query<{ id: number | null }>(
+          "select case when to_regclass('graphile_worker.migrations') is null then null else (select max(id) from graphile_worker.migrations) end as id",
+        )
+        .catch(() => ({ rows: [{ id: null }] }));
       const graphile = gw.rows[0]?.id;
-      checks.push(graphile ? ok("queue", `graphile-worker schema at migration ${graphile}`) : fail("queue", "no graphile_worker schema: run pmt-worker migrate"));
+      checks.push(
+        graphile ? ok("queue", `graphile-worker schema at migration ${graphile}`) : fail("queue", "no graphile_worker schema: run pmt-worker migrate"),
+      );
       // No pmt_jobs.migration table: nothing applied.
       const ours = await c.query<{ name: string }>("select name from pmt_jobs.migration").catch(() => ({ rows: [] as { name: string }[] }));
       const applied = new Set(ours.rows.map((r) => r.name));
@@ -82,7 +86,9 @@ async function securityChecks(c: pg.Client): Promise<Check[]> {
   try {
     const findings = await doctorFindings(c);
     if (findings.length) return findings.map((f) => warn(f.name, f.detail));
-    return [ok("privileges", "schema public is not writable by PUBLIC or PMT's application roles; PMT's tables are the DBA's, without row-level security policies")];
+    return [
+      ok("privileges", "schema public is not writable by PUBLIC or PMT's application roles; PMT's tables are the DBA's, without row-level security policies"),
+    ];
   } catch (error) {
     return [warn("privileges", `could not read the privileges from the catalogs: ${redactText(errorMessage(error))}`)];
   }
@@ -167,7 +173,10 @@ function dropDirCheck(config: Config): Check | undefined {
   }
   const mode = fs.statSync(dir).mode;
   if ((mode & 0o002) !== 0 && (mode & 0o1000) === 0) {
-    return warn("drop folder", `${dir} is world-writable without the sticky bit (mode ${(mode & 0o7777).toString(8)}): anyone can replace a file being mailed; chmod 1733 or restrict the group`);
+    return warn(
+      "drop folder",
+      `${dir} is world-writable without the sticky bit (mode ${(mode & 0o7777).toString(8)}): anyone can replace a file being mailed; chmod 1733 or restrict the group`,
+    );
   }
   return ok("drop folder", `${dir} readable and writable`);
 }

@@ -63,7 +63,11 @@ async function privilegeCheck(config: Config, url: string, database: string): Pr
       detail: `${database} uses ${missing.join(", ")}, which only a superuser may create, and template1 lacks ${missing.length === 1 ? "it" : "them"}: restores will fail. As a superuser: ${missing.map((e) => `create extension ${e};`).join(" ")} in template1`,
     };
   }
-  return { verdict: "OK", name, detail: `role ${p.role} may create databases (restores and test restores)${p.untrusted.length ? `; ${p.untrusted.join(", ")} in template1` : ""}` };
+  return {
+    verdict: "OK",
+    name,
+    detail: `role ${p.role} may create databases (restores and test restores)${p.untrusted.length ? `; ${p.untrusted.join(", ")} in template1` : ""}`,
+  };
 }
 
 export async function restoreChecks(config: Config, databaseUrl: string): Promise<Check[]> {
@@ -77,13 +81,22 @@ export async function restoreChecks(config: Config, databaseUrl: string): Promis
     }
   }
   try {
-    const last = await withClient(databaseUrl, (c) => lastTestRestores(c, targets.map((t) => t.database)));
+    const last = await withClient(databaseUrl, (c) =>
+      lastTestRestores(
+        c,
+        targets.map((t) => t.database),
+      ),
+    );
     for (const t of last) {
       const when = t.tested_at.toISOString().replace(/\.\d{3}Z$/, "Z");
       checks.push(
         t.ok
           ? { verdict: "OK", name: `test restore ${t.database}`, detail: `backup ${t.backup_id} restored and its row counts matched at ${when}` }
-          : { verdict: "FAIL", name: `test restore ${t.database}`, detail: `backup ${t.backup_id} FAILED at ${when}: ${redactText((t.error ?? "").split("\n")[0]!)}; fix it, then pmt-worker backup test-restore` },
+          : {
+              verdict: "FAIL",
+              name: `test restore ${t.database}`,
+              detail: `backup ${t.backup_id} FAILED at ${when}: ${redactText((t.error ?? "").split("\n")[0]!)}; fix it, then pmt-worker backup test-restore`,
+            },
       );
     }
   } catch {

@@ -9,14 +9,23 @@ import type { ExportRow } from "./rows.js";
 
 export const CSV_FIELDS = 18;
 
-export const PROJECT_HEADER = [
-  "Project Data", "PMT ProjectID", "Project Name", "Project Description", "Data Group", "Start Date", "End Date", "Total Budget",
-];
+export const PROJECT_HEADER = ["Project Data", "PMT ProjectID", "Project Name", "Project Description", "Data Group", "Start Date", "End Date", "Total Budget"];
 
 export const ACTIVITY_HEADER = [
-  "Activity Data", "PMT ActivityID", "Activity Title", "Activity Description", "Sector - Name", "Sector - Code",
-  "Latitude Longitude", "Country", "Funding Organization(s)", "Implementing Organization(s)", "Start Date", "End Date",
-  "Total Budget", "Activity Status",
+  "Activity Data",
+  "PMT ActivityID",
+  "Activity Title",
+  "Activity Description",
+  "Sector - Name",
+  "Sector - Code",
+  "Latitude Longitude",
+  "Country",
+  "Funding Organization(s)",
+  "Implementing Organization(s)",
+  "Start Date",
+  "End Date",
+  "Total Budget",
+  "Activity Status",
 ];
 
 /**
@@ -70,16 +79,33 @@ export function filterLine(head: CsvHead): string {
 
 function projectRecord(row: ExportRow): (string | null)[] {
   return [
-    "", String(row.project_id), row.project_title, row.project_description, row.data_group,
-    row.project_start_date, row.project_end_date, row.project_budget,
+    "",
+    String(row.project_id),
+    row.project_title,
+    row.project_description,
+    row.data_group,
+    row.project_start_date,
+    row.project_end_date,
+    row.project_budget,
   ];
 }
 
 function activityRecord(row: ExportRow): (string | null)[] {
   return [
-    "", String(row.activity_id), row.title, row.description, row.sector_names, row.sector_codes,
-    row.coordinates, row.country_names, row.funding, row.implementing,
-    row.start_date, row.end_date, row.budget, row.status_names,
+    "",
+    String(row.activity_id),
+    row.title,
+    row.description,
+    row.sector_names,
+    row.sector_codes,
+    row.coordinates,
+    row.country_names,
+    row.funding,
+    row.implementing,
+    row.start_date,
+    row.end_date,
+    row.budget,
+    row.status_names,
   ];
 }
 

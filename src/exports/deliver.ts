@@ -69,7 +69,12 @@ function attachmentName(req: ExportRequest, now: Date): string {
 }
 
 /** The file is the attempt's own: a stale attempt still rendering never writes into the file its retry mails. */
-async function render(deps: ExportDeps, req: ExportRequest, attempt: number, head: Awaited<ReturnType<typeof exportHead>>): Promise<{ file: SpoolFile; rows: number }> {
+async function render(
+  deps: ExportDeps,
+  req: ExportRequest,
+  attempt: number,
+  head: Awaited<ReturnType<typeof exportHead>>,
+): Promise<{ file: SpoolFile; rows: number }> {
   const database = deps.database.replace(/[^A-Za-z0-9_-]/g, "_");
   const file = path.join(spoolDir(deps.config.pmtHome), `export-${database}-${req.id}-${attempt}.${req.format === "csv" ? "csv" : "xml"}`);
   const counter = { n: 0 };
@@ -101,9 +106,7 @@ export function exportDelivery(deps: ExportDeps): (id: number, attempt: Attempt)
 
     const head = req.spool_file ? undefined : await exportHead(pool, req.filters);
     const filtersText = head ? head.filters.replace(/ \| $/, "") : "as dropped";
-    const { file: rendered, rows } = head
-      ? await render(deps, req, attempt.attempt, head)
-      : { file: await measureSpool(req.spool_file!), rows: null };
+    const { file: rendered, rows } = head ? await render(deps, req, attempt.attempt, head) : { file: await measureSpool(req.spool_file!), rows: null };
     if (rows === 0) {
       fs.rmSync(rendered.path, { force: true });
       await markFailed(pool, attempt, id, "the filters matched no activity when the export ran", { rows: 0 });
@@ -164,7 +167,9 @@ export function exportDelivery(deps: ExportDeps): (id: number, attempt: Attempt)
      */
     const finish = async (): Promise<void> => {
       if (!(await holdsJob(pool, attempt))) {
-        throw new FencedJobError(`export request ${id}: worker ${attempt.workerId} lost job ${attempt.jobId} attempt ${attempt.attempt} while sending; the outcome is recorded on the request`);
+        throw new FencedJobError(
+          `export request ${id}: worker ${attempt.workerId} lost job ${attempt.jobId} attempt ${attempt.attempt} while sending; the outcome is recorded on the request`,
+        );
       }
     };
     const body = { instance: req.instance, format: req.format, rows: rows ?? "the requested", filters: filtersText, attachment };

@@ -114,12 +114,7 @@ export function startDropFolder(options: DropFolderOptions): DropFolder {
       return "rejected";
     }
     try {
-      const { rows } = await pool.query<{ id: number }>("select pmt_jobs.request_file_export($1, $2, $3, $4) as id", [
-        format,
-        recipient,
-        instance,
-        copy.path,
-      ]);
+      const { rows } = await pool.query<{ id: number }>("select pmt_jobs.request_file_export($1, $2, $3, $4) as id", [format, recipient, instance, copy.path]);
       logger.info({ file: name, requestId: rows[0]!.id }, "drop folder: file queued for mailing");
     } catch (error) {
       // Nothing queued: the original goes back for the next scan.

@@ -8,9 +8,7 @@
 import { mailboxProblem } from "../mail/mailbox.js";
 import type { ExportFormat } from "./requests.js";
 
-export type DropName =
-  | { ok: true; recipient: string; instance: string; format: ExportFormat }
-  | { ok: false; reason: string };
+export type DropName = { ok: true; recipient: string; instance: string; format: ExportFormat } | { ok: false; reason: string };
 
 export function parseDropName(name: string, instances: string[] = []): DropName {
   const parts = splitDropName(name, instances);

@@ -23,7 +23,10 @@ export async function applyExportLimits(pool: pg.Pool, limits: Partial<Config["e
   );
   // The row may have been deleted (which means no limits): bring it back first.
   await pool.query("insert into pmt_jobs.export_limits default values on conflict do nothing");
-  await pool.query(`update pmt_jobs.export_limits set ${assignments.join(", ")}`, set.map(([, value]) => value));
+  await pool.query(
+    `update pmt_jobs.export_limits set ${assignments.join(", ")}`,
+    set.map(([, value]) => value),
+  );
   logger.info({ limits: Object.fromEntries(set) }, "export limits set from the environment");
   return set.map(([column]) => column);
 }

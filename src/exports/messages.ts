@@ -30,11 +30,7 @@ export function exportMessageId(req: ExportRequest): string {
 
 /** `content`: the file's bytes, streamed from a checked descriptor; never a path nodemailer would open (and follow) itself. */
 export function exportMessage(config: Config, req: ExportRequest, fields: BodyFields, content: Readable): Mail.Options {
-  const contentType = fields.attachment.endsWith(".gz")
-    ? "application/gzip"
-    : req.format === "csv"
-      ? "text/csv; charset=utf-8"
-      : "application/xml";
+  const contentType = fields.attachment.endsWith(".gz") ? "application/gzip" : req.format === "csv" ? "text/csv; charset=utf-8" : "application/xml";
   return {
     from: config.mailFrom,
     to: req.recipient,

@@ -105,10 +105,10 @@ async function settle(client: pg.PoolClient, id: number, ownRunId?: number): Pro
   if (!row || row.status === "sent" || row.status === "failed") return "finished";
   if (row.send_started_at === null) return "open";
   if (ownRunId !== undefined && row.status === "sending" && Number(row.send_run_id) === ownRunId) return "open";
-  await client.query(
-    `update pmt_jobs.export_request set status = 'sent', smtp_response = 'unknown', sent_at = now(), error = $2 where id = $1`,
-    [id, UNCONFIRMED_EARLIER],
-  );
+  await client.query(`update pmt_jobs.export_request set status = 'sent', smtp_response = 'unknown', sent_at = now(), error = $2 where id = $1`, [
+    id,
+    UNCONFIRMED_EARLIER,
+  ]);
   return "started";
 }
 
@@ -210,7 +210,10 @@ export async function holdsJob(pool: pg.Pool, a: Attempt): Promise<boolean> {
 }
 
 /** The CSV's header fields from the database: PMT's filter text (pmt_jobs.describe_filters), its version and date. */
-export async function exportHead(pool: pg.Pool, filters: Record<string, unknown>): Promise<{ filters: string; databaseVersion: string | null; retrievalDate: string }> {
+export async function exportHead(
+  pool: pg.Pool,
+  filters: Record<string, unknown>,
+): Promise<{ filters: string; databaseVersion: string | null; retrievalDate: string }> {
   const { rows } = await pool.query<{ filters: string; databaseVersion: string | null; retrievalDate: string }>(
     `select pmt_jobs.describe_filters($1::jsonb) as filters, pmt_jobs.pmt_version() as "databaseVersion",
             to_char(current_date, 'YYYY-MM-DD') as "retrievalDate"`,

@@ -104,9 +104,12 @@ function closeCursor(cursor: Cursor<ExportRow>, client: pg.PoolClient): Promise<
     const gone = () => reject(new Error("Connection terminated while closing the export's cursor"));
     client.once("end", gone);
     client.once("error", gone);
-    cursor.close().then(resolve, reject).finally(() => {
-      client.off("end", gone);
-      client.off("error", gone);
-    });
+    cursor
+      .close()
+      .then(resolve, reject)
+      .finally(() => {
+        client.off("end", gone);
+        client.off("error", gone);
+      });
   });
 }

@@ -40,7 +40,7 @@ export class Md5Parts {
   update(chunk: Buffer): void {
     this.whole.update(chunk);
     this.bytes += chunk.length;
-    for (let offset = 0; offset < chunk.length; ) {
+    for (let offset = 0; offset < chunk.length;) {
       const take = Math.min(this.partSize - this.inPart, chunk.length - offset);
       this.part.update(chunk.subarray(offset, offset + take));
       this.inPart += take;

@@ -5,4 +5,3 @@ export function freeBytes(dir: string): number {
   const stat = fs.statfsSync(dir);
   return stat.bavail * stat.bsize;
 }
-

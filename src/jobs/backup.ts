@@ -159,7 +159,13 @@ export const backupDuty = duty({
       match: config.backup.cron,
       identifier: `backup:${b.database}`,
       payload: { database: b.database },
-      options: { backfillPeriod: 6 * 3600 * 1000, maxAttempts: 3, queueName: `backup:${b.database}`, jobKey: `backup:${b.database}`, jobKeyMode: "replace" as const },
+      options: {
+        backfillPeriod: 6 * 3600 * 1000,
+        maxAttempts: 3,
+        queueName: `backup:${b.database}`,
+        jobKey: `backup:${b.database}`,
+        jobKeyMode: "replace" as const,
+      },
     })),
   body: (ctx) => async (payload, helpers) => {
     const target = backupTargets(ctx.databaseUrl, ctx.config.backup).find((t) => t.database === payload.database);

@@ -15,7 +15,8 @@ export function mailboxProblem(address: string): string | undefined {
   if (address.length > 254) return `is ${address.length} characters long; an email address has at most 254`;
   if (!MAILBOX.test(address)) {
     // A mailbox but for a % before @: say so, it is a reason people would not guess.
-    if (MAILBOX.test(address.replace(/%/g, "_"))) return `${JSON.stringify(address)}: % before @ (relay routing, user%host@relay) is not accepted; expected name@example.org`;
+    if (MAILBOX.test(address.replace(/%/g, "_")))
+      return `${JSON.stringify(address)}: % before @ (relay routing, user%host@relay) is not accepted; expected name@example.org`;
     return `${JSON.stringify(address)} is not a single valid mailbox`;
   }
   const local = address.slice(0, address.lastIndexOf("@"));

@@ -26,9 +26,7 @@ export interface Mailer {
 
 /** SMTP_URL's server, or the outbox folder under PMT_HOME when it is unset. */
 export function createMailer(config: { smtpUrl?: string; smtpCaFile?: string; pmtHome: string }): Mailer {
-  return config.smtpUrl
-    ? createSmtpMailer(config.smtpUrl, config.smtpCaFile)
-    : createOutboxMailer(path.join(config.pmtHome, "outbox"));
+  return config.smtpUrl ? createSmtpMailer(config.smtpUrl, config.smtpCaFile) : createOutboxMailer(path.join(config.pmtHome, "outbox"));
 }
 
 type SocketCallback = (error: Error | null, socket?: { connection: net.Socket }) => void;

@@ -61,7 +61,14 @@ async function recordCopy(pool: pg.Pool, backupId: number, target: string, key: 
   );
 }
 
-async function recordVerified(pool: pg.Pool, store: OffsiteStore, backup: BackupRow, key: string, verifiedBy: "checksum" | "read-back", etag: string | undefined): Promise<void> {
+async function recordVerified(
+  pool: pg.Pool,
+  store: OffsiteStore,
+  backup: BackupRow,
+  key: string,
+  verifiedBy: "checksum" | "read-back",
+  etag: string | undefined,
+): Promise<void> {
   await recordCopy(pool, backup.id, store.description, key, {
     status: "verified",
     verified_by: verifiedBy,
@@ -103,7 +110,12 @@ function uploadParts(backup: BackupRow, key: string): UploadPart[] {
   const file = backup.local_path!;
   if (backup.format !== "directory") return [{ key, file, sha256: backup.sha256!, bytes: Number(backup.bytes) }];
   const files = readManifest(file)?.files;
-  if (!files) throw new LocalFileMismatch(`${file}.json`, { bytes: 0, sha256: "(no manifest listing the files)" }, { bytes: Number(backup.bytes), sha256: backup.sha256! });
+  if (!files)
+    throw new LocalFileMismatch(
+      `${file}.json`,
+      { bytes: 0, sha256: "(no manifest listing the files)" },
+      { bytes: Number(backup.bytes), sha256: backup.sha256! },
+    );
   const listed = directoryDigest(files);
   if (listed.sha256 !== backup.sha256) throw new LocalFileMismatch(`${file}.json`, listed, { bytes: Number(backup.bytes), sha256: backup.sha256! });
   return files.map((f) => ({ key: `${key}/${f.name}`, file: path.join(file, f.name), sha256: f.sha256, bytes: f.bytes }));
@@ -245,10 +257,14 @@ async function listingFor(store: OffsiteStore, keys: string[]): Promise<Map<stri
  * before ETags were kept): the caller then proves it once by reading it back.
  */
 function checkListed(copy: KnownCopy, listing: Map<string, StoredObject>): { problem?: string; etag?: string } {
-  const objects = copy.format === "directory" ? [...listing.values()].filter((o) => o.key.startsWith(`${copy.key}/`)) : [listing.get(copy.key)].filter((o): o is StoredObject => !!o);
+  const objects =
+    copy.format === "directory"
+      ? [...listing.values()].filter((o) => o.key.startsWith(`${copy.key}/`))
+      : [listing.get(copy.key)].filter((o): o is StoredObject => !!o);
   if (objects.length === 0) return { problem: `${copy.key} is missing from the store` };
   const bytes = objects.reduce((n, o) => n + o.bytes, 0);
-  if (copy.bytes !== null && bytes !== Number(copy.bytes)) return { problem: `${copy.key} changed in the store: ${bytes} bytes, ${copy.bytes} when it was proven` };
+  if (copy.bytes !== null && bytes !== Number(copy.bytes))
+    return { problem: `${copy.key} changed in the store: ${bytes} bytes, ${copy.bytes} when it was proven` };
   const etag = copy.format === "directory" ? directoryFingerprint(copy.key, objects) : normalEtag(objects[0]!.etag);
   if (!listing.has(`${copy.key}.json`)) return { problem: `its manifest ${copy.key}.json is missing from the store` };
   if (copy.etag === null) return { etag };
@@ -268,7 +284,10 @@ async function proveCopies(
   copies: KnownCopy[],
   record: boolean,
 ): Promise<{ proven: number[]; lost: { copy: KnownCopy; reason: string }[] }> {
-  const listing = await listingFor(store, copies.map((c) => c.key));
+  const listing = await listingFor(
+    store,
+    copies.map((c) => c.key),
+  );
   const proven: number[] = [];
   const lost: { copy: KnownCopy; reason: string }[] = [];
   for (const copy of copies) {
@@ -283,10 +302,11 @@ async function proveCopies(
     if (problem) {
       lost.push({ copy, reason: problem });
       if (record) {
-        await deps.pool.query(
-          "update pmt_jobs.backup_copy set status = 'failed', error = $3 where backup_id = $1 and target = $2 and status = 'verified'",
-          [copy.backup_id, store.description, `lost: ${problem}`],
-        );
+        await deps.pool.query("update pmt_jobs.backup_copy set status = 'failed', error = $3 where backup_id = $1 and target = $2 and status = 'verified'", [
+          copy.backup_id,
+          store.description,
+          `lost: ${problem}`,
+        ]);
       }
       continue;
     }
@@ -298,7 +318,11 @@ async function proveCopies(
     }
     proven.push(copy.backup_id);
   }
-  if (lost.length) deps.logger.error({ store: store.description, lost: lost.map((l) => ({ backup: l.copy.backup_id, reason: l.reason })) }, "offsite copies missing or changed in the store");
+  if (lost.length)
+    deps.logger.error(
+      { store: store.description, lost: lost.map((l) => ({ backup: l.copy.backup_id, reason: l.reason })) },
+      "offsite copies missing or changed in the store",
+    );
   return { proven, lost };
 }
 
@@ -324,16 +348,30 @@ export async function offsiteDoneNow(
   // Done in the catalog (the view): pruned by remote retention counts as it is, a proven copy only if still proven now.
   const done = new Set(rows.filter((r) => r.status !== "verified").map((r) => r.backup_id));
   try {
-    const { proven } = await proveCopies(deps, store, rows.filter((r) => r.status === "verified"), record);
+    const { proven } = await proveCopies(
+      deps,
+      store,
+      rows.filter((r) => r.status === "verified"),
+      record,
+    );
     for (const id of proven) done.add(id);
   } catch (error) {
-    deps.logger.warn({ store: store.description, err: redactText(describeStoreError(error)) }, "could not list the offsite store; backups whose copy cannot be proven now are kept");
+    deps.logger.warn(
+      { store: store.description, err: redactText(describeStoreError(error)) },
+      "could not list the offsite store; backups whose copy cannot be proven now are kept",
+    );
   }
   return done;
 }
 
 /** A lost copy whose backup has no good local file any more: that backup now exists nowhere. */
-async function alertUnrecoverable(deps: OffsiteDeps, store: OffsiteStore, copy: { backup_id: number; database: string; started_at: Date }, why: string, reason: string): Promise<void> {
+async function alertUnrecoverable(
+  deps: OffsiteDeps,
+  store: OffsiteStore,
+  copy: { backup_id: number; database: string; started_at: Date },
+  why: string,
+  reason: string,
+): Promise<void> {
   await raiseAlertWith(
     deps,
     `offsite_lost:${copy.backup_id}`,
@@ -391,7 +429,12 @@ export async function syncCopies(deps: OffsiteDeps, store: OffsiteStore): Promis
         // A lost copy that cannot be uploaded again for want of a good local file (a store
         // that is down is retried by the next sync instead).
         const lostCopy = checked.lost.find((l) => l.copy.backup_id === backup.id);
-        const why = (error as Error).cause instanceof LocalFileMismatch ? "its local file is corrupt" : !fs.existsSync(backup.local_path ?? "") ? "its local file is missing" : undefined;
+        const why =
+          (error as Error).cause instanceof LocalFileMismatch
+            ? "its local file is corrupt"
+            : !fs.existsSync(backup.local_path ?? "")
+              ? "its local file is missing"
+              : undefined;
         if (lostCopy && why) await alertUnrecoverable(deps, store, lostCopy.copy, why, lostCopy.reason);
         result.failed.push({ backup: backup.id, error: errorMessage(error) });
       }

@@ -17,4 +17,3 @@ export function etagMatches(etag: string | undefined, md5: Md5Digests): boolean 
   const value = etag?.replace(/^W\//, "").replace(/"/g, "").toLowerCase();
   return value === md5.whole || value === md5.multipart;
 }
-

@@ -43,7 +43,14 @@ export async function restoreFromOffsite(config: Config, store: OffsiteStore, da
   const head = await store.head(`${key}.json`);
   if (!head) throw new UserError(`no backup at ${key} in ${store.description} (see pmt-worker offsite list)`);
   const manifest = JSON.parse(await readText(await store.read(`${key}.json`))) as Manifest;
-  if (manifest.format === "directory") throw new UserError("directory-format copies cannot be streamed: download the folder and use backup restore --from-file");
-  const restored = await restoreInto(config, { source: { stream: () => store.read(key) }, label: key, into, serverUrl: databaseUrl, serverVersion: manifest.server_version });
+  if (manifest.format === "directory")
+    throw new UserError("directory-format copies cannot be streamed: download the folder and use backup restore --from-file");
+  const restored = await restoreInto(config, {
+    source: { stream: () => store.read(key) },
+    label: key,
+    into,
+    serverUrl: databaseUrl,
+    serverVersion: manifest.server_version,
+  });
   return { manifest, ...restored };
 }

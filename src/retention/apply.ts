@@ -35,7 +35,13 @@ export interface RetentionResult {
  * BACKUP_DIR is below BACKUP_MIN_FREE_MB. `recordLost`: mark copies found
  * lost as failed (applying; a plan only reports).
  */
-export async function planDatabase(config: Config, pool: pg.Pool, database: string, now = new Date(), options: { logger?: Logger; recordLost?: boolean } = {}): Promise<RetentionResult> {
+export async function planDatabase(
+  config: Config,
+  pool: pg.Pool,
+  database: string,
+  now = new Date(),
+  options: { logger?: Logger; recordLost?: boolean } = {},
+): Promise<RetentionResult> {
   const rows = await succeededOf(pool, database);
   const finals = rows.filter((r) => r.final);
   const regular = rows.filter((r) => !r.final);
@@ -54,7 +60,11 @@ export async function planDatabase(config: Config, pool: pg.Pool, database: stri
     // Imported only here: the offsite modules load the AWS SDK.
     const { offsiteDoneNow } = await import("../offsite/copies.js");
     const logger = options.logger ?? createLogger("silent");
-    const done = await offsiteDoneNow({ config, pool, logger }, prune.map((b) => b.id), options.recordLost ?? false);
+    const done = await offsiteDoneNow(
+      { config, pool, logger },
+      prune.map((b) => b.id),
+      options.recordLost ?? false,
+    );
     const pending = new Set(prune.filter((b) => !done.has(b.id)).map((b) => b.id));
     const waiting = prune.filter((b) => pending.has(b.id));
     const lowSpace = fs.existsSync(config.backup.dir) && freeBytes(config.backup.dir) < config.offsite.minFreeBytes;

@@ -100,9 +100,7 @@ function newestPerGroup(sorted: { c: RetentionCandidate; d: LocalDate }[], count
 
 export function planRetention(candidates: readonly RetentionCandidate[], now: Date, policy: RetentionPolicy): RetentionPlan {
   const tz = policy.timeZone ?? "UTC";
-  const sorted = [...candidates]
-    .sort((a, b) => b.at.getTime() - a.at.getTime() || b.id - a.id)
-    .map((c) => ({ c, d: localDate(c.at, tz) }));
+  const sorted = [...candidates].sort((a, b) => b.at.getTime() - a.at.getTime() || b.id - a.id).map((c) => ({ c, d: localDate(c.at, tz) }));
   const keep = new Map<number, Tier[]>();
   const add = (ids: number[], tier: Tier) => {
     for (const id of ids) keep.set(id, [...(keep.get(id) ?? []), tier]);
@@ -129,7 +127,10 @@ export function planRetention(candidates: readonly RetentionCandidate[], now: Da
     "monthly",
   );
   add(
-    sorted.slice(0, policy.minSuccessful).map(({ c }) => c.id).filter((id) => !keep.has(id)),
+    sorted
+      .slice(0, policy.minSuccessful)
+      .map(({ c }) => c.id)
+      .filter((id) => !keep.has(id)),
     "recent",
   );
 

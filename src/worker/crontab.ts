@@ -11,5 +11,7 @@ import { JOBS } from "../jobs/index.js";
 export { TEST_RESTORE_CRON_DEFAULT } from "../jobs/test-restore.js";
 
 export function buildCronItems(config: Config, backups: { database: string }[] = [], options: { embedded?: boolean } = {}): ParsedCronItem[] {
-  return parseCronItems(JOBS.flatMap((job) => (job.cron?.(config, { backups, embedded: options.embedded }) ?? []).map((item) => ({ ...item, task: job.task }))));
+  return parseCronItems(
+    JOBS.flatMap((job) => (job.cron?.(config, { backups, embedded: options.embedded }) ?? []).map((item) => ({ ...item, task: job.task }))),
+  );
 }

@@ -103,7 +103,9 @@ export function createMetrics(
     ["task", "state", "database"],
     async () => {
       // A database that does not answer leaves its figures out rather than failing the whole scrape.
-      const rows = await fromEach<{ task: string; state: string; n: number }>(sources, `
+      const rows = await fromEach<{ task: string; state: string; n: number }>(
+        sources,
+        `
         select task_identifier as task,
                case when attempts >= max_attempts then 'failed'
                     when run_at > now() then 'scheduled'
@@ -111,7 +113,8 @@ export function createMetrics(
                count(*)::int as n
         from graphile_worker.jobs
         where locked_at is null
-        group by 1, 2`);
+        group by 1, 2`,
+      );
       return rows.map((r) => ({ labels: { task: r.task, state: r.state, database: r.source }, value: r.n }));
     },
   );
@@ -128,8 +131,7 @@ export function createMetrics(
       "pmt_worker_jobs_waiting_for_slot",
       "Jobs taken from a database's queue that wait for one of the process's slots (shared in turn by the databases), per kind of slot",
       ["kind", "database"],
-      async () =>
-        Object.entries(waits()).flatMap(([kind, perDb]) => Object.entries(perDb).map(([database, n]) => ({ labels: { kind, database }, value: n }))),
+      async () => Object.entries(waits()).flatMap(([kind, perDb]) => Object.entries(perDb).map(([database, n]) => ({ labels: { kind, database }, value: n }))),
     );
   }
   const perDatabase = async (sql: string) => {
@@ -137,17 +139,33 @@ export function createMetrics(
     return rows.filter((r) => r.value !== null).map((r) => ({ labels: { database: r.database }, value: Number(r.value) }));
   };
   // Rows dated in the future (a clock that was ahead) are ignored: the age is never negative.
-  liveGauge(registry, "pmt_worker_backup_last_success_age_seconds", "Seconds since the last successful backup not dated in the future, per database", ["database"], () =>
-    perDatabase("select database, extract(epoch from now() - max(finished_at))::float8 as value from pmt_jobs.backup where status = 'succeeded' and finished_at <= now() group by 1"),
+  liveGauge(
+    registry,
+    "pmt_worker_backup_last_success_age_seconds",
+    "Seconds since the last successful backup not dated in the future, per database",
+    ["database"],
+    () =>
+      perDatabase(
+        "select database, extract(epoch from now() - max(finished_at))::float8 as value from pmt_jobs.backup where status = 'succeeded' and finished_at <= now() group by 1",
+      ),
   );
   liveGauge(registry, "pmt_worker_backup_last_bytes", "Size of the last successful backup, per database", ["database"], () =>
-    perDatabase("select distinct on (database) database, bytes::float8 as value from pmt_jobs.backup where status = 'succeeded' and finished_at <= now() order by database, finished_at desc"),
+    perDatabase(
+      "select distinct on (database) database, bytes::float8 as value from pmt_jobs.backup where status = 'succeeded' and finished_at <= now() order by database, finished_at desc",
+    ),
   );
   liveGauge(registry, "pmt_worker_backup_last_duration_seconds", "Duration of the last successful backup, per database", ["database"], () =>
-    perDatabase("select distinct on (database) database, extract(epoch from duration)::float8 as value from pmt_jobs.backup where status = 'succeeded' and finished_at <= now() order by database, finished_at desc"),
+    perDatabase(
+      "select distinct on (database) database, extract(epoch from duration)::float8 as value from pmt_jobs.backup where status = 'succeeded' and finished_at <= now() order by database, finished_at desc",
+    ),
   );
-  liveGauge(registry, "pmt_worker_offsite_lag_seconds", "How long the oldest successful backup without an offsite copy has waited (0: none waiting), per database", ["database"], () =>
-    perDatabase(`select b.database, greatest(coalesce(extract(epoch from max(now() - b.finished_at) filter (where not exists (
+  liveGauge(
+    registry,
+    "pmt_worker_offsite_lag_seconds",
+    "How long the oldest successful backup without an offsite copy has waited (0: none waiting), per database",
+    ["database"],
+    () =>
+      perDatabase(`select b.database, greatest(coalesce(extract(epoch from max(now() - b.finished_at) filter (where not exists (
                    select 1 from pmt_jobs.backup_offsite_done d where d.backup_id = b.id))), 0), 0)::float8 as value
                  from pmt_jobs.backup b where b.status = 'succeeded' group by 1`),
   );

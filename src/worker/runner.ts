@@ -110,14 +110,11 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   const running = new Map<string, RunningInstance>();
   const down = new Map<string, string>();
   const slots = { exports: new FairSlots(config.concurrency), maintenance: new FairSlots(config.maintenanceConcurrency) };
-  const metrics = createMetrics(
-    () => [...running.values()].map((i) => ({ database: i.database, pool: i.pool })),
-    {
-      backupDir: config.backup.dir,
-      databases: () => served.map((s) => ({ database: s.name, up: running.has(s.name) && !down.has(s.name) })),
-      slotWaits: () => ({ exports: slots.exports.stats().waiting, maintenance: slots.maintenance.stats().waiting }),
-    },
-  );
+  const metrics = createMetrics(() => [...running.values()].map((i) => ({ database: i.database, pool: i.pool })), {
+    backupDir: config.backup.dir,
+    databases: () => served.map((s) => ({ database: s.name, up: running.has(s.name) && !down.has(s.name) })),
+    slotWaits: () => ({ exports: slots.exports.stats().waiting, maintenance: slots.maintenance.stats().waiting }),
+  });
   const shared: Shared = { options, mailer, metrics, slots };
 
   let stopped: string | null = null;
@@ -134,9 +131,19 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   // Each database's first attempt settles before the worker says it started (one that failed is being retried).
   await Promise.all(supervisors.map((s) => s.firstAttempt));
 
-  const stopInstances = () => Promise.all([...running.values()].map((i) => i.stop().catch((error) => logger.error({ database: i.database, err: errorMessage(error) }, "worker stopped with errors"))));
+  const stopInstances = () =>
+    Promise.all(
+      [...running.values()].map((i) =>
+        i.stop().catch((error) => logger.error({ database: i.database, err: errorMessage(error) }, "worker stopped with errors")),
+      ),
+    );
   const http = await startHttpServer(
-    { metrics, workerProblem: () => stopped, databases: () => served.map((s) => ({ name: s.name, pool: running.get(s.name)?.pool, problem: down.get(s.name) })), multi: supervised },
+    {
+      metrics,
+      workerProblem: () => stopped,
+      databases: () => served.map((s) => ({ name: s.name, pool: running.get(s.name)?.pool, problem: down.get(s.name) })),
+      multi: supervised,
+    },
     config.httpHost,
     config.httpPort,
   ).catch(async (error) => {
@@ -210,7 +217,8 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
       return first()?.pool as Pool;
     },
     httpPort: http.port,
-    instances: () => new Map([...running].map(([k, v]) => [k, { database: v.database, workerId: v.workerId, maintenanceWorkerId: v.maintenanceWorkerId, pool: v.pool }])),
+    instances: () =>
+      new Map([...running].map(([k, v]) => [k, { database: v.database, workerId: v.workerId, maintenanceWorkerId: v.maintenanceWorkerId, pool: v.pool }])),
     slots: () => ({ exports: shared.slots.exports.stats(), maintenance: shared.slots.maintenance.stats() }),
     dropFolder,
     stop,
@@ -220,7 +228,12 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
 }
 
 /** Which database a drop-folder file `<email>_<instance>.csv` goes to: with several, the one named; with one, that one. */
-function routeDropFile(instance: string, served: Instance[], running: Map<string, RunningInstance>, multi: boolean): { pool: pg.Pool } | { retry: string } | { reject: string } {
+function routeDropFile(
+  instance: string,
+  served: Instance[],
+  running: Map<string, RunningInstance>,
+  multi: boolean,
+): { pool: pg.Pool } | { retry: string } | { reject: string } {
   const target = multi ? served.find((s) => s.name.toLowerCase() === instance.toLowerCase()) : served[0];
   if (!target) return { reject: `no served database is named ${JSON.stringify(instance)} (PMT_DATABASES: ${served.map((s) => s.name).join(", ")})` };
   const pool = running.get(target.name)?.pool;
@@ -247,7 +260,7 @@ function superviseInstance(
   const firstAttempt = new Promise<void>((r) => (settleFirst = r));
   let wake: () => void = () => {};
   const loop = (async () => {
-    for (let attempt = 0; !isStopped(); ) {
+    for (let attempt = 0; !isStopped();) {
       let instance: RunningInstance;
       try {
         instance = await startInstance(shared, served, logger, {});
@@ -269,7 +282,10 @@ function superviseInstance(
       const lost = new Promise<unknown>((r) => (gone = r));
       const watchdog = watchDatabase(instance, shared, logger, down, served.name, gone);
       const outcome = await Promise.race([
-        instance.promise.then(() => undefined, (error: unknown) => error),
+        instance.promise.then(
+          () => undefined,
+          (error: unknown) => error,
+        ),
         lost,
         new Promise<"stop">((r) => (wake = () => r("stop"))),
       ]);
@@ -385,9 +401,23 @@ async function startInstance(shared: Shared, served: Instance, logger: Logger, h
     const maintenanceList = Object.fromEntries(Object.entries(taskList).filter(([name]) => MAINTENANCE_TASKS.has(name)));
     const exportList = Object.fromEntries(Object.entries(taskList).filter(([name]) => !MAINTENANCE_TASKS.has(name)));
     const cron = buildCronItems(config, backupTargets(served.url, config.backup), { embedded: options.embedded });
-    const exportsRunner = await startRunner({ pool, logger, taskList: exportList, concurrency: config.concurrency, pollIntervalMs: config.pollIntervalMs, cron: [] });
+    const exportsRunner = await startRunner({
+      pool,
+      logger,
+      taskList: exportList,
+      concurrency: config.concurrency,
+      pollIntervalMs: config.pollIntervalMs,
+      cron: [],
+    });
     runners.push(exportsRunner.runner);
-    const maintenance = await startRunner({ pool, logger, taskList: maintenanceList, concurrency: config.maintenanceConcurrency, pollIntervalMs: config.pollIntervalMs, cron });
+    const maintenance = await startRunner({
+      pool,
+      logger,
+      taskList: maintenanceList,
+      concurrency: config.maintenanceConcurrency,
+      pollIntervalMs: config.pollIntervalMs,
+      cron,
+    });
     runners.push(maintenance.runner);
     rescuer = await startRescuer({
       db,

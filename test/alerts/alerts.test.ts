@@ -98,7 +98,9 @@ describe("alerts", () => {
   it("when a backup and an upload fail for good", async () => {
     const log = await JobEventLog.listen(db.url);
     const bin = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-nobin-"));
-    const worker = await startTestWorker(db.url, { env: { ...env, PG_BIN_DIR: bin, OFFSITE_URL: `file://${fs.mkdtempSync(path.join(os.tmpdir(), "pmt-store-"))}` } });
+    const worker = await startTestWorker(db.url, {
+      env: { ...env, PG_BIN_DIR: bin, OFFSITE_URL: `file://${fs.mkdtempSync(path.join(os.tmpdir(), "pmt-store-"))}` },
+    });
     try {
       await db.pool.query("select graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))", [db.name]);
       await db.pool.query("select graphile_worker.add_job('pmt_jobs.offsite_upload', json_build_object('backupId', 999999))");
@@ -106,7 +108,12 @@ describe("alerts", () => {
       await log.waitFor((e) => e.task === "pmt_jobs.offsite_upload" && e.status === "failed");
       const subjects = () => alertsTo().map((m) => m.subject);
       const { until } = await import("../harness/wait.js");
-      await until(async () => subjects().includes(`[pmt-worker] backup of ${db.name} failed for good`) && subjects().includes("[pmt-worker] offsite copy of backup 999999 failed for good"), "both alert mails");
+      await until(
+        async () =>
+          subjects().includes(`[pmt-worker] backup of ${db.name} failed for good`) &&
+          subjects().includes("[pmt-worker] offsite copy of backup 999999 failed for good"),
+        "both alert mails",
+      );
       const backupMail = alertsTo().find((m) => m.subject === `[pmt-worker] backup of ${db.name} failed for good`)!;
       expect(backupMail.text).toContain("install postgresql-client-15");
     } finally {

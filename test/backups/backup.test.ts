@@ -176,7 +176,9 @@ describe("test restore", () => {
     const good = await runBackup(deps(), target());
     const result = await testRestore(config, db.pool, db.url, db.name, logger);
     expect(result).toMatchObject({ ok: true, problems: [] });
-    const row = (await db.pool.query("select restore_test_ok, restore_test_duration, restore_test_error, restore_tested_at from pmt_jobs.backup where id = $1", [good.id])).rows[0];
+    const row = (
+      await db.pool.query("select restore_test_ok, restore_test_duration, restore_test_error, restore_tested_at from pmt_jobs.backup where id = $1", [good.id])
+    ).rows[0];
     expect(row).toMatchObject({ restore_test_ok: true, restore_test_error: null });
     expect(row.restore_tested_at).toBeInstanceOf(Date);
     const scratch = await db.pool.query("select datname from pg_database where datname like 'pmt_restore_test_%'");
@@ -230,6 +232,6 @@ describe("more formats and rails", () => {
     fs.writeFileSync(path.join(backupDir, `${db.name}_20200101T000000Z.dump.partial`), "half");
     const result = await recoverBackups(backupDir, db.pool, logger);
     expect(result.removed).toEqual([`${db.name}_20200101T000000Z.dump.partial`]);
-    expect((await getBackup(db.pool, stale.rows[0]!.id))).toMatchObject({ status: "failed", error: "interrupted: the worker stopped during the backup" });
+    expect(await getBackup(db.pool, stale.rows[0]!.id)).toMatchObject({ status: "failed", error: "interrupted: the worker stopped during the backup" });
   });
 });

@@ -31,7 +31,10 @@ describe("pmt-worker backup", () => {
     expect(run.stdout).toMatch(new RegExp(`^${db.name}: backup ${id} succeeded, [\\d.]+ KB -> ${env.BACKUP_DIR}/${db.name}_\\d{8}T\\d{6}Z\\.dump\\n$`));
 
     const list = await runCli(["backup", "list", "--json"], env);
-    const rows = list.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const rows = list.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ id, status: "succeeded", tiers: expect.arrayContaining(["daily"]) });
 
@@ -55,10 +58,13 @@ describe("pmt-worker backup", () => {
       stderr: expect.stringMatching(/^pmt-worker: database "nope" is not one this worker backs up/),
     });
     expect((await runCli(["backup", "run", "--format", "zip"], env)).stderr).toContain("expected one of custom, tar, directory");
-    expect(await runCli(["backup", "verify", "999999"], env)).toMatchObject({ code: 1, stderr: "pmt-worker: backup 999999 does not exist (see pmt-worker backup list)\n" });
+    expect(await runCli(["backup", "verify", "999999"], env)).toMatchObject({
+      code: 1,
+      stderr: "pmt-worker: backup 999999 does not exist (see pmt-worker backup list)\n",
+    });
     expect((await runCli(["backup", "restore", "1", "--into", "bad name"], env)).stderr).toContain("expected a new database name");
     // Once: exit 1 and no output at all.
-    const notAnId = "pmt-worker: \"abc\" is not a backup id: expected the number in the id column of pmt-worker backup list\n";
+    const notAnId = 'pmt-worker: "abc" is not a backup id: expected the number in the id column of pmt-worker backup list\n';
     expect(await runCli(["backup", "verify", "abc"], env)).toMatchObject({ code: 1, stdout: "", stderr: notAnId });
     expect(await runCli(["backup", "restore", "abc", "--into", "x"], env)).toMatchObject({ code: 1, stdout: "", stderr: notAnId });
   });
@@ -80,7 +86,10 @@ describe("the backup job", () => {
     const log = await JobEventLog.listen(db.url);
     const worker = await startTestWorker(db.url, { env: { BACKUP_DIR: env.BACKUP_DIR! } });
     try {
-      const { rows } = await db.pool.query<{ id: number }>("select id from graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))", [db.name]);
+      const { rows } = await db.pool.query<{ id: number }>(
+        "select id from graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))",
+        [db.name],
+      );
       const jobId = Number(rows[0]!.id);
       await log.waitFor((e) => e.job_id === jobId && e.status === "succeeded");
       const backup = await db.pool.query("select status, job_id from pmt_jobs.backup where job_id = $1", [jobId]);

@@ -50,7 +50,9 @@ describe("restore from a stream", () => {
   it("reports pg_restore's own reason when it refuses the stream, and drops the new database", async () => {
     const into = `${db.name}_garbage`;
     await expect(restoreFromOffsite(config, store, db.url, "garbage", into)).rejects.toThrow(
-      new RegExp(`^restore of garbage into ${into} failed \\(the new database was dropped\\): pg_restore exited with 1: .*(not appear to be a valid archive|input file)`),
+      new RegExp(
+        `^restore of garbage into ${into} failed \\(the new database was dropped\\): pg_restore exited with 1: .*(not appear to be a valid archive|input file)`,
+      ),
     );
     expect(await exists(into)).toBe(false);
   });

@@ -35,7 +35,10 @@ describe("pmt-worker CLI", () => {
     expect(lines[3]).toMatch(/export\.csv\s+1\/3\s+succeeded\s+\S+\s+1\.5 s$/);
 
     const failed = await runCli(["jobs", "--status", "failed", "--json"], { DATABASE_URL: db.url });
-    const rows = failed.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const rows = failed.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ task: "backup.run", status: "failed", attempt: 2, duration_ms: expect.any(Number) });
 
@@ -57,8 +60,6 @@ describe("pmt-worker CLI", () => {
   it("rejects bad configuration naming the variable, without a stack trace", async () => {
     const result = await runCli(["jobs"], { DATABASE_URL: db.url, WORKER_CONCURRENCY: "0" });
     expect(result.code).toBe(1);
-    expect(result.stderr).toBe(
-      "pmt-worker: invalid configuration:\n  WORKER_CONCURRENCY: expected a whole number from 1 to 100 (got \"0\")\n",
-    );
+    expect(result.stderr).toBe('pmt-worker: invalid configuration:\n  WORKER_CONCURRENCY: expected a whole number from 1 to 100 (got "0")\n');
   });
 });

@@ -35,7 +35,10 @@ afterAll(() => {
 });
 
 function jsonLines(stdout: string): Record<string, unknown>[] {
-  return stdout.trim().split("\n").map((l) => JSON.parse(l));
+  return stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
 }
 
 /** A history row, as a worker of that database would write it. */
@@ -112,7 +115,9 @@ describe("pmt-worker over several databases", () => {
         expect.arrayContaining(["database OK", "migrations OK", `pg_dump ${name} OK`, `restore ${name} OK`]),
       );
     }
-    expect(checks.filter((c) => c.database === undefined).map((c) => c.name)).toEqual(expect.arrayContaining(["backup range", "backup space", "smtp", "offsite"]));
+    expect(checks.filter((c) => c.database === undefined).map((c) => c.name)).toEqual(
+      expect.arrayContaining(["backup range", "backup space", "smtp", "offsite"]),
+    );
   });
 
   it("backs up each database into its own catalog, lists them all, and restores by id only with --database", async () => {
@@ -138,7 +143,10 @@ describe("pmt-worker over several databases", () => {
     );
     expect((await runCli(["backup", "verify", id], env)).stderr).toContain("backup verify: this worker serves several databases");
 
-    expect(await runCli(["backup", "verify", id, "--database", names[1]!], env)).toMatchObject({ code: 0, stdout: expect.stringContaining(`backup ${id} verified`) });
+    expect(await runCli(["backup", "verify", id, "--database", names[1]!], env)).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining(`backup ${id} verified`),
+    });
     const restore = await runCli(["backup", "restore", id, "--database", names[1]!, "--into", `${names[1]}_r`], env);
     expect(restore.code, restore.stderr).toBe(0);
     expect(restore.stdout).toMatch(new RegExp(`^restored backup ${id} into ${names[1]}_r: `));
@@ -205,9 +213,12 @@ describe("pmt-worker over several databases", () => {
     await watch.waitForOutput(/"task":"after\.0"/);
 
     const events = jsonLines(watch.stdout) as { database: string; task: string }[];
-    expect(events.filter((e) => e.task.startsWith("watched.") || e.task.startsWith("after.")).map((e) => `${e.database} ${e.task}`).sort()).toEqual(
-      [`${names[0]} after.0`, `${names[0]} watched.0`, `${names[1]} after.1`, `${names[1]} watched.1`].sort(),
-    );
+    expect(
+      events
+        .filter((e) => e.task.startsWith("watched.") || e.task.startsWith("after."))
+        .map((e) => `${e.database} ${e.task}`)
+        .sort(),
+    ).toEqual([`${names[0]} after.0`, `${names[0]} watched.0`, `${names[1]} after.1`, `${names[1]} watched.1`].sort());
     expect(watch.stderr).not.toMatch(new RegExp(`${names[0]}: connection lost`));
     watch.kill("SIGINT");
     // The down database made it exit 1; it stopped at the signal rather than dying.

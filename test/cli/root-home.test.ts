@@ -70,12 +70,21 @@ describe.skipIf(!asRoot)("as root, from a clone in a 0700 folder (skipped unless
   it("npx pmt-worker start comes up on the embedded default, with binaries and data where the postgres user reaches them", async () => {
     clonePackage();
     const port = String(await freePort());
-    child = ChildHandle.spawn(path.join(pkg, "bin", "pmt-worker.js"), ["start"], { HTTP_PORT: port, EMBEDDED_PG_PORT: String(await freePort()), DEMO_ACTIVITIES: "0" }, pkg);
+    child = ChildHandle.spawn(
+      path.join(pkg, "bin", "pmt-worker.js"),
+      ["start"],
+      { HTTP_PORT: port, EMBEDDED_PG_PORT: String(await freePort()), DEMO_ACTIVITIES: "0" },
+      pkg,
+    );
     await child.waitForOutput(/"msg":"worker started"/, 120_000);
     expect(await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()).toMatchObject({ status: "ok", database: "ok" });
 
     // The binaries: a root-owned copy, programs 0755, that the postgres user can run.
-    for (const [file, mode] of [[copy, 0o755], [path.join(copy, "bin", "postgres"), 0o755], [path.join(copy, "share"), 0o755]] as const) {
+    for (const [file, mode] of [
+      [copy, 0o755],
+      [path.join(copy, "bin", "postgres"), 0o755],
+      [path.join(copy, "share"), 0o755],
+    ] as const) {
       const st = fs.statSync(file);
       expect({ file, uid: st.uid, mode: st.mode & 0o777 }).toEqual({ file, uid: 0, mode });
     }

@@ -96,8 +96,14 @@ describe("pmt-worker start on the embedded default", () => {
     expect(status.code, status.stderr).toBe(0);
     expect(JSON.parse(status.stdout).workers).toEqual([]);
     const doctor = await runCli(["doctor", "--json"], env);
-    const checks = doctor.stdout.trim().split("\n").map((l) => JSON.parse(l) as { name: string; verdict: string });
-    expect(checks.find((c) => c.name === "database"), doctor.stdout + doctor.stderr).toMatchObject({ verdict: "OK" });
+    const checks = doctor.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { name: string; verdict: string });
+    expect(
+      checks.find((c) => c.name === "database"),
+      doctor.stdout + doctor.stderr,
+    ).toMatchObject({ verdict: "OK" });
     expect(checks.find((c) => c.name === "migrations")).toMatchObject({ verdict: "OK" });
     await expect(query(url, "select 1")).rejects.toThrow(/ECONNREFUSED/);
   }, 300_000);

@@ -35,7 +35,10 @@ describe("pmt-worker watch", () => {
     await insertRun(url, "after.reconnect");
     await watch.waitForOutput(/"task":"after\.reconnect"/);
 
-    const tasks = watch.stdout.trim().split("\n").map((l) => JSON.parse(l).task);
+    const tasks = watch.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l).task);
     expect(tasks).toEqual(["before.restart", "during.reconnect", "after.reconnect"]);
     watch.kill("SIGINT");
     expect((await watch.exited).code).toBe(0);

@@ -77,7 +77,13 @@ async function buildCombos(): Promise<Combo[]> {
   const id = await terms();
   const sector = (code: string) => id("Sector", code);
   const country = (code: string) => id("Country", code);
-  const tax = { sector: await taxonomyId("Sector"), country: await taxonomyId("Country"), status: await taxonomyId("Activity Status"), group: await taxonomyId("Data Group"), role: await taxonomyId("Organisation Role") };
+  const tax = {
+    sector: await taxonomyId("Sector"),
+    country: await taxonomyId("Country"),
+    status: await taxonomyId("Activity Status"),
+    group: await taxonomyId("Data Group"),
+    role: await taxonomyId("Organisation Role"),
+  };
   const o0 = (await pool.query("select min(organization_id) - 1 as o from public.organization")).rows[0].o as number;
   const org = (...n: number[]) => n.map((x) => o0 + x).join(",");
   const list = (...ids: number[]) => ids.join(",");
@@ -110,7 +116,10 @@ async function buildCombos(): Promise<Combo[]> {
     { name: "start date alone", args: ["", "", "", "2010-01-01", null] },
     { name: "end date alone", args: ["", "", "", null, "2012-12-31"] },
     { name: "dates, country and unassigned status", args: [list(country("ET")), "", String(tax.status), "2009-01-01", "2014-01-01"] },
-    { name: "everything at once", args: [list(id("Data Group", "BMGF"), sector("14030"), sector("15110")), org(4, 9), String(tax.country), "2009-06-01", "2016-01-01"] },
+    {
+      name: "everything at once",
+      args: [list(id("Data Group", "BMGF"), sector("14030"), sector("15110")), org(4, 9), String(tax.country), "2009-06-01", "2016-01-01"],
+    },
     { name: "nothing matches", args: [list(country("BO"), sector("11110")), org(11), "", "2009-01-01", "2009-02-01"] },
   ];
   // Random combinations of the same ingredients.
@@ -126,7 +135,12 @@ async function buildCombos(): Promise<Combo[]> {
       ...["10", "21", "40", "60"].map((c) => id("Organisation Type", c)),
     ],
     taxonomies: [tax.sector, tax.country, tax.status, tax.group, tax.role],
-    dates: [["2009-01-01", "2011-01-01"], ["2010-01-01", "2012-12-31"], ["2009-06-15", "2015-06-15"], ["2011-01-01", "2020-01-01"]] as const,
+    dates: [
+      ["2009-01-01", "2011-01-01"],
+      ["2010-01-01", "2012-12-31"],
+      ["2009-06-15", "2015-06-15"],
+      ["2011-01-01", "2020-01-01"],
+    ] as const,
   };
   for (let i = 0; i < 50; i++) {
     const classes = [...new Set(pick(pool_.classes, Math.floor(random() * 4)))];
@@ -208,7 +222,8 @@ describe.skipIf(!!unavailable)("PMT 2.0.8.51, loaded unchanged", () => {
     let nonEmpty = 0;
     for (const combo of combos) {
       const { pmt, ours } = await selections(combo.args);
-      if (JSON.stringify(pmt) !== JSON.stringify(ours)) differ.push(`${combo.name} ${JSON.stringify(combo.args)}: PMT ${pmt.join(" ")} / ours ${ours.join(" ")}`);
+      if (JSON.stringify(pmt) !== JSON.stringify(ours))
+        differ.push(`${combo.name} ${JSON.stringify(combo.args)}: PMT ${pmt.join(" ")} / ours ${ours.join(" ")}`);
       if (pmt.length) nonEmpty++;
     }
     expect(differ).toEqual([]);
@@ -232,11 +247,15 @@ describe.skipIf(!!unavailable)("PMT 2.0.8.51, loaded unchanged", () => {
     const sent = expected.filter((e) => e.pmt).length * 2;
     expect(sent).toBeGreaterThan(combos.length);
     await smtp.waitForMessages(sent, 180_000);
-    const states = await until(async () => {
-      const { rows } = await pool.query("select status, count(*)::int as n from pmt_jobs.export_request group by status");
-      const by = Object.fromEntries(rows.map((r) => [r.status, r.n]));
-      return by.sent === sent || by.failed ? by : undefined;
-    }, "every export to be sent", 180_000);
+    const states = await until(
+      async () => {
+        const { rows } = await pool.query("select status, count(*)::int as n from pmt_jobs.export_request group by status");
+        const by = Object.fromEntries(rows.map((r) => [r.status, r.n]));
+        return by.sent === sent || by.failed ? by : undefined;
+      },
+      "every export to be sent",
+      180_000,
+    );
     expect(states).toEqual({ sent });
     // every attempt finished (a request is marked sent just before its job completes), none otherwise than succeeded
     const runs = await until(async () => {
@@ -291,7 +310,11 @@ describe.skipIf(!!unavailable)("PMT 2.0.8.51, loaded unchanged", () => {
       const retired = (await pool.query("select classification_id as id from public.classification where code = '99999'")).rows[0].id;
       const inactiveOrg = (await pool.query("select organization_id as id from public.organization where not active")).rows[0].id;
       const args: Args =
-        kind === "inactive" ? [String(retired), "", "", null, null] : kind === "unknown" ? ["987654", "", "", null, null] : ["", String(inactiveOrg), "", null, null];
+        kind === "inactive"
+          ? [String(retired), "", "", null, null]
+          : kind === "unknown"
+            ? ["987654", "", "", null, null]
+            : ["", String(inactiveOrg), "", null, null];
       expect(await pmtExports(args)).toBe(true);
       await expect(pool.query("select pmt_filter_csv($1, $2, $3, $4, $5, 'diff@example.org')", args)).rejects.toMatchObject({
         code: "22023",
@@ -319,7 +342,11 @@ describe.skipIf(!!unavailable)("PMT 2.0.8.51, loaded unchanged", () => {
         expect((await pool.query("select upstream.pmt_filter_csv('', '', '', null, null, $1) as ok", [email])).rows[0].ok).toBe(true);
         expect((await pool.query("select pmt_filter_csv('', '', '', null, null, $1) as ok", [email])).rows[0].ok).toBe(true);
         worker ??= await startTestWorker(url, { env: { SMTP_URL: smtp.url, LOG_LEVEL: "warn" } });
-        const mail = await until(async () => smtp.messages.find((m) => (m.to as { text: string }).text === email), "the export with formulas to be mailed", 120_000);
+        const mail = await until(
+          async () => smtp.messages.find((m) => (m.to as { text: string }).text === email),
+          "the export with formulas to be mailed",
+          120_000,
+        );
         const record = (records: string[][]) => records.find((r) => r[1] === String(id) && r[3]!.includes("cmd|")) ?? [];
         const pmt = record(parseCsv(fs.readFileSync(path.join(outDir, `${email}_pmt_compat.csv`), "utf8"), { lf: true }));
         const ours = record(parseCsv(mail.attachments[0]!.content.toString("utf8")));

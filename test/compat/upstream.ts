@@ -10,8 +10,19 @@ import { UPSTREAM_DIR } from "../harness/postgis.js";
 
 /** The codelists PMTIATIStandards.sql loads, in its order. */
 const CODELISTS = [
-  "ActivityDateType", "AidType", "CollaborationType", "Country", "Currency", "FinanceType", "LocationType",
-  "OrganisationIdentifier", "OrganisationRole", "OrganisationType", "Region", "ResultType", "Sector",
+  "ActivityDateType",
+  "AidType",
+  "CollaborationType",
+  "Country",
+  "Currency",
+  "FinanceType",
+  "LocationType",
+  "OrganisationIdentifier",
+  "OrganisationRole",
+  "OrganisationType",
+  "Region",
+  "ResultType",
+  "Sector",
 ];
 
 function upstreamFile(name: string): string {
@@ -73,17 +84,37 @@ export async function createUpstreamCsv(pool: pg.Pool, dir: string): Promise<voi
   fn = patch(fn, "IF $3 is not null AND $4 is not null THEN", "IF $4 is not null AND $5 is not null THEN");
   fn = patch(fn, "AND ($3 is null OR $4 is null) THEN", "AND ($4 is null OR $5 is null) THEN");
   // the orders
-  fn = patch(fn, "SELECT tc.taxonomy, array_to_string(array_agg(tc.classification), ',') AS classification FROM taxonomy_classifications tc \n\t  WHERE classification_id = ANY(filter_classids) GROUP BY tc.taxonomy)",
-    "SELECT tc.taxonomy, array_to_string(array_agg(tc.classification ORDER BY tc.classification_id), ',') AS classification FROM taxonomy_classifications tc \n\t  WHERE classification_id = ANY(filter_classids) GROUP BY tc.taxonomy ORDER BY tc.taxonomy)");
+  fn = patch(
+    fn,
+    "SELECT tc.taxonomy, array_to_string(array_agg(tc.classification), ',') AS classification FROM taxonomy_classifications tc \n\t  WHERE classification_id = ANY(filter_classids) GROUP BY tc.taxonomy)",
+    "SELECT tc.taxonomy, array_to_string(array_agg(tc.classification ORDER BY tc.classification_id), ',') AS classification FROM taxonomy_classifications tc \n\t  WHERE classification_id = ANY(filter_classids) GROUP BY tc.taxonomy ORDER BY tc.taxonomy)",
+  );
   fn = patch(fn, "array_to_string(array_agg(o.name), ',') as names", "array_to_string(array_agg(o.name ORDER BY o.organization_id), ',') as names");
-  fn = patch(fn, "array_to_string(array_agg(c.name), ',') as name\n\t\tfrom project_taxonomy", "array_to_string(array_agg(c.name ORDER BY c.classification_id), ',') as name\n\t\tfrom project_taxonomy");
-  fn = patch(fn, "array_to_string(array_agg(c.code), ',') as code, array_to_string(array_agg(c.name), ',') as name",
-    "array_to_string(array_agg(c.code ORDER BY c.classification_id), ',') as code, array_to_string(array_agg(c.name ORDER BY c.classification_id), ',') as name");
-  fn = patch(fn, "(select l.activity_id, array_to_string(array_agg(c.name), ',') as name",
-    "(select l.activity_id, array_to_string(array_agg(c.name ORDER BY l.location_id, c.classification_id), ',') as name");
-  fn = patch(fn, "(select at.activity_id, array_to_string(array_agg(c.name), ',') as name",
-    "(select at.activity_id, array_to_string(array_agg(c.name ORDER BY c.classification_id), ',') as name");
-  fn = patch(fn, "array_to_string(array_agg(o.name), ',') as implementing", "array_to_string(array_agg(o.name ORDER BY pp.participation_id), ',') as implementing");
+  fn = patch(
+    fn,
+    "array_to_string(array_agg(c.name), ',') as name\n\t\tfrom project_taxonomy",
+    "array_to_string(array_agg(c.name ORDER BY c.classification_id), ',') as name\n\t\tfrom project_taxonomy",
+  );
+  fn = patch(
+    fn,
+    "array_to_string(array_agg(c.code), ',') as code, array_to_string(array_agg(c.name), ',') as name",
+    "array_to_string(array_agg(c.code ORDER BY c.classification_id), ',') as code, array_to_string(array_agg(c.name ORDER BY c.classification_id), ',') as name",
+  );
+  fn = patch(
+    fn,
+    "(select l.activity_id, array_to_string(array_agg(c.name), ',') as name",
+    "(select l.activity_id, array_to_string(array_agg(c.name ORDER BY l.location_id, c.classification_id), ',') as name",
+  );
+  fn = patch(
+    fn,
+    "(select at.activity_id, array_to_string(array_agg(c.name), ',') as name",
+    "(select at.activity_id, array_to_string(array_agg(c.name ORDER BY c.classification_id), ',') as name",
+  );
+  fn = patch(
+    fn,
+    "array_to_string(array_agg(o.name), ',') as implementing",
+    "array_to_string(array_agg(o.name ORDER BY pp.participation_id), ',') as implementing",
+  );
   fn = patch(fn, "array_to_string(array_agg(o.name), ',') as funding", "array_to_string(array_agg(o.name ORDER BY pp.participation_id), ',') as funding");
   await pool.query("create schema if not exists upstream");
   await pool.query(fn);

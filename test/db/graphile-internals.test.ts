@@ -201,7 +201,9 @@ describe("the graphile-worker internals pmt-worker relies on", () => {
     try {
       const start = await runCli(["start"], { ...env, PMT_HOME: home, HTTP_PORT: String(await freePort()) });
       expect(start.code, start.stdout + start.stderr).toBe(1);
-      expect(start.stderr).toMatch(/^pmt-worker: the database's graphile_worker schema differs .*graphile_worker\._private_jobs lacks column attempts \(smallint\)/);
+      expect(start.stderr).toMatch(
+        /^pmt-worker: the database's graphile_worker schema differs .*graphile_worker\._private_jobs lacks column attempts \(smallint\)/,
+      );
       expect(start.stderr.trim().split("\n")).toHaveLength(1);
     } finally {
       await db.pool.query(`alter table ${CAPTURE_TRIGGER.relation} rename column attempts_renamed to attempts`);
@@ -265,7 +267,12 @@ describe("the statements the worker's pool may send again after a lost connectio
       ["insert into pmt_jobs.export_request (format) values ($1)", ["csv"]],
       [{ text: "delete from graphile_worker._private_jobs where id = $1", values: [1] }],
       [{ name: "complete_job_v2/graphile_worker", text: "delete from graphile_worker._private_jobs where id = $1", values: [1] }],
-      [{ name: "pmt_jobs.record_final_failure", text: "with job as (update graphile_worker._private_jobs set max_attempts = attempts where id = $1) select 1" }],
+      [
+        {
+          name: "pmt_jobs.record_final_failure",
+          text: "with job as (update graphile_worker._private_jobs set max_attempts = attempts where id = $1) select 1",
+        },
+      ],
     ]) {
       expect(classifyStatement(args).kind, JSON.stringify(args)).toBe("unknown");
     }
@@ -283,7 +290,9 @@ describe("each statement retried, run twice on a real database", () => {
   /** graphile-worker's tables and our history, as a value to compare. */
   const state = async (ignore: string[] = []) => {
     const q = async (sql: string) =>
-      JSON.stringify((await db.pool.query(sql)).rows.map((r: Record<string, unknown>) => Object.fromEntries(Object.entries(r).filter(([k]) => !ignore.includes(k)))));
+      JSON.stringify(
+        (await db.pool.query(sql)).rows.map((r: Record<string, unknown>) => Object.fromEntries(Object.entries(r).filter(([k]) => !ignore.includes(k)))),
+      );
     return [
       await q("select * from graphile_worker._private_jobs order by id"),
       await q("select * from graphile_worker._private_job_queues order by id"),
@@ -322,7 +331,14 @@ describe("each statement retried, run twice on a real database", () => {
     expect(once.split("\n")[0]).toBe("[]");
     expect((await db.pool.query("select status from pmt_jobs.job_run")).rows).toEqual([{ status: "succeeded" }, { status: "succeeded" }]);
     const two = await lockedJobs("pool-a");
-    await runTwice(() => batchCompleteJobs(o, withPool(db.pool), "pool-a", two.map((j) => ({ ...(j as object), job_queue_id: null }) as never)));
+    await runTwice(() =>
+      batchCompleteJobs(
+        o,
+        withPool(db.pool),
+        "pool-a",
+        two.map((j) => ({ ...(j as object), job_queue_id: null }) as never),
+      ),
+    );
   });
 
   it("fail_job, fail_job_q, fail_jobs: the jobs released once, run_at pushed once", async () => {
@@ -330,7 +346,12 @@ describe("each statement retried, run twice on a real database", () => {
     const jobs = await lockedJobs("pool-b");
     const before = (await db.pool.query("select run_at from graphile_worker._private_jobs order by id")).rows;
     const once = await runTwice(() =>
-      batchFailJobs(o, withPool(db.pool), "pool-b", jobs.map((j) => ({ job: j, message: "boom", replacementPayload: undefined }))),
+      batchFailJobs(
+        o,
+        withPool(db.pool),
+        "pool-b",
+        jobs.map((j) => ({ job: j, message: "boom", replacementPayload: undefined })),
+      ),
     );
     expect(once).toMatch(/"last_error":"boom"/);
     expect(once).not.toMatch(/"locked_by":"pool-b"/);

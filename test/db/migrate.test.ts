@@ -53,7 +53,9 @@ describe("pmt-worker migrate", () => {
     expect(rows.length).toBeGreaterThan(20);
     expect(rows.filter((r) => !r.config?.includes("search_path=pg_catalog, pg_temp")).map((r) => r.name)).toEqual([]);
     const readers = rows.filter((r) => r.reads_pmt);
-    expect(readers.map((r) => r.name)).toEqual(expect.arrayContaining(["pmt_jobs.filter_activities(jsonb)", "pmt_jobs.export_rows(jsonb,boolean)", "pmt_jobs.pmt_version()"]));
+    expect(readers.map((r) => r.name)).toEqual(
+      expect.arrayContaining(["pmt_jobs.filter_activities(jsonb)", "pmt_jobs.export_rows(jsonb,boolean)", "pmt_jobs.pmt_version()"]),
+    );
     expect(readers.filter((r) => !r.config?.includes("row_security=off")).map((r) => r.name)).toEqual([]);
   });
 

@@ -12,7 +12,9 @@ describe("sessions of the worker and the CLI", () => {
     url.searchParams.set("options", "-c statement_timeout=4321");
     const pool = createPool(url.toString(), { max: 1 });
     try {
-      const { rows } = await pool.query("select current_setting('search_path') as path, current_setting('row_security') as rls, current_setting('statement_timeout') as timeout");
+      const { rows } = await pool.query(
+        "select current_setting('search_path') as path, current_setting('row_security') as rls, current_setting('statement_timeout') as timeout",
+      );
       expect(rows[0]).toEqual({ path: "pg_catalog, pg_temp", rls: "off", timeout: "4321ms" });
     } finally {
       await pool.end();

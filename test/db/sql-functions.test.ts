@@ -71,17 +71,20 @@ describe("the SQL functions and views", () => {
     await migrate(db.pool, logger);
     // A SET clause dropped, a body changed, a view's rule changed back to an old one, a comment gone.
     await db.pool.query("alter function pmt_jobs.check_mailbox(text, text) reset search_path");
-    await db.pool.query("create or replace function pmt_jobs.recipient_key(recipient text) returns text language sql immutable set search_path = pg_catalog, pg_temp as $$ select recipient $$");
-    await db.pool.query("create or replace view pmt_jobs.backup_offsite_done as select c.backup_id, c.target from pmt_jobs.backup_copy c where c.status = 'verified'");
+    await db.pool.query(
+      "create or replace function pmt_jobs.recipient_key(recipient text) returns text language sql immutable set search_path = pg_catalog, pg_temp as $$ select recipient $$",
+    );
+    await db.pool.query(
+      "create or replace view pmt_jobs.backup_offsite_done as select c.backup_id, c.target from pmt_jobs.backup_copy c where c.status = 'verified'",
+    );
     await db.pool.query("comment on function pmt_jobs.error_class(text) is null");
     const changed = normalize(await readDefinitions(db.pool));
     const expected = normalize(fixture());
-    expect(Object.keys(changed).filter((name) => JSON.stringify(changed[name]) !== JSON.stringify(expected[name])).sort()).toEqual([
-      "pmt_jobs.check_mailbox(text,text)",
-      "pmt_jobs.error_class(text)",
-      "pmt_jobs.recipient_key(text)",
-      "view pmt_jobs.backup_offsite_done",
-    ]);
+    expect(
+      Object.keys(changed)
+        .filter((name) => JSON.stringify(changed[name]) !== JSON.stringify(expected[name]))
+        .sort(),
+    ).toEqual(["pmt_jobs.check_mailbox(text,text)", "pmt_jobs.error_class(text)", "pmt_jobs.recipient_key(text)", "view pmt_jobs.backup_offsite_done"]);
 
     expect((await migrate(db.pool, logger)).applied).toEqual([]);
     expect(normalize(await readDefinitions(db.pool))).toEqual(expected);
@@ -90,9 +93,13 @@ describe("the SQL functions and views", () => {
   it("are all or none: a failing file leaves every definition as it was, naming the file", async () => {
     const db = await createTestDatabase();
     await migrate(db.pool, logger);
-    await db.pool.query("create or replace function pmt_jobs.recipient_key(recipient text) returns text language sql immutable set search_path = pg_catalog, pg_temp as $$ select recipient $$");
+    await db.pool.query(
+      "create or replace function pmt_jobs.recipient_key(recipient text) returns text language sql immutable set search_path = pg_catalog, pg_temp as $$ select recipient $$",
+    );
     // A column the file's view does not have: CREATE OR REPLACE VIEW cannot drop it (a numbered migration must).
-    await db.pool.query("create or replace view pmt_jobs.backup_offsite_done as select c.backup_id, c.target, c.status from pmt_jobs.backup_copy c where c.status in ('verified', 'pruned')");
+    await db.pool.query(
+      "create or replace view pmt_jobs.backup_offsite_done as select c.backup_id, c.target, c.status from pmt_jobs.backup_copy c where c.status in ('verified', 'pruned')",
+    );
     const before = await readDefinitions(db.pool);
     await expect(migrate(db.pool, logger)).rejects.toThrow(
       /^applying sql\/functions\/11_backup_views\.sql failed: cannot drop columns from view; none of the function files was applied$/,

@@ -21,8 +21,16 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 /** What `set -a; . file; set +a` exports, in an empty environment: the names bash sets by itself removed. */
 function sourced(file: string): { env: Record<string, string>; stderr: string } {
   const run = (f: string) => {
-    const r = spawnSync("bash", ["--norc", "--noprofile", "-c", 'set -a; . "$1"; set +a; env -0', "_", f], { env: { PATH: "/usr/bin:/bin" }, encoding: "utf8" });
-    const env = Object.fromEntries(r.stdout.split("\0").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+    const r = spawnSync("bash", ["--norc", "--noprofile", "-c", 'set -a; . "$1"; set +a; env -0', "_", f], {
+      env: { PATH: "/usr/bin:/bin" },
+      encoding: "utf8",
+    });
+    const env = Object.fromEntries(
+      r.stdout
+        .split("\0")
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+    );
     return { env, stderr: r.stderr };
   };
   const baseline = run("/dev/null").env;
@@ -39,7 +47,9 @@ describe("deploy/pmt-worker.env.example", () => {
     expect(shell.env).toEqual(systemd);
     expect(readDotEnv(EXAMPLE)).toEqual(systemd);
     // Every variable after MAIL_FROM is there, and the configuration takes them as meant.
-    expect(Object.keys(systemd)).toEqual(expect.arrayContaining(["MAIL_FROM", "ALERT_EMAIL", "OFFSITE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "HTTP_HOST"]));
+    expect(Object.keys(systemd)).toEqual(
+      expect.arrayContaining(["MAIL_FROM", "ALERT_EMAIL", "OFFSITE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "HTTP_HOST"]),
+    );
     const config = loadConfig(systemd, "/nonexistent/.env");
     expect(config.mailFrom).toBe("PMT <pmt@example.org>");
     expect(config.alerts.email).toBe("dba@example.org");

@@ -85,7 +85,11 @@ create function public.pmt_filter_iati(character varying, character varying, cha
 
 /** Runs psql as postgres over the cluster's socket. */
 function psqlAsPostgres(cluster: PostgisCluster, sql: string, database = "postgres"): string {
-  const r = spawnSync("runuser", ["-u", "postgres", "--", "psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", cluster.socketDir, "-p", String(cluster.port), "-d", database], { input: sql, encoding: "utf8", cwd: "/" });
+  const r = spawnSync(
+    "runuser",
+    ["-u", "postgres", "--", "psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", cluster.socketDir, "-p", String(cluster.port), "-d", database],
+    { input: sql, encoding: "utf8", cwd: "/" },
+  );
   if (r.status !== 0) throw new Error(`psql: ${r.stderr}`);
   return r.stdout;
 }
@@ -154,15 +158,19 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
   /** The DBA's edit of /etc/pmt-worker.env: this machine's database, mail and store. */
   function editedEnvFile(): string {
     const example = fs.readFileSync(path.join(ROOT, "deploy/pmt-worker.env.example"), "utf8");
-    const edited = substitute(example, [
-      ["@localhost:5432/pmt", `@127.0.0.1:${cluster.port}/pmt`],
-      [/^SMTP_URL=.*$/m, `SMTP_URL=${smtp.url}`],
-      [/^AWS_ACCESS_KEY_ID=.*$/m, `AWS_ACCESS_KEY_ID=${S3RVER_CREDENTIALS.AWS_ACCESS_KEY_ID}`],
-      [/^AWS_SECRET_ACCESS_KEY=.*$/m, `AWS_SECRET_ACCESS_KEY=${S3RVER_CREDENTIALS.AWS_SECRET_ACCESS_KEY}`],
-      [/^#S3_ENDPOINT=.*$/m, `S3_ENDPOINT=${s3.endpoint}`],
-      [/^#S3_FORCE_PATH_STYLE=.*$/m, "S3_FORCE_PATH_STYLE=true"],
-      ["/var/lib/pmt-worker", paths.varLib],
-    ], "deploy/pmt-worker.env.example");
+    const edited = substitute(
+      example,
+      [
+        ["@localhost:5432/pmt", `@127.0.0.1:${cluster.port}/pmt`],
+        [/^SMTP_URL=.*$/m, `SMTP_URL=${smtp.url}`],
+        [/^AWS_ACCESS_KEY_ID=.*$/m, `AWS_ACCESS_KEY_ID=${S3RVER_CREDENTIALS.AWS_ACCESS_KEY_ID}`],
+        [/^AWS_SECRET_ACCESS_KEY=.*$/m, `AWS_SECRET_ACCESS_KEY=${S3RVER_CREDENTIALS.AWS_SECRET_ACCESS_KEY}`],
+        [/^#S3_ENDPOINT=.*$/m, `S3_ENDPOINT=${s3.endpoint}`],
+        [/^#S3_FORCE_PATH_STYLE=.*$/m, "S3_FORCE_PATH_STYLE=true"],
+        ["/var/lib/pmt-worker", paths.varLib],
+      ],
+      "deploy/pmt-worker.env.example",
+    );
     // Beside other tests on this machine: a free port for /metrics.
     const file = path.join(tmp, "edited.env");
     fs.writeFileSync(file, `${edited}HTTP_PORT=0\n`, { mode: 0o600 });
@@ -172,7 +180,19 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
   /** The guide as one root shell script; "node" is the machine's (checked below), the unit is started by startService. */
   function script(): string {
     const blocks = guideBlocks(fs.readFileSync(GUIDE, "utf8"));
-    expect(blocks.map((b) => `${b.kind} ${b.arg}`)).toEqual(["sh node", "sh install", "sql pmt", "sql template1", "sh first-run", "sh service", "sql pmt", "sh restore", "sql oam", "sh several", "sql oam"]);
+    expect(blocks.map((b) => `${b.kind} ${b.arg}`)).toEqual([
+      "sh node",
+      "sh install",
+      "sql pmt",
+      "sql template1",
+      "sh first-run",
+      "sh service",
+      "sql pmt",
+      "sh restore",
+      "sql oam",
+      "sh several",
+      "sql oam",
+    ]);
     const everywhere: [string, string][] = [
       ["/var/lib/pmt-worker", paths.varLib],
       ["/etc/pmt-worker.env", paths.etc],
@@ -216,9 +236,16 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
     expect(unit.User).toEqual([USER]);
     expect(unit.WorkingDirectory).toEqual(["/opt/pmt-worker"]);
     expect(unit.EnvironmentFile).toEqual(["/etc/pmt-worker.env"]);
-    const env: Record<string, string> = { PATH: `${path.dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`, ...readSystemdEnvFile(paths.etc) };
+    const env: Record<string, string> = {
+      PATH: `${path.dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
+      ...readSystemdEnvFile(paths.etc),
+    };
     for (const line of unit.Environment ?? []) {
-      for (const kv of line.split(/\s+/)) env[kv.slice(0, kv.indexOf("="))] = kv.slice(kv.indexOf("=") + 1).split("/var/lib/pmt-worker").join(paths.varLib);
+      for (const kv of line.split(/\s+/))
+        env[kv.slice(0, kv.indexOf("="))] = kv
+          .slice(kv.indexOf("=") + 1)
+          .split("/var/lib/pmt-worker")
+          .join(paths.varLib);
     }
     const command = (line: string) => ["-u", USER, "--", ...line.split(/\s+/)];
     const pre = spawnSync("runuser", command(unit.ExecStartPre![0]!), { cwd: paths.opt, env, encoding: "utf8" });
@@ -247,7 +274,8 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
   function mailWith(name: RegExp, to?: string) {
     return until(
       async () => smtp.messages.find((m) => m.attachments.some((a) => name.test(a.filename ?? "")) && (!to || [m.to].flat()[0]!.value[0]!.address === to)),
-      () => `a mail with an attachment ${name}${to ? ` to ${to}` : ""} (have: ${smtp.messages.map((m) => m.attachments.map((a) => a.filename).join(",")).join("; ")})`,
+      () =>
+        `a mail with an attachment ${name}${to ? ` to ${to}` : ""} (have: ${smtp.messages.map((m) => m.attachments.map((a) => a.filename).join(",")).join("; ")})`,
       90_000,
       100,
     );
@@ -257,7 +285,11 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
   function finishedJob(database: string, jobId: string) {
     return until(
       async () => {
-        const row = psqlAsPostgres(cluster, `select status || '|' || coalesce(error, '') from pmt_jobs.job_run where job_id = ${jobId} and (status = 'succeeded' or (status = 'failed' and attempt = max_attempts)) order by id desc limit 1`, database).trim();
+        const row = psqlAsPostgres(
+          cluster,
+          `select status || '|' || coalesce(error, '') from pmt_jobs.job_run where job_id = ${jobId} and (status = 'succeeded' or (status = 'failed' and attempt = max_attempts)) order by id desc limit 1`,
+          database,
+        ).trim();
         return row || undefined;
       },
       `job ${jobId} in ${database} to succeed or fail for good`,
@@ -276,7 +308,9 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
   it("before the DBA's step: migrate says which roles to create, rather than failing in a migration", async () => {
     const r = await migrateAs("pmt_early", "grant create on database DB to pmt_early; \\c DB\ngrant create on schema public to pmt_early;");
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/the group roles are missing and this role may not create them .*as a DBA run once: create role pmt_app nologin; create role pmt_backup nologin;/);
+    expect(r.stderr).toMatch(
+      /the group roles are missing and this role may not create them .*as a DBA run once: create role pmt_app nologin; create role pmt_backup nologin;/,
+    );
     expect(r.stderr).not.toMatch(/malformed array literal/);
   });
 
@@ -290,7 +324,14 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
     shell = new ChildHandle(spawn("bash", [file], { cwd: tmp, env: { ...process.env, HOME: "/root" }, stdio: ["pipe", "pipe", "pipe"] }));
     // "close", not "exit": all of its output has been read.
     const closed = new Promise<number | null>((resolve) => shell!.child.on("close", (c) => resolve(c)));
-    const reaches = (marker: RegExp) => Promise.race([shell!.waitForOutput(marker, 180_000).then(() => true, () => false), closed.then(() => false)]);
+    const reaches = (marker: RegExp) =>
+      Promise.race([
+        shell!.waitForOutput(marker, 180_000).then(
+          () => true,
+          () => false,
+        ),
+        closed.then(() => false),
+      ]);
     expect(await reaches(/guide: start pmt-worker\.service/), `the guide stopped before step 4:\n${shell.stdout}\n${shell.stderr}`).toBe(true);
     service = await startService();
     shell.child.stdin!.write("\n");
@@ -320,7 +361,6 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
     expect(psqlAsPostgres(cluster, "select rolsuper, rolcreaterole, rolcreatedb from pg_roles where rolname = 'pmt_worker'").trim()).toBe("f|f|t");
     expect(psqlAsPostgres(cluster, "select rolsuper from pg_roles where rolname = 'pmt_write'").trim()).toBe("f");
 
-
     await stepSeven(out, started);
   }, 480_000);
 
@@ -341,7 +381,10 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
     expect(oamMail.text).toMatch(/^Attached is your OAM data request: \d+ activities, /);
     // ...from oam's own queue and history; pmt's holds none of it.
     const request = await until(
-      async () => psqlAsPostgres(cluster, "select instance, status, attachment, recipient from pmt_jobs.export_request", "oam").trim().match(/^.*\|sent\|.*$/)?.[0],
+      async () =>
+        psqlAsPostgres(cluster, "select instance, status, attachment, recipient from pmt_jobs.export_request", "oam")
+          .trim()
+          .match(/^.*\|sent\|.*$/)?.[0],
       "oam's export request to be sent",
       60_000,
       100,
@@ -356,16 +399,27 @@ describe.skipIf(why)("deploy/README.md, followed literally on Debian 12 + Postgr
     expect(after.text).not.toMatch(/OAM/);
 
     // Each database schedules its own backup (BACKUP_DATABASES unset: every served database)...
-    const crontab = (db: string) => psqlAsPostgres(cluster, "select identifier from graphile_worker._private_known_crontabs where identifier like 'backup:%' order by 1", db).trim();
+    const crontab = (db: string) =>
+      psqlAsPostgres(cluster, "select identifier from graphile_worker._private_known_crontabs where identifier like 'backup:%' order by 1", db).trim();
     expect(crontab("oam")).toBe("backup:oam");
     expect(crontab("pmt")).toBe("backup:pmt");
     // ...and the service runs oam's as its cron item would enqueue it, into oam's catalog, copied offsite into oam's folder.
-    const jobId = psqlAsPostgres(cluster, `select (graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', 'oam'), queue_name => 'backup:oam', max_attempts => 3, job_key => 'backup:oam')).id`, "oam").trim();
+    const jobId = psqlAsPostgres(
+      cluster,
+      `select (graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', 'oam'), queue_name => 'backup:oam', max_attempts => 3, job_key => 'backup:oam')).id`,
+      "oam",
+    ).trim();
     expect(await finishedJob("oam", jobId)).toBe("succeeded|");
-    const backup = psqlAsPostgres(cluster, `select id || '|' || database || '|' || status from pmt_jobs.backup where database = 'oam' and status = 'succeeded' order by id desc limit 1`, "oam").trim();
+    const backup = psqlAsPostgres(
+      cluster,
+      `select id || '|' || database || '|' || status from pmt_jobs.backup where database = 'oam' and status = 'succeeded' order by id desc limit 1`,
+      "oam",
+    ).trim();
     expect(backup).toMatch(/^\d+\|oam\|succeeded$/);
     const key = await until(
-      async () => psqlAsPostgres(cluster, `select key from pmt_jobs.backup_copy where backup_id = ${backup.split("|")[0]} and status = 'verified'`, "oam").trim() || undefined,
+      async () =>
+        psqlAsPostgres(cluster, `select key from pmt_jobs.backup_copy where backup_id = ${backup.split("|")[0]} and status = 'verified'`, "oam").trim() ||
+        undefined,
       "oam's backup to be copied offsite and verified",
       120_000,
       200,

@@ -62,9 +62,19 @@ describe("pmt-worker doctor", () => {
   });
 
   it.each([
-    ["missing pg_dump", { PG_BIN_DIR: fs.mkdtempSync(path.join(os.tmpdir(), "pmt-nobin-")) }, "pg_dump", /^FAIL pg_dump cannot handle PostgreSQL 15\.\d+: .*found none; install postgresql-client-15/],
+    [
+      "missing pg_dump",
+      { PG_BIN_DIR: fs.mkdtempSync(path.join(os.tmpdir(), "pmt-nobin-")) },
+      "pg_dump",
+      /^FAIL pg_dump cannot handle PostgreSQL 15\.\d+: .*found none; install postgresql-client-15/,
+    ],
     ["unwritable BACKUP_DIR", { BACKUP_DIR: "/dev/null/backups" }, "backup dir", /^FAIL \/dev\/null\/backups is not writable: /],
-    ["a bad SMTP password", { SMTP_URL: "smtp://sink:wrong@127.0.0.1:PORT" }, "smtp", /^FAIL 127\.0\.0\.1:\d+: the mail server rejected the login; check SMTP_URL/],
+    [
+      "a bad SMTP password",
+      { SMTP_URL: "smtp://sink:wrong@127.0.0.1:PORT" },
+      "smtp",
+      /^FAIL 127\.0\.0\.1:\d+: the mail server rejected the login; check SMTP_URL/,
+    ],
     ["an unreachable store", { S3_ENDPOINT: "http://127.0.0.1:1" }, "offsite", /^FAIL s3:\/\/doctor\/pmt: the store could not be reached \(ECONNREFUSED\)/],
   ])("fails on %s, saying what to do, and exits 1", async (_name, override, check, expected) => {
     const patch = Object.fromEntries(Object.entries(override).map(([k, v]) => [k, v.replace("PORT", String(smtp.port))]));
@@ -109,7 +119,9 @@ describe("pmt-worker doctor", () => {
       await fresh.pool.query("grant create on schema public to public");
       const open = await runCli(["doctor", "--json"], at);
       expect(open.code).toBe(0); // a warning, not a failure
-      expect(verdicts(open.stdout)["public schema"]).toMatch(/^WARN every role may create objects in schema public.*revoke create on schema public from public;$/);
+      expect(verdicts(open.stdout)["public schema"]).toMatch(
+        /^WARN every role may create objects in schema public.*revoke create on schema public from public;$/,
+      );
       await fresh.pool.query("revoke create on schema public from public");
 
       // A role of PMT's application that may create there.

@@ -83,19 +83,51 @@ describe("CSV export", () => {
     const kinds = records.slice(2).map((r) => r[0] || `${r[1]}`);
     expect(kinds).toEqual(["Project Data", "1", "Activity Data", "1", "Project Data", "2", "Activity Data", "3"]);
     expect(records[2]!.slice(0, 9)).toEqual([
-      "Project Data", "PMT ProjectID", "Project Name", "Project Description", "Data Group", "Start Date", "End Date", "Total Budget", "",
+      "Project Data",
+      "PMT ProjectID",
+      "Project Name",
+      "Project Description",
+      "Data Group",
+      "Start Date",
+      "End Date",
+      "Total Budget",
+      "",
     ]);
     expect(records[4]!.slice(0, 15)).toEqual([
-      "Activity Data", "PMT ActivityID", "Activity Title", "Activity Description", "Sector - Name", "Sector - Code",
-      "Latitude Longitude", "Country", "Funding Organization(s)", "Implementing Organization(s)", "Start Date", "End Date",
-      "Total Budget", "Activity Status", "",
+      "Activity Data",
+      "PMT ActivityID",
+      "Activity Title",
+      "Activity Description",
+      "Sector - Name",
+      "Sector - Code",
+      "Latitude Longitude",
+      "Country",
+      "Funding Organization(s)",
+      "Implementing Organization(s)",
+      "Start Date",
+      "End Date",
+      "Total Budget",
+      "Activity Status",
+      "",
     ]);
     const [project1, , activity1] = records.slice(3, 6);
     expect(project1!.slice(0, 9)).toEqual(["", "1", "Project One", 'First, "quoted" project', "World Bank", "2010-01-01", "2011-12-31", "", ""]);
     expect(activity1!.slice(0, 15)).toEqual([
-      "", "1", 'Schools <rural> & "urban"', "Education, with commas",
-      "Education policy and administrative management", "11110", "-6.173 35.741", "Tanzania",
-      "", "Org One", "2010-01-01", "2010-12-31", "4000.50", "Implementation", "",
+      "",
+      "1",
+      'Schools <rural> & "urban"',
+      "Education, with commas",
+      "Education policy and administrative management",
+      "11110",
+      "-6.173 35.741",
+      "Tanzania",
+      "",
+      "Org One",
+      "2010-01-01",
+      "2010-12-31",
+      "4000.50",
+      "Implementation",
+      "",
     ]);
     // project 2: its own (project-level) budget, not the sum of its activities'
     expect(records[7]!.slice(0, 8)).toEqual(["", "2", "Project Two", "Line one\nline two", "", "2012-01-01", "2013-12-31", "9000.00"]);
@@ -104,10 +136,9 @@ describe("CSV export", () => {
   it("runs the export job through the history like any job", async () => {
     const id = await lastRequestId();
     const run = await until(async () => {
-      const { rows } = await db.pool.query(
-        "select status, payload_summary from pmt_jobs.job_run where task = 'pmt_jobs.export' and payload_summary = $1",
-        [{ requestId: id }],
-      );
+      const { rows } = await db.pool.query("select status, payload_summary from pmt_jobs.job_run where task = 'pmt_jobs.export' and payload_summary = $1", [
+        { requestId: id },
+      ]);
       return rows[0]?.status === "running" ? undefined : rows[0];
     }, "the export attempt to be recorded");
     expect(run).toEqual({ status: "succeeded", payload_summary: { requestId: id } });
@@ -151,17 +182,13 @@ describe("delivery failures", () => {
     const row = await waitForStatus(id, "failed");
     expect(row.error).toMatch(/refused it permanently.*550/);
     const job = await until(async () => {
-      const { rows } = await db.pool.query(
-        "select attempts, max_attempts, locked_at from graphile_worker.jobs where key = $1",
-        [`export:${id}`],
-      );
+      const { rows } = await db.pool.query("select attempts, max_attempts, locked_at from graphile_worker.jobs where key = $1", [`export:${id}`]);
       return rows[0]?.locked_at === null ? rows[0] : undefined;
     }, "the job to be released");
     expect(job).toMatchObject({ attempts: 1, max_attempts: 1 });
-    const runs = await db.pool.query(
-      "select attempt, max_attempts, status from pmt_jobs.job_run where task = 'pmt_jobs.export' and payload_summary = $1",
-      [{ requestId: id }],
-    );
+    const runs = await db.pool.query("select attempt, max_attempts, status from pmt_jobs.job_run where task = 'pmt_jobs.export' and payload_summary = $1", [
+      { requestId: id },
+    ]);
     expect(runs.rows).toEqual([{ attempt: 1, max_attempts: 1, status: "failed" }]);
     expect(smtp.messages.length).toBe(before);
   });

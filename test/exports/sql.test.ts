@@ -21,10 +21,7 @@ beforeAll(async () => {
 });
 
 async function matches(filters: Record<string, unknown>): Promise<number[]> {
-  const { rows } = await db.pool.query<{ activity_id: number }>(
-    "select activity_id from pmt_jobs.filter_activities(pmt_jobs.check_filters($1))",
-    [filters],
-  );
+  const { rows } = await db.pool.query<{ activity_id: number }>("select activity_id from pmt_jobs.filter_activities(pmt_jobs.check_filters($1))", [filters]);
   return rows.map((r) => r.activity_id);
 }
 
@@ -201,7 +198,9 @@ describe("pmt_filter_csv / pmt_filter_iati", () => {
   it("needs no superuser: PMT's application role may only execute the functions", async () => {
     const role = `pmt_app_${db.name.slice(-6)}`;
     await db.pool.query(`create role ${role} login password 'app-secret'`);
-    await db.pool.query(`grant execute on function public.pmt_filter_csv(character varying, character varying, character varying, date, date, text) to ${role}`);
+    await db.pool.query(
+      `grant execute on function public.pmt_filter_csv(character varying, character varying, character varying, date, date, text) to ${role}`,
+    );
     const url = new URL(db.url);
     url.username = role;
     url.password = "app-secret";

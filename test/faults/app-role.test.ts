@@ -195,23 +195,37 @@ describe("PMT's application role against the worker", () => {
     expect(migrated.stderr).not.toMatch(/CREATEROLE|create role/);
 
     const worker = await workers.start();
-    const ids = (await dba.query<{ id: number }>("select classification_id as id from public.classification where active order by 1 limit 2")).rows.map((r) => r.id);
+    const ids = (await dba.query<{ id: number }>("select classification_id as id from public.classification where active order by 1 limit 2")).rows.map(
+      (r) => r.id,
+    );
     // PMT's calls, unqualified, from the application's own session.
     expect((await app.query(`select pmt_filter_csv($1, '', '', null, null, $2) as ok`, [ids.join(","), RECIPIENTS[0]])).rows[0].ok).toBe(true);
     expect((await app.query(`select pmt_filter_iati('', '', '', '2000-01-01', '2030-12-31', $1) as ok`, [RECIPIENTS[1]])).rows[0].ok).toBe(true);
     expect((await app.query(`select pmt_filter_csv('', '', '', null, null, $1) as ok`, [REFUSED])).rows[0].ok).toBe(true);
     await smtp.waitForMessages(2, 60_000);
-    await until(async () => {
-      const { rows } = await dba.query<{ status: string }>("select status from pmt_jobs.export_request order by id");
-      return rows.length === 3 && rows.every((r) => r.status === "sent" || r.status === "failed") && rows;
-    }, () => `the three exports to finish; worker output:\n${worker.stderr.slice(-3000)}`, 60_000, 100);
+    await until(
+      async () => {
+        const { rows } = await dba.query<{ status: string }>("select status from pmt_jobs.export_request order by id");
+        return rows.length === 3 && rows.every((r) => r.status === "sent" || r.status === "failed") && rows;
+      },
+      () => `the three exports to finish; worker output:\n${worker.stderr.slice(-3000)}`,
+      60_000,
+      100,
+    );
     expect((await dba.query("select status from pmt_jobs.export_request order by id")).rows.map((r) => r.status)).toEqual(["sent", "sent", "failed"]);
     expect(smtp.messages.map((m) => (m.to as { text: string }).text).sort()).toEqual(RECIPIENTS.slice(0, 2).sort());
     expect(smtp.messages.every((m) => m.attachments.length === 1 && m.attachments[0]!.size > 0)).toBe(true);
 
     // A backup by the worker, and the CLI's reads.
-    const job = (await dba.query<{ id: number }>("select id from graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))", [db.name])).rows[0]!.id;
-    await until(async () => (await dba.query("select 1 from pmt_jobs.job_run where job_id = $1 and status = 'succeeded'", [job])).rowCount, () => `the backup job to succeed; worker output:\n${worker.stderr.slice(-3000)}`, 120_000, 100);
+    const job = (
+      await dba.query<{ id: number }>("select id from graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))", [db.name])
+    ).rows[0]!.id;
+    await until(
+      async () => (await dba.query("select 1 from pmt_jobs.job_run where job_id = $1 and status = 'succeeded'", [job])).rowCount,
+      () => `the backup job to succeed; worker output:\n${worker.stderr.slice(-3000)}`,
+      120_000,
+      100,
+    );
     for (const args of [["status"], ["jobs", "--limit", "50"], ["doctor", "--json"]]) {
       const result = await runCli(args, { DATABASE_URL: workerUrl, SMTP_URL: smtp.url, BACKUP_DIR: path.join(workers.home, "b") });
       expect(result.stderr, args.join(" ")).not.toContain("planted code ran");
@@ -287,7 +301,10 @@ describe("PMT's application role against the worker", () => {
     await app.query("create policy pwn on public.financial using (public.pwn('policy'))");
 
     const doctor = await runCli(["doctor", "--json"], { DATABASE_URL: workerUrl, SMTP_URL: smtp.url, BACKUP_DIR: path.join(workers.home, "b") });
-    const lines = doctor.stdout.trim().split("\n").map((l) => JSON.parse(l) as { verdict: string; name: string; detail: string });
+    const lines = doctor.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { verdict: string; name: string; detail: string });
     const tables = lines.find((l) => l.name === "pmt tables");
     expect(tables?.verdict).toBe("WARN");
     expect(tables?.detail).toContain(`public.financial is owned by ${APP}, not the DBA`);
@@ -298,9 +315,18 @@ describe("PMT's application role against the worker", () => {
     const to = `policy.${suffix}@example.org`;
     expect((await app.query(`select pmt_filter_csv('', '', '', null, null, $1) as ok`, [to])).rows[0].ok).toBe(true);
     const request = (await dba.query<{ id: number }>("select id from pmt_jobs.export_request where recipient = $1", [to])).rows[0]!.id;
-    const attempt = await until(async () => (await dba.query<{ error: string }>(
-      "select r.error from pmt_jobs.job_run r join graphile_worker.jobs j on j.id = r.job_id where j.key = $1 and r.status = 'failed'", [`export:${request}`])).rows[0],
-      () => `the export to fail; worker output:\n${worker.stderr.slice(-3000)}`, 60_000, 100);
+    const attempt = await until(
+      async () =>
+        (
+          await dba.query<{ error: string }>(
+            "select r.error from pmt_jobs.job_run r join graphile_worker.jobs j on j.id = r.job_id where j.key = $1 and r.status = 'failed'",
+            [`export:${request}`],
+          )
+        ).rows[0],
+      () => `the export to fail; worker output:\n${worker.stderr.slice(-3000)}`,
+      60_000,
+      100,
+    );
     expect(attempt.error).toMatch(/row-level security/);
     expect(await plantedCalls()).toBe(before);
     expect(await appIsWorker()).toBe(false);
@@ -309,14 +335,20 @@ describe("PMT's application role against the worker", () => {
     await dba.query("alter table public.financial disable row level security");
     await dba.query("drop policy pwn on public.financial");
     await dba.query("alter table public.financial owner to current_user");
-    await until(async () => (await dba.query("select 1 from pmt_jobs.export_request where id = $1 and status = 'sent'", [request])).rowCount, "the retried export to be sent", 60_000, 100);
+    await until(
+      async () => (await dba.query("select 1 from pmt_jobs.export_request where id = $1 and status = 'sent'", [request])).rowCount,
+      "the retried export to be sent",
+      60_000,
+      100,
+    );
     expect(smtp.messages.filter((m) => (m.to as { text: string }).text === to)).toHaveLength(1);
     expect(await plantedCalls()).toBe(before);
     expect(await Workers.stop(worker)).toBe(0);
     recordFault({
       scenario: "app role: RLS policy",
       fault: "a PMT table owned by the app role gets an RLS policy calling planted code",
-      outcome: "export attempt failed 'row-level security' (policy never ran), doctor names owner and policy; retried and mailed once the DBA took the table back",
+      outcome:
+        "export attempt failed 'row-level security' (policy never ran), doctor names owner and policy; retried and mailed once the DBA took the table back",
       lost: 0,
     });
   });

@@ -39,7 +39,9 @@ describe("two backups of one database at once", () => {
     const locker = new pg.Client({ connectionString: db.url });
     await locker.connect();
     await locker.query("begin; lock table public.sample in access exclusive mode");
-    const { rows } = await db.pool.query<{ id: number }>("select id from graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))", [db.name]);
+    const { rows } = await db.pool.query<{ id: number }>("select id from graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))", [
+      db.name,
+    ]);
     const jobId = Number(rows[0]!.id);
     // Both the row counts and pg_dump itself wait, and the .partial is open.
     const partial = await until(async () => {
@@ -54,7 +56,10 @@ describe("two backups of one database at once", () => {
     const second = await runCli(["backup", "run"], cliEnv);
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(
-      new RegExp(`^${db.name}: not started: another backup of ${db.name} is running \\(backup ${running[0]!.id}, started \\S+Z, \\S+ pid \\d+\\); this run did not start and touched nothing`, "m"),
+      new RegExp(
+        `^${db.name}: not started: another backup of ${db.name} is running \\(backup ${running[0]!.id}, started \\S+Z, \\S+ pid \\d+\\); this run did not start and touched nothing`,
+        "m",
+      ),
     );
     // Nothing of the first run was touched, and the second left no row.
     expect(fs.statSync(path.join(backupDir, partial!)).ino).toBe(inode);

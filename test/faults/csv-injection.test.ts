@@ -24,8 +24,16 @@ describe("formula injection through PMT's data", () => {
       "select project_id, activity_id from pmt_jobs.filter_activities(pmt_jobs.check_filters('{}')) order by project_id, activity_id limit 2",
     );
     const [a, b] = rows;
-    await world.db.pool.query("update public.project set title = $2, description = $3 where project_id = $1", [a!.project_id, HOSTILE.projectTitle, HOSTILE.projectDescription]);
-    await world.db.pool.query("update public.activity set title = $2, description = $3 where activity_id = $1", [a!.activity_id, HOSTILE.activityTitle, HOSTILE.activityDescription]);
+    await world.db.pool.query("update public.project set title = $2, description = $3 where project_id = $1", [
+      a!.project_id,
+      HOSTILE.projectTitle,
+      HOSTILE.projectDescription,
+    ]);
+    await world.db.pool.query("update public.activity set title = $2, description = $3 where activity_id = $1", [
+      a!.activity_id,
+      HOSTILE.activityTitle,
+      HOSTILE.activityDescription,
+    ]);
     await world.db.pool.query("update public.activity set title = $2 where activity_id = $1", [b!.activity_id, HOSTILE.tabTitle]);
     // A negative budget: a number, so no prefix.
     await world.db.pool.query("delete from public.financial where activity_id = $1", [a!.activity_id]);

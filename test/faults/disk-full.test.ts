@@ -24,7 +24,13 @@ const backupDir = path.join(mountPoint, "b");
 
 let db: TestDatabase;
 let smtp: SmtpSink;
-const workers = new Workers(() => ({ DATABASE_URL: db.url, BACKUP_DIR: backupDir, SMTP_URL: smtp.url, ALERT_EMAIL: "ops@example.org", BACKUP_MIN_FREE_MB: "0" }));
+const workers = new Workers(() => ({
+  DATABASE_URL: db.url,
+  BACKUP_DIR: backupDir,
+  SMTP_URL: smtp.url,
+  ALERT_EMAIL: "ops@example.org",
+  BACKUP_MIN_FREE_MB: "0",
+}));
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -39,7 +45,10 @@ afterAll(async () => {
 });
 
 async function backupJob(log: JobEventLog, maxAttempts: number): Promise<{ jobId: number; status: string }> {
-  const { rows } = await db.pool.query("select id from graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text), max_attempts := $2)", [db.name, maxAttempts]);
+  const { rows } = await db.pool.query(
+    "select id from graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text), max_attempts := $2)",
+    [db.name, maxAttempts],
+  );
   const jobId = Number(rows[0].id);
   const event = await log.waitFor((e) => e.job_id === jobId && (e.status === "succeeded" || e.status === "failed"), 60_000, "the backup job to end");
   return { jobId, status: event.status };

@@ -42,7 +42,9 @@ beforeAll(async () => {
   fs.mkdirSync(dropDir);
   fs.mkdirSync(path.dirname(secret), { mode: 0o700 });
   fs.writeFileSync(secret, `SMTP_URL=smtp://pmt:${MARKER}@mail.example.org:587\n`, { mode: 0o640 });
-  worker = await startTestWorker(db.url, { env: { SMTP_URL: smtp.url, PMT_HOME: home, DROP_DIR: dropDir, DROP_SCAN_SECONDS: "3600", WORKER_CONCURRENCY: "2" } });
+  worker = await startTestWorker(db.url, {
+    env: { SMTP_URL: smtp.url, PMT_HOME: home, DROP_DIR: dropDir, DROP_SCAN_SECONDS: "3600", WORKER_CONCURRENCY: "2" },
+  });
 });
 
 afterAll(async () => {
@@ -59,7 +61,9 @@ interface RacerCounts {
 }
 
 function startRacer(): { done: Promise<RacerCounts> } {
-  const child = spawn("python3", [path.join(ROOT, "test/fixtures/drop-racer.py"), dropDir, secret, String(RACE_SECONDS)], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn("python3", [path.join(ROOT, "test/fixtures/drop-racer.py"), dropDir, secret, String(RACE_SECONDS)], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d) => (stdout += d));
@@ -99,14 +103,23 @@ describe("drop folder under a symlink race", () => {
       taken.push(...result.taken);
       rejected.push(...result.rejected);
     }
-    expect(fs.readdirSync(dropDir).filter((n) => !n.startsWith(".")).sort()).toEqual(["rejected"]);
+    expect(
+      fs
+        .readdirSync(dropDir)
+        .filter((n) => !n.startsWith("."))
+        .sort(),
+    ).toEqual(["rejected"]);
 
     // Every taken file is mailed (or its request failed for a stated reason): none is pending.
-    const requests = await until(async () => {
-      const { rows } = await db.pool.query<{ status: string; n: number }>("select status, count(*)::int as n from pmt_jobs.export_request group by status");
-      const by = Object.fromEntries(rows.map((r) => [r.status, r.n]));
-      return Object.keys(by).every((s) => s === "sent" || s === "failed") ? by : undefined;
-    }, "every taken file's request to finish", 120_000);
+    const requests = await until(
+      async () => {
+        const { rows } = await db.pool.query<{ status: string; n: number }>("select status, count(*)::int as n from pmt_jobs.export_request group by status");
+        const by = Object.fromEntries(rows.map((r) => [r.status, r.n]));
+        return Object.keys(by).every((s) => s === "sent" || s === "failed") ? by : undefined;
+      },
+      "every taken file's request to finish",
+      120_000,
+    );
     expect(requests).toEqual(taken.length ? { sent: taken.length } : {});
     await smtp.waitForMessages(taken.length, 60_000);
 

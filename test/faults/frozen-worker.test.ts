@@ -48,7 +48,9 @@ describe("a worker frozen past the dead-worker timeout", () => {
     await until(
       async () =>
         (await count("select count(*) as n from pmt_jobs.export_request where status = 'rendering'")) === slots &&
-        (await count("select count(*) as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()")) >= slots,
+        (await count(
+          "select count(*) as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()",
+        )) >= slots,
       `the frozen worker's ${slots} exports to wait for the lock`,
       60_000,
     );
@@ -97,9 +99,16 @@ describe("a worker frozen past the dead-worker timeout", () => {
        where r.job_id in (select job_id from pmt_jobs.job_run where worker_id = $1) order by r.job_id, r.attempt`,
       [staleId],
     );
-    expect(history.rows.map((r) => [r.attempt, r.status])).toEqual(Array.from({ length: slots }, () => [[1, "abandoned"], [2, "succeeded"]]).flat());
+    expect(history.rows.map((r) => [r.attempt, r.status])).toEqual(
+      Array.from({ length: slots }, () => [
+        [1, "abandoned"],
+        [2, "succeeded"],
+      ]).flat(),
+    );
     for (const r of history.rows.filter((h) => h.attempt === 1)) {
-      expect(r.error).toMatch(/; then fenced: export request \d+: worker \S+ no longer holds job \d+ attempt 1 \(released after missed heartbeats, or taken over\); stopped before sending, nothing sent by this attempt$/);
+      expect(r.error).toMatch(
+        /; then fenced: export request \d+: worker \S+ no longer holds job \d+ attempt 1 \(released after missed heartbeats, or taken over\); stopped before sending, nothing sent by this attempt$/,
+      );
     }
     // Nothing left in the queue: no fenced attempt ended or disturbed a job.
     expect(await count("select count(*) as n from graphile_worker.jobs")).toBe(0);
@@ -129,21 +138,30 @@ describe("a worker frozen past the dead-worker timeout", () => {
     await world.db.pool.query("select pmt_jobs.request_export('csv', 'late@example.org', '{}')");
     const id = Number((await world.db.pool.query("select max(id) as id from pmt_jobs.export_request")).rows[0].id);
     await atMailFrom;
-    const claimed = (await world.db.pool.query(
-      "select e.status, r.worker_id from pmt_jobs.export_request e join pmt_jobs.job_run r on r.id = e.send_run_id where e.id = $1",
-      [id],
-    )).rows[0];
+    const claimed = (
+      await world.db.pool.query("select e.status, r.worker_id from pmt_jobs.export_request e join pmt_jobs.job_run r on r.id = e.send_run_id where e.id = $1", [
+        id,
+      ])
+    ).rows[0];
     expect(claimed).toEqual({ status: "sending", worker_id: staleId });
 
     frozen.kill("SIGSTOP");
     const rescuer = await world.workers.start();
-    const settled = await until(async () => {
-      const { rows } = await world.db.pool.query("select status, error from pmt_jobs.export_request where id = $1", [id]);
-      return rows[0]?.status === "sent" ? rows[0] : undefined;
-    }, "the retry to settle the request", 120_000);
+    const settled = await until(
+      async () => {
+        const { rows } = await world.db.pool.query("select status, error from pmt_jobs.export_request where id = $1", [id]);
+        return rows[0]?.status === "sent" ? rows[0] : undefined;
+      },
+      "the retry to settle the request",
+      120_000,
+    );
     expect(settled.error).toMatch(/^delivery unconfirmed: an earlier attempt began the SMTP transaction .*not sent again/);
     await until(
-      async () => (await count("select count(*) as n from pmt_jobs.job_run where job_id = (select job_id from pmt_jobs.job_run where worker_id = $1) and attempt = 2 and status = 'succeeded'", [staleId])) === 1,
+      async () =>
+        (await count(
+          "select count(*) as n from pmt_jobs.job_run where job_id = (select job_id from pmt_jobs.job_run where worker_id = $1) and attempt = 2 and status = 'succeeded'",
+          [staleId],
+        )) === 1,
       "the retry to succeed without sending",
     );
     expect(world.smtp.messages).toHaveLength(before);

@@ -44,17 +44,28 @@ describe("a backup row dated in the future", () => {
       [db.name],
     );
 
-    const status = (await db.pool.query("select extract(epoch from last_success_age)::int as age, future_dated::int from pmt_jobs.backup_status where database = $1", [db.name])).rows[0];
+    const status = (
+      await db.pool.query("select extract(epoch from last_success_age)::int as age, future_dated::int from pmt_jobs.backup_status where database = $1", [
+        db.name,
+      ])
+    ).rows[0];
     expect(status.future_dated).toBe(1);
     expect(status.age).toBeGreaterThanOrEqual(30 * 3600);
     expect(status.age).toBeLessThan(31 * 3600);
 
-    const metrics = await createMetrics(() => [{ database: db.name, pool: db.pool }]).registry.getSingleMetricAsString("pmt_worker_backup_last_success_age_seconds");
+    const metrics = await createMetrics(() => [{ database: db.name, pool: db.pool }]).registry.getSingleMetricAsString(
+      "pmt_worker_backup_last_success_age_seconds",
+    );
     const value = Number(new RegExp(`database="${db.name}"\\} (\\S+)`).exec(metrics)![1]);
     expect(value).toBeGreaterThanOrEqual(30 * 3600);
     expect(value).toBeLessThan(31 * 3600);
 
-    const config = testConfig({ ALERT_EMAIL: "dba@example.org", SMTP_URL: smtp.url, BACKUP_MIN_FREE_MB: "0", BACKUP_DIR: path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pmt-future-")), "b") });
+    const config = testConfig({
+      ALERT_EMAIL: "dba@example.org",
+      SMTP_URL: smtp.url,
+      BACKUP_MIN_FREE_MB: "0",
+      BACKUP_DIR: path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pmt-future-")), "b"),
+    });
     await checkBackups({ config, pool: db.pool, logger, mailer }, db.url);
     const subjects = smtp.messages.map((m) => m.subject);
     expect(subjects).toContain(`[pmt-worker] 1 backup row of ${db.name} dated in the future`);

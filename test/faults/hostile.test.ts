@@ -37,7 +37,9 @@ beforeAll(async () => {
   fs.mkdirSync(secret);
   fs.writeFileSync(path.join(secret, "passwd"), "root:x:0:0\n");
   // 10 kB: the one export that passes validation here is too large to mail even compressed.
-  worker = await startTestWorker(db.url, { env: { SMTP_URL: smtp.url, PMT_HOME: home, DROP_DIR: dropDir, DROP_SCAN_SECONDS: "3600", EXPORT_MAX_ATTACHMENT_MB: "0.01" } });
+  worker = await startTestWorker(db.url, {
+    env: { SMTP_URL: smtp.url, PMT_HOME: home, DROP_DIR: dropDir, DROP_SCAN_SECONDS: "3600", EXPORT_MAX_ATTACHMENT_MB: "0.01" },
+  });
 });
 
 afterAll(async () => {
@@ -94,7 +96,12 @@ const SQL_CASES: [string, Args, string, string | RegExp][] = [
   ["address too long", email(`${"a".repeat(250)}@example.org`), "22023", "an email address has at most 254"],
   ["% relay routing", email("ann%evil.example.net@example.org"), "22023", "% before @ (relay routing, user%host@relay) is not accepted"],
   ["% encoded @", email("ann%40evil.example.net@example.org"), "22023", "% before @ (relay routing, user%host@relay) is not accepted"],
-  ["SQL in ids ;", ["1;drop table activity", "", "", null, null, "ann@example.org"], "22023", "classification_ids: '1;drop table activity' is not a list of ids"],
+  [
+    "SQL in ids ;",
+    ["1;drop table activity", "", "", null, null, "ann@example.org"],
+    "22023",
+    "classification_ids: '1;drop table activity' is not a list of ids",
+  ],
   ["SQL in ids or", ["", "1) or (1=1", "", null, null, "ann@example.org"], "22023", "organization_ids: '1) or (1=1' is not a list of ids"],
   ["SQL in ids union", ["", "", "1 union select 1", null, null, "ann@example.org"], "22023", "unassigned_tax_ids: '1 union select 1' is not a list of ids"],
   ["SQL comment in ids", ["1--", "", "", null, null, "ann@example.org"], "22023", "classification_ids: '1--' is not a list of ids"],
@@ -111,13 +118,28 @@ const SQL_CASES: [string, Args, string, string | RegExp][] = [
   ["trailing comma", ["1,", "", "", null, null, "ann@example.org"], "22023", "is not a list of ids"],
   ["newline between ids", ["1\n2", "", "", null, null, "ann@example.org"], "22023", "is not a list of ids"],
   ["huge list: 20,000 ids", [ids(20_000), "", "", null, null, "ann@example.org"], "22023", "classification_ids: has 20000 ids; at most 10000 are accepted"],
-  ["huge string: 300,000 characters", ["1,".repeat(150_000) + "1", "", "", null, null, "ann@example.org"], "22023", "classification_ids: is 300001 characters long"],
+  [
+    "huge string: 300,000 characters",
+    ["1,".repeat(150_000) + "1", "", "", null, null, "ann@example.org"],
+    "22023",
+    "classification_ids: is 300001 characters long",
+  ],
   ["reversed dates", ["", "", "", "2014-01-01", "2013-01-01", "ann@example.org"], "22023", "end_date: 2013-01-01 is before start_date 2014-01-01"],
   ["local part over 64 characters", email(`${"a".repeat(65)}@example.org`), "22023", "the part before @ has 65 characters; at most 64"],
-  ["unknown classification id", ["999999", "", "", null, null, "ann@example.org"], "22023", "classification_ids: no classification has the id 999999: expected ids from public.classification"],
+  [
+    "unknown classification id",
+    ["999999", "", "", null, null, "ann@example.org"],
+    "22023",
+    "classification_ids: no classification has the id 999999: expected ids from public.classification",
+  ],
   ["unknown organization id", ["", "123456789", "", null, null, "ann@example.org"], "22023", "organization_ids: no organization has the id 123456789"],
   ["unknown taxonomy id", ["", "", "424242", null, null, "ann@example.org"], "22023", "unassigned_tax_ids: no taxonomy has the id 424242"],
-  ["many unknown ids", [ids(5000).replace(/^1,2,3,/, "") + ",900001,900002", "", "", null, null, "ann@example.org"], "22023", /^classification_ids: no classification has the id .* \(and \d+ more\)/],
+  [
+    "many unknown ids",
+    [ids(5000).replace(/^1,2,3,/, "") + ",900001,900002", "", "", null, null, "ann@example.org"],
+    "22023",
+    /^classification_ids: no classification has the id .* \(and \d+ more\)/,
+  ],
   ["impossible date", ["", "", "", "2014-02-30", null, "ann@example.org"], "22008", /out of range/],
   ["text as a date", ["", "", "", "soon", null, "ann@example.org"], "22007", /invalid input syntax for type date/],
 ];
@@ -208,7 +230,17 @@ describe("hostile input", () => {
     const rejected = fs.readdirSync(path.join(dropDir, "rejected"));
     expect(rejected).toHaveLength(DROP_CASES.length + 1);
     // Links were moved as links, never followed or copied; the secret is untouched.
-    expect(fs.lstatSync(path.join(dropDir, "rejected", rejected.find((n) => n.endsWith("_eve@example.org_pmt.csv"))!)).isSymbolicLink()).toBe(true);
+    expect(
+      fs
+        .lstatSync(
+          path.join(
+            dropDir,
+            "rejected",
+            rejected.find((n) => n.endsWith("_eve@example.org_pmt.csv"))!,
+          ),
+        )
+        .isSymbolicLink(),
+    ).toBe(true);
     expect(fs.readFileSync(path.join(secret, "passwd"), "utf8")).toBe("root:x:0:0\n");
     expect(fs.readdirSync(secret)).toEqual(["passwd"]);
     expect(await counts()).toEqual(before);
@@ -238,7 +270,11 @@ describe("hostile input", () => {
       for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
         const p = path.join(dir, e.name);
         if (e.isDirectory() && !e.isSymbolicLink()) walk(p);
-        else if (![path.join(home, "spool"), path.join(dropDir, "rejected"), secret].some((d) => p.startsWith(d + path.sep)) && !HIDDEN.some((h) => p === path.join(dropDir, h))) stray.push(p);
+        else if (
+          ![path.join(home, "spool"), path.join(dropDir, "rejected"), secret].some((d) => p.startsWith(d + path.sep)) &&
+          !HIDDEN.some((h) => p === path.join(dropDir, h))
+        )
+          stray.push(p);
       }
     };
     walk(root);

@@ -34,10 +34,14 @@ describe("kill -9 during a backup", () => {
     await locker.connect();
     await locker.query("begin; lock table public.sample in access exclusive mode");
     const log = await JobEventLog.listen(db.url);
-    const { rows } = await db.pool.query<{ id: number }>("select id from graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))", [db.name]);
+    const { rows } = await db.pool.query<{ id: number }>("select id from graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))", [
+      db.name,
+    ]);
     const jobId = Number(rows[0]!.id);
     const dumper = await until(async () => {
-      const r = await db.pool.query<{ pid: number }>("select pid from pg_stat_activity where application_name = 'pmt-worker backup' and wait_event_type = 'Lock'");
+      const r = await db.pool.query<{ pid: number }>(
+        "select pid from pg_stat_activity where application_name = 'pmt-worker backup' and wait_event_type = 'Lock'",
+      );
       return r.rows[0];
     }, "pg_dump to be waiting");
     expect(fs.readdirSync(backupDir).filter((f) => f.endsWith(".partial"))).toHaveLength(1);
@@ -66,6 +70,11 @@ describe("kill -9 during a backup", () => {
 
     expect(await Workers.stop(second)).toBe(0);
     await log.close();
-    recordFault({ scenario: "backup", fault: "kill -9 of the worker while pg_dump runs", outcome: "retried: 1 backup catalogued, interrupted run failed with no file, history abandoned -> succeeded", lost: 0 });
+    recordFault({
+      scenario: "backup",
+      fault: "kill -9 of the worker while pg_dump runs",
+      outcome: "retried: 1 backup catalogued, interrupted run failed with no file, history abandoned -> succeeded",
+      lost: 0,
+    });
   });
 });

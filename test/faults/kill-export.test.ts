@@ -28,7 +28,9 @@ describe("kill -9 while an export renders", () => {
     }, "the export to be rendering");
 
     await Workers.crash(first);
-    await world.db.pool.query("select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()");
+    await world.db.pool.query(
+      "select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()",
+    );
     await locker.query("rollback");
     await locker.end();
 
@@ -45,6 +47,11 @@ describe("kill -9 while an export renders", () => {
     ]);
     expect(await Workers.stop(second)).toBe(0);
     await log.close();
-    recordFault({ scenario: "export render", fault: "kill -9 of the worker while the export query runs", outcome: "rendered again after restart, 1 mail, history abandoned -> succeeded", lost: 0 });
+    recordFault({
+      scenario: "export render",
+      fault: "kill -9 of the worker while the export query runs",
+      outcome: "rendered again after restart, 1 mail, history abandoned -> succeeded",
+      lost: 0,
+    });
   });
 });

@@ -117,7 +117,9 @@ describe("kill -9 during an offsite upload", () => {
     const backup = (await db.pool.query("select id, sha256, bytes from pmt_jobs.backup where status = 'succeeded'")).rows;
     expect(backup).toHaveLength(1);
     const copies = (await db.pool.query("select backup_id, status, key, sha256, bytes, error from pmt_jobs.backup_copy")).rows;
-    expect(copies).toEqual([{ backup_id: backup[0].id, status: "verified", key: expect.any(String), sha256: backup[0].sha256, bytes: backup[0].bytes, error: null }]);
+    expect(copies).toEqual([
+      { backup_id: backup[0].id, status: "verified", key: expect.any(String), sha256: backup[0].sha256, bytes: backup[0].bytes, error: null },
+    ]);
 
     const client = new S3Client({
       endpoint: s3.endpoint,
@@ -131,6 +133,11 @@ describe("kill -9 during an offsite upload", () => {
 
     expect(await Workers.stop(second)).toBe(0);
     await log.close();
-    recordFault({ scenario: "offsite upload", fault: "kill -9 of the worker mid-upload (store holding the bytes)", outcome: "upload retried: 1 verified copy, store holds only it and its manifest", lost: 0 });
+    recordFault({
+      scenario: "offsite upload",
+      fault: "kill -9 of the worker mid-upload (store holding the bytes)",
+      outcome: "upload retried: 1 verified copy, store holds only it and its manifest",
+      lost: 0,
+    });
   });
 });

@@ -110,7 +110,9 @@ describe("export limits", () => {
       expect(o.ok || o.detail).toMatch(/^retry after \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     }
     // The retry time is an hour after the oldest counted request.
-    const { rows } = await db.pool.query("select to_char((min(requested_at) + interval '1 hour') at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as t from pmt_jobs.export_request");
+    const { rows } = await db.pool.query(
+      "select to_char((min(requested_at) + interval '1 hour') at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as t from pmt_jobs.export_request",
+    );
     expect((refused[0] as { detail: string }).detail).toBe(`retry after ${rows[0].t}`);
     expect(await counts()).toEqual({ requests: 5, jobs: 5 });
 
@@ -121,7 +123,10 @@ describe("export limits", () => {
     // The worker mails what was accepted: 5 to the bombed inbox, nothing more.
     const worker = await startTestWorker(db.url, { env: { SMTP_URL: smtp.url } });
     cleanup.push(() => worker.stop());
-    await until(async () => (await db.pool.query("select bool_and(status = 'sent') as done from pmt_jobs.export_request")).rows[0].done, "every accepted export to be sent");
+    await until(
+      async () => (await db.pool.query("select bool_and(status = 'sent') as done from pmt_jobs.export_request")).rows[0].done,
+      "every accepted export to be sent",
+    );
     await worker.stop();
     const bombed = smtp.messages.filter((m) => /bomb/i.test((m.to as { text: string }).text));
     expect(bombed).toHaveLength(6); // 5 from the application role, 1 from the owner
@@ -219,7 +224,9 @@ describe("export limits", () => {
     expect(cut).toMatchObject({
       ok: false,
       code: "57014",
-      message: expect.stringMatching(/^the export filter was stopped after \d+ ms: finding whether it matches anything takes longer than filter_timeout \(1 ms\) allows; narrow it/),
+      message: expect.stringMatching(
+        /^the export filter was stopped after \d+ ms: finding whether it matches anything takes longer than filter_timeout \(1 ms\) allows; narrow it/,
+      ),
     });
     // The caller's transaction is aborted, as by statement_timeout, and holds nothing.
     await expect(web.query("select 1")).rejects.toMatchObject({ code: "25P02" });
@@ -245,7 +252,9 @@ describe("export limits", () => {
 
     const keys = (await db.pool.query("select count(*)::int as n from pmt_jobs.export_limit_key")).rows[0].n;
     expect(keys).toBeGreaterThan(0);
-    await db.pool.query("update pmt_jobs.export_limit_key set touched_at = now() - interval '2 hours' where key = (select key from pmt_jobs.export_limit_key limit 1)");
+    await db.pool.query(
+      "update pmt_jobs.export_limit_key set touched_at = now() - interval '2 hours' where key = (select key from pmt_jobs.export_limit_key limit 1)",
+    );
     expect(await pruneLimitKeys(db.pool)).toBe(1);
     expect((await db.pool.query("select count(*)::int as n from pmt_jobs.export_limit_key")).rows[0].n).toBe(keys - 1);
   });
@@ -273,11 +282,18 @@ describe("maintenance beside exports", () => {
     log = await JobEventLog.listen(db.url);
     cleanup.push(() => log.close());
     worker = await startTestWorker(db.url, {
-      env: { SMTP_URL: smtp.url, WORKER_CONCURRENCY: "2", MAINTENANCE_CONCURRENCY: "1", BACKUP_DIR: path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pmt-limits-")), "b") },
+      env: {
+        SMTP_URL: smtp.url,
+        WORKER_CONCURRENCY: "2",
+        MAINTENANCE_CONCURRENCY: "1",
+        BACKUP_DIR: path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pmt-limits-")), "b"),
+      },
     });
     cleanup.push(() => worker.stop());
     await until(async () => {
-      const { rows } = await db.pool.query("select count(*)::int as n from pg_stat_activity where application_name = 'pmt-worker' and wait_event_type = 'Lock'");
+      const { rows } = await db.pool.query(
+        "select count(*)::int as n from pg_stat_activity where application_name = 'pmt-worker' and wait_event_type = 'Lock'",
+      );
       return rows[0].n === 2;
     }, "both export slots to be held at the lock");
 
@@ -286,7 +302,9 @@ describe("maintenance beside exports", () => {
     const done = await log.waitFor((e) => e.job_id === backupJob && e.status !== "running", 120_000, "the backup to finish");
     expect(done).toMatchObject({ status: "succeeded", worker_id: worker.maintenanceWorkerId });
     // The exports were held all along: two running in the export slots, the third waiting for one.
-    const held = await db.pool.query("select status, worker_id from pmt_jobs.job_run where task = 'pmt_jobs.export' and worker_id = any($1) order by id", [[worker.workerId, worker.maintenanceWorkerId]]);
+    const held = await db.pool.query("select status, worker_id from pmt_jobs.job_run where task = 'pmt_jobs.export' and worker_id = any($1) order by id", [
+      [worker.workerId, worker.maintenanceWorkerId],
+    ]);
     expect(held.rows).toEqual([
       { status: "running", worker_id: worker.workerId },
       { status: "running", worker_id: worker.workerId },
@@ -294,7 +312,10 @@ describe("maintenance beside exports", () => {
     expect((await db.pool.query("select count(*)::int as n from pmt_jobs.export_request where status = 'queued'")).rows[0].n).toBe(3);
 
     await locker.query("rollback");
-    await until(async () => (await db.pool.query("select bool_and(status = 'sent') as done from pmt_jobs.export_request")).rows[0].done, "the exports to be sent");
+    await until(
+      async () => (await db.pool.query("select bool_and(status = 'sent') as done from pmt_jobs.export_request")).rows[0].done,
+      "the exports to be sent",
+    );
     expect(smtp.messages.length - before).toBe(3);
     await worker.stop();
     expect((await db.pool.query("select count(*)::int as n from pmt_jobs.worker")).rows[0].n).toBe(0);

@@ -29,17 +29,26 @@ describe("the reply to a job fetch lost with its connection", () => {
     await lost;
     const cut = Date.now();
 
-    const history = await until(async () => {
-      const rows = await query<{ attempt: number; status: string; error: string | null }>(
-        server.url,
-        "select attempt, status, error from pmt_jobs.job_run where job_id = $1 order by attempt",
-        [job!.id],
-      );
-      return rows.some((r) => r.status === "succeeded") ? rows : undefined;
-    }, () => `the job to run; worker output:\n${worker.stdout.slice(-3000)}`, 30_000, 100);
+    const history = await until(
+      async () => {
+        const rows = await query<{ attempt: number; status: string; error: string | null }>(
+          server.url,
+          "select attempt, status, error from pmt_jobs.job_run where job_id = $1 order by attempt",
+          [job!.id],
+        );
+        return rows.some((r) => r.status === "succeeded") ? rows : undefined;
+      },
+      () => `the job to run; worker output:\n${worker.stdout.slice(-3000)}`,
+      30_000,
+      100,
+    );
     const seconds = (Date.now() - cut) / 1000;
     expect(history).toEqual([
-      { attempt: 1, status: "abandoned", error: expect.stringMatching(/fetched the job as its database connection was lost and never ran it; released for retry/) },
+      {
+        attempt: 1,
+        status: "abandoned",
+        error: expect.stringMatching(/fetched the job as its database connection was lost and never ran it; released for retry/),
+      },
       { attempt: 2, status: "succeeded", error: null },
     ]);
     expect(seconds).toBeLessThan(15);

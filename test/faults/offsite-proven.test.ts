@@ -133,13 +133,21 @@ describe("offsite copies lost or changed in the bucket", () => {
     await uploadBackup(deps(), newest);
     const retention = await applyRetention(config, db.pool, logger, db.name);
     expect(retention.prune.map((b) => b.id)).toEqual([]);
-    expect(retention.keep.filter((k) => k.held === "offsite pending").map((k) => k.backup.id).sort()).toEqual([older.id, old.id].sort());
+    expect(
+      retention.keep
+        .filter((k) => k.held === "offsite pending")
+        .map((k) => k.backup.id)
+        .sort(),
+    ).toEqual([older.id, old.id].sort());
     for (const b of [older, old]) {
       expect((await getBackup(db.pool, b.id))!.status).toBe("succeeded");
       expect(fs.existsSync(b.local_path!)).toBe(true);
     }
     expect(await copyOf(older.id)).toEqual({ status: "failed", error: expect.stringMatching(/^lost: .* is missing from the store$/) });
-    expect(await copyOf(old.id)).toEqual({ status: "failed", error: expect.stringMatching(/^lost: .* changed in the store: ETag \w+, \w+ when it was proven$/) });
+    expect(await copyOf(old.id)).toEqual({
+      status: "failed",
+      error: expect.stringMatching(/^lost: .* changed in the store: ETag \w+, \w+ when it was proven$/),
+    });
 
     const sync = await syncOffsite(deps());
     expect(sync.failed).toEqual([]);
@@ -189,7 +197,9 @@ describe("a local backup corrupted before its upload", () => {
   it("is refused: nothing stored, the backup marked corrupt, an alert mailed", async () => {
     const backup = await runBackup({ config, pool: db.pool, logger }, target());
     flipByte(backup.local_path!);
-    await expect(uploadBackup(deps(), backup)).rejects.toThrow(/refused: .* is not the backup the catalog recorded: read \d+ bytes sha256 \w+, expected \d+ bytes sha256 \w+; the backup is marked corrupt/);
+    await expect(uploadBackup(deps(), backup)).rejects.toThrow(
+      /refused: .* is not the backup the catalog recorded: read \d+ bytes sha256 \w+, expected \d+ bytes sha256 \w+; the backup is marked corrupt/,
+    );
     const row = (await getBackup(db.pool, backup.id))!;
     expect(row).toMatchObject({ status: "corrupt", tiers: [], error: expect.stringMatching(/^corrupt: /) });
     expect(await copyOf(backup.id)).toEqual({ status: "failed", error: expect.stringMatching(/^refused: /) });
@@ -198,7 +208,12 @@ describe("a local backup corrupted before its upload", () => {
     expect(alerts()).toContain(`[pmt-worker] backup ${backup.id} of ${db.name} is corrupt; not copied offsite`);
     // Nor does a later sync try again.
     expect((await syncOffsite(deps())).uploaded).not.toContain(backup.id);
-    recordFault({ scenario: "offsite upload", fault: "a byte of the local backup flipped before its upload", outcome: "upload refused before the object completed (sha256 hashed while read), backup corrupt, alert mailed, nothing stored", lost: 0 });
+    recordFault({
+      scenario: "offsite upload",
+      fault: "a byte of the local backup flipped before its upload",
+      outcome: "upload refused before the object completed (sha256 hashed while read), backup corrupt, alert mailed, nothing stored",
+      lost: 0,
+    });
   });
 });
 
@@ -210,7 +225,7 @@ describe("a failed backup verify", () => {
     const result = await verifyBackup(config, db.pool, backup.id, { logger, mailer });
     expect(result.ok).toBe(false);
     expect(result.problems.join("\n")).toMatch(/size \d+ bytes, the catalog says \d+/);
-    expect((await getBackup(db.pool, backup.id))).toMatchObject({ status: "corrupt", tiers: [] });
+    expect(await getBackup(db.pool, backup.id)).toMatchObject({ status: "corrupt", tiers: [] });
     expect(alerts()).toContain(`[pmt-worker] backup ${backup.id} of ${db.name} is corrupt`);
 
     const plan = await planDatabase(config, db.pool, db.name);
@@ -223,6 +238,11 @@ describe("a failed backup verify", () => {
     expect(fs.existsSync(backup.local_path!)).toBe(true);
     const sha = crypto.createHash("sha256").update(fs.readFileSync(backup.local_path!)).digest("hex");
     expect(sha).not.toBe(backup.sha256);
-    recordFault({ scenario: "backup verify", fault: "a local backup truncated, then backup verify", outcome: "backup corrupt: out of the tiers, uploads and last good backup (status, metric, stale alert); alert mailed; file kept", lost: 0 });
+    recordFault({
+      scenario: "backup verify",
+      fault: "a local backup truncated, then backup verify",
+      outcome: "backup corrupt: out of the tiers, uploads and last good backup (status, metric, stale alert); alert mailed; file kept",
+      lost: 0,
+    });
   });
 });

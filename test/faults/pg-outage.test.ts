@@ -29,7 +29,10 @@ describe("PostgreSQL down for 60 s under running jobs, CPUs saturated", () => {
 
     const hog = startCpuHog();
     // Four jobs that will finish while the server is down, five that fall due during the outage.
-    await query(server.url, "select graphile_worker.add_jobs(array(select row('pmt_jobs.noop', json_build_object('sleepMs', 5000), null, null, null, null, null, null)::graphile_worker.job_spec from generate_series(1, 4)))");
+    await query(
+      server.url,
+      "select graphile_worker.add_jobs(array(select row('pmt_jobs.noop', json_build_object('sleepMs', 5000), null, null, null, null, null, null)::graphile_worker.job_spec from generate_series(1, 4)))",
+    );
     // The exports' query waits for this lock: four are surely rendering when the server goes.
     const locker = new pg.Client({ connectionString: server.url });
     locker.on("error", () => {});
@@ -41,7 +44,10 @@ describe("PostgreSQL down for 60 s under running jobs, CPUs saturated", () => {
       () => `4 jobs and 4 exports to be running; ${workerOutput(worker)}`,
       60_000,
     );
-    await query(server.url, "select graphile_worker.add_jobs(array(select row('pmt_jobs.noop', '{}'::json, null, now() + interval '15 seconds', null, null, null, null)::graphile_worker.job_spec from generate_series(1, 5)))");
+    await query(
+      server.url,
+      "select graphile_worker.add_jobs(array(select row('pmt_jobs.noop', '{}'::json, null, now() + interval '15 seconds', null, null, null, null)::graphile_worker.job_spec from generate_series(1, 5)))",
+    );
 
     await server.stop();
     await locker.end().catch(() => {});
@@ -75,7 +81,12 @@ describe("PostgreSQL down for 60 s under running jobs, CPUs saturated", () => {
     const worker = ChildHandle.spawn(BIN, ["start"], { PMT_HOME: lateWorkers.home, HTTP_PORT: "0", DATABASE_URL: server.url });
     try {
       const waiting = () => worker.stdout.match(/waiting for the database to come up/g)?.length ?? 0;
-      await until(async () => waiting() >= 2, () => `two "waiting" lines; output:\n${worker.stdout}${worker.stderr}`, 120_000, 100);
+      await until(
+        async () => waiting() >= 2,
+        () => `two "waiting" lines; output:\n${worker.stdout}${worker.stderr}`,
+        120_000,
+        100,
+      );
       expect(worker.child.exitCode).toBeNull();
       expect(worker.stdout).toMatch(/cannot connect to postgres:\/\/[^"]*\*\*\*@127\.0\.0\.1:\d+\/[^"]*ECONNREFUSED.*is PostgreSQL running/);
       expect(worker.stdout + worker.stderr).not.toContain(new URL(server.url).password);
@@ -84,11 +95,20 @@ describe("PostgreSQL down for 60 s under running jobs, CPUs saturated", () => {
       await worker.waitForOutput(/"msg":"worker started"/, 120_000);
       expect(worker.stdout + worker.stderr, worker.stdout + worker.stderr).toMatch(/the database is up/);
       // Started all the way (its heartbeat row written) before the clean stop is asked for.
-      await until(async () => (await query<{ n: number }>(server.url, "select count(*)::int as n from pmt_jobs.worker"))[0]!.n > 0, "the worker's heartbeat row", 60_000);
+      await until(
+        async () => (await query<{ n: number }>(server.url, "select count(*)::int as n from pmt_jobs.worker"))[0]!.n > 0,
+        "the worker's heartbeat row",
+        60_000,
+      );
       expect(await Workers.stop(worker)).toBe(0);
     } finally {
       worker.kill("SIGKILL");
     }
-    recordFault({ scenario: "database", fault: "PostgreSQL not up yet when `start` runs", outcome: "waited, one log line every 5 s (password hidden); started when the server came up", lost: 0 });
+    recordFault({
+      scenario: "database",
+      fault: "PostgreSQL not up yet when `start` runs",
+      outcome: "waited, one log line every 5 s (password hidden); started when the server came up",
+      lost: 0,
+    });
   });
 });

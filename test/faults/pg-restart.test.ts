@@ -26,9 +26,13 @@ describe("PostgreSQL restarted under running jobs, CPUs saturated", () => {
     const exports: number[][] = [];
     for (const [i, url] of urls.entries()) {
       exports.push(await requestExports(url, i === 0 ? 10 : 10));
-      await query(url, `select graphile_worker.add_jobs(array(select row('pmt_jobs.noop', json_build_object('sleepMs', 100), null, null, null, null, null, null)::graphile_worker.job_spec from generate_series(1, ${i === 0 ? 14 : 13})))`);
+      await query(
+        url,
+        `select graphile_worker.add_jobs(array(select row('pmt_jobs.noop', json_build_object('sleepMs', 100), null, null, null, null, null, null)::graphile_worker.job_spec from generate_series(1, ${i === 0 ? 14 : 13})))`,
+      );
     }
-    const succeeded = async (url: string) => (await query<{ n: number }>(url, "select count(*)::int as n from pmt_jobs.job_run where status = 'succeeded'"))[0]!.n;
+    const succeeded = async (url: string) =>
+      (await query<{ n: number }>(url, "select count(*)::int as n from pmt_jobs.job_run where status = 'succeeded'"))[0]!.n;
     await until(async () => (await Promise.all(urls.map(succeeded))).every((n) => n >= 3), "some jobs to finish in every database", 60_000);
 
     await server.restart();
@@ -38,12 +42,25 @@ describe("PostgreSQL restarted under running jobs, CPUs saturated", () => {
     // A job added now starts within a second: LISTEN works again.
     // Every runner's LISTEN connection is back (two per database at start, two after the restart).
     const listens = () => (worker.stdout + worker.stderr).match(/Worker connected and looking for jobs/g)?.length ?? 0;
-    await until(async () => listens() >= 4 * urls.length, () => `LISTEN to be back; ${workerOutput(worker)}`, 90_000, 100);
-    const [added] = await query<{ id: number; t: string }>(server.url, "select id::int, clock_timestamp()::text as t from graphile_worker.add_job('pmt_jobs.noop')");
-    const started = await until(async () => {
-      const rows = await query<{ started_at: string }>(server.url, `select started_at::text from pmt_jobs.job_run where job_id = ${added!.id}`);
-      return rows[0];
-    }, "the new job to start", 10_000, 50);
+    await until(
+      async () => listens() >= 4 * urls.length,
+      () => `LISTEN to be back; ${workerOutput(worker)}`,
+      90_000,
+      100,
+    );
+    const [added] = await query<{ id: number; t: string }>(
+      server.url,
+      "select id::int, clock_timestamp()::text as t from graphile_worker.add_job('pmt_jobs.noop')",
+    );
+    const started = await until(
+      async () => {
+        const rows = await query<{ started_at: string }>(server.url, `select started_at::text from pmt_jobs.job_run where job_id = ${added!.id}`);
+        return rows[0];
+      },
+      "the new job to start",
+      10_000,
+      50,
+    );
     expect(new Date(started.started_at).getTime() - new Date(added!.t).getTime()).toBeLessThan(1000);
 
     expect(await Workers.stop(worker)).toBe(0);

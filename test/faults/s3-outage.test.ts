@@ -52,7 +52,9 @@ describe("S3 store down, then up", () => {
       await log.waitFor((e) => e.job_id === Number(rows[0].id) && e.status === "succeeded", 60_000, `backup ${i + 1}`);
     }
     await until(async () => {
-      const { rows } = await db.pool.query<{ n: number }>("select count(distinct job_id)::int as n from pmt_jobs.job_run where task = 'pmt_jobs.offsite_upload' and status = 'failed'");
+      const { rows } = await db.pool.query<{ n: number }>(
+        "select count(distinct job_id)::int as n from pmt_jobs.job_run where task = 'pmt_jobs.offsite_upload' and status = 'failed'",
+      );
       return rows[0]!.n === backups;
     }, "every upload to fail while the store is down");
     // Retention would keep one; without offsite copies it pruned none.
@@ -61,10 +63,15 @@ describe("S3 store down, then up", () => {
     for (const b of local) expect(fs.existsSync(b.local_path)).toBe(true);
 
     await s3.up();
-    const copies = await until(async () => {
-      const { rows } = await db.pool.query("select backup_id, status from pmt_jobs.backup_copy where status = 'verified' order by backup_id");
-      return rows.length === backups ? rows : undefined;
-    }, "every upload to complete after the store came back", 60_000, 200);
+    const copies = await until(
+      async () => {
+        const { rows } = await db.pool.query("select backup_id, status from pmt_jobs.backup_copy where status = 'verified' order by backup_id");
+        return rows.length === backups ? rows : undefined;
+      },
+      "every upload to complete after the store came back",
+      60_000,
+      200,
+    );
     expect(copies.map((c) => c.backup_id)).toEqual(local.map((b) => b.id));
 
     // With the copies safe, the next backup's retention prunes the older local files.

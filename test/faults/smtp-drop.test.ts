@@ -34,7 +34,9 @@ describe("the SMTP connection drops around the message", () => {
     const id = await requestExport("dropped@example.org");
     await log.waitFor((e) => e.task === "pmt_jobs.export" && e.status !== "running", 60_000, "the export attempt to end");
 
-    const row = (await world.db.pool.query("select status, error, message_id, smtp_response, sent_at is not null as sent from pmt_jobs.export_request where id = $1", [id])).rows[0];
+    const row = (
+      await world.db.pool.query("select status, error, message_id, smtp_response, sent_at is not null as sent from pmt_jobs.export_request where id = $1", [id])
+    ).rows[0];
     expect(row).toMatchObject({ status: "sent", message_id: null, smtp_response: "unknown", sent: true });
     expect(row.error).toMatch(
       /^delivery unconfirmed: the connection to the mail server was lost after the whole message was sent, before its reply \(E[A-Z]+: .*\); not sent again to avoid a second copy$/,
@@ -52,10 +54,14 @@ describe("the SMTP connection drops around the message", () => {
     // Control: dropped at MAIL FROM, nothing of the message went out: retried, delivered once, confirmed.
     world.smtp.dropAtMailFrom = 1;
     const retried = await requestExport("retried@example.org");
-    const done = await until(async () => {
-      const { rows } = await world.db.pool.query("select status, error, message_id from pmt_jobs.export_request where id = $1", [retried]);
-      return rows[0]?.status === "sent" ? rows[0] : undefined;
-    }, "the export dropped at MAIL FROM to be retried and sent", 60_000);
+    const done = await until(
+      async () => {
+        const { rows } = await world.db.pool.query("select status, error, message_id from pmt_jobs.export_request where id = $1", [retried]);
+        return rows[0]?.status === "sent" ? rows[0] : undefined;
+      },
+      "the export dropped at MAIL FROM to be retried and sent",
+      60_000,
+    );
     expect(done.error).toBeNull();
     expect(done.message_id).toMatch(/^<export-\d+\./);
     await until(async () => (await attempts(retried)).at(-1)?.status === "succeeded", "the retry to be recorded");

@@ -20,18 +20,29 @@ describe("SMTP server down, then up", () => {
       await world.db.pool.query(`select ${i % 2 ? "pmt_filter_iati" : "pmt_filter_csv"}('', '', '', null, null, $1)`, [to]);
     }
     // Each export tried and failed while the server was away.
-    await until(async () => {
-      const { rows } = await world.db.pool.query<{ n: number }>("select count(distinct job_id)::int as n from pmt_jobs.job_run where task = 'pmt_jobs.export' and status = 'failed'");
-      return rows[0]!.n === recipients.length;
-    }, () => `every export to fail once while SMTP is down; worker output:\n${worker.stdout.slice(-3000)}${worker.stderr.slice(-3000)}`);
-    const waiting = (await world.db.pool.query("select count(*)::int as n from pmt_jobs.export_request where status in ('queued', 'rendering', 'sending')")).rows[0].n;
+    await until(
+      async () => {
+        const { rows } = await world.db.pool.query<{ n: number }>(
+          "select count(distinct job_id)::int as n from pmt_jobs.job_run where task = 'pmt_jobs.export' and status = 'failed'",
+        );
+        return rows[0]!.n === recipients.length;
+      },
+      () => `every export to fail once while SMTP is down; worker output:\n${worker.stdout.slice(-3000)}${worker.stderr.slice(-3000)}`,
+    );
+    const waiting = (await world.db.pool.query("select count(*)::int as n from pmt_jobs.export_request where status in ('queued', 'rendering', 'sending')"))
+      .rows[0].n;
     expect(waiting).toBe(recipients.length);
 
     await world.smtp.up();
-    await until(async () => {
-      const { rows } = await world.db.pool.query("select status from pmt_jobs.export_request");
-      return rows.every((r) => r.status === "sent");
-    }, "every export to be sent after the server came back", 60_000, 200);
+    await until(
+      async () => {
+        const { rows } = await world.db.pool.query("select status from pmt_jobs.export_request");
+        return rows.every((r) => r.status === "sent");
+      },
+      "every export to be sent after the server came back",
+      60_000,
+      200,
+    );
     await new Promise((r) => setTimeout(r, 500)); // room for a wrong second copy to arrive
     const delivered = world.smtp.messages.map((m) => (m.to as { text: string }).text).sort();
     expect(delivered).toEqual([...recipients].sort());

@@ -51,7 +51,14 @@ beforeAll(async () => {
   await migrate(pool, logger);
   await seedDemo(pool, 20);
   smtp = await SmtpSink.start();
-  env = { DATABASE_URL: url, SMTP_URL: smtp.url, ALERT_EMAIL: "dba@example.org", BACKUP_DIR: path.join(home, "backups"), PMT_HOME: path.join(home, "home"), BACKUP_MIN_FREE_MB: "0" };
+  env = {
+    DATABASE_URL: url,
+    SMTP_URL: smtp.url,
+    ALERT_EMAIL: "dba@example.org",
+    BACKUP_DIR: path.join(home, "backups"),
+    PMT_HOME: path.join(home, "home"),
+    BACKUP_MIN_FREE_MB: "0",
+  };
 });
 
 afterAll(async () => {
@@ -74,7 +81,10 @@ describe("a scheduled test restore that cannot run", () => {
     const alert = smtp.messages[0]!;
     expect(alert.subject).toBe(`[pmt-worker] test restore of ${DB} failed`);
     expect(alert.text).toMatch(new RegExp(`role ${ROLE} may not create databases[^]*alter role ${ROLE} createdb`));
-    await until(async () => (await pool.query("select 1 from pmt_jobs.job_run where task = 'pmt_jobs.backup_test_restore' and status = 'failed'")).rowCount, "the test restore job failed");
+    await until(
+      async () => (await pool.query("select 1 from pmt_jobs.job_run where task = 'pmt_jobs.backup_test_restore' and status = 'failed'")).rowCount,
+      "the test restore job failed",
+    );
     await worker.stop();
     worker = undefined;
 

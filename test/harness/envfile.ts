@@ -10,18 +10,20 @@ import fs from "node:fs";
 
 export function readSystemdEnvFile(file: string): Record<string, string> {
   const out: Record<string, string> = {};
-  fs.readFileSync(file, "utf8").split("\n").forEach((raw, i) => {
-    const line = raw.trim();
-    if (!line || line.startsWith("#") || line.startsWith(";")) return;
-    const where = `${file} line ${i + 1}`;
-    const m = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
-    if (!m) throw new Error(`${where}: expected NAME=value`);
-    let value = m[2]!;
-    const quoted = /^"([^"]*)"$/.exec(value) ?? /^'([^']*)'$/.exec(value);
-    if (quoted) value = quoted[1]!;
-    else if (/["']/.test(value)) throw new Error(`${where}: a quote inside a value is read differently by systemd and a shell`);
-    if (/[\\$`]/.test(value)) throw new Error(`${where}: \\, $ and \` are read differently by systemd and a shell`);
-    out[m[1]!] = value;
-  });
+  fs.readFileSync(file, "utf8")
+    .split("\n")
+    .forEach((raw, i) => {
+      const line = raw.trim();
+      if (!line || line.startsWith("#") || line.startsWith(";")) return;
+      const where = `${file} line ${i + 1}`;
+      const m = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+      if (!m) throw new Error(`${where}: expected NAME=value`);
+      let value = m[2]!;
+      const quoted = /^"([^"]*)"$/.exec(value) ?? /^'([^']*)'$/.exec(value);
+      if (quoted) value = quoted[1]!;
+      else if (/["']/.test(value)) throw new Error(`${where}: a quote inside a value is read differently by systemd and a shell`);
+      if (/[\\$`]/.test(value)) throw new Error(`${where}: \\, $ and \` are read differently by systemd and a shell`);
+      out[m[1]!] = value;
+    });
   return out;
 }

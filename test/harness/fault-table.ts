@@ -21,6 +21,14 @@ export function readFaults(file: string): FaultRow[] {
 export function faultTable(rows: FaultRow[]): string {
   const lines = [["scenario", "injected fault", "outcome", "data lost"], ...rows.map((r) => [r.scenario, r.fault, r.outcome, String(r.lost)])];
   const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
-  return lines.map((l) => l.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n";
+  return (
+    lines
+      .map((l) =>
+        l
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join("  ")
+          .trimEnd(),
+      )
+      .join("\n") + "\n"
+  );
 }
-

@@ -34,7 +34,14 @@ export class Workers {
 
   /** Starts one and waits until it takes jobs. Dead workers are found within 2 s; the queue is polled every 200 ms. */
   async start(extra: Record<string, string | undefined> = {}): Promise<ChildHandle> {
-    const child = ChildHandle.spawn(BIN, ["start"], { PMT_HOME: this.home, HTTP_PORT: "0", WORKER_DEAD_AFTER_SECONDS: "2", WORKER_POLL_INTERVAL_MS: "200", ...this.env(), ...extra });
+    const child = ChildHandle.spawn(BIN, ["start"], {
+      PMT_HOME: this.home,
+      HTTP_PORT: "0",
+      WORKER_DEAD_AFTER_SECONDS: "2",
+      WORKER_POLL_INTERVAL_MS: "200",
+      ...this.env(),
+      ...extra,
+    });
     this.children.push(child);
     await child.waitForOutput(/"msg":"worker started"/);
     return child;
@@ -55,7 +62,11 @@ export class Workers {
 
 /** The export scenarios' world: a migrated database with `activities` demo activities, an SMTP sink, and workers wired to both. */
 export function exportWorld(activities: number): { db: TestDatabase; smtp: SmtpSink; workers: Workers } {
-  const world = { workers: new Workers(() => ({ DATABASE_URL: world.db.url, SMTP_URL: world.smtp.url })) } as { db: TestDatabase; smtp: SmtpSink; workers: Workers };
+  const world = { workers: new Workers(() => ({ DATABASE_URL: world.db.url, SMTP_URL: world.smtp.url })) } as {
+    db: TestDatabase;
+    smtp: SmtpSink;
+    workers: Workers;
+  };
   beforeAll(async () => {
     world.db = await createTestDatabase();
     await migrate(world.db.pool, createLogger("silent"));

@@ -70,7 +70,9 @@ function cleanUp(run: { dir: string; tmp: string; before: Set<string> }): void {
   // Not attributable for sure: another test run may be going on at the same time.
   const appeared = [...ourTempFolders(run.tmp)].filter((name) => !run.before.has(name));
   if (appeared.length) {
-    process.stderr.write(`note: ${appeared.length} pmt-* folders appeared in ${run.tmp} during the run, outside its own folder (this run's unless another ran at the same time): ${appeared.join(", ")}\n`);
+    process.stderr.write(
+      `note: ${appeared.length} pmt-* folders appeared in ${run.tmp} during the run, outside its own folder (this run's unless another ran at the same time): ${appeared.join(", ")}\n`,
+    );
   }
 }
 

@@ -37,9 +37,7 @@ export function serversUnder(root: string, depth = 4): Server[] {
   if (here) return [here];
   if (depth === 0) return [];
   // Symbolic links are followed for data directories only (as root, PMT_HOME/pg may point elsewhere).
-  return entries
-    .filter((e) => e.isDirectory() || (e.isSymbolicLink() && e.name === "pg"))
-    .flatMap((e) => serversUnder(path.join(root, e.name), depth - 1));
+  return entries.filter((e) => e.isDirectory() || (e.isSymbolicLink() && e.name === "pg")).flatMap((e) => serversUnder(path.join(root, e.name), depth - 1));
 }
 
 /**

@@ -52,21 +52,33 @@ export async function outageWorld(workerEnv: Record<string, string>, options: { 
 }
 
 export async function requestExports(url: string, n: number): Promise<number[]> {
-  const rows = await query<{ id: number }>(url, `select pmt_jobs.request_export('csv', 'erin' || i || '@example.org', '{}')::int as id from generate_series(1, ${n}) i`);
+  const rows = await query<{ id: number }>(
+    url,
+    `select pmt_jobs.request_export('csv', 'erin' || i || '@example.org', '{}')::int as id from generate_series(1, ${n}) i`,
+  );
   return rows.map((r) => r.id);
 }
 
 /** The worker's warnings and errors (first line of each), then the end of its output. */
 export function workerOutput(worker: ChildHandle): string {
   const all = worker.stdout + worker.stderr;
-  const problems = all.split("\n").filter((l) => /"level":"(warn|error|fatal)"/.test(l) && !/Failed task/.test(l)).map((l) => l.slice(0, 400));
+  const problems = all
+    .split("\n")
+    .filter((l) => /"level":"(warn|error|fatal)"/.test(l) && !/Failed task/.test(l))
+    .map((l) => l.slice(0, 400));
   return `worker warnings and errors:\n${problems.slice(-60).join("\n")}\nworker output:\n${all.slice(-3000)}`;
 }
 
 /** What is left in the queue, and its history: for a failure message. */
 async function leftovers(url: string): Promise<string> {
-  const jobs = await query(url, `select id, task_identifier, attempts, locked_by, locked_at, run_at, last_error from graphile_worker.jobs where ${OURS.replace("task", "task_identifier")}`).catch((e) => [String(e)]);
-  const runs = await query(url, `select job_id, attempt, status, worker_id, error from pmt_jobs.job_run where job_id in (select id from graphile_worker.jobs) order by job_id, attempt`).catch((e) => [String(e)]);
+  const jobs = await query(
+    url,
+    `select id, task_identifier, attempts, locked_by, locked_at, run_at, last_error from graphile_worker.jobs where ${OURS.replace("task", "task_identifier")}`,
+  ).catch((e) => [String(e)]);
+  const runs = await query(
+    url,
+    `select job_id, attempt, status, worker_id, error from pmt_jobs.job_run where job_id in (select id from graphile_worker.jobs) order by job_id, attempt`,
+  ).catch((e) => [String(e)]);
   return `jobs left: ${JSON.stringify(jobs)}\ntheir attempts: ${JSON.stringify(runs)}`;
 }
 
@@ -102,7 +114,12 @@ export async function expectRecovered(world: OutageWorld, jobs: number, exports:
   const { smtp, worker } = world;
   const server = { url };
   await until(
-    async () => (await query<{ n: number }>(server.url, `select count(*)::int as n from graphile_worker.jobs where ${OURS.replace("task", "task_identifier")}`).catch(() => [{ n: -1 }]))[0]!.n === 0,
+    async () =>
+      (
+        await query<{ n: number }>(server.url, `select count(*)::int as n from graphile_worker.jobs where ${OURS.replace("task", "task_identifier")}`).catch(
+          () => [{ n: -1 }],
+        )
+      )[0]!.n === 0,
     "the queue to empty",
     timeoutMs,
     200,
@@ -121,7 +138,10 @@ export async function expectRecovered(world: OutageWorld, jobs: number, exports:
      from pmt_jobs.job_run where ${OURS} group by job_id`,
   );
   expect(history).toHaveLength(jobs);
-  expect(history.filter((h) => h.succeeded !== 1 || h.running !== 0 || !h.numbered), workerOutput(worker)).toEqual([]);
+  expect(
+    history.filter((h) => h.succeeded !== 1 || h.running !== 0 || !h.numbered),
+    workerOutput(worker),
+  ).toEqual([]);
 
   // Every export sent, exactly one mail each, the one its request records.
   const requests = await query<{ id: number; status: string; error: string | null; message_id: string }>(

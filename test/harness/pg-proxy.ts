@@ -75,7 +75,7 @@ export class PgProxy {
 /** Protocol messages from the start of `buf`: whether a row came back and whether ReadyForQuery ended the reply. */
 function scan(buf: Buffer): { rows: boolean; complete: boolean } {
   let rows = false;
-  for (let at = 0; at + 5 <= buf.length; ) {
+  for (let at = 0; at + 5 <= buf.length;) {
     const type = String.fromCharCode(buf[at]!);
     const length = buf.readInt32BE(at + 1);
     if (at + 1 + length > buf.length) break;

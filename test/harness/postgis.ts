@@ -73,8 +73,16 @@ export async function startPostgisCluster(options: { auth?: ClusterAuth } = {}):
   const auth = options.auth === "debian" ? ["--auth-local=peer", "--auth-host=scram-sha-256"] : ["--auth=trust"];
   run(path.join(PG_BIN, "initdb"), ["-D", data, "-U", "postgres", ...auth, "--encoding=UTF8", "--locale=C.UTF-8"]);
   run(path.join(PG_BIN, "pg_ctl"), [
-    "-D", data, "-l", path.join(dir, "log"), "-w", "-t", "120", "start",
-    "-o", `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c fsync=off -c max_connections=50`,
+    "-D",
+    data,
+    "-l",
+    path.join(dir, "log"),
+    "-w",
+    "-t",
+    "120",
+    "start",
+    "-o",
+    `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c fsync=off -c max_connections=50`,
   ]);
   return {
     adminUrl: `postgres://postgres@127.0.0.1:${port}/postgres`,

@@ -46,39 +46,51 @@ describe("SMTP over TLS", () => {
     expect(sink.lastSecure).toBe(true);
 
     const untrusted = createSmtpMailer(sink.url);
-    await expect(untrusted.send({ from: "a@example.org", to: "b@example.org", subject: "x", text: "x" })).rejects.toThrow(
-      /self[- ]signed certificate/,
-    );
+    await expect(untrusted.send({ from: "a@example.org", to: "b@example.org", subject: "x", text: "x" })).rejects.toThrow(/self[- ]signed certificate/);
     untrusted.close();
   });
 });
 
 describe("a connection lost during the SMTP transaction", () => {
-  const message = { from: "a@example.org", to: "b@example.org", subject: "Data Request", text: "hello", attachments: [{ filename: "x.csv", content: "a,b\r\n".repeat(50_000) }] };
+  const message = {
+    from: "a@example.org",
+    to: "b@example.org",
+    subject: "Data Request",
+    text: "hello",
+    attachments: [{ filename: "x.csv", content: "a,b\r\n".repeat(50_000) }],
+  };
 
-  it.each([["STARTTLS", false], ["plain SMTP", undefined]])(
-    "after the final dot (%s): the server has the mail, the failure says delivery unconfirmed",
-    async (_name, implicit) => {
-      const tls = implicit === undefined ? undefined : { ...(await certificate()), implicit };
-      const sink = await SmtpSink.start(tls);
-      sinks.push(sink);
-      sink.dropAfterStore = 1;
-      const mailer = createSmtpMailer(sink.url, tls?.caFile);
-      const error = await mailer.send(message).then(() => undefined, (e: unknown) => e);
-      mailer.close();
-      expect(sink.messages).toHaveLength(1);
-      expect(error).toBeInstanceOf(Error);
-      expect(classifySmtpError(error)).toMatchObject({ permanent: false, unconfirmed: true });
-      expect(classifySmtpError(error).reason).toMatch(/^the connection to the mail server was lost after the whole message was sent, before its reply \(E[A-Z]+: /);
-    },
-  );
+  it.each([
+    ["STARTTLS", false],
+    ["plain SMTP", undefined],
+  ])("after the final dot (%s): the server has the mail, the failure says delivery unconfirmed", async (_name, implicit) => {
+    const tls = implicit === undefined ? undefined : { ...(await certificate()), implicit };
+    const sink = await SmtpSink.start(tls);
+    sinks.push(sink);
+    sink.dropAfterStore = 1;
+    const mailer = createSmtpMailer(sink.url, tls?.caFile);
+    const error = await mailer.send(message).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    mailer.close();
+    expect(sink.messages).toHaveLength(1);
+    expect(error).toBeInstanceOf(Error);
+    expect(classifySmtpError(error)).toMatchObject({ permanent: false, unconfirmed: true });
+    expect(classifySmtpError(error).reason).toMatch(
+      /^the connection to the mail server was lost after the whole message was sent, before its reply \(E[A-Z]+: /,
+    );
+  });
 
   it("at MAIL FROM, before any of the message: safe to retry, and the retry delivers it once", async () => {
     const sink = await SmtpSink.start();
     sinks.push(sink);
     sink.dropAtMailFrom = 1;
     const mailer = createSmtpMailer(sink.url);
-    const error = await mailer.send(message).then(() => undefined, (e: unknown) => e);
+    const error = await mailer.send(message).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(sink.messages).toHaveLength(0);
     expect(classifySmtpError(error)).toMatchObject({ permanent: false, unconfirmed: false });
     expect(classifySmtpError(error).reason).toMatch(/^the mail server could not be reached/);

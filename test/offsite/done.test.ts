@@ -111,7 +111,10 @@ const named = (backupIds: Iterable<number>) => [...backupIds].map((id) => Object
 
 /** Every reader's view of which backups wait for their copy, and the lag in seconds. */
 async function readers() {
-  const status = await db.pool.query<{ lag: number | null }>("select extract(epoch from offsite_lag)::float8 as lag from pmt_jobs.backup_status where database = $1", [db.name]);
+  const status = await db.pool.query<{ lag: number | null }>(
+    "select extract(epoch from offsite_lag)::float8 as lag from pmt_jobs.backup_status where database = $1",
+    [db.name],
+  );
   const metric = await createMetrics(() => [{ database: db.name, pool: db.pool }]).registry.getSingleMetricAsString("pmt_worker_offsite_lag_seconds");
   const metricLag = Number(new RegExp(`pmt_worker_offsite_lag_seconds\\{database="${db.name}"\\} ([0-9.e+]+)`).exec(metric)?.[1]);
   const view = await db.pool.query<{ id: number }>(

@@ -63,7 +63,8 @@ describe("offsite copies", () => {
     expect(Number(backup.bytes)).toBeGreaterThan(15 * 2 ** 20);
     const key = await uploadBackup({ ...deps(), config: testConfig({ ...env, OFFSITE_VERIFY: verify }) }, backup);
     expect(key).toBe(`pmt/db-1/${db.name}/${backup.file}`);
-    const copy = (await db.pool.query("select status, bytes, sha256, verified_at, verified_by from pmt_jobs.backup_copy where backup_id = $1", [backup.id])).rows[0];
+    const copy = (await db.pool.query("select status, bytes, sha256, verified_at, verified_by from pmt_jobs.backup_copy where backup_id = $1", [backup.id]))
+      .rows[0];
     expect(copy).toMatchObject({ status: "verified", sha256: backup.sha256, verified_by: verify });
     // Independently: the stored object is byte for byte the backup.
     const store = openStore(config.offsite.url!, config.offsite);
@@ -137,7 +138,10 @@ describe("offsite copies", () => {
       PMT_HOME: fs.mkdtempSync(path.join(os.tmpdir(), "pmt-nodb-")),
     });
     expect(result.code, result.stderr).toBe(0);
-    const entries = result.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const entries = result.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(entries.length).toBeGreaterThanOrEqual(1);
     expect(entries[0]).toMatchObject({ database: db.name, key: expect.stringMatching(new RegExp(`^pmt/db-1/${db.name}/`)) });
   });
@@ -170,19 +174,32 @@ describe("offsite copies", () => {
          values ('hist', $1, 'custom', 'pruned', $2, $2, $3) returning id`,
         [file, started, day === 3],
       );
-      await db.pool.query(
-        "insert into pmt_jobs.backup_copy (backup_id, target, key, status, verified_at, sha256) values ($1, $2, $3, 'verified', now(), $4)",
-        [rows[0]!.id, store.description, key, sha],
-      );
+      await db.pool.query("insert into pmt_jobs.backup_copy (backup_id, target, key, status, verified_at, sha256) values ($1, $2, $3, 'verified', now(), $4)", [
+        rows[0]!.id,
+        store.description,
+        key,
+        sha,
+      ]);
       ids.push(rows[0]!.id);
     }
-    const remote = testConfig({ ...env, OFFSITE_RETAIN_DAILY: "7", OFFSITE_RETAIN_WEEKLY: "2", OFFSITE_RETAIN_MONTHLY: "3", WEEKLY_DAY: "1", MONTHLY_DAY: "1" });
+    const remote = testConfig({
+      ...env,
+      OFFSITE_RETAIN_DAILY: "7",
+      OFFSITE_RETAIN_WEEKLY: "2",
+      OFFSITE_RETAIN_MONTHLY: "3",
+      WEEKLY_DAY: "1",
+      MONTHLY_DAY: "1",
+    });
     const result = await syncOffsite({ ...deps(), config: remote }, new Date(Date.UTC(2026, 7, 29, 12)));
     const left = await db.pool.query<{ n: number }>(
       "select count(*)::int as n from pmt_jobs.backup_copy c join pmt_jobs.backup b on b.id = c.backup_id where b.database = 'hist' and c.status = 'verified'",
     );
     // 7 dailies (Aug 23-29), the newest of 2 weeks (overlapping the dailies), 3 months (Jun 30, Jul 31, Aug 29): 7 + 2 = 9, plus the final.
-    const keptKeys = (await db.pool.query("select c.key from pmt_jobs.backup_copy c join pmt_jobs.backup b on b.id = c.backup_id where b.database = 'hist' and c.status = 'verified' order by b.started_at")).rows.map((r) => r.key);
+    const keptKeys = (
+      await db.pool.query(
+        "select c.key from pmt_jobs.backup_copy c join pmt_jobs.backup b on b.id = c.backup_id where b.database = 'hist' and c.status = 'verified' order by b.started_at",
+      )
+    ).rows.map((r) => r.key);
     expect(keptKeys, keptKeys.join(" ")).toHaveLength(10);
     expect(left.rows[0]!.n).toBe(10);
     expect(result.pruned).toHaveLength(80);
@@ -195,7 +212,15 @@ describe("offsite copies", () => {
 
 describe("pmt-worker database retire", () => {
   it("takes a final backup, copies it offsite, and neither retention ever prunes it", async () => {
-    const cliEnv = { ...env, ...S3RVER_CREDENTIALS, DATABASE_URL: db.url, RETAIN_DAILY: "1", RETAIN_WEEKLY: "0", RETAIN_MONTHLY: "0", RETAIN_MIN_SUCCESSFUL: "1" };
+    const cliEnv = {
+      ...env,
+      ...S3RVER_CREDENTIALS,
+      DATABASE_URL: db.url,
+      RETAIN_DAILY: "1",
+      RETAIN_WEEKLY: "0",
+      RETAIN_MONTHLY: "0",
+      RETAIN_MIN_SUCCESSFUL: "1",
+    };
     const retire = await runCli(["database", "retire", db.name], cliEnv);
     expect(retire.code, retire.stderr).toBe(0);
     const id = Number(/final backup (\d+)/.exec(retire.stdout)![1]);
@@ -223,10 +248,16 @@ describe("pmt-worker backup run with OFFSITE_URL", () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/backup \d+ succeeded, .*, offsite copy verified\n$/);
     const id = Number(/backup (\d+) succeeded/.exec(run.stdout)![1]);
-    const copy = (await db.pool.query("select c.status, c.verified_by, c.sha256 = b.sha256 as same from pmt_jobs.backup_copy c join pmt_jobs.backup b on b.id = c.backup_id where c.backup_id = $1", [id])).rows;
+    const copy = (
+      await db.pool.query(
+        "select c.status, c.verified_by, c.sha256 = b.sha256 as same from pmt_jobs.backup_copy c join pmt_jobs.backup b on b.id = c.backup_id where c.backup_id = $1",
+        [id],
+      )
+    ).rows;
     expect(copy).toEqual([{ status: "verified", verified_by: verify, same: true }]);
     // Whichever way it was proven, the object is the backup byte for byte.
-    const b = (await db.pool.query("select b.sha256, c.key from pmt_jobs.backup b join pmt_jobs.backup_copy c on c.backup_id = b.id where b.id = $1", [id])).rows[0];
+    const b = (await db.pool.query("select b.sha256, c.key from pmt_jobs.backup b join pmt_jobs.backup_copy c on c.backup_id = b.id where b.id = $1", [id]))
+      .rows[0];
     const hash = crypto.createHash("sha256");
     for await (const chunk of await openStore(config.offsite.url!, config.offsite).read(b.key)) hash.update(chunk);
     expect(hash.digest("hex")).toBe(b.sha256);
@@ -244,7 +275,9 @@ describe("pmt-worker backup run with OFFSITE_URL", () => {
 
 /** Queues a backup job for the test database and waits for it to succeed; its job id. */
 async function backupJobSucceeds(log: import("../harness/events.js").JobEventLog): Promise<number> {
-  const { rows } = await db.pool.query<{ id: number }>("select id from graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))", [db.name]);
+  const { rows } = await db.pool.query<{ id: number }>("select id from graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))", [
+    db.name,
+  ]);
   const jobId = Number(rows[0]!.id);
   await log.waitFor((e) => e.job_id === jobId && e.status === "succeeded", 60_000, "the backup job");
   return jobId;
@@ -263,13 +296,21 @@ describe("through the worker", () => {
       const jobId = await backupJobSucceeds(log);
       const backup = (await db.pool.query("select id, sha256 from pmt_jobs.backup where job_id = $1", [jobId])).rows[0];
       if (stream === "false") {
-        await log.waitFor((e) => e.task === "pmt_jobs.offsite_upload" && e.status === "succeeded" && e.started_at > new Date(0).toISOString(), 60_000, "the upload job");
+        await log.waitFor(
+          (e) => e.task === "pmt_jobs.offsite_upload" && e.status === "succeeded" && e.started_at > new Date(0).toISOString(),
+          60_000,
+          "the upload job",
+        );
       }
       const { until } = await import("../harness/wait.js");
-      const copy = await until(async () => {
-        const r = (await db.pool.query("select status, sha256, key from pmt_jobs.backup_copy where backup_id = $1", [backup.id])).rows[0];
-        return r?.status === "verified" ? r : undefined;
-      }, "the copy to be verified", 60_000);
+      const copy = await until(
+        async () => {
+          const r = (await db.pool.query("select status, sha256, key from pmt_jobs.backup_copy where backup_id = $1", [backup.id])).rows[0];
+          return r?.status === "verified" ? r : undefined;
+        },
+        "the copy to be verified",
+        60_000,
+      );
       expect(copy.sha256).toBe(backup.sha256);
       const uploads = await db.pool.query("select count(*)::int as n from graphile_worker.jobs where key = $1", [`offsite:${backup.id}`]);
       // Streamed and confirmed: no separate upload job was needed.

@@ -38,13 +38,19 @@ const rfc3986 = (v: string) => encodeURIComponent(v).replace(/[!'()*]/g, (c) => 
 /** The SigV4 signature a store computes for a presigned GET of `url` arriving with Host: `host`. */
 function expectedSignature(url: URL, host: string): string {
   const q = [...url.searchParams].filter(([k]) => k !== "X-Amz-Signature");
-  const query = q.map(([k, v]) => `${rfc3986(k)}=${rfc3986(v)}`).sort().join("&");
+  const query = q
+    .map(([k, v]) => `${rfc3986(k)}=${rfc3986(v)}`)
+    .sort()
+    .join("&");
   expect(url.searchParams.get("X-Amz-SignedHeaders")).toBe("host");
   const canonical = ["GET", url.pathname, query, `host:${host}\n`, "host", "UNSIGNED-PAYLOAD"].join("\n");
   const [, date, region, service] = url.searchParams.get("X-Amz-Credential")!.split("/");
   const scope = `${date}/${region}/${service}/aws4_request`;
   const toSign = ["AWS4-HMAC-SHA256", url.searchParams.get("X-Amz-Date"), scope, crypto.createHash("sha256").update(canonical).digest("hex")].join("\n");
-  const key = [date!, region!, service!, "aws4_request"].reduce<Buffer>((k, part) => hmac(k, part), Buffer.from(`AWS4${S3RVER_CREDENTIALS.AWS_SECRET_ACCESS_KEY}`));
+  const key = [date!, region!, service!, "aws4_request"].reduce<Buffer>(
+    (k, part) => hmac(k, part),
+    Buffer.from(`AWS4${S3RVER_CREDENTIALS.AWS_SECRET_ACCESS_KEY}`),
+  );
   return hmac(key, toSign).toString("hex");
 }
 

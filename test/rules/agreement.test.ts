@@ -191,7 +191,9 @@ describe("the mailbox rule", () => {
   it("says why a % before @ is refused, in both", async () => {
     const address = "ann%relay.example.net@example.org";
     expect(mailboxProblem(address)).toMatch(/% before @ \(relay routing, user%host@relay\) is not accepted/);
-    expect(await sqlMailboxProblem(address)).toMatch(/^email: 'ann%relay\.example\.net@example\.org': % before @ \(relay routing, user%host@relay\) is not accepted/);
+    expect(await sqlMailboxProblem(address)).toMatch(
+      /^email: 'ann%relay\.example\.net@example\.org': % before @ \(relay routing, user%host@relay\) is not accepted/,
+    );
   });
 
   it("ALERT_EMAIL follows the same rule, lengths included", () => {
@@ -217,7 +219,9 @@ describe("the secret-key list and the password patterns", () => {
   });
 
   it.each(KEYS)("key %j: secret %s, in SQL and TypeScript alike", async (key, secret) => {
-    const { rows } = await db.pool.query<{ hidden: boolean }>("select pmt_jobs.redact_json(jsonb_build_object($1::text, 'v'), 0) -> $1 = '\"***\"' as hidden", [key]);
+    const { rows } = await db.pool.query<{ hidden: boolean }>("select pmt_jobs.redact_json(jsonb_build_object($1::text, 'v'), 0) -> $1 = '\"***\"' as hidden", [
+      key,
+    ]);
     expect({ ts: isSecretKey(key), sql: rows[0]!.hidden }).toEqual({ ts: secret, sql: secret });
   });
 

@@ -68,7 +68,11 @@ function recorded(): { tool: string; env: Record<string, string> }[] {
   return fs.readdirSync(logDir).map((file) => ({
     tool: file.split(".")[0]!,
     env: Object.fromEntries(
-      fs.readFileSync(path.join(logDir, file), "utf8").split("\0").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+      fs
+        .readFileSync(path.join(logDir, file), "utf8")
+        .split("\0")
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
     ),
   }));
 }
@@ -76,7 +80,14 @@ function recorded(): { tool: string; env: Record<string, string> }[] {
 describe("child processes", () => {
   it("childEnv keeps PATH, HOME, language and time zone, adds the caller's, drops everything else", () => {
     const from = { PATH: "/usr/bin", HOME: "/home/pmt", LANG: "C.UTF-8", TZ: "UTC", ...SECRETS, NODE_OPTIONS: "--require /tmp/x.js" };
-    expect(childEnv({ PGHOST: "db", PGPASSWORD: "target" }, from)).toEqual({ PATH: "/usr/bin", HOME: "/home/pmt", LANG: "C.UTF-8", TZ: "UTC", PGHOST: "db", PGPASSWORD: "target" });
+    expect(childEnv({ PGHOST: "db", PGPASSWORD: "target" }, from)).toEqual({
+      PATH: "/usr/bin",
+      HOME: "/home/pmt",
+      LANG: "C.UTF-8",
+      TZ: "UTC",
+      PGHOST: "db",
+      PGPASSWORD: "target",
+    });
   });
 
   it("pg_dump and pg_restore of a real backup see the target's libpq settings and none of the worker's secrets", async () => {
@@ -91,13 +102,20 @@ describe("child processes", () => {
     const target = new URL(db.url);
     for (const { tool, env } of runs) {
       const names = Object.keys(env).filter((n) => n !== "PWD" && n !== "SHLVL" && n !== "_"); // set by the wrapper's sh
-      expect(names.filter((n) => !ALLOWED.has(n) && !n.startsWith("PG")), tool).toEqual([]);
+      expect(
+        names.filter((n) => !ALLOWED.has(n) && !n.startsWith("PG")),
+        tool,
+      ).toEqual([]);
       for (const secret of Object.values(SECRETS)) expect(Object.values(env).join("\n"), tool).not.toContain(secret);
       expect(env.PGSERVICE, tool).toBeUndefined();
       if (env.PGDATABASE !== undefined) {
         // a connecting run: exactly the target's settings
         expect({ tool, host: env.PGHOST, port: env.PGPORT, db: env.PGDATABASE, user: env.PGUSER }).toEqual({
-          tool, host: target.hostname, port: target.port, db: db.name, user: decodeURIComponent(target.username),
+          tool,
+          host: target.hostname,
+          port: target.port,
+          db: db.name,
+          user: decodeURIComponent(target.username),
         });
         if (target.password) expect(env.PGPASSWORD).toBe(decodeURIComponent(target.password));
       }

@@ -77,7 +77,10 @@ describe("least privilege", () => {
     await workerPool.query("select public.pmt_filter_csv('','','',null,null,'ann@example.org')");
     await log.waitFor((e) => e.task === "pmt_jobs.export" && e.status === "succeeded");
     await log.close();
-    const backup = await runBackup({ config: testConfig({ BACKUP_DIR: path.join(os.tmpdir(), `pmt-roles-b-${suffix}`) }), pool: workerPool, logger }, backupTargets(workerUrl, { databases: [] })[0]!);
+    const backup = await runBackup(
+      { config: testConfig({ BACKUP_DIR: path.join(os.tmpdir(), `pmt-roles-b-${suffix}`) }), pool: workerPool, logger },
+      backupTargets(workerUrl, { databases: [] })[0]!,
+    );
     expect(backup.status).toBe("succeeded");
   });
 

@@ -71,10 +71,14 @@ describe("secrets", () => {
       ]);
       // And an export by mail through the authenticated SMTP server.
       await db.query("select pmt_filter_csv('','','',null,null,'ann@example.org')");
-      await until(async () => {
-        const { rows } = await db.query("select count(*)::int as n from pmt_jobs.job_run where status in ('succeeded', 'failed')");
-        return rows[0].n >= 3;
-      }, "the jobs to finish", 60_000);
+      await until(
+        async () => {
+          const { rows } = await db.query("select count(*)::int as n from pmt_jobs.job_run where status in ('succeeded', 'failed')");
+          return rows[0].n >= 3;
+        },
+        "the jobs to finish",
+        60_000,
+      );
       // A status page and a doctor run, whose output is also checked.
       const doctor = await new Promise<string>((resolve) => {
         const d = ChildHandle.spawn(BIN, ["doctor"], env);

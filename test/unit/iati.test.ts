@@ -53,7 +53,15 @@ describe("IATI rendering", () => {
   });
 
   it("maps PMT's Organisation Role words to IATI role codes", () => {
-    expect(["Funding", "accountable", " Extending ", "IMPLEMENTING", "3", "Donor", null].map(roleCode)).toEqual(["1", "2", "3", "4", "3", undefined, undefined]);
+    expect(["Funding", "accountable", " Extending ", "IMPLEMENTING", "3", "Donor", null].map(roleCode)).toEqual([
+      "1",
+      "2",
+      "3",
+      "4",
+      "3",
+      undefined,
+      undefined,
+    ]);
   });
 
   it("names the reporting org as participant when no participant has a role, and derives status and dates from today", () => {

@@ -191,7 +191,11 @@ describe("verifyingTap", () => {
   it("hands on exactly the expected bytes", async () => {
     const { list, all } = chunks(5, 4000);
     const out = sink();
-    await pipeline(Readable.from(list), verifyingTap(expected(all), () => new Error("mismatch")), out.stream);
+    await pipeline(
+      Readable.from(list),
+      verifyingTap(expected(all), () => new Error("mismatch")),
+      out.stream,
+    );
     expect(out.received().equals(all)).toBe(true);
   });
 
@@ -213,6 +217,12 @@ describe("verifyingTap", () => {
 
   it("fails a short read too (a truncated file)", async () => {
     const { list, all } = chunks(3, 1000);
-    await expect(pipeline(Readable.from(list.slice(0, 2)), verifyingTap(expected(all), (a) => new Error(`${a.bytes} bytes`)), sink().stream)).rejects.toThrow("2000 bytes");
+    await expect(
+      pipeline(
+        Readable.from(list.slice(0, 2)),
+        verifyingTap(expected(all), (a) => new Error(`${a.bytes} bytes`)),
+        sink().stream,
+      ),
+    ).rejects.toThrow("2000 bytes");
   });
 });

@@ -50,8 +50,20 @@ describe("runTool and startTool", () => {
   it("returns stdout; the tool gets the target's libpq settings in its environment, no secret of ours, nothing in argv", async () => {
     const tool = fakeTool("env", "pg_dump", 'env; echo "ARGV $*"');
     const out = await runTool(tool, ["--list", "file.dump"], URL_WITH_SECRET);
-    const env = Object.fromEntries(out.split("\n").filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
-    expect(env).toMatchObject({ PGHOST: "db.example.org", PGPORT: "6543", PGUSER: "backup", PGPASSWORD: "Tool-Sekret-7", PGDATABASE: "pmt", PGSSLMODE: "require" });
+    const env = Object.fromEntries(
+      out
+        .split("\n")
+        .filter((l) => /^[A-Z_]+=/.test(l))
+        .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+    );
+    expect(env).toMatchObject({
+      PGHOST: "db.example.org",
+      PGPORT: "6543",
+      PGUSER: "backup",
+      PGPASSWORD: "Tool-Sekret-7",
+      PGDATABASE: "pmt",
+      PGSSLMODE: "require",
+    });
     expect(env.SMTP_URL).toBeUndefined();
     expect(out).toContain("ARGV --list file.dump\n");
     expect(out.split("\n").find((l) => l.startsWith("ARGV"))).not.toContain("Sekret");
@@ -76,8 +88,15 @@ describe("runTool and startTool", () => {
   });
 
   it("keeps only the end of a long stderr (where the tool says why it stopped)", async () => {
-    const tool = fakeTool("chatty", "pg_restore", 'i=0; while [ $i -lt 500 ]; do echo "warning line $i" >&2; i=$((i+1)); done; echo "the real reason" >&2; exit 1');
-    const error = await runTool(tool, [], URL_WITH_SECRET).then(() => undefined, (e: Error) => e);
+    const tool = fakeTool(
+      "chatty",
+      "pg_restore",
+      'i=0; while [ $i -lt 500 ]; do echo "warning line $i" >&2; i=$((i+1)); done; echo "the real reason" >&2; exit 1',
+    );
+    const error = await runTool(tool, [], URL_WITH_SECRET).then(
+      () => undefined,
+      (e: Error) => e,
+    );
     expect(error?.message).toMatch(/the real reason$/);
     expect(error?.message).not.toContain("warning line 0\n");
     expect(error!.message.length).toBeLessThan(4100);

@@ -49,7 +49,9 @@ describe("table owners", () => {
   it("every write of a pmt_jobs table is in its owner module", () => {
     const strays = writes()
       .filter(([table, file]) => OWNERS[table] !== file)
-      .map(([table, file]) => (OWNERS[table] ? `${file} writes pmt_jobs.${table}, owned by ${OWNERS[table]}` : `${file} writes pmt_jobs.${table}, which has no owner here`));
+      .map(([table, file]) =>
+        OWNERS[table] ? `${file} writes pmt_jobs.${table}, owned by ${OWNERS[table]}` : `${file} writes pmt_jobs.${table}, which has no owner here`,
+      );
     expect(strays).toEqual([]);
   });
 });

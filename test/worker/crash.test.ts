@@ -70,10 +70,7 @@ describe("a worker killed mid-job", () => {
       "select id from graphile_worker.add_job('test.later', '{}'::json, run_at => now() + interval '1 hour')",
     );
     const jobId = rows[0]!.id;
-    await db.pool.query(
-      `insert into pmt_jobs.job_run (job_id, task, attempt, max_attempts, worker_id) values ($1, 'test.later', 1, 25, 'pool-gone')`,
-      [jobId],
-    );
+    await db.pool.query(`insert into pmt_jobs.job_run (job_id, task, attempt, max_attempts, worker_id) values ($1, 'test.later', 1, 25, 'pool-gone')`, [jobId]);
     await db.pool.query("update graphile_worker._private_jobs set attempts = 1, run_at = now() where id = $1", [jobId]);
     await log.waitFor((e) => e.job_id === jobId && e.status === "succeeded", 30_000, "attempt 2 to succeed");
     const history = await db.pool.query("select attempt, status, error from pmt_jobs.job_run where job_id = $1 order by attempt", [jobId]);
@@ -89,16 +86,11 @@ describe("a worker killed mid-job", () => {
     );
     const jobId = rows[0]!.id;
     // What get_job does when a worker takes the job.
-    await db.pool.query(
-      "update graphile_worker._private_jobs set attempts = attempts + 1, locked_by = 'pool-lost', locked_at = now() where id = $1",
-      [jobId],
-    );
+    await db.pool.query("update graphile_worker._private_jobs set attempts = attempts + 1, locked_by = 'pool-lost', locked_at = now() where id = $1", [jobId]);
     const running = await db.pool.query("select status, worker_id, payload_summary from pmt_jobs.job_run where job_id = $1", [jobId]);
     expect(running.rows).toEqual([{ status: "running", worker_id: "pool-lost", payload_summary: { password: "***" } }]);
     await db.pool.query("select graphile_worker.force_unlock_workers(array['pool-lost'])");
     const after = await db.pool.query("select status, error from pmt_jobs.job_run where job_id = $1", [jobId]);
-    expect(after.rows).toEqual([
-      { status: "abandoned", error: "the job lock of worker pool-lost was released before the attempt finished" },
-    ]);
+    expect(after.rows).toEqual([{ status: "abandoned", error: "the job lock of worker pool-lost was released before the attempt finished" }]);
   });
 });

@@ -39,10 +39,11 @@ afterAll(async () => {
 });
 
 async function addJob(task: string, payload: unknown, maxAttempts = 25): Promise<number> {
-  const { rows } = await db.pool.query<{ id: number }>(
-    "select id from graphile_worker.add_job($1, $2::json, max_attempts => $3)",
-    [task, JSON.stringify(payload), maxAttempts],
-  );
+  const { rows } = await db.pool.query<{ id: number }>("select id from graphile_worker.add_job($1, $2::json, max_attempts => $3)", [
+    task,
+    JSON.stringify(payload),
+    maxAttempts,
+  ]);
   return rows[0]!.id;
 }
 
@@ -59,10 +60,9 @@ async function runs(jobId: number) {
 /** graphile-worker retries after exp(attempts) seconds; once it has released the job, bring the retry forward. */
 async function retryNow(jobId: number): Promise<void> {
   await until(async () => {
-    const { rowCount } = await db.pool.query(
-      "update graphile_worker._private_jobs set run_at = now() where id = $1 and locked_at is null and run_at > now()",
-      [jobId],
-    );
+    const { rowCount } = await db.pool.query("update graphile_worker._private_jobs set run_at = now() where id = $1 and locked_at is null and run_at > now()", [
+      jobId,
+    ]);
     return rowCount === 1;
   }, `job ${jobId} to be released for retry`);
 }
@@ -125,7 +125,10 @@ describe("job history", () => {
     expect(queued.rows[0].last_error).not.toContain("topsecret");
 
     // History is written before graphile-worker records the failure; wait for the job to be released.
-    await until(async () => (await db.pool.query("select 1 from graphile_worker.jobs where id = $1 and locked_at is null", [jobId])).rowCount, "the job to be released");
+    await until(
+      async () => (await db.pool.query("select 1 from graphile_worker.jobs where id = $1 and locked_at is null", [jobId])).rowCount,
+      "the job to be released",
+    );
     const status = await db.pool.query("select * from pmt_jobs.job_status where task = 'test.fail'");
     expect(status.rows[0]).toMatchObject({ task: "test.fail", queued: 0, running: 0, failed_permanently: 1, failed_24h: 2 });
     expect(status.rows[0].last_error).toContain("always fails");
@@ -148,9 +151,7 @@ describe("job history", () => {
     const ids = rows.map((r) => Number(r.id));
     expect(ids).toEqual([...ids].sort((a, b) => b - a));
 
-    const later = await db.pool.query<{ id: number }>(
-      "select id from graphile_worker.add_job('test.ok', '{}'::json, run_at => now() + interval '1 hour')",
-    );
+    const later = await db.pool.query<{ id: number }>("select id from graphile_worker.add_job('test.ok', '{}'::json, run_at => now() + interval '1 hour')");
     const status = await db.pool.query("select queued, next_run_at from pmt_jobs.job_status where task = 'test.ok'");
     expect(status.rows[0].queued).toBe(1);
     expect(status.rows[0].next_run_at).toBeInstanceOf(Date);

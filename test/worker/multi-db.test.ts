@@ -176,14 +176,22 @@ describe("one worker, three PMT databases", () => {
     await until(async () => gate.started.length === 2, "two of BMGF's jobs to hold the slots");
     await requestCsv(OAM, "fair@oam.example.org");
     // The slots are the process's: OAM's export waits for one (it is not run beside them).
-    await until(async () => worker.slots().exports.waiting[OAM] === 1, () => `OAM's export to wait for a slot: ${JSON.stringify(worker.slots())}`);
+    await until(
+      async () => worker.slots().exports.waiting[OAM] === 1,
+      () => `OAM's export to wait for a slot: ${JSON.stringify(worker.slots())}`,
+    );
     expect(smtp.messages.some((m) => m.to && "text" in m.to && m.to.text === "fair@oam.example.org")).toBe(false);
     expect(await metrics()).toContain(`pmt_worker_jobs_waiting_for_slot{kind="exports",database="${OAM}"} 1`);
 
     // Backups have slots of their own: OAM's runs now, exports full or not.
     const before = (await pool(OAM).query("select count(*)::int as n from pmt_jobs.backup where status = 'succeeded'")).rows[0].n;
     await pool(OAM).query("select graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))", [OAM]);
-    await until(async () => (await pool(OAM).query("select count(*)::int as n from pmt_jobs.backup where status = 'succeeded'")).rows[0].n > before, "OAM's backup beside full export slots", 90_000, 200);
+    await until(
+      async () => (await pool(OAM).query("select count(*)::int as n from pmt_jobs.backup where status = 'succeeded'")).rows[0].n > before,
+      "OAM's backup beside full export slots",
+      90_000,
+      200,
+    );
 
     // One of BMGF's jobs ends: the slot goes to OAM, whose turn it is, not to BMGF's next job.
     gate.release.shift()!();
@@ -194,7 +202,12 @@ describe("one worker, three PMT databases", () => {
       while (gate.release.length) gate.release.shift()!();
       return gate.started.length === 6;
     }, "BMGF's jobs to run to the end");
-    await until(async () => (await pool(BMGF).query("select count(*)::int as n from pmt_jobs.job_run where task = 'test.gate' and status = 'succeeded'")).rows[0].n === 6, "BMGF's jobs recorded", 30_000, 100);
+    await until(
+      async () => (await pool(BMGF).query("select count(*)::int as n from pmt_jobs.job_run where task = 'test.gate' and status = 'succeeded'")).rows[0].n === 6,
+      "BMGF's jobs recorded",
+      30_000,
+      100,
+    );
   }, 150_000);
 
   it("mails a drop-folder file through the database its name's instance names, and rejects an instance no database has", async () => {
@@ -208,8 +221,14 @@ describe("one worker, three PMT databases", () => {
       "the drop-folder request to be recorded sent in OAM",
     );
     expect((await pool(OAM).query("select count(*)::int as n from pmt_jobs.export_request where recipient = 'drop@example.org'")).rows[0].n).toBe(1);
-    for (const name of [BMGF, DEV]) expect((await pool(name).query("select count(*)::int as n from pmt_jobs.export_request where recipient = 'drop@example.org'")).rows[0].n).toBe(0);
-    const rejected = await until(async () => fs.existsSync(path.join(dropDir, "rejected")) && fs.readdirSync(path.join(dropDir, "rejected")).find((f) => f.endsWith("stray@example.org_nosuchdb.csv")), "the stray file to be rejected");
+    for (const name of [BMGF, DEV])
+      expect((await pool(name).query("select count(*)::int as n from pmt_jobs.export_request where recipient = 'drop@example.org'")).rows[0].n).toBe(0);
+    const rejected = await until(
+      async () =>
+        fs.existsSync(path.join(dropDir, "rejected")) &&
+        fs.readdirSync(path.join(dropDir, "rejected")).find((f) => f.endsWith("stray@example.org_nosuchdb.csv")),
+      "the stray file to be rejected",
+    );
     expect(rejected).toBeTruthy();
     expect(fs.existsSync(path.join(dropDir, "stray@example.org_nosuchdb.csv"))).toBe(false);
   });
@@ -217,10 +236,15 @@ describe("one worker, three PMT databases", () => {
   it("keeps serving two while the third refuses connections, and picks it up where it was once it accepts them again", async () => {
     await admin(`alter database ${OAM} allow_connections false`);
     await admin(`select pg_terminate_backend(pid) from pg_stat_activity where datname = '${OAM}' and pid <> pg_backend_pid()`);
-    const health = await until(async () => {
-      const body = (await (await fetch(`http://127.0.0.1:${worker.httpPort}/healthz`)).json()) as { status: string; databases: Record<string, string> };
-      return body.status === "degraded" ? body : undefined;
-    }, "/healthz to name the database that refuses connections", 60_000, 200);
+    const health = await until(
+      async () => {
+        const body = (await (await fetch(`http://127.0.0.1:${worker.httpPort}/healthz`)).json()) as { status: string; databases: Record<string, string> };
+        return body.status === "degraded" ? body : undefined;
+      },
+      "/healthz to name the database that refuses connections",
+      60_000,
+      200,
+    );
     expect(health.databases[OAM]).toMatch(/not currently accepting connections/);
     for (const name of [BMGF, DEV]) await requestCsv(name, `while-closed@${name.replace(/_/g, "-")}.example.org`);
     for (const name of [BMGF, DEV]) await mailTo(`while-closed@${name.replace(/_/g, "-")}.example.org`);
@@ -231,7 +255,12 @@ describe("one worker, three PMT databases", () => {
     await requestCsv(OAM, "reopened@oam.example.org");
     await mailTo("reopened@oam.example.org");
     expect(worker.instances().get(OAM)!.workerId).toBe(before);
-    await until(async () => ((await (await fetch(`http://127.0.0.1:${worker.httpPort}/healthz`)).json()) as { status: string }).status === "ok", "/healthz ok again", 30_000, 200);
+    await until(
+      async () => ((await (await fetch(`http://127.0.0.1:${worker.httpPort}/healthz`)).json()) as { status: string }).status === "ok",
+      "/healthz ok again",
+      30_000,
+      200,
+    );
     recordFault({
       scenario: "several databases",
       fault: "one of three served databases refuses connections (allow_connections false, sessions killed)",
@@ -248,11 +277,16 @@ describe("one worker, three PMT databases", () => {
     for (const name of [BMGF, OAM]) await requestCsv(name, `after-drop@${name.replace(/_/g, "-")}.example.org`);
     for (const name of [BMGF, OAM]) await mailTo(`after-drop@${name.replace(/_/g, "-")}.example.org`);
 
-    const health = await until(async () => {
-      const res = await fetch(`http://127.0.0.1:${worker.httpPort}/healthz`);
-      const body = (await res.json()) as { status: string; databases: Record<string, string> };
-      return res.status === 200 && body.status === "degraded" ? body : undefined;
-    }, "/healthz to say degraded", 60_000, 200);
+    const health = await until(
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${worker.httpPort}/healthz`);
+        const body = (await res.json()) as { status: string; databases: Record<string, string> };
+        return res.status === 200 && body.status === "degraded" ? body : undefined;
+      },
+      "/healthz to say degraded",
+      60_000,
+      200,
+    );
     expect(health.databases[BMGF]).toBe("ok");
     expect(health.databases[OAM]).toBe("ok");
     expect(health.databases[DEV]).toMatch(/does not exist/);
@@ -273,7 +307,8 @@ describe("one worker, three PMT databases", () => {
     recordFault({
       scenario: "several databases",
       fault: "one of three served databases dropped mid-run, then created again",
-      outcome: "the other two mailed their exports; /healthz 200 degraded, database_up 0, status exit 1 naming it; re-created: migrated and served without a restart",
+      outcome:
+        "the other two mailed their exports; /healthz 200 degraded, database_up 0, status exit 1 naming it; re-created: migrated and served without a restart",
       lost: 0,
     });
   }, 240_000);

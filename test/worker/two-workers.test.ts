@@ -43,22 +43,35 @@ describe("two workers", () => {
     await db.pool.query(
       "select graphile_worker.add_jobs(array(select row('pmt_jobs.noop', json_build_object('sleepMs', 5), null, null, null, null, null, null)::graphile_worker.job_spec from generate_series(1, 200)))",
     );
-    const runs = await until(async () => {
-      const { rows } = await db.pool.query<{ job_id: number; worker_id: string; status: string }>(
-        "select job_id, worker_id, status from pmt_jobs.job_run where task = 'pmt_jobs.noop'",
-      );
-      return rows.length === 200 && rows.every((r) => r.status === "succeeded") ? rows : undefined;
-    }, "200 no-op jobs to succeed", 60_000);
+    const runs = await until(
+      async () => {
+        const { rows } = await db.pool.query<{ job_id: number; worker_id: string; status: string }>(
+          "select job_id, worker_id, status from pmt_jobs.job_run where task = 'pmt_jobs.noop'",
+        );
+        return rows.length === 200 && rows.every((r) => r.status === "succeeded") ? rows : undefined;
+      },
+      "200 no-op jobs to succeed",
+      60_000,
+    );
     expect(new Set(runs.map((r) => r.job_id)).size).toBe(200);
     expect(new Set(runs.map((r) => r.worker_id)).size).toBe(2);
 
     // The next minute's cron tick: both workers see it, one backup runs.
-    const backup = await until(async () => {
-      const { rows } = await db.pool.query("select id, status, started_at from pmt_jobs.backup where status <> 'running' order by id limit 1");
-      return rows.length ? rows : undefined;
-    }, "the cron backup", 90_000, 250);
+    const backup = await until(
+      async () => {
+        const { rows } = await db.pool.query("select id, status, started_at from pmt_jobs.backup where status <> 'running' order by id limit 1");
+        return rows.length ? rows : undefined;
+      },
+      "the cron backup",
+      90_000,
+      250,
+    );
     // Give a duplicate, if any, the time to show up.
-    await until(async () => (await db.pool.query("select 1 from pmt_jobs.job_run where task = 'pmt_jobs.backup' and status = 'running'")).rowCount === 0, "no backup running", 30_000);
+    await until(
+      async () => (await db.pool.query("select 1 from pmt_jobs.job_run where task = 'pmt_jobs.backup' and status = 'running'")).rowCount === 0,
+      "no backup running",
+      30_000,
+    );
     // One backup for that minute's tick (a later minute may legitimately add its own).
     const all = await db.pool.query(
       "select count(*)::int as n from pmt_jobs.backup where date_trunc('minute', started_at) = date_trunc('minute', $1::timestamptz)",

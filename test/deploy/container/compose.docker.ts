@@ -18,7 +18,12 @@ let env: NodeJS.ProcessEnv;
 let ports: { s3: number; mail: number; metrics: number };
 
 async function compose(...args: string[]): Promise<string> {
-  const { stdout } = await run("docker-compose", ["-p", PROJECT, "-f", "docker-compose.yml", ...args], { cwd: ROOT, env, maxBuffer: 64 * 2 ** 20, timeout: 300_000 });
+  const { stdout } = await run("docker-compose", ["-p", PROJECT, "-f", "docker-compose.yml", ...args], {
+    cwd: ROOT,
+    env,
+    maxBuffer: 64 * 2 ** 20,
+    timeout: 300_000,
+  });
   return stdout;
 }
 const inspect = async (id: string, format: string) => (await run("docker", ["inspect", "-f", format, id])).stdout.trim();
@@ -47,9 +52,11 @@ afterAll(async () => {
 describe("docker compose up", () => {
   it("starts the worker healthy once PostgreSQL's init scripts ran, with nothing published beyond 127.0.0.1", async () => {
     const worker = await container("worker");
-    await until(async () => (await inspect(worker, "{{.State.Health.Status}}")) === "healthy", "the worker to be healthy", 180_000, 1000).catch(async (error) => {
-      throw new Error(`${(error as Error).message}; worker log:\n${(await compose("logs", "--tail", "40", "worker")).slice(-4000)}`);
-    });
+    await until(async () => (await inspect(worker, "{{.State.Health.Status}}")) === "healthy", "the worker to be healthy", 180_000, 1000).catch(
+      async (error) => {
+        throw new Error(`${(error as Error).message}; worker log:\n${(await compose("logs", "--tail", "40", "worker")).slice(-4000)}`);
+      },
+    );
     // A socket-only healthcheck would let it start during the init scripts, fail, and restart.
     expect(await inspect(worker, "{{.RestartCount}}")).toBe("0");
     for (const service of ["postgres", "minio", "mailpit", "worker"]) {
@@ -64,11 +71,20 @@ describe("docker compose up", () => {
   it("backs up with an offsite copy and mails an export", async () => {
     const backup = await compose("exec", "-T", "worker", "pmt-worker", "backup", "run");
     expect(backup).toMatch(/^pmt: backup \d+ succeeded, .* offsite copy verified$/m);
-    expect(await compose("exec", "-T", "postgres", "psql", "-U", "pmt", "-d", "pmt", "-Atc", "select pmt_filter_csv('', '', '', null, null, 'ida@example.org')")).toBe("t\n");
-    const messages = await until(async () => {
-      const body = (await (await fetch(`http://127.0.0.1:${ports.mail}/api/v1/messages`)).json()) as { messages: { To: { Address: string }[]; Subject: string }[] };
-      return body.messages.length > 0 && body.messages;
-    }, "the export mail at the mail sink", 60_000, 500);
+    expect(
+      await compose("exec", "-T", "postgres", "psql", "-U", "pmt", "-d", "pmt", "-Atc", "select pmt_filter_csv('', '', '', null, null, 'ida@example.org')"),
+    ).toBe("t\n");
+    const messages = await until(
+      async () => {
+        const body = (await (await fetch(`http://127.0.0.1:${ports.mail}/api/v1/messages`)).json()) as {
+          messages: { To: { Address: string }[]; Subject: string }[];
+        };
+        return body.messages.length > 0 && body.messages;
+      },
+      "the export mail at the mail sink",
+      60_000,
+      500,
+    );
     expect(messages.map((m) => [m.To.map((t) => t.Address), m.Subject])).toEqual([[["ida@example.org"], "Data Request"]]);
   });
 });

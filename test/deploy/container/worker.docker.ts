@@ -80,7 +80,13 @@ beforeAll(async () => {
     ...S3RVER_CREDENTIALS,
     WORKER_POLL_INTERVAL_MS: "500",
   };
-  fs.writeFileSync(path.join(home, "env"), Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join(""), { mode: 0o600 });
+  fs.writeFileSync(
+    path.join(home, "env"),
+    Object.entries(env)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(""),
+    { mode: 0o600 },
+  );
 });
 
 afterAll(async () => {
@@ -98,22 +104,48 @@ describe("the container image", () => {
   });
 
   it("keeps no npm cache", async () => {
-    const result = await docker("run", "--rm", "--user", "root", "--entrypoint", "sh", IMAGE, "-c", "ls -d /root/.npm /home/node/.npm /tmp/* 2>/dev/null; true");
+    const result = await docker(
+      "run",
+      "--rm",
+      "--user",
+      "root",
+      "--entrypoint",
+      "sh",
+      IMAGE,
+      "-c",
+      "ls -d /root/.npm /home/node/.npm /tmp/* 2>/dev/null; true",
+    );
     expect(result.stdout).toBe("");
   });
 
   it("runs healthy on HTTP_PORT under tini, backs up with an offsite copy, mails an export", async () => {
     const started = await docker(
-      "run", "-d", "--name", NAME, "--network", "host", "--stop-timeout", String(STOP_TIMEOUT),
-      "--env-file", path.join(home, "env"), "-v", `${state}:/var/lib/pmt-worker`, IMAGE,
+      "run",
+      "-d",
+      "--name",
+      NAME,
+      "--network",
+      "host",
+      "--stop-timeout",
+      String(STOP_TIMEOUT),
+      "--env-file",
+      path.join(home, "env"),
+      "-v",
+      `${state}:/var/lib/pmt-worker`,
+      IMAGE,
     );
     expect(started.code, started.stderr).toBe(0);
     // The image's own HEALTHCHECK (every 30 s): healthy only if it asks the port we chose.
-    await until(async () => {
-      const health = await inspect("{{.State.Health.Status}}");
-      if (health === "unhealthy" || (await inspect("{{.State.Running}}")) !== "true") throw new Error(`container ${health}:\n${await logs()}`);
-      return health === "healthy";
-    }, "the container to be healthy", 120_000, 1000).catch(async (error) => {
+    await until(
+      async () => {
+        const health = await inspect("{{.State.Health.Status}}");
+        if (health === "unhealthy" || (await inspect("{{.State.Running}}")) !== "true") throw new Error(`container ${health}:\n${await logs()}`);
+        return health === "healthy";
+      },
+      "the container to be healthy",
+      120_000,
+      1000,
+    ).catch(async (error) => {
       throw new Error(`${(error as Error).message}; its log:\n${await logs()}`);
     });
     const checks = JSON.parse(await inspect("{{json .State.Health.Log}}")) as { ExitCode: number; Output: string }[];
@@ -148,11 +180,17 @@ describe("the container image", () => {
     const locker = new pg.Client({ connectionString: db.url });
     await locker.connect();
     await locker.query("begin; lock table public.activity in access exclusive mode");
-    const { rows } = await db.pool.query<{ id: string }>("select id from graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))", [db.name]);
-    await until(async () => {
-      const r = await db.pool.query("select pid from pg_stat_activity where application_name = 'pmt-worker backup' and wait_event_type = 'Lock'");
-      return r.rows.length > 0;
-    }, "pg_dump to wait for the lock", 60_000);
+    const { rows } = await db.pool.query<{ id: string }>("select id from graphile_worker.add_job('pmt_jobs.backup', json_build_object('database', $1::text))", [
+      db.name,
+    ]);
+    await until(
+      async () => {
+        const r = await db.pool.query("select pid from pg_stat_activity where application_name = 'pmt-worker backup' and wait_event_type = 'Lock'");
+        return r.rows.length > 0;
+      },
+      "pg_dump to wait for the lock",
+      60_000,
+    );
 
     const t0 = Date.now();
     const stop = docker("stop", "-t", String(STOP_TIMEOUT), NAME);
