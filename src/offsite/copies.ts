@@ -4,8 +4,9 @@
  * confirmed by the store's checksum or by reading the object back, recorded
  * in pmt_jobs.backup_copy with the store's ETag; every sync proves every
  * known copy from the store's listing (size and ETag, no download) and
- * uploads lost or changed ones again; remote GFS retention; objects the
- * catalog does not know are reported, never deleted.
+ * uploads lost or changed ones again (remote GFS retention is in
+ * retention/remote.ts, the sync's steps in jobs/offsite-sync.ts); objects
+ * the catalog does not know are reported, never deleted.
  *
  * "Done" (pmt_jobs.backup_offsite_done): a copy is proven (verified) or remote
  * retention pruned it on purpose. Local retention prunes nothing else, and
