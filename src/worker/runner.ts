@@ -358,7 +358,7 @@ function refusesUs(error: unknown): boolean {
 }
 
 /** `select 1` within `ms` on a fresh connection (a pool full of stuck clients would otherwise hide the answer). */
-export async function pingDatabase(pool: Pool, ms: number): Promise<void> {
+async function pingDatabase(pool: Pool, ms: number): Promise<void> {
   const options = pool.options as pg.PoolConfig;
   const client = new pg.Client({ ...options, connectionTimeoutMillis: ms, query_timeout: ms });
   try {
