@@ -62,24 +62,14 @@ select r.rolname as name, pg_catalog.array_agg(distinct x.reason order by x.reas
         union all
         select a.grantee, 'database privileges'
           from pg_catalog.pg_database db, pg_catalog.aclexplode(db.datacl) a
-         where db.oid = $1 and a.grantee <> 0
+         where db.oid = $1 and a.grantee not in (0, db.datdba)
         union all
         select ${BOOTSTRAP_SUPERUSER}::pg_catalog.oid, 'owner' where ${BOOTSTRAP_OWNS}) x
   join pg_catalog.pg_roles r on r.oid = x.role
  group by r.rolname`;
 
-interface RoleRow {
-  name: string;
-  superuser: boolean;
-  login: boolean;
-  inherit: boolean;
-  createrole: boolean;
-  createdb: boolean;
-  replication: boolean;
-  bypassrls: boolean;
-  connection_limit: number;
-  valid_until: string | null;
-}
+/** A role as pg_roles describes it; its settings and why it is kept come from elsewhere. */
+type RoleRow = Omit<GlobalRole, "settings" | "database_settings" | "referenced">;
 
 const ROLES = `
 select rolname as name, rolsuper as superuser, rolcanlogin as login, rolinherit as inherit, rolcreaterole as createrole,

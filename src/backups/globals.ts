@@ -201,6 +201,8 @@ export function writeGlobals(backupPath: string, globals: Globals): { file: stri
 // --- SQL: one set of statements, for people (globalsSql) and for the restore (globals-apply.ts) ---
 
 const id = (s: string) => pg.escapeIdentifier(s);
+/** escapeLiteral writes ` E'..'` (a leading space) for a string with a backslash. */
+const lit = (s: string) => pg.escapeLiteral(s).trimStart();
 
 /** GUCs whose value is a list of names, each quoted on its own (pg_dump's variable_is_guc_list_quote). */
 const LIST_SETTINGS = new Set([
@@ -254,7 +256,7 @@ export function setClause(item: string): string {
   const eq = item.indexOf("=");
   const [guc, value] = [item.slice(0, eq), item.slice(eq + 1)];
   const list = LIST_SETTINGS.has(guc.toLowerCase()) ? splitNameList(value) : undefined;
-  const values = list ? list.map((v) => pg.escapeLiteral(v)).join(", ") : pg.escapeLiteral(value);
+  const values = list ? list.map((v) => lit(v)).join(", ") : lit(value);
   return `SET ${id(guc)} TO ${values || "''"}`;
 }
 
@@ -272,7 +274,7 @@ export function createRoleStatement(role: GlobalRole, privileged = true): string
     flag(role.bypassrls && privileged, "BYPASSRLS"),
   ];
   if (role.connection_limit !== -1) parts.push(`CONNECTION LIMIT ${role.connection_limit}`);
-  if (role.valid_until !== null) parts.push(`VALID UNTIL ${pg.escapeLiteral(role.valid_until)}`);
+  if (role.valid_until !== null) parts.push(`VALID UNTIL ${lit(role.valid_until)}`);
   return parts.join(" ");
 }
 
@@ -321,6 +323,9 @@ export function databaseStatements(globals: Globals, into: string): string[] {
   return out;
 }
 
+/** Text for a `--` comment: a name with a line break (quoted names may have one) must not end the comment. */
+const comment = (s: string) => s.replace(/\p{Cc}|[\u2028\u2029]/gu, "?");
+
 /** A dollar-quote tag that does not occur in `body`. */
 function dollarTag(body: string): string {
   for (let n = 0; ; n++) {
@@ -337,23 +342,25 @@ function dollarTag(body: string): string {
  */
 export function globalsSql(globals: Globals, into: string): string {
   const lines = [
-    `-- Roles, memberships and database settings of database ${globals.database}, captured ${globals.taken_at}`,
-    `-- from PostgreSQL ${globals.server_version} by pmt-worker. Run as a superuser with psql -X -v ON_ERROR_STOP=1:`,
-    `-- part 1 in any database before pg_restore; part 2 after pg_restore --exit-on-error -d ${into} (without --no-owner`,
-    `-- and --no-privileges). Restoring under another name, replace ${id(into)} in part 2. No passwords are kept.`,
+    `-- Roles, memberships and database settings of database ${comment(globals.database)}, captured ${comment(globals.taken_at)}`,
+    `-- from PostgreSQL ${comment(globals.server_version)} by pmt-worker. Run as a superuser with psql -X -v ON_ERROR_STOP=1:`,
+    `-- part 1 in any database before pg_restore; part 2 after pg_restore --exit-on-error -d ${comment(into)} (without --no-owner`,
+    `-- and --no-privileges). Restoring under another name, replace ${comment(id(into))} in part 2. No passwords are kept.`,
     "",
     "-- Part 1: roles (created only when missing; an existing role is left as it is), then memberships.",
   ];
   for (const role of globals.roles) {
     const body = [createRoleStatement(role), ...roleSettingStatements(role)];
-    const test = `SELECT FROM pg_catalog.pg_roles WHERE rolname = ${pg.escapeLiteral(role.name)}`;
+    const test = `SELECT FROM pg_catalog.pg_roles WHERE rolname = ${lit(role.name)}`;
     const text = body.map((s) => `    ${s};`).join("\n");
     const tag = dollarTag(text + test);
-    lines.push(`-- ${role.name}: ${role.referenced.join(", ")}${role.login ? "; can log in: set its password (ALTER ROLE ... PASSWORD)" : ""}`);
+    lines.push(
+      `-- ${comment(role.name)}: ${comment(role.referenced.join(", "))}${role.login ? "; can log in: set its password (ALTER ROLE ... PASSWORD)" : ""}`,
+    );
     lines.push(`DO ${tag} BEGIN\n  IF NOT EXISTS (${test}) THEN\n${text}\n  END IF;\nEND ${tag};`);
   }
   for (const m of globals.memberships) lines.push(`${membershipStatement(m, true)};`);
-  lines.push("", `-- Part 2: the database ${into} itself, after pg_restore.`);
+  lines.push("", `-- Part 2: the database ${comment(into)} itself, after pg_restore.`);
   for (const s of databaseStatements(globals, into)) lines.push(`${s};`);
   return lines.join("\n") + "\n";
 }
