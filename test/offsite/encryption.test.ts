@@ -16,7 +16,7 @@ import { Decrypter, generateX25519Identity, identityToRecipient } from "age-encr
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrate } from "../../src/db/migrate.js";
 import { createLogger } from "../../src/log.js";
-import { ownerOf } from "../../src/offsite/copies.js";
+import { globalsKey, ownerOf } from "../../src/offsite/copies.js";
 import { openStore, type OffsiteStore } from "../../src/offsite/store.js";
 import { runCli } from "../harness/cli.js";
 import { createTestDatabase, queryOnce, type TestDatabase } from "../harness/db.js";
@@ -145,6 +145,13 @@ describe("BACKUP_ENCRYPT_TO", () => {
       const manifest = JSON.parse((await bytesOf(`${key}.json`)).toString());
       expect(manifest).toMatchObject({ kind: "pmt-worker backup", sha256: row!.sha256, encryption: { format: "age", recipients: [recipient] } });
       expect(manifest.table_counts).toBeUndefined();
+      // The roles beside it, encrypted the same way, their sizes and sha256 in the manifest.
+      expect(manifest.globals.key).toBe(globalsKey(key));
+      const globals = await bytesOf(manifest.globals.key);
+      expect(globals.subarray(0, 21).toString()).toBe("age-encryption.org/v1");
+      expect(crypto.createHash("sha256").update(globals).digest("hex")).toBe(manifest.globals.stored.sha256);
+      const roles = JSON.parse(Buffer.from(await d.decrypt(new Uint8Array(globals))).toString());
+      expect(roles.kind).toBe("pmt-worker globals");
     },
   );
 
@@ -156,7 +163,7 @@ describe("BACKUP_ENCRYPT_TO", () => {
     expect(leaks(await everything())).toEqual([]);
     await db.pool.query("update pmt_jobs.backup set status = 'pruned' where id = $1", [dir.id]);
     await db.pool.query("delete from pmt_jobs.backup_copy where backup_id = $1", [dir.id]);
-    for (const f of [...files, `${dir.key}.json`]) await store().remove(f);
+    for (const f of [...files, `${dir.key}.json`, globalsKey(dir.key)]) await store().remove(f);
 
     const folder = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-enc-store-"));
     const run = await runCli(["backup", "run"], { ...env, OFFSITE_URL: `file://${folder}`, BACKUP_ENCRYPT_TO: recipient });
