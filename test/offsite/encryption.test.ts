@@ -254,3 +254,104 @@ describe("BACKUP_ENCRYPT_TO", () => {
     expect(run.stderr).toMatch(/not a valid age recipient/);
   });
 });
+
+describe("BACKUP_ENCRYPT_LOCAL", () => {
+  let local: Record<string, string>;
+  beforeAll(() => {
+    local = {
+      ...env,
+      BACKUP_DIR: path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pmt-enc-local-")), "b"),
+      OFFSITE_URL: "s3://vault/local",
+      BACKUP_ENCRYPT_TO: recipient,
+      BACKUP_ENCRYPT_LOCAL: "true",
+    };
+  });
+
+  it.each([
+    ["tar", "false"],
+    ["custom", "true"],
+  ])(
+    "%s format, OFFSITE_STREAM=%s: the file on the disk is an age file, listed while written, and the copy offsite is that very file",
+    async (format, stream) => {
+      const run = await runCli(["backup", "run", "--format", format], { ...local, OFFSITE_STREAM: stream });
+      expect(run.code, run.stderr).toBe(0);
+      const id = Number(/backup (\d+) succeeded/.exec(run.stdout)![1]);
+      const [b] = await queryOnce<{ local_path: string; sha256: string; bytes: string; stored_sha256: string | null; key: string; encrypted_to: string[] }>(
+        db.url,
+        `select b.local_path, b.sha256, b.bytes, c.stored_sha256, c.key, c.encrypted_to
+       from pmt_jobs.backup b join pmt_jobs.backup_copy c on c.backup_id = b.id where b.id = $1`,
+        [id],
+      );
+      expect(b!.local_path).toMatch(new RegExp(`\\.${format === "tar" ? "tar" : "dump"}\\.age$`));
+      const file = fs.readFileSync(b!.local_path);
+      expect(fs.statSync(b!.local_path).mode & 0o777).toBe(0o600);
+      expect(file.subarray(0, 21).toString()).toBe("age-encryption.org/v1");
+      expect(file.includes(MARKER) || file.includes("secret_rows")).toBe(false);
+      expect(crypto.createHash("sha256").update(file).digest("hex")).toBe(b!.sha256);
+      // The manifest beside it: the plaintext's size and sha256, the file's under encryption, no table names.
+      const manifest = JSON.parse(fs.readFileSync(`${b!.local_path}.json`, "utf8"));
+      expect(manifest.encryption).toEqual({ format: "age", recipients: [recipient], bytes: Number(b!.bytes), sha256: b!.sha256 });
+      expect(JSON.stringify(manifest)).not.toContain("secret_rows");
+      const d = new Decrypter();
+      d.addIdentity(identity);
+      const plain = Buffer.from(await d.decrypt(new Uint8Array(file)));
+      expect(crypto.createHash("sha256").update(plain).digest("hex")).toBe(manifest.sha256);
+      // Offsite: the same bytes, not encrypted twice.
+      expect(b!.key).toMatch(/\.age$/);
+      expect(b!.encrypted_to).toEqual([recipient]);
+      expect(
+        crypto
+          .createHash("sha256")
+          .update(await bytesOf(b!.key))
+          .digest("hex"),
+      ).toBe(b!.sha256);
+    },
+  );
+
+  it("verify, restore and the test restore take the identity; a wrong one is the user's mistake, not corruption", async () => {
+    const [{ id }] = (await queryOnce<{ id: number }>(
+      db.url,
+      "select max(id) as id from pmt_jobs.backup where status = 'succeeded' and local_path like '%.age'",
+    )) as [{ id: number }];
+    const plainVerify = await runCli(["backup", "verify", String(id)], local);
+    expect(plainVerify.code, plainVerify.stderr).toBe(0);
+    expect(plainVerify.stdout).toContain("its sha256 only");
+    const full = await runCli(["backup", "verify", String(id), "--identity-file", "-"], local, undefined, `${identity}\n`);
+    expect(full.code, full.stderr).toBe(0);
+    expect(full.stdout).toContain("decrypted and listed");
+    const other = path.join(path.dirname(identityFile), "other-local.txt");
+    fs.writeFileSync(other, `${await generateX25519Identity()}\n`, { mode: 0o600 });
+    const wrong = await runCli(["backup", "verify", String(id), "--identity-file", other], local);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain("the identity given is not one of them");
+    const [row] = await queryOnce<{ status: string }>(db.url, "select status from pmt_jobs.backup where id = $1", [id]);
+    expect(row!.status).toBe("succeeded");
+
+    const into = `${db.name}_local`;
+    const none = await runCli(["backup", "restore", String(id), "--into", into], local);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain(`is encrypted with age to ${recipient}: pass --identity-file`);
+    const ok = await runCli(["backup", "restore", String(id), "--into", into, "--identity-file", identityFile], local);
+    expect(ok.code, ok.stderr).toBe(0);
+    const [n] = await queryOnce<{ n: string }>(db.url.replace(`/${db.name}`, `/${into}`), "select count(*) as n from public.secret_rows");
+    expect(Number(n!.n)).toBe(2000);
+    await queryOnce(db.url, `drop database ${into} with (force)`);
+
+    const test = await runCli(["backup", "test-restore", "--database", db.name], { ...local, BACKUP_IDENTITY_FILE: identityFile });
+    expect(test.code, test.stderr).toBe(0);
+    expect(test.stdout).toMatch(/test restore of backup \d+ passed/);
+  });
+
+  it("is refused without recipients, with the directory format, or with a weekly test restore that could not decrypt", async () => {
+    const cases: [Record<string, string>, string][] = [
+      [{ BACKUP_ENCRYPT_TO: "" }, "BACKUP_ENCRYPT_LOCAL: needs BACKUP_ENCRYPT_TO"],
+      [{ BACKUP_FORMAT: "directory" }, "not directory"],
+      [{ BACKUP_TEST_RESTORE_CRON: "0 4 * * 0" }, "set BACKUP_IDENTITY_FILE, or BACKUP_TEST_RESTORE_CRON=off"],
+    ];
+    for (const [extra, message] of cases) {
+      const r = await runCli(["backup", "list"], { ...local, ...extra });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(message);
+    }
+  });
+});
