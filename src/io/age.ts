@@ -46,6 +46,12 @@ export async function encryptStream(source: Readable, recipients: string[]): Pro
   return Readable.fromWeb(out as unknown as WebReadableStream<Uint8Array>);
 }
 
+/** The recipients (public keys) of these identities. */
+export async function recipientsOf(identities: string[]): Promise<string[]> {
+  const { identityToRecipient } = await library();
+  return Promise.all(identities.map((i) => identityToRecipient(i)));
+}
+
 /** The identities of an identity file's text: `AGE-SECRET-KEY-...` lines; `#` comments and blank lines ignored. */
 export function parseIdentities(text: string, source: string): string[] {
   const lines = text
