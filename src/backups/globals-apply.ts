@@ -55,7 +55,7 @@ async function restorer(client: pg.ClientBase): Promise<Restorer> {
   return { ...me, v16: Number(num) >= 160000 };
 }
 
-const RUN_AS_SUPERUSER = "run the restore as a superuser, e.g. as postgres on the new server (DATABASE_URL=postgres://postgres@/<database>)";
+const RUN_AS_SUPERUSER = "run the restore as a superuser, e.g. as postgres on the new server (DATABASE_URL=postgres://postgres:<password>@<host>/postgres)";
 
 /** What --with-roles needs and this role lacks, found before anything is created. */
 async function checkRestorer(client: pg.ClientBase, me: Restorer, globals: Globals, missing: GlobalRole[]): Promise<void> {

@@ -73,7 +73,7 @@ describe("two backups of one database at once", () => {
     const content = fs.readFileSync(path.join(backupDir, first.file));
     expect(content.length).toBe(Number(first.bytes));
     expect(crypto.createHash("sha256").update(content).digest("hex")).toBe(first.sha256);
-    expect(fs.readdirSync(backupDir).sort()).toEqual([first.file, `${first.file}.json`]);
+    expect(fs.readdirSync(backupDir).sort()).toEqual([first.file, `${first.file}.globals.json`, `${first.file}.json`]);
 
     // The lock went with the run: a manual backup now goes ahead.
     const third = await runCli(["backup", "run"], cliEnv);

@@ -66,7 +66,7 @@ describe("kill -9 during a backup", () => {
       { status: "succeeded", file: expect.stringMatching(/\.dump$/), error: null },
     ]);
     const files = fs.readdirSync(backupDir).sort();
-    expect(files).toEqual([catalog.rows[1].file, `${catalog.rows[1].file}.json`]);
+    expect(files).toEqual([catalog.rows[1].file, `${catalog.rows[1].file}.globals.json`, `${catalog.rows[1].file}.json`]);
 
     expect(await Workers.stop(second)).toBe(0);
     await log.close();

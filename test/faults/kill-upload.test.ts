@@ -129,7 +129,7 @@ describe("kill -9 during an offsite upload", () => {
     });
     const listed = await client.send(new ListObjectsV2Command({ Bucket: "fault" }));
     client.destroy();
-    expect((listed.Contents ?? []).map((o) => o.Key).sort()).toEqual([copies[0].key, `${copies[0].key}.json`]);
+    expect((listed.Contents ?? []).map((o) => o.Key).sort()).toEqual([copies[0].key, `${copies[0].key}.globals.json`, `${copies[0].key}.json`]);
 
     expect(await Workers.stop(second)).toBe(0);
     await log.close();
