@@ -10,6 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { parseCronItem } from "graphile-worker";
 import { z } from "zod";
+import { parseRecipients } from "./io/age.js";
 import { UserError } from "./errors.js";
 import { mailboxProblem } from "./mail/mailbox.js";
 
@@ -389,6 +390,21 @@ export const ENV = {
     default: "false",
     doc: "Stream each dump to the store while it is written locally (custom and tar formats), so it is offsite sooner; the local file stays the verified source.",
   },
+  BACKUP_ENCRYPT_TO: {
+    schema: z
+      .string()
+      .transform((v, ctx) => {
+        try {
+          return parseRecipients(v);
+        } catch (error) {
+          ctx.addIssue({ code: "custom", message: (error as Error).message });
+          return z.NEVER;
+        }
+      })
+      .optional(),
+    default: undefined,
+    doc: "age recipients (public keys, age1..., comma or space separated): every copy in the offsite store (dumps and their roles) is encrypted to them as it streams, before it leaves the server. Restores take the identity (the private key) from --identity-file; the worker never holds it. Several recipients: each can decrypt (key rotation, a second keeper).",
+  },
   OFFSITE_VERIFY: {
     schema: z.enum(["checksum", "read-back"], { message: "expected checksum or read-back" }),
     default: "checksum",
@@ -495,7 +511,7 @@ export const ENV = {
 
 type Env = typeof ENV;
 /** Variables whose values may hold a password: never echoed in errors. */
-const SECRET_VARS = new Set<string>(["DATABASE_URL", "PMT_DATABASES", "SMTP_URL", "BACKUP_DATABASES", "OFFSITE_URL"]);
+const SECRET_VARS = new Set<string>(["DATABASE_URL", "PMT_DATABASES", "SMTP_URL", "BACKUP_DATABASES", "OFFSITE_URL", "BACKUP_ENCRYPT_TO"]);
 export type EnvName = keyof Env;
 
 /** Each variable's validated value: the output type of its schema. */
@@ -621,6 +637,7 @@ function configOf(v: Values) {
       forcePathStyle: v.S3_FORCE_PATH_STYLE,
       serverId: v.OFFSITE_SERVER_ID,
       stream: v.OFFSITE_STREAM,
+      encryptTo: v.BACKUP_ENCRYPT_TO,
       verify: v.OFFSITE_VERIFY,
       concurrency: v.OFFSITE_CONCURRENCY,
       syncCron: v.OFFSITE_SYNC_CRON,

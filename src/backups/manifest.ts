@@ -21,6 +21,8 @@ export interface Manifest {
   started_at: string;
   finished_at: string;
   table_counts: Record<string, number>;
+  /** The roles and database-level settings the database references (backups/globals.ts), beside the dump. */
+  globals?: { file: string; bytes: number; sha256: string; roles: string[] };
 }
 
 export function manifestPath(backupPath: string): string {

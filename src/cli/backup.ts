@@ -160,14 +160,18 @@ export function registerBackup(program: Command): void {
     .option("--from-offsite <key>", "stream this object from the offsite store (see offsite list) instead")
     .option("--from-file <path>", "restore this file instead of the catalogued one (e.g. a copy)")
     .option("--database <name>", `${CATALOG_OPTION}; the new database is created on its server`)
-    .action(async (id: string | undefined, opts: { into: string; fromFile?: string; fromOffsite?: string; database?: string }) => {
+    .option("--identity-file <path>", "an encrypted copy's age identity (private key) file, or - to read it from stdin; read into memory only")
+    .action(async (id: string | undefined, opts: { into: string; fromFile?: string; fromOffsite?: string; database?: string; identityFile?: string }) => {
       if (!id && !opts.fromOffsite) throw new UserError("give a backup id (see pmt-worker backup list), or --from-offsite <key>");
       const backup = id === undefined ? undefined : backupId(id);
+      const identities = opts.identityFile ? await (await import("../io/age.js")).readIdentityFile(opts.identityFile) : undefined;
       await withDatabases({ database: opts.database, requireOne: "backup restore" }, async ({ config, pool, url }) => {
         const offsite = opts.fromOffsite ? { ...(await import("../offsite/restore.js")), ...(await import("../offsite/store.js")) } : undefined;
         const result =
           offsite && opts.fromOffsite
-            ? await offsite.restoreFromOffsite(config, offsite.openStore(requireOffsite(config), config.offsite), url, opts.fromOffsite, opts.into)
+            ? await offsite.restoreFromOffsite(config, offsite.openStore(requireOffsite(config), config.offsite), url, opts.fromOffsite, opts.into, {
+                identities,
+              })
             : await restoreBackup(config, pool, url, backup!, opts.into, opts.fromFile);
         const tables = Object.keys(result.tables).length;
         const rows = Object.values(result.tables).reduce((a, b) => a + b, 0);

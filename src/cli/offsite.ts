@@ -45,8 +45,17 @@ export function registerOffsite(program: Command): void {
       process.stdout.write(
         entries.length
           ? table(
-              ["key", "database", "started", "format", "bytes", "tiers"],
-              entries.map((e) => [e.key, e.database, e.started_at, e.format, String(e.bytes), (e.tiers ?? []).join(",")]),
+              ["key", "database", "started", "format", "bytes", "tiers", "encrypted to", "roles"],
+              entries.map((e) => [
+                e.key,
+                e.database,
+                e.started_at,
+                e.format,
+                String(e.bytes),
+                (e.tiers ?? []).join(","),
+                e.encryption ? e.encryption.recipients.map((r) => `${r.slice(0, 12)}...${r.slice(-6)}`).join(" ") : "-",
+                e.globals ? String(e.globals.roles.length) : "-",
+              ]),
             )
           : "no backups in the store\n",
       );

@@ -6,6 +6,7 @@
  * final backup that is never pruned (finalBackup). A backup that fails for
  * good alerts the operator.
  */
+import { pipeline } from "node:stream/promises";
 import type { JobHelpers } from "graphile-worker";
 import type pg from "pg";
 import { z } from "zod";
@@ -55,18 +56,32 @@ export async function backupWithStreamedCopy(
   const { etagMatches, PART_SIZE } = await import("../offsite/md5.js");
   const { Measure, measuringTap } = await import("../io/measure.js");
   const offsite: OffsiteDeps = { ...deps, store: storeOf(deps) };
-  // MD5s of exactly the bytes streamed, to compare with the store's ETag.
-  let streamed: { md5: Measure; done: Promise<{ etag?: string }> } | undefined;
+  const encryptTo = deps.config.offsite.encryptTo;
+  // MD5s (and, encrypted, the sha256) of exactly the bytes streamed, to compare with the store's ETag.
+  let streamed: { key: string; plain: Measure; sent: Measure; done: Promise<{ etag?: string }> } | undefined;
   const backup = await runBackup(
     {
       ...deps,
       tee: (name) => {
         const store = offsite.store!;
-        const md5 = new Measure({ sha256: false, md5PartSize: PART_SIZE });
-        const pass = measuringTap(md5);
-        const key = copyKey(store, serverId(deps.config, deps.databaseUrl), { database: target.database, file: name });
-        streamed = { md5, done: store.putStream(key, pass) };
-        return { stream: pass, done: streamed.done };
+        const key = copyKey(store, serverId(deps.config, deps.databaseUrl), { database: target.database, file: name }, !!encryptTo);
+        const sent = new Measure({ sha256: !!encryptTo, md5PartSize: PART_SIZE });
+        const sentTap = measuringTap(sent);
+        if (!encryptTo) {
+          streamed = { key, plain: sent, sent, done: store.putStream(key, sentTap) };
+          return { stream: sentTap, done: streamed.done };
+        }
+        // Encrypted on its way: the plaintext counted, the age file measured as it leaves.
+        const plain = new Measure({ sha256: false });
+        const plainTap = measuringTap(plain);
+        const done = (async () => {
+          const { encryptStream } = await import("../io/age.js");
+          const encrypted = await encryptStream(plainTap, encryptTo);
+          const [put] = await Promise.all([store.putStream(key, sentTap), pipeline(encrypted, sentTap)]);
+          return put;
+        })();
+        streamed = { key, plain, sent, done };
+        return { stream: plainTap, done };
       },
     },
     target,
@@ -74,8 +89,9 @@ export async function backupWithStreamedCopy(
   );
   if (!backup.streamed || !streamed) return { backup, copied: false };
   const { etag } = await streamed.done.catch(() => ({ etag: undefined }));
-  const proven = streamed.md5.bytes === Number(backup.bytes) && etagMatches(etag, streamed.md5.md5());
-  return { backup, copied: await confirmStreamedCopy(offsite, backup, proven, etag) };
+  const checksumMatched = streamed.plain.bytes === Number(backup.bytes) && etagMatches(etag, streamed.sent.md5());
+  const encrypted = encryptTo ? { recipients: encryptTo, stored: streamed.sent.result() } : undefined;
+  return { backup, copied: await confirmStreamedCopy(offsite, backup, { key: streamed.key, checksumMatched, etag, encrypted }) };
 }
 
 /** The copy a backup still owes after its dump: queued as a job of its own (the cron job), or uploaded now (a command waits for it). */

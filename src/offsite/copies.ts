@@ -18,7 +18,8 @@ import type pg from "pg";
 import { raiseAlertWith } from "../alerts/alerts.js";
 import { getBackup, markCorrupt, type BackupRow } from "../backups/catalog.js";
 import { directoryDigest, LocalFileMismatch } from "../backups/files.js";
-import { readManifest } from "../backups/manifest.js";
+import { readManifest, type Manifest } from "../backups/manifest.js";
+import type { Measured } from "../io/measure.js";
 import type { Config } from "../config.js";
 import { PermanentJobError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -47,9 +48,29 @@ export function serverId(config: Config, databaseUrl: string): string {
   return config.offsite.serverId ?? (new URL(databaseUrl).hostname || "localhost");
 }
 
-/** `<prefix>/<server id>/<database>/<file>` */
-export function copyKey(store: OffsiteStore, server: string, backup: { database: string; file: string | null }): string {
-  return objectKey(store.prefix, server, backup.database, backup.file ?? "");
+/** `<prefix>/<server id>/<database>/<file>`, and `.age` when the copy is encrypted (an age file, as age's own tools name them). */
+export function copyKey(store: OffsiteStore, server: string, backup: { database: string; file: string | null }, encrypted = false): string {
+  return objectKey(store.prefix, server, backup.database, backup.file ?? "") + (encrypted ? ".age" : "");
+}
+
+/** The copy's roles and database-level settings (backups/globals.ts): `<file>.globals.json`, `.age` when encrypted. */
+export function globalsKey(key: string): string {
+  return key.endsWith(".age") ? `${key.slice(0, -4)}.globals.json.age` : `${key}.globals.json`;
+}
+
+/** The copy whose object `key` is one of (the dump, a directory dump's file, its manifest or its globals), given the copies' keys. */
+export function ownerOf(key: string, copies: Set<string>): string | undefined {
+  const globals = /^(.*)\.globals\.json(\.age)?$/.exec(key);
+  const candidates = [key, key.replace(/\.json$/, ""), ...(globals ? [globals[1]!, `${globals[1]}.age`] : [])];
+  const direct = candidates.find((k) => copies.has(k));
+  if (direct) return direct;
+  return [...copies].find((k) => key.startsWith(`${k}/`));
+}
+
+/** What the store holds when it is not the backup's own bytes: an encrypted copy. */
+interface Encrypted {
+  recipients: string[];
+  stored: Measured;
 }
 
 async function recordCopy(pool: pg.Pool, backupId: number, target: string, key: string, fields: Record<string, unknown>): Promise<void> {
@@ -69,12 +90,16 @@ async function recordVerified(
   key: string,
   verifiedBy: "checksum" | "read-back",
   etag: string | undefined,
+  encrypted?: Encrypted,
 ): Promise<void> {
   await recordCopy(pool, backup.id, store.description, key, {
     status: "verified",
     verified_by: verifiedBy,
     bytes: backup.bytes,
     sha256: backup.sha256,
+    stored_bytes: encrypted?.stored.bytes ?? null,
+    stored_sha256: encrypted?.stored.sha256 ?? null,
+    encrypted_to: encrypted?.recipients ?? null,
     etag: etag ?? null,
     uploaded_at: new Date(),
     verified_at: new Date(),
@@ -140,32 +165,91 @@ async function refuseCorrupt(deps: OffsiteDeps, backup: BackupRow, mismatch: Loc
   return new PermanentJobError(`offsite copy of backup ${backup.id} refused: ${mismatch.message}; the backup is marked corrupt`, { cause: mismatch });
 }
 
-/** Uploads one backup (and its manifest), proves the copy, records it. */
+/**
+ * The manifest as the store keeps it, beside the copy: where the copy is and,
+ * for an encrypted one, to whom and what the store holds. An encrypted copy's
+ * manifest leaves out the table names and row counts (they are the
+ * database's); the dump's size and sha256 stay (they prove the plaintext
+ * after decryption).
+ */
+function storedManifest(
+  manifest: Manifest,
+  key: string,
+  encrypted: Encrypted | undefined,
+  globals: (NonNullable<Manifest["globals"]> & { key: string; stored: Measured }) | undefined,
+) {
+  const { table_counts, ...rest } = manifest;
+  return {
+    ...(encrypted ? rest : { ...rest, table_counts }),
+    offsite_key: key,
+    ...(encrypted ? { encryption: { format: "age", recipients: encrypted.recipients, bytes: encrypted.stored.bytes, sha256: encrypted.stored.sha256 } } : {}),
+    ...(globals ? { globals } : {}),
+  };
+}
+
+/** One object put and proven: by the store's checksum, else read back and compared with what was sent. True if read back. */
+async function putProven(deps: OffsiteDeps, store: OffsiteStore, part: UploadPart, encryptTo: string[] | undefined) {
+  const put = await store.put(part.key, part.file, part, { encryptTo });
+  if (put.confirmed && deps.config.offsite.verify === "checksum") return { ...put, readBack: false };
+  const back = await hashObject(store, part.key);
+  if (back.sha256 !== put.stored.sha256 || back.bytes !== put.stored.bytes) {
+    throw new Error(`the copy of ${part.key} read back as ${back.bytes} bytes sha256 ${back.sha256}, expected ${put.stored.bytes} bytes ${put.stored.sha256}`);
+  }
+  return { ...put, readBack: true };
+}
+
+/** The backup's globals file (roles, settings) beside its copy, encrypted like the dump; undefined when it has none (older backups). */
+async function putGlobals(
+  deps: OffsiteDeps,
+  store: OffsiteStore,
+  backup: BackupRow,
+  manifest: Manifest | undefined,
+  key: string,
+  encryptTo: string[] | undefined,
+) {
+  const globals = manifest?.globals;
+  if (!globals) return undefined;
+  const file = path.join(path.dirname(backup.local_path!), globals.file);
+  const part = { key: globalsKey(key), file, bytes: globals.bytes, sha256: globals.sha256 };
+  const put = await putProven(deps, store, part, encryptTo);
+  return { ...globals, key: part.key, stored: put.stored };
+}
+
+/** Uploads one backup (its dump, globals and manifest; encrypted to BACKUP_ENCRYPT_TO when set), proves the copy, records it. */
 export async function uploadBackup(deps: OffsiteDeps, backup: BackupRow): Promise<string> {
   const store = storeOf(deps);
   if (!backup.local_path || !backup.file) throw new PermanentJobError(`backup ${backup.id} has no local file to upload`);
   if (!fs.existsSync(backup.local_path)) throw new PermanentJobError(`backup ${backup.id}'s file ${backup.local_path} is missing: nothing to upload`);
-  const key = copyKey(store, serverId(deps.config, deps.databaseUrl), backup);
+  const encryptTo = deps.config.offsite.encryptTo;
+  const key = copyKey(store, serverId(deps.config, deps.databaseUrl), backup, !!encryptTo);
   await recordCopy(deps.pool, backup.id, store.description, key, { status: "uploading", error: null });
   try {
     const manifest = readManifest(backup.local_path);
     const parts = uploadParts(backup, key);
     let readBack = false;
-    const etags: StoredObject[] = [];
+    const stored: StoredObject[] = [];
+    const storedParts: { name: string; bytes: number; sha256: string }[] = [];
     for (const part of parts) {
-      const { confirmed, etag } = await store.put(part.key, part.file, part);
-      etags.push({ key: part.key, bytes: part.bytes, etag });
-      if (confirmed && deps.config.offsite.verify === "checksum") continue;
-      readBack = true;
-      const back = await hashObject(store, part.key);
-      if (back.sha256 !== part.sha256 || back.bytes !== part.bytes) {
-        throw new Error(`the copy of ${part.key} read back as ${back.bytes} bytes sha256 ${back.sha256}, expected ${part.bytes} bytes ${part.sha256}`);
-      }
+      const put = await putProven(deps, store, part, encryptTo);
+      readBack ||= put.readBack;
+      stored.push({ key: part.key, bytes: put.stored.bytes, etag: put.etag });
+      storedParts.push({ name: part.key, ...put.stored });
     }
-    if (manifest) await store.putText(`${key}.json`, JSON.stringify({ ...manifest, offsite_key: key }, null, 2) + "\n");
+    const globals = await putGlobals(deps, store, backup, manifest, key, encryptTo);
+    const encrypted = encryptTo ? { recipients: encryptTo, stored: backup.format === "directory" ? directoryDigest(storedParts) : storedParts[0]! } : undefined;
+    if (manifest) await store.putText(`${key}.json`, JSON.stringify(storedManifest(manifest, key, encrypted, globals), null, 2) + "\n");
     const verifiedBy = readBack ? "read-back" : "checksum";
-    await recordVerified(deps.pool, store, backup, key, verifiedBy, backup.format === "directory" ? directoryFingerprint(key, etags) : etags[0]?.etag);
-    deps.logger.info({ backup: backup.id, key, store: store.description, verified_by: verifiedBy }, "offsite copy verified");
+    const etag = backup.format === "directory" ? directoryFingerprint(key, stored) : stored[0]?.etag;
+    await recordVerified(
+      deps.pool,
+      store,
+      backup,
+      key,
+      verifiedBy,
+      etag,
+      encrypted && { recipients: encrypted.recipients, stored: { bytes: encrypted.stored.bytes, sha256: encrypted.stored.sha256 } },
+    );
+    deps.logger.info({ backup: backup.id, key, store: store.description, verified_by: verifiedBy, encrypted: !!encryptTo }, "offsite copy verified");
     return key;
   } catch (error) {
     if (error instanceof LocalFileMismatch) {
@@ -198,23 +282,33 @@ export function describeStoreError(error: unknown): string {
  * file's sha256; then recorded, manifest included.
  * False if it does not match (the caller then uploads the file normally).
  */
-export async function confirmStreamedCopy(deps: OffsiteDeps, backup: BackupRow, checksumMatched = false, etag?: string): Promise<boolean> {
+export async function confirmStreamedCopy(deps: OffsiteDeps, backup: BackupRow, streamed: StreamedCopy): Promise<boolean> {
   const store = storeOf(deps);
-  const key = copyKey(store, serverId(deps.config, deps.databaseUrl), backup);
+  const { key, encrypted } = streamed;
   try {
-    const byChecksum = checksumMatched && deps.config.offsite.verify === "checksum";
+    const byChecksum = streamed.checksumMatched && deps.config.offsite.verify === "checksum";
     if (!byChecksum) {
       const back = await hashObject(store, key);
-      if (back.sha256 !== backup.sha256 || back.bytes !== Number(backup.bytes)) return false;
+      const expected = encrypted?.stored ?? { bytes: Number(backup.bytes), sha256: backup.sha256 };
+      if (back.sha256 !== expected.sha256 || back.bytes !== expected.bytes) return false;
     }
     const manifest = backup.local_path ? readManifest(backup.local_path) : undefined;
-    if (manifest) await store.putText(`${key}.json`, JSON.stringify({ ...manifest, offsite_key: key }, null, 2) + "\n");
-    await recordVerified(deps.pool, store, backup, key, byChecksum ? "checksum" : "read-back", etag ?? (await store.head(key))?.etag);
+    const globals = await putGlobals(deps, store, backup, manifest, key, encrypted?.recipients);
+    if (manifest) await store.putText(`${key}.json`, JSON.stringify(storedManifest(manifest, key, encrypted, globals), null, 2) + "\n");
+    await recordVerified(deps.pool, store, backup, key, byChecksum ? "checksum" : "read-back", streamed.etag ?? (await store.head(key))?.etag, encrypted);
     return true;
   } catch (error) {
     deps.logger.warn({ backup: backup.id, err: describeStoreError(error) }, "the streamed copy could not be confirmed");
     return false;
   }
+}
+
+/** A copy streamed while the backup was written: its key, whether the store's ETag matched the bytes sent, and what was sent if encrypted. */
+export interface StreamedCopy {
+  key: string;
+  checksumMatched: boolean;
+  etag?: string;
+  encrypted?: Encrypted;
 }
 
 export async function uploadById(deps: OffsiteDeps, backupId: number): Promise<string | undefined> {
@@ -234,13 +328,15 @@ interface KnownCopy {
   bytes: number | null;
   sha256: string | null;
   etag: string | null;
+  stored_bytes: number | null;
+  stored_sha256: string | null;
   format: string;
   database: string;
   started_at: Date;
   backup_status: string;
 }
 
-const KNOWN_COPY = `select c.backup_id, c.key, c.bytes, c.sha256, c.etag, b.format, b.database, b.started_at, b.status as backup_status
+const KNOWN_COPY = `select c.backup_id, c.key, coalesce(c.stored_bytes, c.bytes) as bytes, coalesce(c.stored_sha256, c.sha256) as sha256, c.etag, c.stored_bytes, c.stored_sha256, b.format, b.database, b.started_at, b.status as backup_status
                     from pmt_jobs.backup_copy c join pmt_jobs.backup b on b.id = c.backup_id`;
 
 /** The store's objects under the folders holding `keys` (one LIST per folder). */
@@ -455,9 +551,7 @@ export async function unknownObjects(deps: Pick<OffsiteDeps, "config" | "pool" |
   const others = (deps.config.backup.others ?? []).map((db) => objectKey(store.prefix, server, db) + "/");
   for (const object of await store.list(objectKey(store.prefix, server) + "/")) {
     if (others.some((folder) => object.key.startsWith(folder))) continue;
-    const base = object.key.replace(/\.json$/, "");
-    const owner = [...keys].some((k) => base === k || object.key.startsWith(`${k}/`));
-    if (!owner) unknown.push(object.key);
+    if (!ownerOf(object.key, keys)) unknown.push(object.key);
   }
   if (unknown.length) deps.logger.warn({ objects: unknown }, "objects in the offsite store that the catalog does not know; left alone");
   return unknown;

@@ -11,6 +11,7 @@ import { pipeline } from "node:stream/promises";
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { verifyingFileTap } from "../backups/files.js";
+import { encryptStream } from "../io/age.js";
 import { Measure, measureStream, measuringTap, sha256Of, type Measured } from "../io/measure.js";
 import { etagMatches, PART_SIZE } from "./md5.js";
 import { createS3Client, objectKey, parseOffsiteUrl, type S3Settings } from "./target.js";
@@ -35,7 +36,7 @@ export interface OffsiteStore {
    * false when the store gave none we can check (then read it back).
    * `etag`: what the store lists for the object now.
    */
-  put(key: string, file: string, expected: { bytes: number; sha256: string }): Promise<{ confirmed: boolean; etag?: string }>;
+  put(key: string, file: string, expected: Measured, options?: PutOptions): Promise<Put>;
   /** Upload of a stream of unknown length (OFFSITE_STREAM), in parts of PART_SIZE; the store's ETag, if any. */
   putStream(key: string, stream: Readable): Promise<{ etag?: string }>;
   putText(key: string, text: string): Promise<void>;
@@ -43,6 +44,43 @@ export interface OffsiteStore {
   head(key: string): Promise<StoredObject | undefined>;
   list(prefix: string): Promise<StoredObject[]>;
   remove(key: string): Promise<void>;
+}
+
+export interface PutOptions {
+  /** age recipients: the file's bytes (proven to be `expected` first) are encrypted to them on their way (io/age.ts). */
+  encryptTo?: string[];
+}
+
+export interface Put {
+  confirmed: boolean;
+  etag?: string;
+  /** What the store holds: `expected` itself, or the encrypted bytes' size and sha256. */
+  stored: Measured;
+}
+
+/**
+ * The bytes of `file` as they go to the store: hashed and refused at their end
+ * unless they are `expected` (the catalog's), then encrypted when asked, then
+ * measured (`sent`: the store's ETag forms, and the sha256 of what is stored
+ * when that differs from the file). Nothing is buffered beyond a chunk or two.
+ */
+async function uploadBody(file: string, expected: Measured, sent: Measure, options: PutOptions = {}) {
+  const verify = verifyingFileTap(file, expected);
+  const body = measuringTap(sent);
+  const plain = fs.createReadStream(file);
+  // pipeline passes a read error or a mismatch on to the body, which fails the upload.
+  if (!options.encryptTo) {
+    pipeline(plain, verify, body).catch(() => {});
+  } else {
+    const encrypted = await encryptStream(verify, options.encryptTo);
+    pipeline(plain, verify).catch(() => {});
+    pipeline(encrypted, body).catch(() => {});
+  }
+  return { body, verify };
+}
+
+function storedOf(expected: Measured, sent: Measure, options: PutOptions = {}): Measured {
+  return options.encryptTo ? sent.result() : expected;
 }
 
 /** sha256 and size of an object, by reading it back. */
@@ -60,27 +98,31 @@ class S3Store implements OffsiteStore {
     this.description = `s3://${bucket}/${prefix}`;
   }
 
-  async put(key: string, file: string, expected: { bytes: number; sha256: string }): Promise<{ confirmed: boolean; etag?: string }> {
+  async put(key: string, file: string, expected: Measured, options: PutOptions = {}): Promise<Put> {
     const bytes = fs.statSync(file).size;
-    // S3 allows 10,000 parts: 5 MiB parts (bounded memory, small resends) up to 48 GiB, larger beyond.
-    const partSize = Math.max(PART_SIZE, Math.ceil(Math.max(bytes, expected.bytes) / 10_000));
+    // S3 allows 10,000 parts: 5 MiB parts (bounded memory, small resends) up to 48 GiB, larger beyond
+    // (an age file is 16 bytes per 64 KiB larger than its plaintext, plus its header).
+    const partSize = Math.max(PART_SIZE, Math.ceil((Math.max(bytes, expected.bytes) * 1.001 + 65_536) / 10_000));
     // sha256 and MD5s of the bytes as they go (the file is read once): the sha256 must be the
     // catalog's before the upload may complete, the MD5s are compared with the store's ETag.
-    const sent = new Measure({ sha256: false, md5PartSize: partSize });
-    const verify = verifyingFileTap(file, expected);
-    const body = measuringTap(sent);
-    // pipeline passes a read error or a mismatch on to the body, which fails the upload.
-    pipeline(fs.createReadStream(file), verify, body).catch(() => {});
+    const sent = new Measure({ sha256: !!options.encryptTo, md5PartSize: partSize });
+    const { body, verify } = await uploadBody(file, expected, sent, options);
     try {
       const out = await new Upload({
         client: this.s3,
-        params: { Bucket: this.bucket, Key: key, Body: body, Metadata: { sha256: expected.sha256 } },
+        params: {
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          Metadata: options.encryptTo ? { plaintext_sha256: expected.sha256 } : { sha256: expected.sha256 },
+        },
         queueSize: 2,
         partSize,
         leavePartsOnError: false,
       }).done();
       const etag = "ETag" in out ? out.ETag : undefined;
-      return { confirmed: sent.bytes === expected.bytes && etagMatches(etag, sent.md5()), etag };
+      const stored = storedOf(expected, sent, options);
+      return { confirmed: sent.bytes === stored.bytes && etagMatches(etag, sent.md5()), etag, stored };
     } catch (error) {
       throw verify.mismatch ?? error;
     }
@@ -169,14 +211,15 @@ class DirectoryStore implements OffsiteStore {
     fs.renameSync(tmp, target);
   }
 
-  async put(key: string, file: string, expected: { bytes: number; sha256: string }): Promise<{ confirmed: boolean; etag?: string }> {
-    const verify = verifyingFileTap(file, expected);
+  async put(key: string, file: string, expected: Measured, options: PutOptions = {}): Promise<Put> {
+    const sent = new Measure({ sha256: !!options.encryptTo });
+    const { body, verify } = await uploadBody(file, expected, sent, options);
     try {
-      await this.write(key, fs.createReadStream(file), verify);
+      await this.write(key, body);
     } catch (error) {
       throw verify.mismatch ?? error;
     }
-    return { confirmed: false, etag: (await this.head(key))?.etag };
+    return { confirmed: false, etag: (await this.head(key))?.etag, stored: storedOf(expected, sent, options) };
   }
 
   async putStream(key: string, stream: Readable): Promise<{ etag?: string }> {

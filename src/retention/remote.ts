@@ -6,7 +6,7 @@
 import type pg from "pg";
 import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
-import { markCopyPruned } from "../offsite/copies.js";
+import { globalsKey, markCopyPruned } from "../offsite/copies.js";
 import type { OffsiteStore } from "../offsite/store.js";
 import { planRetention } from "./policy.js";
 
@@ -29,7 +29,8 @@ export async function applyRemoteRetention(deps: { config: Config; pool: pg.Pool
     for (const copy of copies) {
       if (copy.final || !plan.prune.includes(copy.backup_id)) continue;
       const objects = copy.format === "directory" ? (await store.list(`${copy.key}/`)).map((o) => o.key) : [copy.key];
-      for (const key of [...objects, `${copy.key}.json`]) await store.remove(key);
+      // The dump, its globals (roles), then its manifest: a half-pruned copy still has the manifest that names it.
+      for (const key of [...objects, globalsKey(copy.key), `${copy.key}.json`]) await store.remove(key);
       await markCopyPruned(deps.pool, copy.backup_id, store.description);
       pruned.push(copy.key);
     }

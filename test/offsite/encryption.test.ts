@@ -1,0 +1,222 @@
+/**
+ * BACKUP_ENCRYPT_TO: every copy in the store is an age file encrypted to the
+ * recipients as it streams, before it leaves the server; the worker holds
+ * only public keys. Against a real S3 API server (s3rver) and real pg_dump:
+ * the stored bytes are grepped for the database's rows and schema (found in
+ * a control run without encryption, so the grep is proven to work), the
+ * manifest says to whom, sha256 and ETag prove both the plaintext and the
+ * stored bytes, sync proves encrypted copies from the listing, and a restore
+ * from the store takes the identity from a file or stdin.
+ */
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Decrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { migrate } from "../../src/db/migrate.js";
+import { createLogger } from "../../src/log.js";
+import { ownerOf } from "../../src/offsite/copies.js";
+import { openStore, type OffsiteStore } from "../../src/offsite/store.js";
+import { runCli } from "../harness/cli.js";
+import { createTestDatabase, queryOnce, type TestDatabase } from "../harness/db.js";
+import { S3RVER_CREDENTIALS, S3Sink } from "../harness/s3.js";
+import { testConfig } from "../harness/worker.js";
+
+const logger = createLogger("silent");
+const MARKER = `drill-secret-${crypto.randomBytes(4).toString("hex")}`;
+let db: TestDatabase;
+let s3: S3Sink;
+let identity: string;
+let recipient: string;
+let identityFile: string;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await migrate(db.pool, logger);
+  // Rows a leak would show: an uncompressed (tar) dump carries them verbatim, a custom one its schema.
+  await db.pool.query(`create table public.secret_rows as select g as id, '${MARKER}-' || g as v from generate_series(1, 2000) g`);
+  s3 = await S3Sink.start(["vault"]);
+  identity = await generateX25519Identity();
+  recipient = await identityToRecipient(identity);
+  const keys = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-age-"));
+  identityFile = path.join(keys, "key.txt");
+  fs.writeFileSync(identityFile, `# created: by the test\n# public key: ${recipient}\n${identity}\n`, { mode: 0o600 });
+  env = {
+    ...S3RVER_CREDENTIALS,
+    DATABASE_URL: db.url,
+    BACKUP_DIR: path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pmt-enc-")), "b"),
+    OFFSITE_URL: "s3://vault/pmt",
+    OFFSITE_SERVER_ID: "db-1",
+    S3_ENDPOINT: s3.endpoint,
+    S3_FORCE_PATH_STYLE: "true",
+    BACKUP_MIN_FREE_MB: "0",
+    BACKUP_TEST_RESTORE_CRON: "off",
+  };
+});
+
+afterAll(async () => {
+  await s3?.close();
+});
+
+function store(): OffsiteStore {
+  Object.assign(process.env, S3RVER_CREDENTIALS);
+  return openStore("s3://vault/pmt", testConfig(env).offsite);
+}
+
+async function bytesOf(key: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of await store().read(key)) chunks.push(Buffer.from(c));
+  return Buffer.concat(chunks);
+}
+
+/** Every object's bytes under the server's folder, as the store holds them. */
+async function everything(): Promise<{ key: string; bytes: Buffer }[]> {
+  const out = [];
+  for (const o of await store().list("pmt/")) out.push({ key: o.key, bytes: await bytesOf(o.key) });
+  return out;
+}
+
+const leaks = (objects: { key: string; bytes: Buffer }[]) =>
+  objects.filter((o) => o.bytes.includes(MARKER) || o.bytes.includes("secret_rows") || o.bytes.includes("PGDMP")).map((o) => o.key);
+
+async function backupRun(extra: Record<string, string>): Promise<{ id: number; key: string }> {
+  const run = await runCli(["backup", "run", "--format", extra.BACKUP_FORMAT ?? "custom"], { ...env, ...extra });
+  expect(run.code, run.stderr).toBe(0);
+  expect(run.stdout).toMatch(/offsite copy verified/);
+  const id = Number(/backup (\d+) succeeded/.exec(run.stdout)![1]);
+  const [copy] = await queryOnce<{ key: string }>(db.url, "select key from pmt_jobs.backup_copy where backup_id = $1", [id]);
+  return { id, key: copy!.key };
+}
+
+describe("BACKUP_ENCRYPT_TO", () => {
+  it("without it the copies carry the database's rows: the grep below finds them (control)", async () => {
+    const { id, key } = await backupRun({ BACKUP_FORMAT: "tar" });
+    expect(key).not.toMatch(/\.age$/);
+    expect(leaks(await everything())).toContain(key);
+    // Clean slate for the encrypted runs: their objects alone are grepped.
+    for (const o of await store().list("pmt/")) await store().remove(o.key);
+    await db.pool.query("delete from pmt_jobs.backup_copy");
+    await db.pool.query("update pmt_jobs.backup set status = 'pruned' where id = $1", [id]);
+  });
+
+  it.each([
+    ["tar", "false", "checksum"],
+    ["custom", "false", "read-back"],
+    ["custom", "true", "checksum"],
+    ["tar", "true", "read-back"],
+  ])(
+    "%s format, OFFSITE_STREAM=%s, proven by %s: no plaintext byte reaches the bucket, and the copy decrypts to the backup",
+    async (format, stream, verify) => {
+      const { id, key } = await backupRun({ BACKUP_FORMAT: format, OFFSITE_STREAM: stream, OFFSITE_VERIFY: verify, BACKUP_ENCRYPT_TO: recipient });
+      expect(key).toMatch(/\.age$/);
+      const objects = await everything();
+      expect(objects.map((o) => o.key)).toContain(key);
+      expect(leaks(objects)).toEqual([]);
+
+      const [row] = await queryOnce<{
+        sha256: string;
+        bytes: string;
+        stored_sha256: string;
+        stored_bytes: string;
+        encrypted_to: string[];
+        verified_by: string;
+      }>(
+        db.url,
+        `select b.sha256, b.bytes, c.stored_sha256, c.stored_bytes, c.encrypted_to, c.verified_by
+       from pmt_jobs.backup b join pmt_jobs.backup_copy c on c.backup_id = b.id where b.id = $1`,
+        [id],
+      );
+      expect(row!.encrypted_to).toEqual([recipient]);
+      expect(row!.verified_by).toBe(verify);
+      // What the store holds is what the catalog says was stored ...
+      const stored = await bytesOf(key);
+      expect(crypto.createHash("sha256").update(stored).digest("hex")).toBe(row!.stored_sha256);
+      expect(stored.length).toBe(Number(row!.stored_bytes));
+      expect(stored.subarray(0, 21).toString()).toBe("age-encryption.org/v1");
+      // ... and decrypts, with the identity, to exactly the backup.
+      const d = new Decrypter();
+      d.addIdentity(identity);
+      const plain = Buffer.from(await d.decrypt(new Uint8Array(stored)));
+      expect(crypto.createHash("sha256").update(plain).digest("hex")).toBe(row!.sha256);
+      expect(plain.length).toBe(Number(row!.bytes));
+
+      const manifest = JSON.parse((await bytesOf(`${key}.json`)).toString());
+      expect(manifest).toMatchObject({ kind: "pmt-worker backup", sha256: row!.sha256, encryption: { format: "age", recipients: [recipient] } });
+      expect(manifest.table_counts).toBeUndefined();
+    },
+  );
+
+  it("offsite list shows to whom each copy is encrypted; offsite sync proves the copies from the listing without uploading", async () => {
+    const list = await runCli(["offsite", "list", "--json"], { ...env, BACKUP_ENCRYPT_TO: recipient });
+    expect(list.code, list.stderr).toBe(0);
+    const entries = list.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(entries.length).toBeGreaterThanOrEqual(4);
+    for (const e of entries) expect(e.encryption.recipients).toEqual([recipient]);
+    const sync = await runCli(["offsite", "sync"], { ...env, BACKUP_ENCRYPT_TO: recipient });
+    expect(sync.code, sync.stderr).toBe(0);
+    expect(sync.stdout).toMatch(/proven from the store's listing 4, lost or changed 0, uploaded 0, pruned \d+, unknown objects 0\n/);
+    // Remote retention pruned whole copies: every object left belongs to a copy the store still lists.
+    const left = (await runCli(["offsite", "list", "--json"], env)).stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l).key as string);
+    const owned = new Set(left);
+    for (const o of await store().list("pmt/")) expect(ownerOf(o.key, owned), o.key).toBeDefined();
+  });
+
+  it("restores from the store with the identity from a file or stdin; without it, or with another, says so and creates nothing", async () => {
+    const [entry] = (await runCli(["offsite", "list", "--json"], env)).stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    const into = `${db.name}_dr`;
+    const none = await runCli(["backup", "restore", "--from-offsite", entry.key, "--into", into], env);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain(`is encrypted with age to ${recipient}: pass --identity-file`);
+
+    const other = path.join(path.dirname(identityFile), "other.txt");
+    fs.writeFileSync(other, `${await generateX25519Identity()}\n`, { mode: 0o600 });
+    const wrong = await runCli(["backup", "restore", "--from-offsite", entry.key, "--into", into, "--identity-file", other], env);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain("the identity given is not one of them");
+    expect(await queryOnce(db.url, "select 1 from pg_database where datname = $1", [into])).toEqual([]);
+
+    const bad = await runCli(["backup", "restore", "--from-offsite", entry.key, "--into", into, "--identity-file", "-"], env, undefined, "not a key\n");
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("stdin: expected an age identity file");
+    expect(bad.stderr).not.toContain("not a key");
+
+    for (const [name, args, input] of [
+      ["file", ["--identity-file", identityFile], undefined],
+      ["stdin", ["--identity-file", "-"], fs.readFileSync(identityFile, "utf8")],
+    ] as const) {
+      const target = `${into}_${name}`;
+      const ok = await runCli(["backup", "restore", "--from-offsite", entry.key, "--into", target, ...args], env, undefined, input);
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(ok.stdout + ok.stderr).not.toContain(identity);
+      const [rows] = await queryOnce<{ n: string }>(
+        db.url.replace(`/${db.name}`, `/${target}`),
+        `select count(*) as n from public.secret_rows where v like '${MARKER}%'`,
+      );
+      expect(Number(rows!.n)).toBe(2000);
+      await queryOnce(db.url, `drop database ${target} with (force)`);
+    }
+  });
+
+  it("refuses a private key or a malformed recipient, without echoing it", async () => {
+    const secret = await runCli(["backup", "run"], { ...env, BACKUP_ENCRYPT_TO: identity });
+    expect(secret.code).toBe(1);
+    expect(secret.stderr).toContain("BACKUP_ENCRYPT_TO");
+    expect(secret.stderr).toContain("is an identity (a private key)");
+    expect(secret.stderr).not.toContain(identity.slice(15));
+    // A typo keeps the shape but breaks the checksum: refused before anything is uploaded.
+    const typo = recipient.slice(0, -1) + (recipient.endsWith("q") ? "p" : "q");
+    const run = await runCli(["backup", "run"], { ...env, BACKUP_ENCRYPT_TO: typo });
+    expect(run.stderr).toMatch(/not a valid age recipient/);
+  });
+});
