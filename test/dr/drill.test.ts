@@ -126,10 +126,9 @@ function ok(r: CliResult, what: string): string {
 }
 
 describe.skipIf(unavailable)("disaster-recovery drill: a PMT server lost, restored onto a bare one from the bucket and the identity file alone", () => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-drill-"));
-  /** The identity's folder: outside everything the worker sees (its PMT_HOME, BACKUP_DIR, environment). */
-  const keys = path.join(tmp, "offline-keys");
-  const identityFile = path.join(keys, "pmt-backups.agekey");
+  let tmp: string;
+  /** The identity, in a folder of its own: outside everything the worker sees (its PMT_HOME, BACKUP_DIR, environment). */
+  let identityFile: string;
   let recipient: string;
   const workerPassword = crypto.randomBytes(9).toString("hex");
   const webPassword = crypto.randomBytes(9).toString("hex");
@@ -165,7 +164,10 @@ describe.skipIf(unavailable)("disaster-recovery drill: a PMT server lost, restor
   });
 
   beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-drill-"));
+    const keys = path.join(tmp, "offline-keys");
     fs.mkdirSync(keys, { mode: 0o700 });
+    identityFile = path.join(keys, "pmt-backups.agekey");
     [a, s3, smtp] = await Promise.all([startPostgisCluster({ auth: "password" }), S3Sink.start([BUCKET, CONTROL_BUCKET]), SmtpSink.start()]);
 
     // The key pair, made away from the database server: only the recipient goes into the worker's settings.
@@ -213,7 +215,7 @@ describe.skipIf(unavailable)("disaster-recovery drill: a PMT server lost, restor
     await b?.stop();
     await s3?.close();
     await smtp?.down();
-    fs.rmSync(tmp, { recursive: true, force: true });
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
   it("backs up the PMT database, encrypted to the recipient, with its globals, into the bucket", async () => {
@@ -234,7 +236,7 @@ describe.skipIf(unavailable)("disaster-recovery drill: a PMT server lost, restor
     before = await securityPicture(urlOf(a!, "pmt"));
     // What the guide's step 2 made, in the picture the restore must give back.
     expect(before.memberships).toContain("pmt_app > pmt_write admin=false");
-    expect(before.database[0]).toMatch(/pmt_worker=C\/postgres/);
+    expect(before.database?.[0]).toMatch(/pmt_worker=C\/postgres/);
   }, 120_000);
 
   it("restores onto a bare server from the bucket and the identity file alone: roles, memberships, owners and grants as they were", async () => {
