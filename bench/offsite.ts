@@ -6,7 +6,9 @@
  * ETag) and `s3cmd put` followed by `s3cmd get` (a read-back by hand). Then a
  * backup with its offsite copy, `pmt-worker backup run` with OFFSITE_URL
  * (streamed while written, and uploaded after), against `pg_dump -Fc > file`
- * then `s3cmd put file`. All against one in-process s3rver behind a proxy
+ * then `s3cmd put file`; and encrypted (BACKUP_ENCRYPT_TO, age as it streams)
+ * against `pg_dump -Fc | age -r <recipient> > file` then `s3cmd put` (when
+ * Debian's age is installed). All against one in-process s3rver behind a proxy
  * that limits the bandwidth (`--mbps`, shared by all connections, the same for
  * every tool; 0: unlimited, the store on localhost), alternating, on the
  * same backup.
@@ -86,7 +88,12 @@ export async function main(): Promise<void> {
 
   // A backup with its offsite copy, against pg_dump then s3cmd put.
   const pgDump = chooseTool("pg_dump", findTools("pg_dump", searchDirs()), { major: 15, version: "15" });
-  const both = { streamed: [] as number[], uploaded: [] as number[], cron: [] as number[] };
+  const both = { streamed: [] as number[], uploaded: [] as number[], cron: [] as number[], encrypted: [] as number[], cronEncrypted: [] as number[] };
+  // Encrypted copies: our age (in-process) against the age command in the cron's pipe, to the same recipient.
+  const { generateX25519Identity, identityToRecipient } = await import("age-encryption");
+  const recipient = await identityToRecipient(await generateX25519Identity());
+  const ageCli = spawnSync("age", ["--version"]).status === 0;
+  let encryptedRss = 0;
   const keep = {
     RETAIN_DAILY: "1",
     RETAIN_WEEKLY: "0",
@@ -102,7 +109,23 @@ export async function main(): Promise<void> {
     const raw = path.join(dir, "raw.dump");
     const d = await measure(pgDump.path, ["-Fc"], toolEnv(url), raw);
     const p = await measure("s3cmd", ["-c", s3cfg, "--no-progress", "put", raw, `s3://bench/cron/${round}.dump`], process.env);
+    const en = await measure(process.execPath, [BIN, "backup", "run"], { ...oursEnv, ...keep, OFFSITE_STREAM: "true", BACKUP_ENCRYPT_TO: recipient });
+    encryptedRss = Math.max(encryptedRss, en.rssMb);
+    let cronEncrypted = 0;
+    if (ageCli) {
+      const sealed = path.join(dir, "raw.dump.age");
+      const de = await measure("bash", ["-c", '"$PG_DUMP" -Fc | age -r "$AGE_RECIPIENT" > "$OUT"'], {
+        ...toolEnv(url),
+        PG_DUMP: pgDump.path,
+        AGE_RECIPIENT: recipient,
+        OUT: sealed,
+      });
+      const pe = await measure("s3cmd", ["-c", s3cfg, "--no-progress", "put", sealed, `s3://bench/cron/${round}.dump.age`], process.env);
+      cronEncrypted = (de.ms + pe.ms) / 1000;
+    }
     if (round === 0) continue;
+    both.encrypted.push(en.ms / 1000);
+    if (ageCli) both.cronEncrypted.push(cronEncrypted);
     both.streamed.push(st.ms / 1000);
     both.uploaded.push(up.ms / 1000);
     both.cron.push((d.ms + p.ms) / 1000);
@@ -132,10 +155,31 @@ export async function main(): Promise<void> {
     row(`offsite sync, OFFSITE_VERIFY=read-back vs s3cmd put + get`, "s", times.oursReadBack, times.putGet),
     row(`backup run + copy streamed (OFFSITE_STREAM) vs pg_dump -Fc then s3cmd put`, "s", both.streamed, both.cron, "ratio <= 0.8"),
     row(`backup run + copy uploaded after vs pg_dump -Fc then s3cmd put`, "s", both.uploaded, both.cron),
+    ...(ageCli
+      ? [
+          row(
+            `backup run + copy streamed encrypted (BACKUP_ENCRYPT_TO) vs pg_dump -Fc | age -r then s3cmd put`,
+            "s",
+            both.encrypted,
+            both.cronEncrypted,
+            "ratio <= 0.8",
+          ),
+        ]
+      : []),
+    row(`backup run + copy streamed encrypted vs the same unencrypted`, "s", both.encrypted, both.streamed, "ratio <= 1.05"),
   ];
   printTable(`Offsite: pmt-worker vs s3cmd 2.3 against s3rver (${link}), ${rounds} rounds`, rows, [
     `peak RSS of pmt-worker offsite sync: ${oursRss.toFixed(0)} MB for a ${mb.toFixed(0)} MB dump`,
+    `peak RSS of pmt-worker backup run, streamed encrypted: ${encryptedRss.toFixed(0)} MB`,
   ]);
-  const file = writeResults(mbps > 0 ? "offsite" : "offsite-localhost", { rounds, activities, mbps, dump_mb: mb, rows, rss_mb: oursRss });
+  const file = writeResults(mbps > 0 ? "offsite" : "offsite-localhost", {
+    rounds,
+    activities,
+    mbps,
+    dump_mb: mb,
+    rows,
+    rss_mb: oursRss,
+    encrypted_rss_mb: encryptedRss,
+  });
   process.stdout.write(`results: ${file}\n`);
 }

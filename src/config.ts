@@ -10,7 +10,6 @@ import fs from "node:fs";
 import path from "node:path";
 import { parseCronItem } from "graphile-worker";
 import { z } from "zod";
-import { parseRecipients } from "./io/age.js";
 import { UserError } from "./errors.js";
 import { mailboxProblem } from "./mail/mailbox.js";
 
@@ -511,6 +510,24 @@ export const ENV = {
 
 type Env = typeof ENV;
 /** Variables whose values may hold a password: never echoed in errors. */
+/** An age recipient's shape (bech32, lower case): `age1...` X25519, `age1pq1...` post-quantum hybrid, `age1tag1...`. io/age.ts checks the rest. */
+const RECIPIENT_SHAPE = /^age1[02-9ac-hj-np-z]{50,}$/;
+
+/** BACKUP_ENCRYPT_TO's value: recipients separated by commas or white space, each of the right shape. */
+export function parseRecipients(value: string): string[] {
+  const recipients = value.split(/[\s,]+/).filter(Boolean);
+  // Never echoed: a value pasted here by mistake may be a secret.
+  recipients.forEach((r, i) => {
+    const which = recipients.length > 1 ? `value ${i + 1}` : "this";
+    if (/^AGE-SECRET-KEY-/i.test(r)) {
+      throw new Error(`${which} is an identity (a private key), which must never be on the worker: give its recipient (age-keygen -y key.txt prints it)`);
+    }
+    if (!RECIPIENT_SHAPE.test(r)) throw new Error(`${which} is not an age recipient: expected age1... (age-keygen -y key.txt prints it)`);
+  });
+  if (recipients.length === 0) throw new Error("expected one or more age recipients (age1...)");
+  return [...new Set(recipients)];
+}
+
 const SECRET_VARS = new Set<string>(["DATABASE_URL", "PMT_DATABASES", "SMTP_URL", "BACKUP_DATABASES", "OFFSITE_URL", "BACKUP_ENCRYPT_TO"]);
 export type EnvName = keyof Env;
 

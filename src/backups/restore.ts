@@ -101,16 +101,14 @@ async function dropDatabase(adminUrl: string, name: string): Promise<void> {
 /** pg_restore reading the stream on its stdin: nothing can be left out (that needs a second reading). */
 async function restoreStream(pgRestore: PgTool, open: () => Promise<Readable>, into: string, intoUrl: string): Promise<void> {
   const source = await open();
-  let sourceFailed = false;
-  source.once("error", () => (sourceFailed = true));
   const restore = startTool(pgRestore, [...RESTORE_ARGS, `--dbname=${into}`], intoUrl, { stdin: "pipe", stdout: "ignore" });
   try {
     await pipeline(source, restore.child.stdin!);
   } catch (error) {
-    // The source failed: pg_restore must not go on with part of a dump. Else pg_restore stopped
-    // reading (a broken pipe): its own error says why.
-    if (sourceFailed) restore.child.kill("SIGKILL");
-    else await restore.exited;
+    // pg_restore stopped reading (a broken pipe): its own error says why. Else the source failed:
+    // pg_restore must not go on with part of a dump.
+    if ((error as NodeJS.ErrnoException).code === "EPIPE") await restore.exited;
+    else restore.child.kill("SIGKILL");
     throw error;
   }
   await restore.exited;

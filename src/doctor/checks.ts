@@ -163,6 +163,22 @@ async function offsiteCheck(config: Config, databaseUrl: string): Promise<Check>
   }
 }
 
+/** Copies leave the server: encrypted to valid recipients, or a warning that the bucket can read the database. */
+async function encryptionCheck(config: Config): Promise<Check | undefined> {
+  if (!config.offsite.url) return undefined;
+  const recipients = config.offsite.encryptTo;
+  if (!recipients) {
+    return warn("encryption", "BACKUP_ENCRYPT_TO is not set: copies in the store are plain pg_dump archives, readable by whoever can read the bucket");
+  }
+  try {
+    const { checkRecipients } = await import("../io/age.js");
+    await checkRecipients(recipients);
+    return ok("encryption", `copies encrypted with age to ${recipients.length} recipient${recipients.length === 1 ? "" : "s"}`);
+  } catch (error) {
+    return fail("encryption", errorMessage(error));
+  }
+}
+
 function dropDirCheck(config: Config): Check | undefined {
   if (!config.dropDir) return undefined;
   const dir = config.dropDir;
@@ -198,6 +214,8 @@ export async function instanceChecks(config: Config, databaseUrl: string): Promi
  */
 export async function machineChecks(config: Config, databaseUrl: string): Promise<Check[]> {
   const checks = [dumpRangeCheck(config), ...backupDirCheck(config), await smtpCheck(config), await offsiteCheck(config, databaseUrl)];
+  const encryption = await encryptionCheck(config);
+  if (encryption) checks.push(encryption);
   const drop = dropDirCheck(config);
   if (drop) checks.push(drop);
   return checks;
@@ -211,6 +229,8 @@ export async function runChecks(config: Config, databaseUrl: string): Promise<Ch
   checks.push(...backupDirCheck(config));
   checks.push(await smtpCheck(config));
   checks.push(await offsiteCheck(config, databaseUrl));
+  const encryption = await encryptionCheck(config);
+  if (encryption) checks.push(encryption);
   const drop = dropDirCheck(config);
   if (drop) checks.push(drop);
   return checks;

@@ -8,30 +8,13 @@
  * truncated or altered copy fails to decrypt instead of yielding other bytes.
  *
  * The library is loaded only when a stream is encrypted or decrypted (it costs
- * every command ~150 ms to load); config.ts checks a recipient's shape only.
+ * every command ~150 ms to load); config.ts checks a recipient's shape only
+ * (parseRecipients), this module with the library before anything is encrypted.
  */
 import fs from "node:fs";
 import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { UserError } from "../errors.js";
-
-/** A recipient's shape (bech32, lower case): `age1...` X25519, `age1pq1...` post-quantum hybrid, `age1tag1...`. */
-export const RECIPIENT_SHAPE = /^age1[02-9ac-hj-np-z]{50,}$/;
-
-/** BACKUP_ENCRYPT_TO's value: recipients separated by commas or white space, each of the right shape. */
-export function parseRecipients(value: string): string[] {
-  const recipients = value.split(/[\s,]+/).filter(Boolean);
-  // Never echoed: a value pasted here by mistake may be a secret.
-  recipients.forEach((r, i) => {
-    const which = recipients.length > 1 ? `value ${i + 1}` : "this";
-    if (/^AGE-SECRET-KEY-/i.test(r)) {
-      throw new Error(`${which} is an identity (a private key), which must never be on the worker: give its recipient (age-keygen -y key.txt prints it)`);
-    }
-    if (!RECIPIENT_SHAPE.test(r)) throw new Error(`${which} is not an age recipient: expected age1... (age-keygen -y key.txt prints it)`);
-  });
-  if (recipients.length === 0) throw new Error("expected one or more age recipients (age1...)");
-  return [...new Set(recipients)];
-}
 
 async function library() {
   return import("age-encryption");

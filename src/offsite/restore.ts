@@ -69,7 +69,11 @@ async function openPlain(store: OffsiteStore, key: string, manifest: StoredManif
         `${key} is not the copy its manifest describes: ${actual.bytes} bytes sha256 ${actual.sha256}, expected ${expected.bytes} bytes ${expected.sha256}`,
       ),
   );
-  plain.once("error", (e) => check.destroy(e));
+  // The source's own failures fail the check (the reader hears why); the reader giving up stops the source quietly.
+  plain.once("error", (e) => {
+    if (!check.destroyed) check.destroy(e);
+  });
+  check.once("close", () => plain.destroy());
   return plain.pipe(check);
 }
 

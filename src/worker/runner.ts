@@ -105,6 +105,8 @@ interface RunningInstance extends InstanceHandle {
 export async function startWorker(options: WorkerOptions): Promise<WorkerHandle> {
   const { config, logger } = options;
   const served = instancesOf(config, servedDatabases(config, options.databaseUrl));
+  // A recipient with a typo would fail every offsite copy: refused now, before anything runs.
+  if (config.offsite.encryptTo) await (await import("../io/age.js")).checkRecipients(config.offsite.encryptTo);
   const supervised = multiDatabase(config);
   const mailer = options.mailer ?? createMailer(config);
   const running = new Map<string, RunningInstance>();

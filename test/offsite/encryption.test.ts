@@ -148,6 +148,33 @@ describe("BACKUP_ENCRYPT_TO", () => {
     },
   );
 
+  it("a directory-format dump: each of its files an age file; a file:// store: read back and proven", async () => {
+    const dir = await backupRun({ BACKUP_FORMAT: "directory", BACKUP_ENCRYPT_TO: recipient });
+    const files = (await store().list(`${dir.key}/`)).map((o) => o.key);
+    expect(files.length).toBeGreaterThan(1);
+    for (const f of files) expect((await bytesOf(f)).subarray(0, 21).toString()).toBe("age-encryption.org/v1");
+    expect(leaks(await everything())).toEqual([]);
+    await db.pool.query("update pmt_jobs.backup set status = 'pruned' where id = $1", [dir.id]);
+    await db.pool.query("delete from pmt_jobs.backup_copy where backup_id = $1", [dir.id]);
+    for (const f of [...files, `${dir.key}.json`]) await store().remove(f);
+
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-enc-store-"));
+    const run = await runCli(["backup", "run"], { ...env, OFFSITE_URL: `file://${folder}`, BACKUP_ENCRYPT_TO: recipient });
+    expect(run.code, run.stderr).toBe(0);
+    const id = Number(/backup (\d+) succeeded/.exec(run.stdout)![1]);
+    const [copy] = await queryOnce<{ key: string; verified_by: string; stored_sha256: string }>(
+      db.url,
+      "select key, verified_by, stored_sha256 from pmt_jobs.backup_copy where backup_id = $1 and target like 'file://%'",
+      [id],
+    );
+    expect(copy!.verified_by).toBe("read-back");
+    const stored = fs.readFileSync(path.join(folder, copy!.key));
+    expect(crypto.createHash("sha256").update(stored).digest("hex")).toBe(copy!.stored_sha256);
+    expect(stored.includes("secret_rows")).toBe(false);
+    await db.pool.query("update pmt_jobs.backup set status = 'pruned' where id = $1", [id]);
+    fs.rmSync(folder, { recursive: true, force: true });
+  });
+
   it("offsite list shows to whom each copy is encrypted; offsite sync proves the copies from the listing without uploading", async () => {
     const list = await runCli(["offsite", "list", "--json"], { ...env, BACKUP_ENCRYPT_TO: recipient });
     expect(list.code, list.stderr).toBe(0);
