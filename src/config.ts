@@ -404,6 +404,16 @@ export const ENV = {
     default: undefined,
     doc: "age recipients (public keys, age1..., comma or space separated): every copy in the offsite store (dumps and their roles) is encrypted to them as it streams, before it leaves the server. Restores take the identity (the private key) from --identity-file; the worker never holds it. Several recipients: each can decrypt (key rotation, a second keeper).",
   },
+  BACKUP_ENCRYPT_LOCAL: {
+    schema: z.enum(["true", "false"], { message: "expected true or false" }).transform((v) => v === "true"),
+    default: "false",
+    doc: "Also encrypt the dumps in BACKUP_DIR to BACKUP_ENCRYPT_TO as pg_dump writes them (`<file>.age`; custom and tar formats): a stolen backup disk leaks nothing. The offsite copy is then the local file itself. Restores, `backup verify`'s listing and the test restore need the identity.",
+  },
+  BACKUP_IDENTITY_FILE: {
+    schema: z.string().trim().min(1, "expected the path of an age identity file").optional(),
+    default: undefined,
+    doc: "With BACKUP_ENCRYPT_LOCAL: the age identity file the scheduled test restore decrypts with (read when it runs, never logged). Putting the private key on the server weakens what local encryption protects against; without it set BACKUP_TEST_RESTORE_CRON=off and run `backup test-restore --identity-file` by hand.",
+  },
   OFFSITE_VERIFY: {
     schema: z.enum(["checksum", "read-back"], { message: "expected checksum or read-back" }),
     default: "checksum",
@@ -595,9 +605,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
       problems.push(`${name}: ${result.error.issues[0]?.message ?? "invalid value"}${shown}`);
     }
   }
+  problems.push(...crossProblems(merged, values));
   if (problems.length) throw new ConfigError(problems);
   // Every variable parsed without a problem: `values` holds each one's schema output.
   return configOf(values as Values);
+}
+
+/** What variables valid one by one cannot be together. */
+function crossProblems(raw: NodeJS.ProcessEnv, v: Partial<Record<EnvName, unknown>>): string[] {
+  const problems: string[] = [];
+  if (v.BACKUP_ENCRYPT_LOCAL === true) {
+    if (!v.BACKUP_ENCRYPT_TO && !raw.BACKUP_ENCRYPT_TO) problems.push("BACKUP_ENCRYPT_LOCAL: needs BACKUP_ENCRYPT_TO (the recipients to encrypt to)");
+    if (v.BACKUP_FORMAT === "directory") problems.push("BACKUP_ENCRYPT_LOCAL: works with BACKUP_FORMAT custom or tar (one file to encrypt), not directory");
+    if (!v.BACKUP_IDENTITY_FILE && v.BACKUP_TEST_RESTORE_CRON !== "off") {
+      problems.push(
+        "BACKUP_ENCRYPT_LOCAL: the weekly test restore must decrypt: set BACKUP_IDENTITY_FILE, or BACKUP_TEST_RESTORE_CRON=off and run backup test-restore --identity-file by hand",
+      );
+    }
+  }
+  return problems;
 }
 
 function configOf(v: Values) {
@@ -655,6 +681,8 @@ function configOf(v: Values) {
       serverId: v.OFFSITE_SERVER_ID,
       stream: v.OFFSITE_STREAM,
       encryptTo: v.BACKUP_ENCRYPT_TO,
+      encryptLocal: v.BACKUP_ENCRYPT_LOCAL,
+      identityFile: v.BACKUP_IDENTITY_FILE,
       verify: v.OFFSITE_VERIFY,
       concurrency: v.OFFSITE_CONCURRENCY,
       syncCron: v.OFFSITE_SYNC_CRON,

@@ -23,6 +23,12 @@ export interface Manifest {
   table_counts: Record<string, number>;
   /** The roles and database-level settings the database references (backups/globals.ts), beside the dump. */
   globals?: { file: string; bytes: number; sha256: string; roles: string[] };
+  /**
+   * BACKUP_ENCRYPT_LOCAL: the file is an age file encrypted to `recipients`;
+   * `bytes`/`sha256` here are the file's (the catalog's), those above the
+   * plaintext's (what pg_dump wrote, what a decryption must give back).
+   */
+  encryption?: { format: "age"; recipients: string[]; bytes: number; sha256: string };
 }
 
 export function manifestPath(backupPath: string): string {

@@ -56,7 +56,9 @@ export async function backupWithStreamedCopy(
   const { etagMatches, PART_SIZE } = await import("../offsite/md5.js");
   const { Measure, measuringTap } = await import("../io/measure.js");
   const offsite: OffsiteDeps = { ...deps, store: storeOf(deps) };
-  const encryptTo = deps.config.offsite.encryptTo;
+  // Encrypted on the local disk already (BACKUP_ENCRYPT_LOCAL): the tee gets the age file's bytes, sent as they are.
+  const sealed = deps.config.offsite.encryptLocal ? deps.config.offsite.encryptTo : undefined;
+  const encryptTo = sealed ? undefined : deps.config.offsite.encryptTo;
   // MD5s (and, encrypted, the sha256) of exactly the bytes streamed, to compare with the store's ETag.
   let streamed: { key: string; plain: Measure; sent: Measure; done: Promise<{ etag?: string }> } | undefined;
   const backup = await runBackup(
@@ -90,7 +92,9 @@ export async function backupWithStreamedCopy(
   if (!backup.streamed || !streamed) return { backup, copied: false };
   const { etag } = await streamed.done.catch(() => ({ etag: undefined }));
   const checksumMatched = streamed.plain.bytes === Number(backup.bytes) && etagMatches(etag, streamed.sent.md5());
-  const encrypted = encryptTo ? { recipients: encryptTo, stored: streamed.sent.result() } : undefined;
+  const encrypted = encryptTo
+    ? { recipients: encryptTo, stored: streamed.sent.result() }
+    : sealed && { recipients: sealed, stored: { bytes: Number(backup.bytes), sha256: backup.sha256! } };
   return { backup, copied: await confirmStreamedCopy(offsite, backup, { key: streamed.key, checksumMatched, etag, encrypted }) };
 }
 

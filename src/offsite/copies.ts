@@ -178,7 +178,7 @@ function storedManifest(
   encrypted: Encrypted | undefined,
   globals: (NonNullable<Manifest["globals"]> & { key: string; stored: Measured }) | undefined,
 ) {
-  const { table_counts, ...rest } = manifest;
+  const { table_counts, encryption: _local, ...rest } = manifest;
   return {
     ...(encrypted ? rest : { ...rest, table_counts }),
     offsite_key: key,
@@ -220,11 +220,13 @@ export async function uploadBackup(deps: OffsiteDeps, backup: BackupRow): Promis
   const store = storeOf(deps);
   if (!backup.local_path || !backup.file) throw new PermanentJobError(`backup ${backup.id} has no local file to upload`);
   if (!fs.existsSync(backup.local_path)) throw new PermanentJobError(`backup ${backup.id}'s file ${backup.local_path} is missing: nothing to upload`);
-  const encryptTo = deps.config.offsite.encryptTo;
+  const manifest = readManifest(backup.local_path);
+  // A backup encrypted on the local disk (BACKUP_ENCRYPT_LOCAL, `<file>.age`) goes as it is; any other is encrypted on its way when asked.
+  const sealed = manifest?.encryption;
+  const encryptTo = sealed ? undefined : deps.config.offsite.encryptTo;
   const key = copyKey(store, serverId(deps.config, deps.databaseUrl), backup, !!encryptTo);
   await recordCopy(deps.pool, backup.id, store.description, key, { status: "uploading", error: null });
   try {
-    const manifest = readManifest(backup.local_path);
     const parts = uploadParts(backup, key);
     let readBack = false;
     const stored: StoredObject[] = [];
@@ -235,8 +237,10 @@ export async function uploadBackup(deps: OffsiteDeps, backup: BackupRow): Promis
       stored.push({ key: part.key, bytes: put.stored.bytes, etag: put.etag });
       storedParts.push({ name: part.key, ...put.stored });
     }
-    const globals = await putGlobals(deps, store, backup, manifest, key, encryptTo);
-    const encrypted = encryptTo ? { recipients: encryptTo, stored: backup.format === "directory" ? directoryDigest(storedParts) : storedParts[0]! } : undefined;
+    const globals = await putGlobals(deps, store, backup, manifest, key, encryptTo ?? sealed?.recipients);
+    const encrypted = encryptTo
+      ? { recipients: encryptTo, stored: backup.format === "directory" ? directoryDigest(storedParts) : storedParts[0]! }
+      : sealed && { recipients: sealed.recipients, stored: storedParts[0]! };
     if (manifest) await store.putText(`${key}.json`, JSON.stringify(storedManifest(manifest, key, encrypted, globals), null, 2) + "\n");
     const verifiedBy = readBack ? "read-back" : "checksum";
     const etag = backup.format === "directory" ? directoryFingerprint(key, stored) : stored[0]?.etag;

@@ -12,6 +12,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import type pg from "pg";
 import { childEnv } from "../child-env.js";
 import { PermanentJobError } from "../errors.js";
@@ -181,6 +182,29 @@ export async function runTool(tool: PgTool, args: string[], url: string, onChild
   onChild?.(run.child);
   let stdout = "";
   run.stdout!.on("data", (d) => (stdout += d));
+  await run.exited;
+  return stdout;
+}
+
+/**
+ * Runs a tool reading `input` on its stdin (an archive decrypted as it is
+ * read) and returns its stdout. A tool that stops reading early (`--list`
+ * needs only the table of contents) is not a failure; an input that fails is
+ * (the tool is killed: it must not go on with part of an archive).
+ */
+export async function runToolOn(tool: PgTool, args: string[], url: string, input: Readable): Promise<string> {
+  const run = startTool(tool, args, url, { stdin: "pipe", stdout: "pipe" });
+  let stdout = "";
+  run.stdout!.on("data", (d) => (stdout += d));
+  try {
+    await pipeline(input, run.child.stdin!);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EPIPE") {
+      run.child.kill("SIGKILL");
+      throw error;
+    }
+    input.destroy();
+  }
   await run.exited;
   return stdout;
 }
