@@ -57,6 +57,20 @@ export function directoryDigest(files: { name: string; bytes: number; sha256: st
   return { bytes: files.reduce((n, f) => n + f.bytes, 0), sha256 };
 }
 
+/** Writes `target` durably and at once: `<target>.partial` (0600), fsync, rename, fsync of the folder. */
+export function writeFileAtomic(target: string, data: string): void {
+  const tmp = `${target}.partial`;
+  const fd = fs.openSync(tmp, "w", 0o600);
+  try {
+    fs.writeSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, target);
+  fsyncDir(target);
+}
+
 export function removePath(p: string): void {
   fs.rmSync(p, { recursive: true, force: true });
 }

@@ -3,7 +3,7 @@
  * self-describing without the database. Written atomically, 0600.
  */
 import fs from "node:fs";
-import { fsyncDir } from "./files.js";
+import { writeFileAtomic } from "./files.js";
 
 export interface Manifest {
   kind: "pmt-worker backup";
@@ -36,17 +36,7 @@ export function manifestPath(backupPath: string): string {
 }
 
 export function writeManifest(backupPath: string, manifest: Manifest): void {
-  const target = manifestPath(backupPath);
-  const tmp = `${target}.partial`;
-  const fd = fs.openSync(tmp, "w", 0o600);
-  try {
-    fs.writeSync(fd, JSON.stringify(manifest, null, 2) + "\n");
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, target);
-  fsyncDir(target);
+  writeFileAtomic(manifestPath(backupPath), JSON.stringify(manifest, null, 2) + "\n");
 }
 
 export function readManifest(backupPath: string): Manifest | undefined {

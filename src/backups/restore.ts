@@ -1,7 +1,9 @@
 /**
  * Restores, one procedure whatever the dump's source: pg_restore (exit on
  * error, no owners) into a database that must not exist yet, created on the
- * server of the backed-up database. The source is a file on this machine
+ * server of the backed-up database. With the backup's globals (`--with-roles`,
+ * globals-apply.ts) the missing roles are created first and owners and grants
+ * are kept. The source is a file on this machine
  * (`backup restore <id>`, the weekly test restore) or a stream read as it
  * comes (`backup restore --from-offsite`, offsite/restore.ts). Reports the
  * tables restored and the duration; any error fails loudly and the
@@ -19,6 +21,8 @@ import { recordedVersion, runTool, startTool, toolFor, type PgTool } from "../pg
 import { redactText } from "../redact.js";
 import { getBackup, type BackupRow } from "./catalog.js";
 import { countRows } from "./counts.js";
+import { applyDatabaseLevel, applyRoles, type RolesApplied } from "./globals-apply.js";
+import { readGlobals, type Globals } from "./globals.js";
 import { restoreList } from "./restore-list.js";
 import { backupTargets } from "./target.js";
 
@@ -35,6 +39,8 @@ export interface RestoreRequest {
   serverUrl: string;
   /** The dumped server's version (chooses pg_restore). */
   serverVersion: string | null | undefined;
+  /** `--with-roles`: create the missing roles first, keep owners and grants, then set the database's owner, ACL and settings. */
+  globals?: Globals;
 }
 
 export interface Restored {
@@ -43,6 +49,8 @@ export interface Restored {
   seconds: number;
   /** Entries left out because they would copy nothing (restore-list.ts; files only). */
   skipped?: string[];
+  /** With globals: the roles created, found, and what was not applied. */
+  roles?: RolesApplied;
 }
 
 export type RestoreResult = Restored & { backup: BackupRow };
@@ -99,9 +107,9 @@ async function dropDatabase(adminUrl: string, name: string): Promise<void> {
 }
 
 /** pg_restore reading the stream on its stdin: nothing can be left out (that needs a second reading). */
-async function restoreStream(pgRestore: PgTool, open: () => Promise<Readable>, into: string, intoUrl: string): Promise<void> {
+async function restoreStream(pgRestore: PgTool, args: string[], open: () => Promise<Readable>, into: string, intoUrl: string): Promise<void> {
   const source = await open();
-  const restore = startTool(pgRestore, [...RESTORE_ARGS, `--dbname=${into}`], intoUrl, { stdin: "pipe", stdout: "ignore" });
+  const restore = startTool(pgRestore, [...args, `--dbname=${into}`], intoUrl, { stdin: "pipe", stdout: "ignore" });
   try {
     await pipeline(source, restore.child.stdin!);
   } catch (error) {
@@ -114,19 +122,42 @@ async function restoreStream(pgRestore: PgTool, open: () => Promise<Readable>, i
   await restore.exited;
 }
 
+/** Without the roles, owners and grants cannot be restored: the restoring role owns everything, with default privileges. */
 const RESTORE_ARGS = ["--exit-on-error", "--no-owner", "--no-privileges"];
+const RESTORE_ARGS_WITH_ROLES = ["--exit-on-error"];
 
 /** The one restore procedure: `into` created, the source restored into it, its tables counted. */
 export async function restoreInto(config: Config, request: RestoreRequest): Promise<Restored> {
-  const { source, label, into } = request;
+  const { into } = request;
   const adminUrl = urlFor(request.serverUrl, "postgres");
   const intoUrl = urlFor(request.serverUrl, into);
 
   const exists = await withClient(adminUrl, async (c) => (await c.query("select 1 from pg_database where datname = $1", [into])).rowCount);
   if (exists) throw new UserError(`database ${into} already exists: restore only into a new database`);
   const pgRestore = toolFor("pg_restore", recordedVersion(request.serverVersion), config.backup.pgBinDir);
+  const args = request.globals ? RESTORE_ARGS_WITH_ROLES : RESTORE_ARGS;
 
   const t0 = performance.now();
+  // Roles are the server's: they must exist before pg_restore gives them objects. Nothing is created when this fails.
+  const roles = request.globals ? await withClient(adminUrl, (c) => applyRoles(c, request.globals!)) : undefined;
+  try {
+    return await restoreCreated(request, { pgRestore, args, adminUrl, intoUrl, t0, roles });
+  } catch (error) {
+    if (!roles?.created.length) throw error;
+    const note = ` (the roles created for it remain: ${roles.created.join(", ")})`;
+    throw error instanceof UserError
+      ? new UserError(`${error.message}${note}`, { cause: error })
+      : new Error(`${errorMessage(error)}${note}`, { cause: error });
+  }
+}
+
+/** The rest of restoreInto, once the roles are there: `into` created, restored, its database-level globals set. */
+async function restoreCreated(
+  request: RestoreRequest,
+  run: { pgRestore: PgTool; args: string[]; adminUrl: string; intoUrl: string; t0: number; roles: RolesApplied | undefined },
+): Promise<Restored> {
+  const { source, label, into } = request;
+  const { pgRestore, args, adminUrl, intoUrl, t0, roles } = run;
   await createDatabase(adminUrl, into);
   // A file's entries that would copy nothing are left out (restore-list.ts); a stream cannot be read twice to find them.
   const list =
@@ -137,9 +168,9 @@ export async function restoreInto(config: Config, request: RestoreRequest): Prom
         })
       : undefined;
   try {
-    if ("file" in source)
-      await runTool(pgRestore, [...RESTORE_ARGS, ...(list?.file ? [`--use-list=${list.file}`] : []), `--dbname=${into}`, source.file], intoUrl);
-    else await restoreStream(pgRestore, source.stream, into, intoUrl);
+    if ("file" in source) await runTool(pgRestore, [...args, ...(list?.file ? [`--use-list=${list.file}`] : []), `--dbname=${into}`, source.file], intoUrl);
+    else await restoreStream(pgRestore, args, source.stream, into, intoUrl);
+    if (request.globals) await withClient(adminUrl, (c) => applyDatabaseLevel(c, request.globals!, into));
   } catch (error) {
     await dropDatabase(adminUrl, into);
     throw new UserError(
@@ -150,16 +181,28 @@ export async function restoreInto(config: Config, request: RestoreRequest): Prom
     list?.cleanup();
   }
   const seconds = (performance.now() - t0) / 1000;
-  return { database: into, tables: await tableCounts(intoUrl), seconds, ...(list ? { skipped: list.skipped } : {}) };
+  return { database: into, tables: await tableCounts(intoUrl), seconds, ...(list ? { skipped: list.skipped } : {}), ...(roles ? { roles } : {}) };
 }
 
-/** `backup restore <id>`: the catalogued file (or --from-file's copy of it), on the server of the backed-up database. */
-export async function restoreBackup(config: Config, pool: pg.Pool, databaseUrl: string, id: number, into: string, fromFile?: string): Promise<RestoreResult> {
+/**
+ * `backup restore <id>`: the catalogued file (or --from-file's copy of it), on the server of the backed-up database.
+ * `withRoles`: with the globals file beside it (`<file>.globals.json`), see restoreInto.
+ */
+export async function restoreBackup(
+  config: Config,
+  pool: pg.Pool,
+  databaseUrl: string,
+  id: number,
+  into: string,
+  fromFile?: string,
+  options: { withRoles?: boolean } = {},
+): Promise<RestoreResult> {
   checkNewDatabaseName(into);
   const backup = await getBackup(pool, id);
   if (!backup) throw new UserError(`backup ${id} does not exist (see pmt-worker backup list)`);
   const file = fromFile ?? backup.local_path;
   if (!file || !fs.existsSync(file)) throw new UserError(`backup ${id}'s file ${file ?? "(none)"} is not there; pass --from-file`);
+  const globals = options.withRoles ? readGlobals(file) : undefined;
   const target = backupTargets(databaseUrl, config.backup).find((t) => t.database === backup.database);
   const restored = await restoreInto(config, {
     source: { file },
@@ -167,6 +210,7 @@ export async function restoreBackup(config: Config, pool: pg.Pool, databaseUrl: 
     into,
     serverUrl: target?.url ?? databaseUrl,
     serverVersion: backup.server_version,
+    ...(globals ? { globals } : {}),
   });
   return { backup, ...restored };
 }

@@ -7,7 +7,9 @@
  *
  * Row counts of every table are taken in the very snapshot pg_dump dumps
  * (pg_export_snapshot + pg_dump --snapshot), while it dumps, so a test
- * restore can check it got the same data.
+ * restore can check it got the same data. So are the roles, memberships and
+ * database settings the dump needs on a new server (globals.ts), written to
+ * `<name>.globals.json` beside it: a run that cannot capture them fails.
  */
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -26,6 +28,8 @@ import { redactText } from "../redact.js";
 import { failInterrupted, insertRunning, lastSucceeded, markFailed, markSucceeded, type BackupFormat, type BackupRow } from "./catalog.js";
 import { ensurePrivateDir, fsyncDir, fsyncFile, hashDirectory, removePath } from "./files.js";
 import { countRows } from "./counts.js";
+import { captureGlobals } from "./globals-capture.js";
+import { globalsPath, writeGlobals, type Globals } from "./globals.js";
 import { writeManifest } from "./manifest.js";
 import { lockBackup, type BackupLock } from "./lock.js";
 import type { BackupTarget } from "./target.js";
@@ -95,6 +99,8 @@ interface Run {
   tee?: Tee;
   /** Set when the backup lock was lost: another run may own the folder now. */
   lockLost?: Error;
+  /** The globals file, once its writing started: removed if the dump never gets its final name. */
+  globalsFile?: string;
 }
 
 /** A dump's size and sha256 (and, for the directory format, each file's). */
@@ -122,13 +128,14 @@ async function runLocked(deps: BackupDeps, target: BackupTarget, format: BackupF
     const snapshot = await openSnapshot(run.snapshotClient);
     const dumped = format === "directory" ? await dumpDirectory(run, tools.pgDump, snapshot.id) : await dumpFile(run, tools.pgDump, snapshot.id);
     const tableCounts = await snapshot.counting;
+    const globals = await captureInSnapshot(run, server);
     await run.snapshotClient.query("commit");
     if (run.tee) await run.tee.settled();
 
     await checkListing(tools.pgRestore, run.partialPath, target.url);
     // Without the lock another run may have started: it owns the folder now.
     if (run.lockLost) throw run.lockLost;
-    const done = await publish(run, dumped, server, tools.pgDump, tableCounts);
+    const done = await publish(run, dumped, server, tools.pgDump, { tableCounts, globals });
     logger.info({ database: target.database, file: run.name, bytes: dumped.bytes, format }, "backup succeeded");
     return { ...done, streamed: run.tee !== undefined && !run.tee.failed };
   } catch (error) {
@@ -173,6 +180,18 @@ async function checkSpace(deps: BackupDeps, database: string): Promise<void> {
   if (free < needed) {
     const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MB`;
     throw new Error(`not enough free space in ${dir}: ${mb(free)} free, ${mb(needed)} needed (last backup x BACKUP_SPACE_FACTOR); nothing was written`);
+  }
+}
+
+/** The globals of the dumped database, read in the dump's snapshot; a failure fails the backup, saying what failed. */
+async function captureInSnapshot(run: Run, server: ServerVersion): Promise<Globals> {
+  try {
+    return await captureGlobals(run.snapshotClient, run.target.database, server.version);
+  } catch (error) {
+    throw new Error(
+      `could not capture the roles, memberships and database settings of ${run.target.database} (the .globals.json beside each backup): ${errorMessage(error)}`,
+      { cause: error },
+    );
   }
 }
 
@@ -252,9 +271,19 @@ async function checkListing(pgRestore: PgTool, partialPath: string, url: string)
   }
 }
 
-/** The .partial becomes the backup: renamed (durably), its row succeeded, its manifest beside it. */
-async function publish(run: Run, dumped: Dumped, server: ServerVersion, pgDump: PgTool, tableCounts: Record<string, number>): Promise<BackupRow> {
+/** The .partial becomes the backup: its globals file written, renamed (durably), its row succeeded, its manifest beside it. */
+async function publish(
+  run: Run,
+  dumped: Dumped,
+  server: ServerVersion,
+  pgDump: PgTool,
+  taken: { tableCounts: Record<string, number>; globals: Globals },
+): Promise<BackupRow> {
   const { deps, target, name, finalPath } = run;
+  const { tableCounts } = taken;
+  // Before the dump is renamed: a dump never stands without its globals file.
+  run.globalsFile = globalsPath(finalPath);
+  const globals = writeGlobals(finalPath, taken.globals);
   fs.renameSync(run.partialPath, finalPath);
   fsyncDir(finalPath);
   const { bytes, sha256, files } = dumped;
@@ -282,6 +311,7 @@ async function publish(run: Run, dumped: Dumped, server: ServerVersion, pgDump: 
     started_at: done.started_at.toISOString(),
     finished_at: (done.finished_at ?? new Date()).toISOString(),
     table_counts: tableCounts,
+    globals,
   });
   return done;
 }
@@ -297,7 +327,13 @@ async function failRun(run: Run, error: unknown): Promise<void> {
   killDump(run);
   const pid = (run.snapshotClient as unknown as { processID?: number }).processID;
   if (pid) await deps.pool.query("select pg_cancel_backend($1)", [pid]).catch(() => {});
-  if (!run.lockLost) removePath(run.partialPath);
+  if (!run.lockLost) {
+    removePath(run.partialPath);
+    if (run.globalsFile && !fs.existsSync(run.finalPath)) {
+      removePath(run.globalsFile);
+      removePath(`${run.globalsFile}.partial`);
+    }
+  }
   const message = redactText(errorMessage(run.lockLost ?? error));
   await markFailed(deps.pool, run.row.id, message, run.versions).catch((e) => deps.logger.error({ err: errorMessage(e) }, "could not record a failed backup"));
   deps.logger.error({ database: target.database, err: message }, "backup failed");
@@ -309,10 +345,13 @@ export function isBackupOf(name: string, database: string): boolean {
   return name.startsWith(`${prefix}_`) && /^_\d{8}T\d{6}Z(_\d+)?\.(dump|tar|dir)$/.test(name.slice(prefix.length));
 }
 
-/** Whether `name` is a `.partial` of this database's backups (exactly: `pmt_...` is not `pmt_test_...`'s). */
+/**
+ * Whether `name` is a `.partial` of this database's backups (exactly: `pmt_...` is not `pmt_test_...`'s):
+ * of a dump, or of its globals file (written by the run that holds the lock; a manifest's `.partial` may be retention's, in flight).
+ */
 export function isPartialOf(name: string, database: string): boolean {
   const prefix = database.replace(/[^A-Za-z0-9_-]/g, "_");
-  return name.startsWith(`${prefix}_`) && /^_\d{8}T\d{6}Z(_\d+)?\.(dump|tar|dir)\.partial$/.test(name.slice(prefix.length));
+  return name.startsWith(`${prefix}_`) && /^_\d{8}T\d{6}Z(_\d+)?\.(dump|tar|dir)(\.globals\.json)?\.partial$/.test(name.slice(prefix.length));
 }
 
 /** `.partial` files and folders of this database left by a killed run. Only the holder of its backup lock may call this. */

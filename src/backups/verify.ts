@@ -1,6 +1,7 @@
 /**
  * `backup verify`: re-read the file, compare size and sha256 with the catalog
- * and the manifest, and have pg_restore list it. A backup that fails any
+ * and the manifest, check the globals file against the manifest's sha256
+ * (when it lists one), and have pg_restore list it. A backup that fails any
  * check is reported with every reason, and marked corrupt.
  */
 import fs from "node:fs";
@@ -15,7 +16,8 @@ import { measureFile } from "../io/measure.js";
 import { recordedVersion, runTool, toolFor, type PgTool } from "../pgtools/tools.js";
 import { getBackup, markCorrupt, markVerified, type BackupRow } from "./catalog.js";
 import { hashDirectory } from "./files.js";
-import { readManifest } from "./manifest.js";
+import { globalsPath } from "./globals.js";
+import { readManifest, type Manifest } from "./manifest.js";
 
 export interface VerifyResult {
   backup: BackupRow;
@@ -58,6 +60,15 @@ export async function verifyBackup(
   return { backup: { ...backup, status: "corrupt" }, ok: false, problems };
 }
 
+/** The globals file the manifest lists (restore --with-roles reads it): there, and the bytes the manifest hashed. */
+async function checkGlobals(file: string, expected: NonNullable<Manifest["globals"]>): Promise<string[]> {
+  const globals = globalsPath(file);
+  if (!fs.existsSync(globals)) return [`globals file ${globals} is missing`];
+  const actual = await measureFile(globals);
+  if (actual.sha256 !== expected.sha256) return [`globals file sha256 mismatch: file ${actual.sha256}, manifest ${expected.sha256}`];
+  return [];
+}
+
 async function checkFile(backup: BackupRow, file: string, tool: PgTool): Promise<string[]> {
   if (!fs.existsSync(file)) {
     if (!fs.existsSync(path.dirname(file))) throw new UserError(`${path.dirname(file)} does not exist: is BACKUP_DIR mounted? Nothing was marked.`);
@@ -70,6 +81,7 @@ async function checkFile(backup: BackupRow, file: string, tool: PgTool): Promise
   const manifest = readManifest(file);
   if (!manifest) problems.push(`manifest ${file}.json is missing or unreadable`);
   else if (manifest.sha256 !== backup.sha256 || manifest.bytes !== Number(backup.bytes)) problems.push("the manifest disagrees with the catalog");
+  if (manifest?.globals) problems.push(...(await checkGlobals(file, manifest.globals)));
   try {
     await runTool(tool, ["--list", file], "postgres://localhost/postgres");
   } catch (error) {

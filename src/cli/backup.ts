@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { listBackups, type BackupFormat, type BackupRow } from "../backups/catalog.js";
-import { restoreBackup } from "../backups/restore.js";
+import type { RolesApplied } from "../backups/globals-apply.js";
+import { restoreBackup, sqlName } from "../backups/restore.js";
 import type { Config } from "../config.js";
 import { BackupBusyError } from "../backups/lock.js";
 import { backupTargets, findTarget } from "../backups/target.js";
@@ -70,6 +71,27 @@ function progress(enabled: boolean) {
     },
     done: () => process.stderr.write("\r\x1b[K"),
   };
+}
+
+interface RestoreOptions {
+  into: string;
+  fromFile?: string;
+  fromOffsite?: string;
+  database?: string;
+  identityFile?: string;
+  withRoles?: boolean;
+}
+
+/** What --with-roles did: roles created (login roles have no password yet: say how to set one), found, and left out. */
+export function formatRoles(roles: RolesApplied): string {
+  const created = roles.created.map((r) => (roles.withoutPassword.includes(r) ? `${sqlName(r)} (login, no password)` : sqlName(r)));
+  const lines = [
+    `created roles: ${created.join(", ") || "none"}; existing: ${roles.existing.map(sqlName).join(", ") || "none"}; memberships granted: ${roles.memberships}`,
+  ];
+  if (roles.withoutPassword.length)
+    lines.push(`set a password for each login role: ${roles.withoutPassword.map((r) => `ALTER ROLE ${sqlName(r)} PASSWORD '...';`).join(" ")}`);
+  for (const s of roles.skipped) lines.push(`not applied: ${s}`);
+  return lines.map((l) => `${l}\n`).join("");
 }
 
 export function registerBackup(program: Command): void {
@@ -161,7 +183,11 @@ export function registerBackup(program: Command): void {
     .option("--from-file <path>", "restore this file instead of the catalogued one (e.g. a copy)")
     .option("--database <name>", `${CATALOG_OPTION}; the new database is created on its server`)
     .option("--identity-file <path>", "an encrypted copy's age identity (private key) file, or - to read it from stdin; read into memory only")
-    .action(async (id: string | undefined, opts: { into: string; fromFile?: string; fromOffsite?: string; database?: string; identityFile?: string }) => {
+    .option(
+      "--with-roles",
+      "create the roles the backup references first (from its .globals.json; missing ones only, no passwords) and keep owners and grants; needs a superuser, e.g. postgres on the new server",
+    )
+    .action(async (id: string | undefined, opts: RestoreOptions) => {
       if (!id && !opts.fromOffsite) throw new UserError("give a backup id (see pmt-worker backup list), or --from-offsite <key>");
       const backup = id === undefined ? undefined : backupId(id);
       const identities = opts.identityFile ? await (await import("../io/age.js")).readIdentityFile(opts.identityFile) : undefined;
@@ -171,8 +197,9 @@ export function registerBackup(program: Command): void {
           offsite && opts.fromOffsite
             ? await offsite.restoreFromOffsite(config, offsite.openStore(requireOffsite(config), config.offsite), url, opts.fromOffsite, opts.into, {
                 identities,
+                withRoles: opts.withRoles === true,
               })
-            : await restoreBackup(config, pool, url, backup!, opts.into, opts.fromFile);
+            : await restoreBackup(config, pool, url, backup!, opts.into, opts.fromFile, { withRoles: opts.withRoles === true });
         const tables = Object.keys(result.tables).length;
         const rows = Object.values(result.tables).reduce((a, b) => a + b, 0);
         const left = "skipped" in result ? (result.skipped ?? []) : [];
@@ -180,6 +207,7 @@ export function registerBackup(program: Command): void {
         process.stdout.write(
           `restored ${opts.fromOffsite ?? `backup ${id}`} into ${result.database}: ${tables} tables, ${rows} rows, ${result.seconds.toFixed(1)} s${skipped}\n`,
         );
+        if (result.roles) process.stdout.write(formatRoles(result.roles));
       });
     });
 }

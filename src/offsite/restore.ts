@@ -7,6 +7,7 @@
  * manifest's sha256 before its last bytes reach pg_restore.
  */
 import type { Readable } from "node:stream";
+import { parseGlobals, type Globals } from "../backups/globals.js";
 import type { Manifest } from "../backups/manifest.js";
 import { checkNewDatabaseName, restoreInto } from "../backups/restore.js";
 import type { Config } from "../config.js";
@@ -78,12 +79,12 @@ async function openPlain(store: OffsiteStore, key: string, manifest: StoredManif
 }
 
 /** The copy's globals (roles and settings), read from the store and checked against the manifest. */
-async function readGlobals(store: OffsiteStore, key: string, manifest: StoredManifest, identities: string[] | undefined): Promise<unknown> {
+async function readGlobals(store: OffsiteStore, key: string, manifest: StoredManifest, identities: string[] | undefined): Promise<Globals> {
   const globals = manifest.globals;
   if (!globals) throw new UserError(`${key} has no roles beside it (taken before pmt-worker kept them): restore without --with-roles`);
   if (!(await store.head(globals.key))) throw new UserError(`${key}'s roles ${globals.key} are missing from ${store.description}`);
   const text = await readText(await openPlain(store, globals.key, manifest, globals, identities));
-  return JSON.parse(text);
+  return parseGlobals(text, `${globals.key} in ${store.description}`);
 }
 
 /** `backup restore --from-offsite <key>`: the copy streamed from the store into pg_restore, by the one restore procedure. */

@@ -1,7 +1,7 @@
 /**
  * Applies the GFS policy to one database's catalog: tags the kept backups
- * with their tiers (catalog and manifest), deletes the files of the others and
- * marks them `pruned`. Runs only after a successful backup. Files in
+ * with their tiers (catalog and manifest), deletes the files of the others
+ * (dump, globals file, manifest) and marks them `pruned`. Runs only after a successful backup. Files in
  * BACKUP_DIR that the catalog does not know are reported, never deleted.
  */
 import fs from "node:fs";
@@ -9,6 +9,7 @@ import path from "node:path";
 import type pg from "pg";
 import { knownFiles, markPruned, setTiers, succeededOf, type BackupRow } from "../backups/catalog.js";
 import { removePath } from "../backups/files.js";
+import { globalsPath } from "../backups/globals.js";
 import { manifestPath, readManifest, writeManifest } from "../backups/manifest.js";
 import type { Config } from "../config.js";
 import { isBackupOf } from "../backups/run.js";
@@ -110,6 +111,7 @@ export async function applyRetention(config: Config, pool: pg.Pool, logger: Logg
     try {
       if (backup.local_path) {
         removePath(backup.local_path);
+        removePath(globalsPath(backup.local_path));
         removePath(manifestPath(backup.local_path));
       }
       await markPruned(pool, backup.id);

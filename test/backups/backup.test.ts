@@ -48,6 +48,8 @@ describe("a backup", () => {
     expect(fs.statSync(backupDir).mode & 0o777).toBe(0o700);
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
     expect(fs.statSync(`${file}.json`).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(`${file}.globals.json`).mode & 0o777).toBe(0o600);
+    expect(readManifest(file)!.globals).toMatchObject({ file: `${row.file}.globals.json`, sha256: sha(`${file}.globals.json`) });
     expect(sha(file)).toBe(row.sha256);
     expect(Number(row.bytes)).toBe(fs.statSync(file).size);
     expect(readManifest(file)).toMatchObject({ database: db.name, format, sha256: row.sha256, bytes: Number(row.bytes) });
@@ -159,6 +161,7 @@ describe("retention after a backup", () => {
       if (pruned.local_path) {
         expect(fs.existsSync(pruned.local_path)).toBe(false);
         expect(fs.existsSync(`${pruned.local_path}.json`)).toBe(false);
+        expect(fs.existsSync(`${pruned.local_path}.globals.json`)).toBe(false);
       }
     }
     expect(fs.existsSync(path.join(backupDir, "stranger_20200101T000000Z.dump"))).toBe(true);
