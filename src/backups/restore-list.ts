@@ -14,15 +14,16 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { runTool, type PgTool } from "../pgtools/tools.js";
+/** Runs pg_restore with these arguments on the dump (a file named last, or the dump on its stdin) and returns its stdout. */
+export type DumpReader = (args: string[]) => Promise<string>;
 
 const ENTRY = /^(\d+); \d+ \d+ (.*)$/;
 
 /** Rows in the COPY block(s) pg_restore prints for one TOC entry. */
-async function copiedRows(pgRestore: PgTool, file: string, url: string, entry: string, dir: string): Promise<number> {
+async function copiedRows(read: DumpReader, entry: string, dir: string): Promise<number> {
   const one = path.join(dir, "entry.list");
   fs.writeFileSync(one, `${entry}\n`, { mode: 0o600 });
-  const sql = await runTool(pgRestore, ["--file=-", `--use-list=${one}`, file], url);
+  const sql = await read(["--file=-", `--use-list=${one}`]);
   let rows = 0;
   let inCopy = false;
   for (const line of sql.split("\n")) {
@@ -41,8 +42,8 @@ export interface RestoreList {
   cleanup(): void;
 }
 
-export async function restoreList(pgRestore: PgTool, file: string, url: string): Promise<RestoreList> {
-  const toc = (await runTool(pgRestore, ["--list", file], url)).split("\n");
+export async function restoreList(read: DumpReader): Promise<RestoreList> {
+  const toc = (await read(["--list"])).split("\n");
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-restore-list-"));
   const cleanup = () => fs.rmSync(dir, { recursive: true, force: true });
   try {
@@ -54,7 +55,7 @@ export async function restoreList(pgRestore: PgTool, file: string, url: string):
       const data = desc && /^TABLE DATA (\S+ \S+) /.exec(desc)?.[1];
       if (desc?.startsWith("COMMENT - EXTENSION ")) skipped.push(desc.trim());
       // Data of a table the dump does not create belongs to an extension's configuration table.
-      else if (data && !tables.has(data) && (await copiedRows(pgRestore, file, url, line, dir)) === 0) skipped.push(`${desc!.replace(/ \S+$/, "")} (no rows)`);
+      else if (data && !tables.has(data) && (await copiedRows(read, line, dir)) === 0) skipped.push(`${desc!.replace(/ \S+$/, "")} (no rows)`);
       else kept.push(line);
     }
     if (skipped.length === 0) {

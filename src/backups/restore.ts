@@ -17,17 +17,24 @@ import pg from "pg";
 import { withClient } from "../db/pool.js";
 import type { Config } from "../config.js";
 import { UserError, errorMessage } from "../errors.js";
-import { recordedVersion, runTool, startTool, toolFor, type PgTool } from "../pgtools/tools.js";
+import { recordedVersion, runTool, runToolOn, startTool, toolFor, type PgTool } from "../pgtools/tools.js";
+import { decryptStream } from "../io/age.js";
 import { redactText } from "../redact.js";
 import { getBackup, type BackupRow } from "./catalog.js";
 import { countRows } from "./counts.js";
 import { applyDatabaseLevel, applyRoles, type RolesApplied } from "./globals-apply.js";
 import { readGlobals, type Globals } from "./globals.js";
-import { restoreList } from "./restore-list.js";
+import { restoreList, type DumpReader } from "./restore-list.js";
+import { readManifest } from "./manifest.js";
 import { backupTargets } from "./target.js";
 
-/** What a restore reads: a dump file (any format), or a stream (custom or tar format) opened when the restore starts. */
-export type RestoreSource = { file: string } | { stream: () => Promise<Readable> };
+/**
+ * What a restore reads: a dump file (any format); an age-encrypted dump file
+ * (BACKUP_ENCRYPT_LOCAL) decrypted as pg_restore reads it, as often as
+ * needed, never to the disk; or a stream (custom or tar format) opened when
+ * the restore starts.
+ */
+export type RestoreSource = { file: string } | { sealed: string; identities: string[] } | { stream: () => Promise<Readable> };
 
 export interface RestoreRequest {
   source: RestoreSource;
@@ -126,6 +133,18 @@ async function restoreStream(pgRestore: PgTool, args: string[], open: () => Prom
 const RESTORE_ARGS = ["--exit-on-error", "--no-owner", "--no-privileges"];
 const RESTORE_ARGS_WITH_ROLES = ["--exit-on-error"];
 
+/** An encrypted dump file, decrypted as it is read. */
+function openSealed(source: { sealed: string; identities: string[] }, label: string): Promise<Readable> {
+  return decryptStream(fs.createReadStream(source.sealed), source.identities, label);
+}
+
+/** How pg_restore reads the dump more than once (restore-list.ts), or undefined for a stream, which can be read once. */
+function dumpReader(source: RestoreSource, pgRestore: PgTool, url: string, label: string): DumpReader | undefined {
+  if ("file" in source) return (args) => runTool(pgRestore, [...args, source.file], url);
+  if ("sealed" in source) return async (args) => runToolOn(pgRestore, args, url, await openSealed(source, label));
+  return undefined;
+}
+
 /** The one restore procedure: `into` created, the source restored into it, its tables counted. */
 export async function restoreInto(config: Config, request: RestoreRequest): Promise<Restored> {
   const { into } = request;
@@ -160,15 +179,17 @@ async function restoreCreated(
   const { pgRestore, args, adminUrl, intoUrl, t0, roles } = run;
   await createDatabase(adminUrl, into);
   // A file's entries that would copy nothing are left out (restore-list.ts); a stream cannot be read twice to find them.
-  const list =
-    "file" in source
-      ? await restoreList(pgRestore, source.file, intoUrl).catch(async (error) => {
-          await dropDatabase(adminUrl, into);
-          throw error;
-        })
-      : undefined;
+  const read = dumpReader(source, pgRestore, intoUrl, label);
+  const list = read
+    ? await restoreList(read).catch(async (error) => {
+        await dropDatabase(adminUrl, into);
+        throw error;
+      })
+    : undefined;
+  const useList = list?.file ? [`--use-list=${list.file}`] : [];
   try {
-    if ("file" in source) await runTool(pgRestore, [...args, ...(list?.file ? [`--use-list=${list.file}`] : []), `--dbname=${into}`, source.file], intoUrl);
+    if ("file" in source) await runTool(pgRestore, [...args, ...useList, `--dbname=${into}`, source.file], intoUrl);
+    else if ("sealed" in source) await restoreStream(pgRestore, [...args, ...useList], () => openSealed(source, label), into, intoUrl);
     else await restoreStream(pgRestore, args, source.stream, into, intoUrl);
     if (request.globals) await withClient(adminUrl, (c) => applyDatabaseLevel(c, request.globals!, into));
   } catch (error) {
@@ -184,6 +205,18 @@ async function restoreCreated(
   return { database: into, tables: await tableCounts(intoUrl), seconds, ...(list ? { skipped: list.skipped } : {}), ...(roles ? { roles } : {}) };
 }
 
+/** A backup file as a restore reads it: decrypted with `identities` when it is an age file (BACKUP_ENCRYPT_LOCAL, `<file>.age`). */
+export function sealedSource(file: string, identities: string[] | undefined, label: string): RestoreSource {
+  if (!file.endsWith(".age")) return { file };
+  if (!identities?.length) {
+    const recipients = readManifest(file)?.encryption?.recipients;
+    throw new UserError(
+      `${label} is encrypted with age${recipients ? ` to ${recipients.join(", ")}` : ""}: pass --identity-file <file> (or - to read it from stdin)`,
+    );
+  }
+  return { sealed: file, identities };
+}
+
 /**
  * `backup restore <id>`: the catalogued file (or --from-file's copy of it), on the server of the backed-up database.
  * `withRoles`: with the globals file beside it (`<file>.globals.json`), see restoreInto.
@@ -195,7 +228,7 @@ export async function restoreBackup(
   id: number,
   into: string,
   fromFile?: string,
-  options: { withRoles?: boolean } = {},
+  options: { withRoles?: boolean; identities?: string[] } = {},
 ): Promise<RestoreResult> {
   checkNewDatabaseName(into);
   const backup = await getBackup(pool, id);
@@ -205,7 +238,7 @@ export async function restoreBackup(
   const globals = options.withRoles ? readGlobals(file) : undefined;
   const target = backupTargets(databaseUrl, config.backup).find((t) => t.database === backup.database);
   const restored = await restoreInto(config, {
-    source: { file },
+    source: sealedSource(file, options.identities, `backup ${id}`),
     label: `backup ${id}`,
     into,
     serverUrl: target?.url ?? databaseUrl,

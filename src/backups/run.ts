@@ -19,8 +19,9 @@ import { pipeline } from "node:stream/promises";
 import pg from "pg";
 import type { Config } from "../config.js";
 import { clientConfig } from "../db/pool.js";
-import { errorMessage } from "../errors.js";
-import { Measure, measuringTap, Tee } from "../io/measure.js";
+import { UserError, errorMessage } from "../errors.js";
+import { encryptStream } from "../io/age.js";
+import { Measure, measuringTap, Tee, type Measured } from "../io/measure.js";
 import { freeBytes } from "../io/space.js";
 import type { Logger } from "../log.js";
 import { runTool, serverVersion, startTool, toolFor, type PgTool, type ServerVersion } from "../pgtools/tools.js";
@@ -57,13 +58,13 @@ export type BackupResult = BackupRow & { streamed: boolean };
 const EXTENSION: Record<BackupFormat, string> = { custom: "dump", tar: "tar", directory: "dir" };
 const FORMAT_FLAG: Record<BackupFormat, string> = { custom: "c", tar: "t", directory: "d" };
 
-/** `pmt_20261126T000000Z`: database and UTC start time. */
-export function backupName(database: string, at: Date, format: BackupFormat): string {
+/** `pmt_20261126T000000Z.dump`: database, UTC start time, format; `.age` after it when encrypted on the local disk. */
+export function backupName(database: string, at: Date, format: BackupFormat, sealed = false): string {
   const stamp = at
     .toISOString()
     .replace(/[-:]/g, "")
     .replace(/\.\d{3}Z$/, "Z");
-  return `${database.replace(/[^A-Za-z0-9_-]/g, "_")}_${stamp}.${EXTENSION[format]}`;
+  return `${database.replace(/[^A-Za-z0-9_-]/g, "_")}_${stamp}.${EXTENSION[format]}${sealed ? ".age" : ""}`;
 }
 
 export async function runBackup(deps: BackupDeps, target: BackupTarget, options: { format?: BackupFormat; jobId?: number } = {}): Promise<BackupResult> {
@@ -73,6 +74,9 @@ export async function runBackup(deps: BackupDeps, target: BackupTarget, options:
   ensurePrivateDir(dir);
 
   // One run per database: a second one refuses here, before any row or file.
+  if (config.offsite.encryptLocal && format === "directory") {
+    throw new UserError("BACKUP_ENCRYPT_LOCAL encrypts one file: use the custom or tar format (--format), not directory; nothing was written");
+  }
   const lock = await lockBackup(pool, target.database);
   try {
     return await runLocked(deps, target, format, options.jobId ?? null, lock);
@@ -97,6 +101,10 @@ interface Run {
   /** pg_dump, once it runs. */
   child?: ChildProcess;
   tee?: Tee;
+  /** BACKUP_ENCRYPT_LOCAL: the recipients the file is encrypted to as it is written. */
+  sealed?: string[];
+  /** For an encrypted file: pg_restore --list of the plaintext, read while it was written. */
+  listing?: Promise<string>;
   /** Set when the backup lock was lost: another run may own the folder now. */
   lockLost?: Error;
   /** The globals file, once its writing started: removed if the dump never gets its final name. */
@@ -108,6 +116,8 @@ interface Dumped {
   bytes: number;
   sha256: string;
   files?: { name: string; bytes: number; sha256: string }[];
+  /** An encrypted file: the size and sha256 of what pg_dump wrote (bytes/sha256 above are the file's). */
+  plaintext?: Measured;
 }
 
 async function runLocked(deps: BackupDeps, target: BackupTarget, format: BackupFormat, jobId: number | null, lock: BackupLock): Promise<BackupResult> {
@@ -126,13 +136,18 @@ async function runLocked(deps: BackupDeps, target: BackupTarget, format: BackupF
     await checkSpace(deps, target.database);
 
     const snapshot = await openSnapshot(run.snapshotClient);
-    const dumped = format === "directory" ? await dumpDirectory(run, tools.pgDump, snapshot.id) : await dumpFile(run, tools.pgDump, snapshot.id);
+    const dumped =
+      format === "directory"
+        ? await dumpDirectory(run, tools.pgDump, snapshot.id)
+        : run.sealed
+          ? await dumpSealed(run, tools, snapshot.id)
+          : await dumpFile(run, tools.pgDump, snapshot.id);
     const tableCounts = await snapshot.counting;
     const globals = await captureInSnapshot(run, server);
     await run.snapshotClient.query("commit");
     if (run.tee) await run.tee.settled();
 
-    await checkListing(tools.pgRestore, run.partialPath, target.url);
+    await checkListing(tools.pgRestore, run.partialPath, target.url, run.listing);
     // Without the lock another run may have started: it owns the folder now.
     if (run.lockLost) throw run.lockLost;
     const done = await publish(run, dumped, server, tools.pgDump, { tableCounts, globals });
@@ -156,13 +171,14 @@ async function startRun(deps: BackupDeps, target: BackupTarget, format: BackupFo
   if (interrupted) logger.warn({ database: target.database, interrupted }, "earlier backup runs were interrupted; marked failed");
   removeLeftovers(dir, target.database);
 
-  let name = backupName(target.database, row.started_at, format);
+  const sealed = config.offsite.encryptLocal ? config.offsite.encryptTo : undefined;
+  let name = backupName(target.database, row.started_at, format, !!sealed);
   // Two runs in the same second (a manual run beside the cron one) must not overwrite each other.
-  if (fs.existsSync(path.join(dir, name))) name = name.replace(/(\.[a-z]+)$/, `_${row.id}$1`);
+  if (fs.existsSync(path.join(dir, name))) name = name.replace(/(\.(dump|tar|dir)(\.age)?)$/, `_${row.id}$1`);
   const finalPath = path.join(dir, name);
   const snapshotClient = new pg.Client(clientConfig(target.url, { application_name: "pmt-worker backup" }));
   snapshotClient.on("error", () => {});
-  return { deps, target, format, row, name, finalPath, partialPath: `${finalPath}.partial`, snapshotClient, versions: {} };
+  return { deps, target, format, row, name, finalPath, partialPath: `${finalPath}.partial`, snapshotClient, versions: {}, ...(sealed ? { sealed } : {}) };
 }
 
 function chooseTools(config: Config, server: ServerVersion): { pgDump: PgTool; pgRestore: PgTool } {
@@ -250,6 +266,48 @@ async function dumpFile(run: Run, pgDump: PgTool, snapshot: string): Promise<Dum
   return dumped;
 }
 
+/**
+ * BACKUP_ENCRYPT_LOCAL: pg_dump's stdout measured (the plaintext's sha256, for
+ * the manifest) and fed to `pg_restore --list` on its stdin (the check a file
+ * gets, without plaintext on the disk), encrypted to the recipients, then the
+ * age file measured (the catalog's size and sha256, the offsite tee) into the
+ * .partial, fsynced.
+ */
+async function dumpSealed(run: Run, tools: { pgDump: PgTool; pgRestore: PgTool }, snapshot: string): Promise<Dumped> {
+  const { deps, partialPath } = run;
+  run.tee = openTee(run);
+  const lister = startTool(tools.pgRestore, ["--list"], run.target.url, { stdin: "pipe", stdout: "pipe" });
+  let listed = "";
+  lister.stdout!.on("data", (d) => (listed += d));
+  run.listing = lister.exited.then(() => listed);
+  run.listing.catch(() => {});
+  // pg_restore stops reading once it has the table of contents: a lister that is gone is fed no more, and its verdict is its exit.
+  const listTee = new Tee(lister.child.stdin!, lister.exited, () => {});
+  const plain = new Measure();
+  const sealed = new Measure();
+  const plainTap = measuringTap(plain, { tee: listTee });
+  const encrypted = await encryptStream(plainTap, run.sealed!);
+  const output = deps.createOutput?.(partialPath) ?? fs.createWriteStream(partialPath, { mode: 0o600, flags: "wx" });
+  const dump = startTool(tools.pgDump, dumpArgs(run.format, snapshot), run.target.url, { stdin: "ignore", stdout: "pipe" });
+  run.child = dump.child;
+  deps.onPgDump?.(dump.child);
+  try {
+    await Promise.all([pipeline(dump.stdout!, plainTap), pipeline(encrypted, measuringTap(sealed, { onProgress: deps.onProgress, tee: run.tee }), output)]);
+  } catch (error) {
+    dump.child.kill("SIGKILL");
+    lister.child.kill("SIGKILL");
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOSPC" || code === "EDQUOT") {
+      throw new Error(`disk full writing ${partialPath} (${code}); the partial file was removed, earlier backups are untouched`, { cause: error });
+    }
+    await dump.exited;
+    throw error;
+  }
+  await dump.exited;
+  fsyncFile(partialPath);
+  return { ...sealed.result(), plaintext: plain.result() };
+}
+
 /** The OFFSITE_STREAM destination, if any: its failure is logged and leaves the copy to the upload job. */
 function openTee(run: Run): Tee | undefined {
   const { deps, target } = run;
@@ -264,8 +322,8 @@ function openTee(run: Run): Tee | undefined {
 }
 
 /** A backup that pg_restore cannot read does not count. */
-async function checkListing(pgRestore: PgTool, partialPath: string, url: string): Promise<void> {
-  const listing = await runTool(pgRestore, ["--list", partialPath], url);
+async function checkListing(pgRestore: PgTool, partialPath: string, url: string, read?: Promise<string>): Promise<void> {
+  const listing = read ? await read : await runTool(pgRestore, ["--list", partialPath], url);
   if (!listing.includes("TABLE DATA") && !listing.includes("Archive created")) {
     throw new Error(`pg_restore --list found no contents in ${partialPath}`);
   }
@@ -302,15 +360,18 @@ async function publish(
     database: target.database,
     format: run.format,
     file: name,
-    bytes,
-    sha256,
+    // An encrypted file: the plaintext's here, the file's under encryption (the catalog's).
+    bytes: dumped.plaintext?.bytes ?? bytes,
+    sha256: dumped.plaintext?.sha256 ?? sha256,
     files,
+    ...(run.sealed ? { encryption: { format: "age" as const, recipients: run.sealed, bytes, sha256 } } : {}),
     server_version: server.version,
     pg_dump_version: pgDump.version,
     tiers: done.tiers,
     started_at: done.started_at.toISOString(),
     finished_at: (done.finished_at ?? new Date()).toISOString(),
-    table_counts: tableCounts,
+    // Table names are the database's: not written beside an encrypted file (the catalog keeps them).
+    table_counts: run.sealed ? {} : tableCounts,
     globals,
   });
   return done;
@@ -342,7 +403,7 @@ async function failRun(run: Run, error: unknown): Promise<void> {
 /** Whether `name` is a backup file of this database (exactly, as isPartialOf). */
 export function isBackupOf(name: string, database: string): boolean {
   const prefix = database.replace(/[^A-Za-z0-9_-]/g, "_");
-  return name.startsWith(`${prefix}_`) && /^_\d{8}T\d{6}Z(_\d+)?\.(dump|tar|dir)$/.test(name.slice(prefix.length));
+  return name.startsWith(`${prefix}_`) && /^_\d{8}T\d{6}Z(_\d+)?\.(dump|tar|dir)(\.age)?$/.test(name.slice(prefix.length));
 }
 
 /**
@@ -351,7 +412,7 @@ export function isBackupOf(name: string, database: string): boolean {
  */
 export function isPartialOf(name: string, database: string): boolean {
   const prefix = database.replace(/[^A-Za-z0-9_-]/g, "_");
-  return name.startsWith(`${prefix}_`) && /^_\d{8}T\d{6}Z(_\d+)?\.(dump|tar|dir)(\.globals\.json)?\.partial$/.test(name.slice(prefix.length));
+  return name.startsWith(`${prefix}_`) && /^_\d{8}T\d{6}Z(_\d+)?\.(dump|tar|dir)(\.age)?(\.globals\.json)?\.partial$/.test(name.slice(prefix.length));
 }
 
 /** `.partial` files and folders of this database left by a killed run. Only the holder of its backup lock may call this. */

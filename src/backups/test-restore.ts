@@ -11,6 +11,7 @@ import { clientConfig } from "../db/pool.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import { redactText } from "../redact.js";
+import { readIdentityFile } from "../io/age.js";
 import { lastSucceeded, recordTestRestore, type BackupRow } from "./catalog.js";
 import { restoreBackup } from "./restore.js";
 import { backupTargets } from "./target.js";
@@ -32,12 +33,20 @@ export function compareCounts(expected: Record<string, number>, actual: Record<s
   return problems;
 }
 
+/** An encrypted file's identities: given (--identity-file), else BACKUP_IDENTITY_FILE's, read now (never kept). */
+async function identitiesFor(config: Config, backup: BackupRow, options: { identities?: string[] }): Promise<string[] | undefined> {
+  if (!backup.local_path?.endsWith(".age") || options.identities) return options.identities;
+  if (!config.offsite.identityFile) return undefined;
+  return readIdentityFile(config.offsite.identityFile, "BACKUP_IDENTITY_FILE");
+}
+
 export async function testRestore(
   config: Config,
   pool: pg.Pool,
   databaseUrl: string,
   database: string,
   logger: Logger,
+  options: { identities?: string[] } = {},
 ): Promise<TestRestoreResult | undefined> {
   const backup = await lastSucceeded(pool, database);
   if (!backup) {
@@ -49,7 +58,9 @@ export async function testRestore(
   let problems: string[] = [];
   let seconds = 0;
   try {
-    const restored = await restoreBackup(config, pool, databaseUrl, backup.id, scratch);
+    const restored = await restoreBackup(config, pool, databaseUrl, backup.id, scratch, undefined, {
+      identities: await identitiesFor(config, backup, options),
+    });
     seconds = restored.seconds;
     problems = compareCounts(backup.table_counts ?? {}, restored.tables);
   } catch (error) {

@@ -160,16 +160,24 @@ export function registerBackup(program: Command): void {
     .command("verify <id>")
     .description("re-hash a backup, compare it with the catalog and manifest, and have pg_restore list it; a backup that fails is marked corrupt")
     .option("--database <name>", CATALOG_OPTION)
-    .action(async (id: string, opts: { database?: string }) => {
+    .option("--identity-file <path>", IDENTITY_OPTION)
+    .action(async (id: string, opts: { database?: string; identityFile?: string }) => {
       const backup = backupId(id);
+      const identities = await identitiesOf(opts.identityFile);
       await withDatabases({ database: opts.database, requireOne: "backup verify" }, async ({ config, pool, logger }) => {
-        const result = await verifyBackup(config, pool, backup, { logger });
+        const result = await verifyBackup(config, pool, backup, { logger }, { identities });
         if (!result.ok) {
           throw new UserError(
             `backup ${id} failed verification and is marked corrupt (out of the tiers, not uploaded, not the last good backup):\n  ${result.problems.join("\n  ")}`,
           );
         }
-        process.stdout.write(`backup ${id} verified: ${size(result.backup.bytes)}, sha256 ${result.backup.sha256}\n`);
+        const sealed =
+          result.decrypted === undefined
+            ? ""
+            : result.decrypted
+              ? ", decrypted and listed"
+              : " (encrypted: its sha256 only; give --identity-file to decrypt and list it too)";
+        process.stdout.write(`backup ${id} verified: ${size(result.backup.bytes)}, sha256 ${result.backup.sha256}${sealed}\n`);
       });
     });
 
@@ -182,7 +190,7 @@ export function registerBackup(program: Command): void {
     .option("--from-offsite <key>", "stream this object from the offsite store (see offsite list) instead")
     .option("--from-file <path>", "restore this file instead of the catalogued one (e.g. a copy)")
     .option("--database <name>", `${CATALOG_OPTION}; the new database is created on its server`)
-    .option("--identity-file <path>", "an encrypted copy's age identity (private key) file, or - to read it from stdin; read into memory only")
+    .option("--identity-file <path>", IDENTITY_OPTION)
     .option(
       "--with-roles",
       "create the roles the backup references first (from its .globals.json; missing ones only, no passwords) and keep owners and grants; needs a superuser, e.g. postgres on the new server",
@@ -190,7 +198,7 @@ export function registerBackup(program: Command): void {
     .action(async (id: string | undefined, opts: RestoreOptions) => {
       if (!id && !opts.fromOffsite) throw new UserError("give a backup id (see pmt-worker backup list), or --from-offsite <key>");
       const backup = id === undefined ? undefined : backupId(id);
-      const identities = opts.identityFile ? await (await import("../io/age.js")).readIdentityFile(opts.identityFile) : undefined;
+      const identities = await identitiesOf(opts.identityFile);
       await withDatabases({ database: opts.database, requireOne: "backup restore" }, async ({ config, pool, url }) => {
         const offsite = opts.fromOffsite ? { ...(await import("../offsite/restore.js")), ...(await import("../offsite/store.js")) } : undefined;
         const result =
@@ -199,7 +207,7 @@ export function registerBackup(program: Command): void {
                 identities,
                 withRoles: opts.withRoles === true,
               })
-            : await restoreBackup(config, pool, url, backup!, opts.into, opts.fromFile, { withRoles: opts.withRoles === true });
+            : await restoreBackup(config, pool, url, backup!, opts.into, opts.fromFile, { withRoles: opts.withRoles === true, identities });
         const tables = Object.keys(result.tables).length;
         const rows = Object.values(result.tables).reduce((a, b) => a + b, 0);
         const left = "skipped" in result ? (result.skipped ?? []) : [];
@@ -212,6 +220,13 @@ export function registerBackup(program: Command): void {
     });
 }
 
+const IDENTITY_OPTION = "for an encrypted backup (BACKUP_ENCRYPT_TO): the age identity (private key) file, or - to read it from stdin; kept in memory only";
+
+/** --identity-file's identities, read before anything runs (a mistake there changes nothing). */
+async function identitiesOf(file: string | undefined): Promise<string[] | undefined> {
+  return file ? (await import("../io/age.js")).readIdentityFile(file) : undefined;
+}
+
 function registerTestRestore(backup: Command): void {
   backup
     .command("test-restore")
@@ -219,13 +234,15 @@ function registerTestRestore(backup: Command): void {
       "the weekly test restore, now: the newest backup restored into a scratch database, its row counts compared, the database dropped, the result recorded",
     )
     .option("--database <name>", "one database of BACKUP_DATABASES or PMT_DATABASES (default: all)")
-    .action(async (opts: { database?: string }) => {
+    .option("--identity-file <path>", `${IDENTITY_OPTION} (default: BACKUP_IDENTITY_FILE)`)
+    .action(async (opts: { database?: string; identityFile?: string }) => {
+      const identities = await identitiesOf(opts.identityFile);
       await withDatabases({ database: opts.database, ownCheck: true }, async ({ config, pool, logger, url }) => {
         const { testRestore } = await import("../backups/test-restore.js");
         const all = backupTargets(url, config.backup);
         let failed = 0;
         for (const target of opts.database ? [findTarget(all, opts.database)] : all) {
-          const result = await testRestore(config, pool, url, target.database, logger);
+          const result = await testRestore(config, pool, url, target.database, logger, { identities });
           if (!result) process.stdout.write(`${target.database}: no successful backup to restore\n`);
           else if (result.ok) process.stdout.write(`${target.database}: test restore of backup ${result.backup.id} passed (${result.seconds.toFixed(1)} s)\n`);
           else {

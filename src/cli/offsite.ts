@@ -45,7 +45,7 @@ export function registerOffsite(program: Command): void {
       process.stdout.write(
         entries.length
           ? table(
-              ["key", "database", "started", "format", "bytes", "tiers", "encrypted to", "roles"],
+              ["key", "database", "started", "format", "bytes", "tiers", "server", "encrypted to", "roles"],
               entries.map((e) => [
                 e.key,
                 e.database,
@@ -53,6 +53,8 @@ export function registerOffsite(program: Command): void {
                 e.format,
                 String(e.bytes),
                 (e.tiers ?? []).join(","),
+                // The new server must be this major or newer.
+                e.server_version,
                 e.encryption ? e.encryption.recipients.map((r) => `${r.slice(0, 12)}...${r.slice(-6)}`).join(" ") : "-",
                 e.globals ? String(e.globals.roles.length) : "-",
               ]),

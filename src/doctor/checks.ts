@@ -171,9 +171,16 @@ async function encryptionCheck(config: Config): Promise<Check | undefined> {
     return warn("encryption", "BACKUP_ENCRYPT_TO is not set: copies in the store are plain pg_dump archives, readable by whoever can read the bucket");
   }
   try {
-    const { checkRecipients } = await import("../io/age.js");
-    await checkRecipients(recipients);
-    return ok("encryption", `copies encrypted with age to ${recipients.length} recipient${recipients.length === 1 ? "" : "s"}`);
+    const age = await import("../io/age.js");
+    await age.checkRecipients(recipients);
+    const what = `${config.offsite.encryptLocal ? "backups and copies" : "copies"} encrypted with age to ${recipients.length} recipient${recipients.length === 1 ? "" : "s"}`;
+    if (!config.offsite.encryptLocal || !config.offsite.identityFile) return ok("encryption", what);
+    // The test restore's key must open what is written now.
+    const mine = await age.recipientsOf(await age.readIdentityFile(config.offsite.identityFile, "BACKUP_IDENTITY_FILE"));
+    if (!mine.some((r) => recipients.includes(r))) {
+      return fail("encryption", `BACKUP_IDENTITY_FILE holds no identity of BACKUP_ENCRYPT_TO's recipients: the test restore could not decrypt the backups`);
+    }
+    return ok("encryption", `${what}; BACKUP_IDENTITY_FILE opens them (test restore)`);
   } catch (error) {
     return fail("encryption", errorMessage(error));
   }

@@ -46,6 +46,12 @@ export async function encryptStream(source: Readable, recipients: string[]): Pro
   return Readable.fromWeb(out as unknown as WebReadableStream<Uint8Array>);
 }
 
+/** The recipients (public keys) of these identities. */
+export async function recipientsOf(identities: string[]): Promise<string[]> {
+  const { identityToRecipient } = await library();
+  return Promise.all(identities.map((i) => identityToRecipient(i)));
+}
+
 /** The identities of an identity file's text: `AGE-SECRET-KEY-...` lines; `#` comments and blank lines ignored. */
 export function parseIdentities(text: string, source: string): string[] {
   const lines = text
@@ -60,8 +66,8 @@ export function parseIdentities(text: string, source: string): string[] {
   return lines;
 }
 
-/** `--identity-file <path>`, or `-` for stdin. */
-export async function readIdentityFile(file: string): Promise<string[]> {
+/** `--identity-file <path>`, or `-` for stdin; `what` names the setting in errors. */
+export async function readIdentityFile(file: string, what = "--identity-file"): Promise<string[]> {
   if (file === "-") {
     const chunks: Buffer[] = [];
     for await (const c of process.stdin) chunks.push(Buffer.from(c));
@@ -71,10 +77,13 @@ export async function readIdentityFile(file: string): Promise<string[]> {
   try {
     text = fs.readFileSync(file, "utf8");
   } catch (error) {
-    throw new UserError(`--identity-file ${file}: ${(error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message}`);
+    throw new UserError(`${what} ${file}: ${(error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message}`);
   }
-  return parseIdentities(text, `--identity-file ${file}`);
+  return parseIdentities(text, `${what} ${file}`);
 }
+
+/** The identity given is not one of a file's recipients: the user's mistake, not the file's damage. */
+export class NotARecipient extends UserError {}
 
 /**
  * `source` (an age file) decrypted with `identities`, as it flows. The header
@@ -92,7 +101,7 @@ export async function decryptStream(source: Readable, identities: string[], what
     source.destroy();
     const message = (error as Error).message;
     if (/no identity matched/i.test(message)) {
-      throw new UserError(`${what} is encrypted to ${recipients?.join(", ") ?? "other recipients"}: the identity given is not one of them`);
+      throw new NotARecipient(`${what} is encrypted to ${recipients?.join(", ") ?? "other recipients"}: the identity given is not one of them`);
     }
     throw new UserError(`${what} could not be decrypted: ${message}`, { cause: error });
   }

@@ -89,7 +89,7 @@ export async function unknownFiles(config: Config, pool: pg.Pool): Promise<strin
   const others = config.backup.others ?? [];
   return fs
     .readdirSync(config.backup.dir)
-    .filter((name) => /\.(dump|tar|dir)$/.test(name) && !known.has(name) && !others.some((db) => isBackupOf(name, db)))
+    .filter((name) => /\.(dump|tar|dir)(\.age)?$/.test(name) && !known.has(name) && !others.some((db) => isBackupOf(name, db)))
     .sort();
 }
 

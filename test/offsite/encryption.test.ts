@@ -16,9 +16,10 @@ import { Decrypter, generateX25519Identity, identityToRecipient } from "age-encr
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrate } from "../../src/db/migrate.js";
 import { createLogger } from "../../src/log.js";
-import { ownerOf } from "../../src/offsite/copies.js";
+import { globalsKey, ownerOf } from "../../src/offsite/copies.js";
 import { openStore, type OffsiteStore } from "../../src/offsite/store.js";
 import { runCli } from "../harness/cli.js";
+import { recordFault } from "../harness/faults.js";
 import { createTestDatabase, queryOnce, type TestDatabase } from "../harness/db.js";
 import { S3RVER_CREDENTIALS, S3Sink } from "../harness/s3.js";
 import { testConfig } from "../harness/worker.js";
@@ -145,6 +146,13 @@ describe("BACKUP_ENCRYPT_TO", () => {
       const manifest = JSON.parse((await bytesOf(`${key}.json`)).toString());
       expect(manifest).toMatchObject({ kind: "pmt-worker backup", sha256: row!.sha256, encryption: { format: "age", recipients: [recipient] } });
       expect(manifest.table_counts).toBeUndefined();
+      // The roles beside it, encrypted the same way, their sizes and sha256 in the manifest.
+      expect(manifest.globals.key).toBe(globalsKey(key));
+      const globals = await bytesOf(manifest.globals.key);
+      expect(globals.subarray(0, 21).toString()).toBe("age-encryption.org/v1");
+      expect(crypto.createHash("sha256").update(globals).digest("hex")).toBe(manifest.globals.stored.sha256);
+      const roles = JSON.parse(Buffer.from(await d.decrypt(new Uint8Array(globals))).toString());
+      expect(roles.kind).toBe("pmt-worker globals");
     },
   );
 
@@ -156,7 +164,7 @@ describe("BACKUP_ENCRYPT_TO", () => {
     expect(leaks(await everything())).toEqual([]);
     await db.pool.query("update pmt_jobs.backup set status = 'pruned' where id = $1", [dir.id]);
     await db.pool.query("delete from pmt_jobs.backup_copy where backup_id = $1", [dir.id]);
-    for (const f of [...files, `${dir.key}.json`]) await store().remove(f);
+    for (const f of [...files, `${dir.key}.json`, globalsKey(dir.key)]) await store().remove(f);
 
     const folder = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-enc-store-"));
     const run = await runCli(["backup", "run"], { ...env, OFFSITE_URL: `file://${folder}`, BACKUP_ENCRYPT_TO: recipient });
@@ -193,7 +201,14 @@ describe("BACKUP_ENCRYPT_TO", () => {
       .split("\n")
       .map((l) => JSON.parse(l).key as string);
     const owned = new Set(left);
-    for (const o of await store().list("pmt/")) expect(ownerOf(o.key, owned), o.key).toBeDefined();
+    const objects = await store().list("pmt/");
+    for (const o of objects) expect(ownerOf(o.key, owned), o.key).toBeDefined();
+    recordFault({
+      scenario: "bucket read by a stranger (BACKUP_ENCRYPT_TO)",
+      fault: "every object of the bucket read and searched for the database's rows, table names and pg_dump's signature",
+      outcome: `none in ${objects.length} objects (custom, tar, directory; uploaded and streamed; found in the control run without encryption); each copy decrypts with the identity to its backup's sha256`,
+      lost: 0,
+    });
   });
 
   it("restores from the store with the identity from a file or stdin; without it, or with another, says so and creates nothing", async () => {
@@ -217,6 +232,12 @@ describe("BACKUP_ENCRYPT_TO", () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain("stdin: expected an age identity file");
     expect(bad.stderr).not.toContain("not a key");
+    recordFault({
+      scenario: "restore with a missing or wrong identity",
+      fault: "backup restore --from-offsite of an encrypted copy without --identity-file, with another key, with a malformed file on stdin",
+      outcome: "refused before a database is created, naming the copy's recipients; the malformed input not echoed; the right identity from a file or stdin restores every row",
+      lost: 0,
+    });
 
     for (const [name, args, input] of [
       ["file", ["--identity-file", identityFile], undefined],
@@ -245,5 +266,122 @@ describe("BACKUP_ENCRYPT_TO", () => {
     const typo = recipient.slice(0, -1) + (recipient.endsWith("q") ? "p" : "q");
     const run = await runCli(["backup", "run"], { ...env, BACKUP_ENCRYPT_TO: typo });
     expect(run.stderr).toMatch(/not a valid age recipient/);
+  });
+});
+
+describe("BACKUP_ENCRYPT_LOCAL", () => {
+  let local: Record<string, string>;
+  beforeAll(() => {
+    local = {
+      ...env,
+      BACKUP_DIR: path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pmt-enc-local-")), "b"),
+      OFFSITE_URL: "s3://vault/local",
+      BACKUP_ENCRYPT_TO: recipient,
+      BACKUP_ENCRYPT_LOCAL: "true",
+    };
+  });
+
+  it.each([
+    ["tar", "false"],
+    ["custom", "true"],
+  ])(
+    "%s format, OFFSITE_STREAM=%s: the file on the disk is an age file, listed while written, and the copy offsite is that very file",
+    async (format, stream) => {
+      const run = await runCli(["backup", "run", "--format", format], { ...local, OFFSITE_STREAM: stream });
+      expect(run.code, run.stderr).toBe(0);
+      const id = Number(/backup (\d+) succeeded/.exec(run.stdout)![1]);
+      const [b] = await queryOnce<{ local_path: string; sha256: string; bytes: string; stored_sha256: string | null; key: string; encrypted_to: string[] }>(
+        db.url,
+        `select b.local_path, b.sha256, b.bytes, c.stored_sha256, c.key, c.encrypted_to
+       from pmt_jobs.backup b join pmt_jobs.backup_copy c on c.backup_id = b.id where b.id = $1`,
+        [id],
+      );
+      expect(b!.local_path).toMatch(new RegExp(`\\.${format === "tar" ? "tar" : "dump"}\\.age$`));
+      const file = fs.readFileSync(b!.local_path);
+      expect(fs.statSync(b!.local_path).mode & 0o777).toBe(0o600);
+      expect(file.subarray(0, 21).toString()).toBe("age-encryption.org/v1");
+      expect(file.includes(MARKER) || file.includes("secret_rows")).toBe(false);
+      expect(crypto.createHash("sha256").update(file).digest("hex")).toBe(b!.sha256);
+      // The manifest beside it: the plaintext's size and sha256, the file's under encryption, no table names.
+      const manifest = JSON.parse(fs.readFileSync(`${b!.local_path}.json`, "utf8"));
+      expect(manifest.encryption).toEqual({ format: "age", recipients: [recipient], bytes: Number(b!.bytes), sha256: b!.sha256 });
+      expect(JSON.stringify(manifest)).not.toContain("secret_rows");
+      const d = new Decrypter();
+      d.addIdentity(identity);
+      const plain = Buffer.from(await d.decrypt(new Uint8Array(file)));
+      expect(crypto.createHash("sha256").update(plain).digest("hex")).toBe(manifest.sha256);
+      // Offsite: the same bytes, not encrypted twice.
+      expect(b!.key).toMatch(/\.age$/);
+      expect(b!.encrypted_to).toEqual([recipient]);
+      expect(
+        crypto
+          .createHash("sha256")
+          .update(await bytesOf(b!.key))
+          .digest("hex"),
+      ).toBe(b!.sha256);
+    },
+  );
+
+  it("verify, restore and the test restore take the identity; a wrong one is the user's mistake, not corruption", async () => {
+    const [{ id }] = (await queryOnce<{ id: number }>(
+      db.url,
+      "select max(id) as id from pmt_jobs.backup where status = 'succeeded' and local_path like '%.age'",
+    )) as [{ id: number }];
+    const plainVerify = await runCli(["backup", "verify", String(id)], local);
+    expect(plainVerify.code, plainVerify.stderr).toBe(0);
+    expect(plainVerify.stdout).toContain("its sha256 only");
+    const full = await runCli(["backup", "verify", String(id), "--identity-file", "-"], local, undefined, `${identity}\n`);
+    expect(full.code, full.stderr).toBe(0);
+    expect(full.stdout).toContain("decrypted and listed");
+    const other = path.join(path.dirname(identityFile), "other-local.txt");
+    fs.writeFileSync(other, `${await generateX25519Identity()}\n`, { mode: 0o600 });
+    const wrong = await runCli(["backup", "verify", String(id), "--identity-file", other], local);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain("the identity given is not one of them");
+    const [row] = await queryOnce<{ status: string }>(db.url, "select status from pmt_jobs.backup where id = $1", [id]);
+    expect(row!.status).toBe("succeeded");
+
+    const into = `${db.name}_local`;
+    const none = await runCli(["backup", "restore", String(id), "--into", into], local);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain(`is encrypted with age to ${recipient}: pass --identity-file`);
+    const ok = await runCli(["backup", "restore", String(id), "--into", into, "--identity-file", identityFile], local);
+    expect(ok.code, ok.stderr).toBe(0);
+    const [n] = await queryOnce<{ n: string }>(db.url.replace(`/${db.name}`, `/${into}`), "select count(*) as n from public.secret_rows");
+    expect(Number(n!.n)).toBe(2000);
+    await queryOnce(db.url, `drop database ${into} with (force)`);
+
+    const test = await runCli(["backup", "test-restore", "--database", db.name], { ...local, BACKUP_IDENTITY_FILE: identityFile });
+    expect(test.code, test.stderr).toBe(0);
+    expect(test.stdout).toMatch(/test restore of backup \d+ passed/);
+    recordFault({
+      scenario: "backup disk stolen (BACKUP_ENCRYPT_LOCAL)",
+      fault: "the files of BACKUP_DIR read without the identity",
+      outcome: "dumps are age files (no row, no table name, in them or their manifests); verify checks their sha256 without the key, restore and the test restore decrypt as pg_restore reads, never to the disk; a wrong key is refused, the backup not marked corrupt",
+      lost: 0,
+    });
+  });
+
+  it("doctor says whether BACKUP_IDENTITY_FILE opens what is written", async () => {
+    const good = await runCli(["doctor"], { ...local, BACKUP_IDENTITY_FILE: identityFile });
+    expect(good.stdout).toMatch(/OK +encryption +backups and copies encrypted with age to 1 recipient; BACKUP_IDENTITY_FILE opens them/);
+    const other = path.join(path.dirname(identityFile), "other-doctor.txt");
+    fs.writeFileSync(other, `${await generateX25519Identity()}\n`, { mode: 0o600 });
+    const bad = await runCli(["doctor"], { ...local, BACKUP_IDENTITY_FILE: other });
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(/FAIL +encryption +BACKUP_IDENTITY_FILE holds no identity of BACKUP_ENCRYPT_TO's recipients/);
+  });
+
+  it("is refused without recipients, with the directory format, or with a weekly test restore that could not decrypt", async () => {
+    const cases: [Record<string, string>, string][] = [
+      [{ BACKUP_ENCRYPT_TO: "" }, "BACKUP_ENCRYPT_LOCAL: needs BACKUP_ENCRYPT_TO"],
+      [{ BACKUP_FORMAT: "directory" }, "not directory"],
+      [{ BACKUP_TEST_RESTORE_CRON: "0 4 * * 0" }, "set BACKUP_IDENTITY_FILE, or BACKUP_TEST_RESTORE_CRON=off"],
+    ];
+    for (const [extra, message] of cases) {
+      const r = await runCli(["backup", "list"], { ...local, ...extra });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(message);
+    }
   });
 });
