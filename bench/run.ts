@@ -8,6 +8,7 @@ const BENCHES: Record<string, () => Promise<{ main(): Promise<void> }>> = {
   backup: () => import("./backup.js"),
   offsite: () => import("./offsite.js"),
   sync: () => import("./sync.js"),
+  startup: () => import("./startup.js"),
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith("--"));

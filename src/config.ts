@@ -8,8 +8,13 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { parseCronItem } from "graphile-worker";
-import { z } from "zod";
+// parseCronItem's own check of a string (graphile-worker's index would load all of it for every
+// command); test/unit/deep-imports.test.ts fails if an upgrade makes the two differ.
+import { createCronMatcher } from "graphile-worker/dist/cronMatcher.js";
+// zod's classic API from its zod/v3 entry (shipped with zod 4 and kept there): a few modules, where
+// zod 4's entry loads about 95 (every locale), half a bare node start that every command paid for
+// its configuration. The schemas below read the same in both; the jobs' payloads use zod 4.
+import { z } from "zod/v3";
 import { UserError } from "./errors.js";
 import { mailboxProblem } from "./mail/mailbox.js";
 
@@ -30,7 +35,7 @@ const cron = z
   .trim()
   .superRefine((value, ctx) => {
     try {
-      parseCronItem({ task: "check", match: value, identifier: "check" }, "env");
+      createCronMatcher(value, "env");
     } catch (error) {
       ctx.addIssue({
         code: "custom",
@@ -355,6 +360,8 @@ export const ENV = {
       .string()
       .trim()
       .refine((tz) => {
+        // The default needs no check: a first Intl.DateTimeFormat loads ICU's data, tens of ms of every command's start.
+        if (tz === "UTC") return true;
         try {
           new Intl.DateTimeFormat("en-US", { timeZone: tz });
           return true;

@@ -1,15 +1,23 @@
-import { Logger as GraphileLogger, type LogLevel as GraphileLogLevel } from "graphile-worker";
-import { pino, type Logger } from "pino";
+import { createRequire } from "node:module";
+import type { Logger as GraphileLogger, LogLevel as GraphileLogLevel } from "graphile-worker";
+import type { DestinationStream, Logger } from "pino";
 import { redactText } from "./redact.js";
 
 export type { Logger };
+
+// pino and graphile-worker (CommonJS both) are required when first needed, not when this module
+// loads: a command that logs nothing (status on a reachable database) loads neither, and only
+// the commands that run graphile-worker, which has loaded it already, wrap its logger.
+const requireCjs = createRequire(import.meta.url);
+const pinoModule = () => requireCjs("pino") as typeof import("pino");
 
 /**
  * JSON logs on stdout. Messages, string fields and errors pass through
  * redactText, and the usual secret fields are censored, so a connection string
  * with a password never reaches a log line.
  */
-export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  const { pino } = pinoModule();
   return pino(
     {
       level,
@@ -28,6 +36,29 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     },
     destination,
   );
+}
+
+/** stderr as a logger's destination (a command's logs, so that stdout carries only its output). */
+export function stderrDestination(): DestinationStream {
+  return pinoModule().destination(2);
+}
+
+/**
+ * A logger made by `make` on first use (a method called, a property read):
+ * the commands that never log never load pino.
+ */
+export function lazyLogger(make: () => Logger): Logger {
+  let real: Logger | undefined;
+  const get = () => (real ??= make());
+  return new Proxy({} as Logger, {
+    get(_, key) {
+      const target = get();
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+    set: (_, key, value) => Reflect.set(get(), key, value),
+    has: (_, key) => Reflect.has(get(), key),
+  });
 }
 
 /** Strings, and string fields of objects and errors (one level down), with passwords replaced by ***. */
@@ -51,7 +82,8 @@ const LEVELS: Record<GraphileLogLevel, "error" | "warn" | "info" | "debug"> = {
 
 /** graphile-worker's logger, writing through ours. */
 export function graphileLogger(logger: Logger): GraphileLogger {
-  return new GraphileLogger((scope) => {
+  const { Logger } = requireCjs("graphile-worker") as typeof import("graphile-worker");
+  return new Logger((scope) => {
     const child = logger.child({ component: "graphile-worker", ...pickScope(scope) });
     return (level, message, meta) => {
       const error = meta && typeof meta === "object" && "error" in meta ? (meta as { error: unknown }).error : undefined;

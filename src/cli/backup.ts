@@ -1,14 +1,8 @@
 import type { Command } from "commander";
-import { listBackups, type BackupFormat, type BackupRow } from "../backups/catalog.js";
+import type { BackupFormat, BackupRow } from "../backups/catalog.js";
 import type { RolesApplied } from "../backups/globals-apply.js";
-import { restoreBackup, sqlName } from "../backups/restore.js";
 import type { Config } from "../config.js";
-import { BackupBusyError } from "../backups/lock.js";
-import { backupTargets, findTarget } from "../backups/target.js";
-import { verifyBackup } from "../backups/verify.js";
-import { migrate } from "../db/migrate.js";
 import { UserError } from "../errors.js";
-import { withDatabases } from "./context.js";
 import { formatDuration, table } from "./format.js";
 import { backupId, oneOf, positiveInt } from "./options.js";
 
@@ -82,8 +76,11 @@ interface RestoreOptions {
   withRoles?: boolean;
 }
 
-/** What --with-roles did: roles created (login roles have no password yet: say how to set one), found, and left out. */
-export function formatRoles(roles: RolesApplied): string {
+/**
+ * What --with-roles did: roles created (login roles have no password yet: say how to set one), found, and left out.
+ * `sqlName`: backups/restore.ts's, which the restore action has loaded (this module loads nothing of it at start-up).
+ */
+export function formatRoles(roles: RolesApplied, sqlName: (name: string) => string): string {
   const created = roles.created.map((r) => (roles.withoutPassword.includes(r) ? `${sqlName(r)} (login, no password)` : sqlName(r)));
   const lines = [
     `created roles: ${created.join(", ") || "none"}; existing: ${roles.existing.map(sqlName).join(", ") || "none"}; memberships granted: ${roles.memberships}`,
@@ -103,6 +100,12 @@ export function registerBackup(program: Command): void {
     .option("--database <name>", "one database of BACKUP_DATABASES or PMT_DATABASES (default: all, each in its own catalog)")
     .option("--format <format>", `override BACKUP_FORMAT: ${FORMATS.join(", ")}`, oneOf(FORMATS))
     .action(async (opts: { database?: string; format?: BackupFormat }) => {
+      const [{ withDatabases }, { migrate }, { backupTargets, findTarget }, { BackupBusyError }] = await Promise.all([
+        import("./context.js"),
+        import("../db/migrate.js"),
+        import("../backups/target.js"),
+        import("../backups/lock.js"),
+      ]);
       // Each served database backs up what it owns, into its own catalog.
       await withDatabases({ database: opts.database, ownCheck: true }, async ({ config, pool, logger, url }) => {
         await migrate(pool, logger);
@@ -147,6 +150,7 @@ export function registerBackup(program: Command): void {
     .option("--limit <n>", "how many rows (1-10000)", positiveInt(10_000), 50)
     .option("--json", "one JSON object per line")
     .action(async (opts: { database?: string; limit: number; json?: boolean }) => {
+      const [{ withDatabases }, { listBackups }] = await Promise.all([import("./context.js"), import("../backups/catalog.js")]);
       // Every served database's catalog, merged newest first; ids are per catalog, told apart by the database column.
       const catalogs = await withDatabases({ database: opts.database, ownCheck: true }, ({ pool }) => listBackups(pool, opts.database, opts.limit));
       const rows = catalogs
@@ -164,6 +168,7 @@ export function registerBackup(program: Command): void {
     .action(async (id: string, opts: { database?: string; identityFile?: string }) => {
       const backup = backupId(id);
       const identities = await identitiesOf(opts.identityFile);
+      const [{ withDatabases }, { verifyBackup }] = await Promise.all([import("./context.js"), import("../backups/verify.js")]);
       await withDatabases({ database: opts.database, requireOne: "backup verify" }, async ({ config, pool, logger }) => {
         const result = await verifyBackup(config, pool, backup, { logger }, { identities });
         if (!result.ok) {
@@ -199,6 +204,7 @@ export function registerBackup(program: Command): void {
       if (!id && !opts.fromOffsite) throw new UserError("give a backup id (see pmt-worker backup list), or --from-offsite <key>");
       const backup = id === undefined ? undefined : backupId(id);
       const identities = await identitiesOf(opts.identityFile);
+      const [{ withDatabases }, { restoreBackup, sqlName }] = await Promise.all([import("./context.js"), import("../backups/restore.js")]);
       await withDatabases({ database: opts.database, requireOne: "backup restore" }, async ({ config, pool, url }) => {
         const offsite = opts.fromOffsite ? { ...(await import("../offsite/restore.js")), ...(await import("../offsite/store.js")) } : undefined;
         const result =
@@ -215,7 +221,7 @@ export function registerBackup(program: Command): void {
         process.stdout.write(
           `restored ${opts.fromOffsite ?? `backup ${id}`} into ${result.database}: ${tables} tables, ${rows} rows, ${result.seconds.toFixed(1)} s${skipped}\n`,
         );
-        if (result.roles) process.stdout.write(formatRoles(result.roles));
+        if (result.roles) process.stdout.write(formatRoles(result.roles, sqlName));
       });
     });
 }
@@ -237,6 +243,7 @@ function registerTestRestore(backup: Command): void {
     .option("--identity-file <path>", `${IDENTITY_OPTION} (default: BACKUP_IDENTITY_FILE)`)
     .action(async (opts: { database?: string; identityFile?: string }) => {
       const identities = await identitiesOf(opts.identityFile);
+      const [{ withDatabases }, { backupTargets, findTarget }] = await Promise.all([import("./context.js"), import("../backups/target.js")]);
       await withDatabases({ database: opts.database, ownCheck: true }, async ({ config, pool, logger, url }) => {
         const { testRestore } = await import("../backups/test-restore.js");
         const all = backupTargets(url, config.backup);
@@ -261,6 +268,11 @@ export function registerDatabase(program: Command): void {
     .command("retire <name>")
     .description("take a final backup of a database being deprecated; it (and its offsite copy) is never pruned")
     .action(async (name: string) => {
+      const [{ withDatabases }, { migrate }, { backupTargets, findTarget }] = await Promise.all([
+        import("./context.js"),
+        import("../db/migrate.js"),
+        import("../backups/target.js"),
+      ]);
       // The served database keeping `name`'s catalog takes the final backup.
       await withDatabases({ database: name, ownCheck: true }, async ({ config, pool, logger, url }) => {
         await migrate(pool, logger);

@@ -1,13 +1,16 @@
-import { pino } from "pino";
-import { loadConfig, type Config } from "../config.js";
-import { openDatabases } from "../db/database.js";
-import { selectInstances } from "../db/databases.js";
-import { createDb } from "../db/kysely.js";
-import { checkConnection, createPool, type Pool } from "../db/pool.js";
+/**
+ * What a command that opens a database runs in: the configuration, a logger
+ * on stderr, the served databases (embedded or not) and a pool for each.
+ * The modules behind it (config and its schemas, pg) are imported when a
+ * command opens a database, not when the CLI starts; pino when the command
+ * first logs; kysely when it asks for it (ctx.db()).
+ */
+import type { Config } from "../config.js";
+import type { Pool } from "../db/pool.js";
 import type { Db } from "../db/schema.js";
 import { UserError } from "../errors.js";
 import { errorText } from "../redact.js";
-import { createLogger, type Logger } from "../log.js";
+import { createLogger, lazyLogger, stderrDestination, type Logger } from "../log.js";
 
 export interface CommandContext {
   /** The served database this context is for (its name). */
@@ -18,12 +21,34 @@ export interface CommandContext {
   logger: Logger;
   url: string;
   pool: Pool;
-  db: Db;
+  /** kysely over `pool`, loaded on the first call (about 250 modules the commands that query with plain SQL never need). */
+  db(): Promise<Db>;
 }
 
-/** A command's logger: on stderr, so that stdout carries only its output; warnings and worse unless LOG_LEVEL says more. */
+/**
+ * A command's logger: on stderr, so that stdout carries only its output; warnings and worse unless LOG_LEVEL says more.
+ * Made on its first use: a command that logs nothing does not load pino.
+ */
 export function commandLogger(config: Config): Logger {
-  return createLogger(config.logLevel === "info" ? "warn" : config.logLevel, pino.destination(2));
+  return lazyLogger(() => createLogger(config.logLevel === "info" ? "warn" : config.logLevel, stderrDestination()));
+}
+
+/**
+ * Imports modules that load pg. pg asks, as it loads, whether it runs in a
+ * Cloudflare Worker: it reads `navigator`, and where there is none (Node 20)
+ * it makes a fetch Response to find out, which loads undici, fetch's
+ * implementation: half a bare node start, for nothing. A `navigator` there for
+ * the time of the import answers first (not a Worker's); on Node 21 and later,
+ * which have their own, this does nothing.
+ */
+export async function importPg<T>(load: () => Promise<T>): Promise<T> {
+  if ("navigator" in globalThis) return load();
+  Object.defineProperty(globalThis, "navigator", { value: { userAgent: "Node.js" }, configurable: true });
+  try {
+    return await load();
+  } finally {
+    delete (globalThis as { navigator?: unknown }).navigator;
+  }
 }
 
 /** A missing pmt_jobs or graphile_worker table: the database was never migrated. */
@@ -41,10 +66,13 @@ async function withPool<T>(
   fn: (ctx: CommandContext) => Promise<T>,
 ): Promise<T> {
   const { config, database, url, several } = target;
+  const { checkConnection, createPool } = await import("../db/pool.js");
   const pool = createPool(url, { max: 2, applicationName: "pmt-worker cli" });
+  let db: Promise<Db> | undefined;
+  const kysely = () => (db ??= import("../db/kysely.js").then(({ createDb }) => createDb(pool)));
   try {
     await checkConnection(pool, url);
-    return await fn({ database, several, config, logger, url, pool, db: createDb(pool) });
+    return await fn({ database, several, config, logger, url, pool, db: kysely });
   } catch (error) {
     throw explainUnmigrated(error, database);
   } finally {
@@ -80,6 +108,10 @@ export async function withDatabases<T>(
   options: { database?: string; first?: boolean; parallel?: boolean; requireOne?: string; ownCheck?: boolean },
   fn: (ctx: CommandContext) => Promise<T>,
 ): Promise<T[]> {
+  const { loadConfig } = await import("../config.js");
+  const [{ openDatabases }, { selectInstances }] = await importPg(() =>
+    Promise.all([import("../db/database.js"), import("../db/databases.js"), import("../db/pool.js")]),
+  );
   const config = loadConfig();
   const logger = commandLogger(config);
   const databases = await openDatabases(config, logger);

@@ -1,8 +1,5 @@
 import type { Command } from "commander";
-import { migrate } from "../db/migrate.js";
 import { UserError } from "../errors.js";
-import { seedDemo } from "../exports/demo.js";
-import { withDatabase } from "./context.js";
 import { positiveInt } from "./options.js";
 
 export function registerDemo(program: Command): void {
@@ -12,6 +9,11 @@ export function registerDemo(program: Command): void {
     .description("create PMT 2.0's sample tables (if missing) and fill them with deterministic synthetic data")
     .option("--activities <n>", "how many activities (ten per project)", positiveInt(10_000_000), 1000)
     .action(async (opts: { activities: number }) => {
+      const [{ withDatabase }, { migrate }, { seedDemo }] = await Promise.all([
+        import("./context.js"),
+        import("../db/migrate.js"),
+        import("../exports/demo.js"),
+      ]);
       await withDatabase(async ({ pool, logger }) => {
         await migrate(pool, logger);
         try {

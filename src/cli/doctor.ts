@@ -1,9 +1,5 @@
 import type { Command } from "commander";
-import { loadConfig } from "../config.js";
-import { openDatabases } from "../db/database.js";
-import { selectInstances } from "../db/databases.js";
 import type { Check } from "../doctor/checks.js";
-import { commandLogger } from "./context.js";
 import { section } from "./format.js";
 
 export function registerDoctor(program: Command): void {
@@ -13,6 +9,12 @@ export function registerDoctor(program: Command): void {
     .option("--database <name>", "only this served database (default: all)")
     .option("--json", "one JSON object per check (with several databases, a database's checks each with its database)")
     .action(async (opts: { json?: boolean; database?: string }) => {
+      const [{ loadConfig }, { openDatabases }, { selectInstances }, { commandLogger }] = await Promise.all([
+        import("../config.js"),
+        import("../db/database.js"),
+        import("../db/databases.js"),
+        import("./context.js"),
+      ]);
       const config = loadConfig();
       // Like every other command: DATABASE_URL (or PMT_DATABASES), or the embedded server, started for the checks if it is not running.
       const databases = await openDatabases(config, commandLogger(config));

@@ -1,3 +1,9 @@
+/**
+ * The `pmt-worker` command line. Start-up is paid by every command, so this
+ * module and the register*() files load commander and nothing else: each
+ * command imports what it runs inside its action (see docs/performance.md,
+ * start-up; test/unit/startup.test.ts checks it).
+ */
 import { Command, CommanderError } from "commander";
 import { UserError, errorMessage } from "../errors.js";
 import { redactText } from "../redact.js";
@@ -13,13 +19,17 @@ import { registerRetention } from "./retention.js";
 import { registerStart } from "./start.js";
 import { registerWatch } from "./watch.js";
 
-export function buildProgram(): Command {
+/**
+ * `envHelp`: the environment table of `start --help` (config.ts's docs, which
+ * load the schemas): main() reads it only when the arguments name `start`.
+ */
+export function buildProgram(envHelp?: string): Command {
   const program = new Command()
     .name("pmt-worker")
     .description("PostgreSQL-native job runner for PMT: exports by email, pg_dump backups, offsite copies")
     .version(VERSION)
     .showHelpAfterError("(run with --help for usage)");
-  registerStart(program);
+  registerStart(program, envHelp);
   registerMigrate(program);
   registerJobs(program);
   registerWatch(program);
@@ -36,7 +46,8 @@ export function buildProgram(): Command {
 /** Runs the CLI. User errors print one clear line (no stack) and exit 1. */
 export async function main(argv: string[]): Promise<void> {
   try {
-    await buildProgram().parseAsync(argv);
+    const envHelp = argv.slice(2).includes("start") ? (await import("../config.js")).describeEnv() : undefined;
+    await buildProgram(envHelp).parseAsync(argv);
   } catch (error) {
     if (error instanceof CommanderError) {
       // Commander prints its own parse errors and exits; one thrown from an action has not been shown.

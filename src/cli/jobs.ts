@@ -1,7 +1,5 @@
 import type { Command } from "commander";
 import type { JobStatus } from "../db/schema.js";
-import { listRuns } from "../history/queries.js";
-import { withDatabases } from "./context.js";
 import { formatRuns } from "./format.js";
 import { oneOf, positiveInt } from "./options.js";
 
@@ -17,9 +15,10 @@ export function registerJobs(program: Command): void {
     .option("--database <name>", "only this served database (default: all, merged newest first)")
     .option("--json", "one JSON object per line (with several databases, each with its database)")
     .action(async (opts: { task?: string; status?: JobStatus; limit: number; json?: boolean; database?: string }) => {
+      const [{ withDatabases }, { listRuns }] = await Promise.all([import("./context.js"), import("../history/queries.js")]);
       const filter = { task: opts.task, status: opts.status, limit: opts.limit };
       const perDatabase = await withDatabases({ database: opts.database }, async ({ db, database, several }) =>
-        (await listRuns(db, filter)).map((r) => (several ? { database, ...r } : r)),
+        (await listRuns(await db(), filter)).map((r) => (several ? { database, ...r } : r)),
       );
       // Each database's newest `limit`, merged: the newest `limit` of them all.
       const rows = perDatabase

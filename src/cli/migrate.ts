@@ -1,7 +1,4 @@
 import type { Command } from "commander";
-import { migrate } from "../db/migrate.js";
-import { applyExportLimits } from "../exports/limits.js";
-import { withDatabases } from "./context.js";
 
 export function registerMigrate(program: Command): void {
   program
@@ -9,6 +6,11 @@ export function registerMigrate(program: Command): void {
     .description("apply graphile-worker's and pmt-worker's migrations to every served database (idempotent; safe to run from several processes at once)")
     .option("--database <name>", "only this served database (default: all)")
     .action(async (opts: { database?: string }) => {
+      const [{ withDatabases }, { migrate }, { applyExportLimits }] = await Promise.all([
+        import("./context.js"),
+        import("../db/migrate.js"),
+        import("../exports/limits.js"),
+      ]);
       await withDatabases({ database: opts.database }, async ({ config, pool, logger, database, several }) => {
         const { applied, warnings } = await migrate(pool, logger);
         await applyExportLimits(pool, config.exportLimits, logger);

@@ -1,7 +1,5 @@
 import type { Command } from "commander";
-import { loadConfig } from "../config.js";
 import { UserError } from "../errors.js";
-import { withDatabases } from "./context.js";
 import { table } from "./format.js";
 
 export function registerOffsite(program: Command): void {
@@ -13,6 +11,7 @@ export function registerOffsite(program: Command): void {
     )
     .option("--database <name>", "only the copies of this served database's catalog (default: every served database's)")
     .action(async (opts: { database?: string }) => {
+      const [{ loadConfig }, { withDatabases }] = await Promise.all([import("../config.js"), import("./context.js")]);
       if (!loadConfig().offsite.url) throw new UserError("OFFSITE_URL is not set: there is no offsite store to sync to");
       await withDatabases({ database: opts.database }, async ({ config, pool, logger, url, database, several }) => {
         const { syncOffsite } = await import("../jobs/offsite-sync.js");
@@ -33,6 +32,7 @@ export function registerOffsite(program: Command): void {
     .option("--database <name>", "only this database")
     .option("--json", "one JSON object per line")
     .action(async (opts: { database?: string; json?: boolean }) => {
+      const { loadConfig } = await import("../config.js");
       const config = loadConfig();
       if (!config.offsite.url) throw new UserError("OFFSITE_URL is not set: there is no offsite store to list");
       const { listOffsite } = await import("../offsite/restore.js");

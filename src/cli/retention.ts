@@ -1,7 +1,4 @@
 import type { Command } from "commander";
-import { backupTargets, findTarget } from "../backups/target.js";
-import { planDatabase } from "../retention/apply.js";
-import { withDatabases } from "./context.js";
 import { table } from "./format.js";
 
 export function registerRetention(program: Command): void {
@@ -12,6 +9,11 @@ export function registerRetention(program: Command): void {
     .option("--database <name>", "one database of BACKUP_DATABASES or PMT_DATABASES (default: all)")
     .option("--json", "JSON output")
     .action(async (opts: { database?: string; json?: boolean }) => {
+      const [{ withDatabases }, { backupTargets, findTarget }, { planDatabase }] = await Promise.all([
+        import("./context.js"),
+        import("../backups/target.js"),
+        import("../retention/apply.js"),
+      ]);
       // Each served database plans the backups in its own catalog.
       await withDatabases({ database: opts.database, ownCheck: true }, async ({ config, pool, url }) => {
         const all = backupTargets(url, config.backup);

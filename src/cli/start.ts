@@ -1,17 +1,19 @@
 import type { Command } from "commander";
-import { describeEnv, loadConfig } from "../config.js";
-import { openDatabases } from "../db/database.js";
 import { errorMessage } from "../errors.js";
-import { createLogger } from "../log.js";
 import { redactUrl } from "../redact.js";
-import { loadDemo } from "../exports/demo.js";
 
-export function registerStart(program: Command): void {
+/** `envHelp`: config.ts's describeEnv(), given by main() only when the arguments name `start` (it loads every schema); commander ignores an empty text. */
+export function registerStart(program: Command, envHelp?: string): void {
   program
     .command("start")
     .description("run the worker: migrate, then process jobs and cron tasks until SIGTERM/SIGINT")
-    .addHelpText("after", `\nEnvironment (also read from ./.env):\n${describeEnv()}\n`)
+    .addHelpText("after", envHelp === undefined ? "" : `\nEnvironment (also read from ./.env):\n${envHelp}\n`)
     .action(async () => {
+      const [{ loadConfig }, { openDatabases }, { createLogger }] = await Promise.all([
+        import("../config.js"),
+        import("../db/database.js"),
+        import("../log.js"),
+      ]);
       const config = loadConfig();
       const logger = createLogger(config.logLevel);
       // PMT_DATABASES of full URLs needs no DATABASE_URL and starts no embedded server.
@@ -29,7 +31,7 @@ export function registerStart(program: Command): void {
       process.on("SIGTERM", onEarlySignal);
       process.on("SIGINT", onEarlySignal);
       try {
-        if (database.embedded && config.demoActivities > 0) await loadDemo(database.url!, config.demoActivities, logger);
+        if (database.embedded && config.demoActivities > 0) await (await import("../exports/demo.js")).loadDemo(database.url!, config.demoActivities, logger);
         // Loaded here, not at the top: other commands start faster without the worker's modules (AWS SDK...).
         const { startWorker } = await import("../worker/runner.js");
         // DATABASE_URL's server may come up after us (boot order, a container starting): wait for it.

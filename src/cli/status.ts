@@ -1,6 +1,5 @@
 import type { Command } from "commander";
-import { collectStatus, type Status } from "../status/status.js";
-import { withDatabases } from "./context.js";
+import type { Status } from "../status/status.js";
 import { section, table } from "./format.js";
 
 function render(s: Status, offsite: boolean): string {
@@ -88,6 +87,7 @@ export function registerStatus(program: Command): void {
     .option("--database <name>", "only this served database (default: all)")
     .option("--json", "as JSON (with several databases: an array of them, each with its database)")
     .action(async (opts: { database?: string; json?: boolean }) => {
+      const [{ withDatabases }, { collectStatus }] = await Promise.all([import("./context.js"), import("../status/status.js")]);
       let several = false;
       const all = await withDatabases({ database: opts.database }, async ({ pool, config, database, several: many }) => {
         several = many;

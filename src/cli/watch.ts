@@ -5,8 +5,6 @@
  * others keep streaming.
  */
 import type { Command } from "commander";
-import { streamEvents } from "../history/watch.js";
-import { withDatabases } from "./context.js";
 import { formatEvent } from "./format.js";
 
 export function registerWatch(program: Command): void {
@@ -17,12 +15,13 @@ export function registerWatch(program: Command): void {
     .option("--database <name>", "only this served database (default: all)")
     .option("--json", "one JSON event per line (with several databases, each with its database)")
     .action(async (opts: { task?: string; json?: boolean; database?: string }) => {
+      const [{ withDatabases }, { streamEvents }] = await Promise.all([import("./context.js"), import("../history/watch.js")]);
       await withDatabases({ database: opts.database, parallel: true }, async ({ url, db, logger, database, several }) => {
         // Several databases: each line says whose it is.
         const who = several ? `${database}: ` : "";
         const stream = await streamEvents({
           url,
-          db,
+          db: await db(),
           logger,
           database,
           onEvent: (event) => {

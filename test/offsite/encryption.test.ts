@@ -235,7 +235,8 @@ describe("BACKUP_ENCRYPT_TO", () => {
     recordFault({
       scenario: "restore with a missing or wrong identity",
       fault: "backup restore --from-offsite of an encrypted copy without --identity-file, with another key, with a malformed file on stdin",
-      outcome: "refused before a database is created, naming the copy's recipients; the malformed input not echoed; the right identity from a file or stdin restores every row",
+      outcome:
+        "refused before a database is created, naming the copy's recipients; the malformed input not echoed; the right identity from a file or stdin restores every row",
       lost: 0,
     });
 
@@ -357,7 +358,8 @@ describe("BACKUP_ENCRYPT_LOCAL", () => {
     recordFault({
       scenario: "backup disk stolen (BACKUP_ENCRYPT_LOCAL)",
       fault: "the files of BACKUP_DIR read without the identity",
-      outcome: "dumps are age files (no row, no table name, in them or their manifests); verify checks their sha256 without the key, restore and the test restore decrypt as pg_restore reads, never to the disk; a wrong key is refused, the backup not marked corrupt",
+      outcome:
+        "dumps are age files (no row, no table name, in them or their manifests); verify checks their sha256 without the key, restore and the test restore decrypt as pg_restore reads, never to the disk; a wrong key is refused, the backup not marked corrupt",
       lost: 0,
     });
   });
