@@ -64,6 +64,11 @@ select r.rolname as name, pg_catalog.array_agg(distinct x.reason order by x.reas
           from pg_catalog.pg_database db, pg_catalog.aclexplode(db.datacl) a
          where db.oid = $1 and a.grantee not in (0, db.datdba)
         union all
+        -- pmt-worker's group roles, which migrate needs on any server that serves this database
+        -- (pmt_backup may be granted nothing here, yet a new server without it is a DBA's step short).
+        select r.oid, 'pmt-worker group role' from pg_catalog.pg_roles r
+         where r.rolname in ('pmt_app', 'pmt_backup') and pg_catalog.to_regnamespace('pmt_jobs') is not null
+        union all
         select ${BOOTSTRAP_SUPERUSER}::pg_catalog.oid, 'owner' where ${BOOTSTRAP_OWNS}) x
   join pg_catalog.pg_roles r on r.oid = x.role
  group by r.rolname`;

@@ -36,7 +36,9 @@
  *
  * Which roles: those pg_shdepend records for this database (owners, grantees
  * and grantors of privileges, policy roles), the database's own owner and
- * grantees, the bootstrap superuser when it owns objects here, then, through
+ * grantees, the bootstrap superuser when it owns objects here, in a database
+ * pmt-worker serves (schema pmt_jobs) its group roles pmt_app and pmt_backup
+ * (migrate needs both on the server, referenced or not), then, through
  * pg_auth_members, the groups they are members of (the privileges they
  * inherit) and their members (who logs in as them: pmt_write, member of
  * pmt_app). Predefined roles (pg_*) exist on every server: never created,

@@ -25,12 +25,12 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChildHandle, ROOT, runCli } from "../harness/cli.js";
 import { readSystemdEnvFile } from "../harness/envfile.js";
+import { GUIDE, guideBlocks } from "../harness/guide.js";
 import { startPostgisCluster, type PostgisCluster } from "../harness/postgis.js";
 import { S3Sink, S3RVER_CREDENTIALS } from "../harness/s3.js";
 import { SmtpSink } from "../harness/smtp.js";
 import { until } from "../harness/wait.js";
 
-const GUIDE = path.join(ROOT, "deploy/README.md");
 const UNIT = path.join(ROOT, "deploy/pmt-worker.service");
 const USER = "pmt-worker";
 
@@ -42,19 +42,6 @@ function unavailable(): string | undefined {
 }
 const why = unavailable();
 if (why && process.env.PMT_GUIDE_REQUIRED === "1") throw new Error(`the deployment guide test must run here (PMT_GUIDE_REQUIRED=1), but ${why}`);
-
-interface Block {
-  kind: "sh" | "sql";
-  /** sh: the block's name; sql: the database. */
-  arg: string;
-  text: string;
-}
-
-/** The marked code blocks of the guide, in order. */
-export function guideBlocks(markdown: string): Block[] {
-  const re = /<!-- guide:(sh|sql) (\S+) -->\s*\n```(?:sh|sql)\n([^]*?)```/g;
-  return [...markdown.matchAll(re)].map((m) => ({ kind: m[1] as "sh" | "sql", arg: m[2]!, text: m[3]! }));
-}
 
 /** Applies each [from, to]; one that no longer matches means the guide changed under the test. */
 function substitute(text: string, pairs: [string | RegExp, string][], where: string): string {

@@ -11,6 +11,7 @@
  * PMT_COMPAT_REQUIRED=1 (CI), where that is a failure.
  */
 import { execFileSync } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -34,7 +35,7 @@ export function compatUnavailable(): string | undefined {
 }
 
 export interface PostgisCluster {
-  /** Superuser connection to database `postgres` (with the default `trust` authentication). */
+  /** Superuser connection to database `postgres` (`trust`; with `password`, it carries postgres's password). */
   adminUrl: string;
   /** Its Unix socket's folder and its port (PGHOST and PGPORT for psql). */
   socketDir: string;
@@ -45,8 +46,10 @@ export interface PostgisCluster {
 /**
  * trust: anyone connects as anyone (the compatibility suite). debian: Debian's
  * pg_hba.conf, peer over the socket and passwords over TCP (the deployment guide).
+ * password: passwords over TCP for every role, postgres's included (in adminUrl),
+ * without root (the disaster-recovery drill: a restored login role has none until the DBA sets it).
  */
-export type ClusterAuth = "trust" | "debian";
+export type ClusterAuth = "trust" | "debian" | "password";
 
 function asPostgres(cmd: string, args: string[]): string[] {
   return process.getuid?.() === 0 ? ["runuser", "-u", "postgres", "--", cmd, ...args] : [cmd, ...args];
@@ -70,8 +73,23 @@ export async function startPostgisCluster(options: { auth?: ClusterAuth } = {}):
   if (process.getuid?.() === 0) execFileSync("chown", ["postgres", dir]);
   const data = path.join(dir, "data");
   const port = await freePort();
-  const auth = options.auth === "debian" ? ["--auth-local=peer", "--auth-host=scram-sha-256"] : ["--auth=trust"];
-  run(path.join(PG_BIN, "initdb"), ["-D", data, "-U", "postgres", ...auth, "--encoding=UTF8", "--locale=C.UTF-8"]);
+  const password = options.auth === "password" ? crypto.randomBytes(12).toString("hex") : undefined;
+  const pwfile = path.join(dir, "pwfile");
+  const auth =
+    options.auth === "debian"
+      ? ["--auth-local=peer", "--auth-host=scram-sha-256"]
+      : password
+        ? ["--auth-local=trust", "--auth-host=scram-sha-256", `--pwfile=${pwfile}`]
+        : ["--auth=trust"];
+  if (password) {
+    fs.writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+    if (process.getuid?.() === 0) execFileSync("chown", ["postgres", pwfile]);
+  }
+  try {
+    run(path.join(PG_BIN, "initdb"), ["-D", data, "-U", "postgres", ...auth, "--encoding=UTF8", "--locale=C.UTF-8"]);
+  } finally {
+    fs.rmSync(pwfile, { force: true });
+  }
   run(path.join(PG_BIN, "pg_ctl"), [
     "-D",
     data,
@@ -85,7 +103,7 @@ export async function startPostgisCluster(options: { auth?: ClusterAuth } = {}):
     `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c fsync=off -c max_connections=50`,
   ]);
   return {
-    adminUrl: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    adminUrl: `postgres://postgres${password ? `:${password}` : ""}@127.0.0.1:${port}/postgres`,
     socketDir: dir,
     port,
     async stop() {
