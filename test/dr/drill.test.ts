@@ -27,6 +27,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPool } from "../../src/db/pool.js";
 import { BIN, ChildHandle, ROOT, runCli, type CliResult } from "../harness/cli.js";
+import { recordFault } from "../harness/faults.js";
 import { guideBlocks } from "../harness/guide.js";
 import { compatUnavailable, startPostgisCluster, type PostgisCluster } from "../harness/postgis.js";
 import { S3RVER_CREDENTIALS, S3Sink } from "../harness/s3.js";
@@ -343,6 +344,12 @@ describe.skipIf(unavailable)("disaster-recovery drill: a PMT server lost, restor
       "select status from pmt_jobs.export_request where recipient = 'after-the-fire@example.org'",
     );
     expect(request).toEqual([{ status: "sent" }]);
+    recordFault({
+      scenario: "database server lost (the drill)",
+      fault: "PMT's cluster and the worker's files destroyed; a bare PostgreSQL + PostGIS, the bucket and the identity file left",
+      outcome: "backup restore --from-offsite --with-roles re-created PMT's roles, memberships, owners and grants; after the printed password statements, migrate and doctor clean, and PMT's web role had an export mailed",
+      lost: 0,
+    });
   }, 180_000);
 
   it("stores no plaintext byte of the database when BACKUP_ENCRYPT_TO is set; the same grep finds them in the unencrypted control copy", () => {
