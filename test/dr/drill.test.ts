@@ -347,7 +347,8 @@ describe.skipIf(unavailable)("disaster-recovery drill: a PMT server lost, restor
     recordFault({
       scenario: "database server lost (the drill)",
       fault: "PMT's cluster and the worker's files destroyed; a bare PostgreSQL + PostGIS, the bucket and the identity file left",
-      outcome: "backup restore --from-offsite --with-roles re-created PMT's roles, memberships, owners and grants; after the printed password statements, migrate and doctor clean, and PMT's web role had an export mailed",
+      outcome:
+        "backup restore --from-offsite --with-roles re-created PMT's roles, memberships, owners and grants; after the printed password statements, migrate and doctor clean, and PMT's web role had an export mailed",
       lost: 0,
     });
   }, 180_000);
