@@ -82,6 +82,24 @@ async function leftovers(url: string): Promise<string> {
   return `jobs left: ${JSON.stringify(jobs)}\ntheir attempts: ${JSON.stringify(runs)}`;
 }
 
+/**
+ * Every line of the worker's output about the jobs still in this database's
+ * queue (graphile-worker's "task N", our jobId/requestId fields), whole: what
+ * a job left locked did last, which the output's tail may no longer show.
+ */
+async function stuckJobLines(worker: ChildHandle, url: string): Promise<string> {
+  const database = new URL(url).pathname.slice(1);
+  const jobs = await query<{ id: number; request: number | null }>(
+    url,
+    `select id::int, (payload->>'requestId')::int as request from graphile_worker.jobs where ${OURS.replace("task", "task_identifier")}`,
+  ).catch(() => []);
+  const lines = (worker.stdout + worker.stderr).split("\n").filter((l) => l.includes(`"database":"${database}"`));
+  const about = lines.filter((l) =>
+    jobs.some((j) => new RegExp(`\\b(task|job) ${j.id}\\b|"jobId":"?${j.id}\\b`).test(l) || (j.request !== null && l.includes(`"requestId":${j.request},`))),
+  );
+  return `the worker's lines about them (${database}):\n${about.map((l) => l.slice(0, 600)).join("\n") || "(none)"}`;
+}
+
 /** `expectRecovered` for every database the worker serves; `jobs` and `exports` per database, in `world.urls`' order. */
 export async function expectAllRecovered(world: OutageWorld, jobs: number[], exports: number[][], timeoutMs = 120_000): Promise<Recovery> {
   const total: Recovery = { retried: 0, waited: 0 };
@@ -124,7 +142,7 @@ export async function expectRecovered(world: OutageWorld, jobs: number, exports:
     timeoutMs,
     200,
   ).catch(async (error: Error) => {
-    throw new Error(`${error.message}\n${await leftovers(server.url)}\n${workerOutput(worker)}`);
+    throw new Error(`${error.message}\n${await leftovers(server.url)}\n${await stuckJobLines(worker, server.url)}\n${workerOutput(worker)}`);
   });
   expect(worker.child.exitCode, workerOutput(worker)).toBeNull();
   expect(worker.stdout + worker.stderr).not.toMatch(/Runner stopping|worker died|Failed to (complete|fail) jobs/);
