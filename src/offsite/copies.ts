@@ -244,16 +244,8 @@ export async function uploadBackup(deps: OffsiteDeps, backup: BackupRow): Promis
     if (manifest) await store.putText(`${key}.json`, JSON.stringify(storedManifest(manifest, key, encrypted, globals), null, 2) + "\n");
     const verifiedBy = readBack ? "read-back" : "checksum";
     const etag = backup.format === "directory" ? directoryFingerprint(key, stored) : stored[0]?.etag;
-    await recordVerified(
-      deps.pool,
-      store,
-      backup,
-      key,
-      verifiedBy,
-      etag,
-      encrypted && { recipients: encrypted.recipients, stored: { bytes: encrypted.stored.bytes, sha256: encrypted.stored.sha256 } },
-    );
-    deps.logger.info({ backup: backup.id, key, store: store.description, verified_by: verifiedBy, encrypted: !!encryptTo }, "offsite copy verified");
+    await recordVerified(deps.pool, store, backup, key, verifiedBy, etag, encrypted);
+    deps.logger.info({ backup: backup.id, key, store: store.description, verified_by: verifiedBy, encrypted: !!encrypted }, "offsite copy verified");
     return key;
   } catch (error) {
     if (error instanceof LocalFileMismatch) {
