@@ -101,9 +101,15 @@ export const RELIED_FUNCTIONS: readonly { name: string; args: string; usedBy: st
   },
 ];
 
-/** The history capture trigger (created by migrations/0002, its function now in sql/functions/05_history_capture.sql): a graphile-worker migration that rebuilds the table drops it. */
+/**
+ * The history capture triggers (statement-level since migrations/0016, their
+ * function in sql/functions/05_history_capture.sql): one for the statements
+ * that lock and release jobs, one for those that delete finished ones. A
+ * graphile-worker migration that rebuilds the table drops them.
+ */
 export const CAPTURE_TRIGGER = {
   name: "pmt_jobs_capture_attempt",
+  completion: "pmt_jobs_capture_completion",
   relation: "graphile_worker._private_jobs",
   function: "pmt_jobs.capture_job_attempt()",
 } as const;
@@ -301,10 +307,12 @@ export async function schemaDifferences(client: pg.Pool | pg.PoolClient): Promis
      from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
      where n.nspname = 'graphile_worker'`,
   );
-  const { rows: state } = await client.query<{ ours: boolean; trigger: string | null }>(
+  const { rows: state } = await client.query<{ ours: boolean; triggers: { name: string; enabled: string | null }[] }>(
     `select to_regprocedure($1) is not null as ours,
-            (select t.tgenabled from pg_catalog.pg_trigger t where t.tgrelid = to_regclass($2) and t.tgname = $3) as trigger`,
-    [CAPTURE_TRIGGER.function, CAPTURE_TRIGGER.relation, CAPTURE_TRIGGER.name],
+            (select json_agg(json_build_object('name', n, 'enabled', t.tgenabled))
+             from unnest($3::text[]) n
+             left join pg_catalog.pg_trigger t on t.tgrelid = to_regclass($2) and t.tgname = n) as triggers`,
+    [CAPTURE_TRIGGER.function, CAPTURE_TRIGGER.relation, [CAPTURE_TRIGGER.name, CAPTURE_TRIGGER.completion]],
   );
   const differences: string[] = [];
   const relations = new Set(columns.map((c) => c.relation));
@@ -322,9 +330,11 @@ export async function schemaDifferences(client: pg.Pool | pg.PoolClient): Promis
     else if (!found.some((f) => f.args === want.args)) differences.push(`${want.name} takes (${found.map((f) => f.args).join(" | ")}), not (${want.args})`);
   }
   // Our trigger exists once our migration 0002 ran: a table rebuilt since has lost it.
-  const { ours, trigger } = state[0]!;
-  if (ours && trigger === null) differences.push(`${CAPTURE_TRIGGER.relation} lacks the job history trigger ${CAPTURE_TRIGGER.name}`);
-  else if (ours && trigger === "D") differences.push(`the job history trigger ${CAPTURE_TRIGGER.name} is disabled`);
+  const { ours, triggers } = state[0]!;
+  for (const { name, enabled } of ours ? triggers : []) {
+    if (enabled === null) differences.push(`${CAPTURE_TRIGGER.relation} lacks the job history trigger ${name}`);
+    else if (enabled === "D") differences.push(`the job history trigger ${name} is disabled`);
+  }
   return { migration: await schemaMigration(client), differences };
 }
 

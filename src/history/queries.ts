@@ -75,6 +75,17 @@ export interface JobEvent {
   seq: number;
 }
 
+/**
+ * The events of one NOTIFY pmt_jobs payload: an object for one event, an
+ * array for several written by one statement (pmt_jobs.notify_events).
+ * Accepts the payload as text or as pg-listen's parsed JSON.
+ */
+export function parseJobEvents(payload: unknown): JobEvent[] {
+  const value: unknown = typeof payload === "string" ? JSON.parse(payload) : payload;
+  const events = Array.isArray(value) ? value : [value];
+  return events.filter((e): e is JobEvent => typeof e === "object" && e !== null && typeof (e as JobEvent).id === "number");
+}
+
 /** Events of rows changed at or after `seq` (microseconds since the epoch), oldest first, with their full errors. */
 export async function eventsSince(db: Db, seq: number, limit = 10_000): Promise<JobEvent[]> {
   const result = await sql<{ event: JobEvent; error: string | null }>`

@@ -11,7 +11,7 @@ import { clientConfig } from "../db/pool.js";
 import type { Db } from "../db/schema.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
-import { eventsSince, runError, type JobEvent } from "./queries.js";
+import { eventsSince, parseJobEvents, runError, type JobEvent } from "./queries.js";
 
 /** Re-read from a little before the last event seen: commit order and updated_at order may differ slightly. */
 const REPLAY_MARGIN_US = 5_000_000;
@@ -66,8 +66,8 @@ export async function streamEvents(options: EventStreamOptions): Promise<{ close
     const error = await runError(db, event.id).catch(() => null);
     return { ...event, error: error ?? event.error_class };
   };
-  subscriber.notifications.on("pmt_jobs", (payload: JobEvent) => {
-    printing = printing.then(async () => emit(await withError(payload)));
+  subscriber.notifications.on("pmt_jobs", (payload: unknown) => {
+    for (const event of parseJobEvents(payload)) printing = printing.then(async () => emit(await withError(event)));
   });
   subscriber.events.on("error", (error) => logger.warn({ database, err: errorMessage(error) }, "notification connection error"));
   subscriber.events.on("reconnect", (attempt) => {

@@ -127,11 +127,12 @@ describe("the graphile-worker internals pmt-worker relies on", () => {
       expect(rows[0]!.args, fn.name).toEqual([fn.args]);
     }
     const { rows: triggers } = await db.pool.query<{ def: string }>(
-      "select pg_get_triggerdef(t.oid) as def from pg_trigger t where t.tgrelid = $1::regclass and t.tgname = $2",
-      [CAPTURE_TRIGGER.relation, CAPTURE_TRIGGER.name],
+      "select pg_get_triggerdef(t.oid) as def from pg_trigger t where t.tgrelid = $1::regclass and t.tgname = any($2) order by t.tgname",
+      [CAPTURE_TRIGGER.relation, [CAPTURE_TRIGGER.name, CAPTURE_TRIGGER.completion]],
     );
     expect(triggers.map((t) => t.def)).toEqual([
-      `CREATE TRIGGER ${CAPTURE_TRIGGER.name} AFTER DELETE OR UPDATE OF locked_at ON ${CAPTURE_TRIGGER.relation} FOR EACH ROW EXECUTE FUNCTION ${CAPTURE_TRIGGER.function}`,
+      `CREATE TRIGGER ${CAPTURE_TRIGGER.name} AFTER UPDATE ON ${CAPTURE_TRIGGER.relation} REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION ${CAPTURE_TRIGGER.function}`,
+      `CREATE TRIGGER ${CAPTURE_TRIGGER.completion} AFTER DELETE ON ${CAPTURE_TRIGGER.relation} REFERENCING OLD TABLE AS old_jobs FOR EACH STATEMENT EXECUTE FUNCTION ${CAPTURE_TRIGGER.function}`,
     ]);
     expect(await schemaDifferences(db.pool)).toEqual({ migration: GRAPHILE_WORKER.migration, differences: [] });
   });
@@ -188,6 +189,11 @@ describe("the graphile-worker internals pmt-worker relies on", () => {
       `alter table ${CAPTURE_TRIGGER.relation} disable trigger ${CAPTURE_TRIGGER.name}`,
       `alter table ${CAPTURE_TRIGGER.relation} enable trigger ${CAPTURE_TRIGGER.name}`,
       /the job history trigger pmt_jobs_capture_attempt is disabled/,
+    );
+    await refusal(
+      `drop trigger ${CAPTURE_TRIGGER.completion} on ${CAPTURE_TRIGGER.relation}`,
+      `create trigger ${CAPTURE_TRIGGER.completion} after delete on ${CAPTURE_TRIGGER.relation} referencing old table as old_jobs for each statement execute function ${CAPTURE_TRIGGER.function}`,
+      /graphile_worker\._private_jobs lacks the job history trigger pmt_jobs_capture_completion/,
     );
     await refusal(
       "insert into graphile_worker.migrations (id) values (20)",

@@ -58,7 +58,20 @@ describe("the SQL functions and views", () => {
     const { error } = await createMigrator(db.pool).migrateToLatest();
     expect(error).toBeUndefined();
     for (const file of ["sql/pmt_export_functions.sql", "sql/pmt_grants.sql"]) await db.pool.query(fs.readFileSync(path.join(ROOT, file), "utf8"));
-    expect(normalize(await readDefinitions(db.pool))).toEqual(normalize(fixture()));
+    // The numbered migrations alone end with the definitions of their time
+    // (since migration 0016 the history's functions have changed in sql/functions/ only).
+    const before = normalize(await readDefinitions(db.pool));
+    const expected = normalize(fixture());
+    expect(
+      Object.keys(expected)
+        .filter((name) => JSON.stringify(before[name]) !== JSON.stringify(expected[name]))
+        .sort(),
+    ).toEqual([
+      "pmt_jobs.capture_job_attempt()",
+      "pmt_jobs.job_run_event(pmt_jobs.job_run,text)",
+      "pmt_jobs.job_run_notify()",
+      "pmt_jobs.notify_events(text[])",
+    ]);
 
     expect((await migrate(db.pool, logger)).applied).toEqual([]);
     expect(normalize(await readDefinitions(db.pool))).toEqual(normalize(fixture()));

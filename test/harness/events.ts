@@ -3,7 +3,7 @@
  * collects every job event and resolves waiters when one matches.
  */
 import pg from "pg";
-import type { JobEvent } from "../../src/history/queries.js";
+import { parseJobEvents, type JobEvent } from "../../src/history/queries.js";
 
 export class JobEventLog {
   readonly events: JobEvent[] = [];
@@ -25,17 +25,18 @@ export class JobEventLog {
       const payload = msg.payload;
       log.raw.push(payload);
       previous = previous.then(async () => {
-        const event = JSON.parse(payload) as JobEvent;
-        if (event.error_class) {
-          const { rows } = await client.query("select error from pmt_jobs.job_run where id = $1", [event.id]).catch(() => ({ rows: [] }));
-          event.error = rows[0]?.error ?? null;
+        for (const event of parseJobEvents(payload)) {
+          if (event.error_class) {
+            const { rows } = await client.query("select error from pmt_jobs.job_run where id = $1", [event.id]).catch(() => ({ rows: [] }));
+            event.error = rows[0]?.error ?? null;
+          }
+          log.events.push(event);
+          log.waiters = log.waiters.filter((w) => {
+            if (!w.pred(event)) return true;
+            w.resolve(event);
+            return false;
+          });
         }
-        log.events.push(event);
-        log.waiters = log.waiters.filter((w) => {
-          if (!w.pred(event)) return true;
-          w.resolve(event);
-          return false;
-        });
       });
     });
     await client.query("listen pmt_jobs");
