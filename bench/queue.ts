@@ -9,6 +9,13 @@
  * starts; jobs/s until the last one finished. Latency: one job at a time, from
  * just before add_job is sent to the start of the task body (for ours, after the
  * history row is written).
+ *
+ * The breakdown (throughput only, same rounds): pmt-worker on two more
+ * databases whose history is taken apart, so what each part costs is measured
+ * beside the rest: `no-notify` writes every row but sends no NOTIFY
+ * (pmt_jobs.notify_events emptied), `no-rows` keeps the capture triggers
+ * firing but writes nothing (pmt_jobs.capture_job_attempt emptied). Only
+ * these benchmark databases are changed.
  */
 import { performance } from "node:perf_hooks";
 import { run, runMigrations, type Task } from "graphile-worker";
@@ -31,17 +38,26 @@ class Probe {
   };
 }
 
-type Variant = "ours" | "bare";
+type Variant = "ours" | "bare" | "no-notify" | "no-rows";
+const VARIANTS: readonly Variant[] = ["ours", "bare", "no-notify", "no-rows"];
 /** Each variant has its own database: bare graphile-worker must not pay for our history triggers. */
 type Urls = Record<Variant, string>;
 
+/** What each breakdown variant takes away from pmt-worker's history, in its own database. */
+const TAKEN_AWAY: Partial<Record<Variant, string>> = {
+  "no-notify": `create or replace function pmt_jobs.notify_events(events text[]) returns void
+    language plpgsql set search_path = pg_catalog, pg_temp as $$ begin end $$`,
+  "no-rows": `create or replace function pmt_jobs.capture_job_attempt() returns trigger
+    language plpgsql set search_path = pg_catalog, pg_temp as $$ begin return null; end $$`,
+};
+
 async function startVariant(variant: Variant, urls: Urls, p: Probe): Promise<{ stop(): Promise<void> }> {
-  if (variant === "ours") {
+  if (variant !== "bare") {
     const config = loadConfig(
       { WORKER_CONCURRENCY: String(CONCURRENCY), WORKER_POLL_INTERVAL_MS: String(POLL_MS), HTTP_PORT: "0", LOG_LEVEL: "warn" },
       "/nonexistent",
     );
-    const worker = await startWorker({ config, databaseUrl: urls.ours, logger, migrate: false, extraTasks: { "bench.noop": p.task } });
+    const worker = await startWorker({ config, databaseUrl: urls[variant], logger, migrate: false, extraTasks: { "bench.noop": p.task } });
     return { stop: () => worker.stop() };
   }
   const pool = createPool(urls.bare, { max: CONCURRENCY + 4 });
@@ -105,35 +121,45 @@ export async function main(): Promise<void> {
   const jobs = intArg("jobs", 2000);
   const latencyJobs = intArg("latency-jobs", 200);
   const db = await benchDatabase();
-  const urls: Urls = { ours: await createDatabase(db.url, "bench_queue_ours"), bare: await createDatabase(db.url, "bench_queue_bare") };
-  const admins: Record<Variant, Pool> = { ours: createPool(urls.ours, { max: 2 }), bare: createPool(urls.bare, { max: 2 }) };
-  await migrate(admins.ours, logger);
-  await runMigrations({ pgPool: admins.bare, logger: graphileLogger(logger) });
+  const urls = {} as Urls;
+  const admins = {} as Record<Variant, Pool>;
+  for (const variant of VARIANTS) {
+    urls[variant] = await createDatabase(db.url, `bench_queue_${variant.replace("-", "_")}`);
+    admins[variant] = createPool(urls[variant], { max: 2 });
+    if (variant === "bare") await runMigrations({ pgPool: admins.bare, logger: graphileLogger(logger) });
+    else await migrate(admins[variant], logger);
+    const change = TAKEN_AWAY[variant];
+    if (change) await admins[variant].query(change);
+  }
 
-  const tp: Record<Variant, number[]> = { ours: [], bare: [] };
-  const p50: Record<Variant, number[]> = { ours: [], bare: [] };
-  const p95: Record<Variant, number[]> = { ours: [], bare: [] };
-  // Warm-up round (not recorded), then alternate which variant goes first.
+  const tp: Record<Variant, number[]> = { ours: [], bare: [], "no-notify": [], "no-rows": [] };
+  const p50: Record<Variant, number[]> = { ours: [], bare: [], "no-notify": [], "no-rows": [] };
+  const p95: Record<Variant, number[]> = { ours: [], bare: [], "no-notify": [], "no-rows": [] };
+  // Warm-up round (not recorded), then rotate which variant goes first.
   for (let round = 0; round <= rounds; round++) {
-    const order: Variant[] = round % 2 === 0 ? ["ours", "bare"] : ["bare", "ours"];
+    const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length]!);
     for (const variant of order) {
       const rate = await throughput(variant, urls, admins[variant], jobs);
-      const lat = await latency(variant, urls, admins[variant], latencyJobs);
+      const withLatency = variant === "ours" || variant === "bare";
+      const lat = withLatency ? await latency(variant, urls, admins[variant], latencyJobs) : [];
       if (round === 0) continue;
       tp[variant].push(rate);
-      p50[variant].push(quantile(lat, 0.5));
-      p95[variant].push(quantile(lat, 0.95));
-      process.stderr.write(`round ${round} ${variant}: ${rate.toFixed(0)} jobs/s, p50 ${quantile(lat, 0.5).toFixed(2)} ms\n`);
+      if (withLatency) {
+        p50[variant].push(quantile(lat, 0.5));
+        p95[variant].push(quantile(lat, 0.95));
+      }
+      process.stderr.write(`round ${round} ${variant}: ${rate.toFixed(0)} jobs/s${withLatency ? `, p50 ${quantile(lat, 0.5).toFixed(2)} ms` : ""}\n`);
     }
   }
-  await admins.ours.end();
-  await admins.bare.end();
+  for (const variant of VARIANTS) await admins[variant].end();
   await db.close();
 
   const rows = [
     row("throughput", "jobs/s", tp.ours, tp.bare, "ours >= 0.8x bare"),
     row("enqueue-to-start p50", "ms", p50.ours, p50.bare, "ours <= 10 ms"),
     row("enqueue-to-start p95", "ms", p95.ours, p95.bare),
+    row("breakdown: history rows, no NOTIFY", "jobs/s", tp["no-notify"], tp.bare),
+    row("breakdown: capture triggers fire, write nothing", "jobs/s", tp["no-rows"], tp.bare),
   ];
   const rss = peakRssMb();
   printTable(`Queue: pmt-worker (with job history) vs bare graphile-worker 0.17, concurrency ${CONCURRENCY}, ${rounds} rounds`, rows, [
