@@ -80,12 +80,13 @@ export async function jobsPage(q: Query, filter: JobsFilter): Promise<JobsPage> 
   const backwards = !filter.before && !!filter.after;
   const cursor = filter.before ?? filter.after;
   if (cursor) where.push(`(started_at, id) ${backwards ? ">" : "<"} (${param(cursor.at)}::timestamptz, ${param(cursor.id)}::bigint)`);
-  const order = backwards ? "started_at asc, id asc" : "started_at desc, id desc";
+  // Qualified: the output columns started_at (text) and id (float8) would otherwise be what ORDER BY sorts, by a full sort.
+  const order = backwards ? "r.started_at asc, r.id asc" : "r.started_at desc, r.id desc";
   const rows = await q<JobRow>(
     `select id::float8 as id, job_id::float8 as job_id, task, attempt, max_attempts, queue, status,
             ${ISO_US} as started_at, finished_at::text as finished_at,
             round(extract(epoch from duration) * 1000)::float8 as duration_ms, error, worker_id, payload_summary
-     from pmt_jobs.job_run ${where.length ? `where ${where.join(" and ")}` : ""}
+     from pmt_jobs.job_run r ${where.length ? `where ${where.join(" and ")}` : ""}
      order by ${order} limit ${param(limit + 1)}`,
     values,
   );
