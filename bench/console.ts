@@ -130,6 +130,7 @@ export async function main(): Promise<void> {
   for (const r of results) {
     process.stdout.write(`${r.page.padEnd(width)}  ${r.p50.toFixed(1).padEnd(6)}  ${r.p95.toFixed(1).padEnd(6)}  ${r.max.toFixed(1).padEnd(6)}  ${r.target}\n`);
   }
+  process.stdout.write(`Overview's first view (30 days of history counted): ${overviewFirst.toFixed(0)} ms\n`);
   process.stdout.write(
     `rows loaded in ${loadSeconds.toFixed(1)} s; load average ${loadBefore[0]!.toFixed(2)} -> ${loadAfter[0]!.toFixed(2)} on ${os.cpus().length} CPUs\n`,
   );

@@ -31,12 +31,9 @@ describe("html``", () => {
 
   it("inserts nested fragments and raw() as they are, joins arrays, leaves null, undefined and false empty", () => {
     const items = ["<a>", "b"].map((s) => html`<li>${s}</li>`);
-    expect(
-      html`<ul>
-          ${items}
-        </ul>
-        ${null}${undefined}${false}${raw("<hr>")}${0}`.text,
-    ).toBe("<ul><li>&lt;a&gt;</li><li>b</li></ul><hr>0");
+    // prettier-ignore
+    const out = html`<ul>${items}</ul>${null}${undefined}${false}${raw("<hr>")}${0}`.text;
+    expect(out).toBe("<ul><li>&lt;a&gt;</li><li>b</li></ul><hr>0");
     expect(escapeHtml("a&b")).toBe("a&amp;b");
   });
 

@@ -38,6 +38,7 @@ let browser: Browser;
 let page: Page;
 let problems: string[];
 let backupDir: string;
+let offsiteDir: string;
 let base: string;
 /** A second console over the same database, with a password (the worker's own has none: loopback). */
 let guarded: { console: Console; server: http.Server; base: string };
@@ -50,8 +51,9 @@ describe.skipIf(missing)("web console in Chromium", () => {
     await loadSampleData(db.pool);
     smtp = await SmtpSink.start();
     backupDir = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-console-backups-"));
+    offsiteDir = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-console-offsite-"));
     worker = await startTestWorker(db.url, {
-      env: { SMTP_URL: smtp.url, MAIL_FROM: "PMT <pmt@example.org>", BACKUP_DIR: backupDir },
+      env: { SMTP_URL: smtp.url, MAIL_FROM: "PMT <pmt@example.org>", BACKUP_DIR: backupDir, OFFSITE_URL: `file://${offsiteDir}` },
       extraTasks: {
         "test.ok": async () => {},
         "test.live": async () => {},
@@ -90,7 +92,7 @@ describe.skipIf(missing)("web console in Chromium", () => {
     await log?.close();
     await worker?.stop();
     await smtp?.down();
-    if (backupDir) fs.rmSync(backupDir, { recursive: true, force: true });
+    for (const dir of [backupDir, offsiteDir]) if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   const text = (selector: string) => page.$eval(selector, (el) => (el as HTMLElement).innerText);
@@ -213,6 +215,7 @@ describe.skipIf(missing)("web console in Chromium", () => {
       "the backup's history row",
     );
     expect(run.payload_summary.requestedBy).toMatch(/^console/);
+    await until(async () => (await db.pool.query("select 1 from pmt_jobs.backup_copy where status = 'verified'")).rowCount, "the offsite copy", 60_000);
 
     await page.goto(`${base}/console/backups?db=${db.name}`);
     await Promise.all([page.waitForNavigation(), page.click("form[action='/console/actions/test-restore'] button")]);
@@ -229,6 +232,8 @@ describe.skipIf(missing)("web console in Chromium", () => {
     expect(await text("#keep")).toContain(String(backup.id));
     await page.waitForSelector('[data-chart="chart-size"][data-rendered="yes"] canvas');
     expect(await text("#backups")).toContain("passed");
+    expect(await text("#copies")).toMatch(/verified/);
+    expect(await text("#copies")).toContain(`file://${offsiteDir}`);
     await screenshot(page, "backups");
   });
 
