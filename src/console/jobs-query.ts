@@ -6,6 +6,7 @@
  * Cursors carry started_at to the microsecond, as text.
  */
 import type { JobStatus } from "../db/schema.js";
+import type { JobRunRow } from "../history/queries.js";
 import type { Query } from "./read.js";
 
 export const JOB_STATUSES = ["running", "succeeded", "failed", "abandoned"] as const satisfies readonly JobStatus[];
@@ -31,21 +32,8 @@ export interface Cursor {
   id: number;
 }
 
-export interface JobRow {
-  id: number;
-  job_id: number;
-  task: string;
-  attempt: number;
-  max_attempts: number;
-  queue: string | null;
-  status: JobStatus;
-  started_at: string;
-  finished_at: string | null;
-  duration_ms: number | null;
-  error: string | null;
-  worker_id: string;
-  payload_summary: unknown;
-}
+/** A history row as the page gets it: the times as text (started_at to the microsecond, ISO 8601 UTC: the cursor's). */
+export type JobRow = Omit<JobRunRow, "started_at" | "finished_at"> & { started_at: string; finished_at: string | null };
 
 export interface JobsPage {
   rows: JobRow[];

@@ -15,6 +15,19 @@ import { streamEvents } from "../history/watch.js";
 import type { Logger } from "../log.js";
 
 const HEARTBEAT_MS = 15_000;
+/** The LISTEN connection's name in pg_stat_activity. */
+export const LIVE_APPLICATION_NAME = "pmt-worker console live";
+
+/** `url` with application_name set (a key=value connection string is left as it is). */
+function named(url: string): string {
+  try {
+    const u = new URL(url);
+    u.searchParams.set("application_name", LIVE_APPLICATION_NAME);
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
 
 type Listener = (message: { event: JobEvent } | { state: "reconnecting" | "live" }) => void;
 
@@ -30,7 +43,7 @@ export class LiveFeed {
 
   private start(): Promise<unknown> {
     this.started ??= streamEvents({
-      url: this.options.url,
+      url: named(this.options.url),
       db: this.db,
       logger: this.options.logger,
       database: this.options.database,

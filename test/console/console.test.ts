@@ -14,6 +14,7 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Browser, Page } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LIVE_APPLICATION_NAME } from "../../src/console/live.js";
 import { createConsole, type Console } from "../../src/console/server.js";
 import { migrate } from "../../src/db/migrate.js";
 import { installSampleSchema } from "../../src/exports/demo.js";
@@ -170,6 +171,25 @@ describe.skipIf(missing)("web console in Chromium", () => {
       1,
     );
     await screenshot(page, "jobs-live");
+  });
+
+  it("Jobs: the live feed reconnects after its connection is lost, and gives the events it missed", async () => {
+    await page.goto(`${base}/console/jobs?db=${db.name}`);
+    await page.waitForSelector('#live-state[data-state="live"]', { timeout: 30_000 });
+    const appears = (id: string) =>
+      page.waitForFunction(
+        (jobId) => [...document.querySelectorAll("#jobs tbody tr")].some((tr) => (tr as HTMLTableRowElement).cells[2]?.textContent === jobId),
+        { timeout: 60_000, polling: "mutation" },
+        id,
+      );
+    const { rowCount } = await db.pool.query("select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1", [LIVE_APPLICATION_NAME]);
+    expect(rowCount).toBe(1);
+    await page.waitForSelector('#live-state[data-state="reconnecting"]', { timeout: 30_000 });
+    const during = (await db.pool.query<{ id: string }>("select (graphile_worker.add_job('test.live')).id::text as id")).rows[0]!.id;
+    await page.waitForSelector('#live-state[data-state="live"]', { timeout: 60_000 });
+    await appears(during);
+    const after = (await db.pool.query<{ id: string }>("select (graphile_worker.add_job('test.live')).id::text as id")).rows[0]!.id;
+    await appears(after);
   });
 
   it("Actions: retry refused without the CSRF token or from another site, done with it, and recorded in the history", async () => {
