@@ -28,7 +28,8 @@ RUN sh /tmp/install-pg-client.sh "$PG_CLIENT_SOURCE" "$PG_CLIENT_MAJOR" \
  && rm /tmp/install-pg-client.sh /tmp/apt.postgresql.org.asc \
  && install -d -o node -g node -m 0700 /var/lib/pmt-worker
 WORKDIR /app
-ENV NODE_ENV=production HTTP_HOST=0.0.0.0 HTTP_PORT=9464 PMT_HOME=/var/lib/pmt-worker
+# The web console (/console) needs CONSOLE_PASSWORD off loopback: off unless the operator sets both.
+ENV NODE_ENV=production HTTP_HOST=0.0.0.0 HTTP_PORT=9464 PMT_HOME=/var/lib/pmt-worker CONSOLE=off
 COPY package.json package-lock.json ./
 # No install scripts and no optional packages: the embedded PostgreSQL (an
 # optional package with a native install step) is not used in a container,

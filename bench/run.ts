@@ -9,6 +9,7 @@ const BENCHES: Record<string, () => Promise<{ main(): Promise<void> }>> = {
   offsite: () => import("./offsite.js"),
   sync: () => import("./sync.js"),
   startup: () => import("./startup.js"),
+  console: () => import("./console.js"),
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith("--"));

@@ -181,6 +181,24 @@ export const ENV = {
     default: "9464",
     doc: "Port of the /healthz and /metrics listener; 0 picks a free port.",
   },
+  CONSOLE: {
+    schema: z.enum(["on", "off"], { message: "expected on or off" }),
+    default: "on",
+    doc: "The web console under /console on the HTTP listener (jobs, backups, exports, a few actions; docs/console.md). On an address other than loopback it needs CONSOLE_PASSWORD, or the worker refuses to start.",
+  },
+  CONSOLE_USER: {
+    schema: z
+      .string()
+      .trim()
+      .regex(/^[^:\s]{1,64}$/, "expected a user name without spaces or colons"),
+    default: "admin",
+    doc: "The console's user name (HTTP Basic authentication), with CONSOLE_PASSWORD.",
+  },
+  CONSOLE_PASSWORD: {
+    schema: z.string().min(12, "expected at least 12 characters").max(1024, "expected at most 1024 characters").optional(),
+    default: undefined,
+    doc: "The console's password (HTTP Basic authentication; compared in constant time, never logged). Required when HTTP_HOST is not a loopback address; unset on loopback: the console is open to local users, recipients' addresses masked.",
+  },
   HISTORY_RETENTION_DAYS: {
     schema: int(1, 36_500),
     default: "90",
@@ -545,7 +563,7 @@ export function parseRecipients(value: string): string[] {
   return [...new Set(recipients)];
 }
 
-const SECRET_VARS = new Set<string>(["DATABASE_URL", "PMT_DATABASES", "SMTP_URL", "BACKUP_DATABASES", "OFFSITE_URL", "BACKUP_ENCRYPT_TO"]);
+const SECRET_VARS = new Set<string>(["DATABASE_URL", "PMT_DATABASES", "SMTP_URL", "BACKUP_DATABASES", "OFFSITE_URL", "BACKUP_ENCRYPT_TO", "CONSOLE_PASSWORD"]);
 export type EnvName = keyof Env;
 
 /** Each variable's validated value: the output type of its schema. */
@@ -618,9 +636,29 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotEnvFile = ".
   return configOf(values as Values);
 }
 
+/**
+ * A loopback address or name (127.0.0.0/8, ::1, localhost): only this machine
+ * reaches a listener there. Any other value (a name, 0.0.0.0, ::) may be
+ * reached from elsewhere.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, "$1");
+  if (h === "localhost") return true;
+  if (/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)) return h.split(".").every((o) => Number(o) <= 255);
+  return h === "::1" || h === "0:0:0:0:0:0:0:1" || /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
 /** What variables valid one by one cannot be together. */
 function crossProblems(raw: NodeJS.ProcessEnv, v: Partial<Record<EnvName, unknown>>): string[] {
   const problems: string[] = [];
+  if (v.CONSOLE === "on" && typeof v.HTTP_HOST === "string" && !isLoopbackHost(v.HTTP_HOST) && !v.CONSOLE_PASSWORD && !raw.CONSOLE_PASSWORD) {
+    problems.push(
+      `CONSOLE_PASSWORD: the web console (/console) would listen on HTTP_HOST ${JSON.stringify(v.HTTP_HOST)}, which is not a loopback address, without a password: set CONSOLE_PASSWORD (12 characters or more), or CONSOLE=off, or HTTP_HOST=127.0.0.1`,
+    );
+  }
   if (v.BACKUP_ENCRYPT_LOCAL === true) {
     if (!v.BACKUP_ENCRYPT_TO && !raw.BACKUP_ENCRYPT_TO) problems.push("BACKUP_ENCRYPT_LOCAL: needs BACKUP_ENCRYPT_TO (the recipients to encrypt to)");
     if (v.BACKUP_FORMAT === "directory") problems.push("BACKUP_ENCRYPT_LOCAL: works with BACKUP_FORMAT custom or tar (one file to encrypt), not directory");
@@ -650,6 +688,11 @@ function configOf(v: Values) {
     deadAfterSeconds: v.WORKER_DEAD_AFTER_SECONDS,
     httpHost: v.HTTP_HOST,
     httpPort: v.HTTP_PORT,
+    console: {
+      enabled: v.CONSOLE === "on",
+      user: v.CONSOLE_USER,
+      password: v.CONSOLE_PASSWORD,
+    },
     historyRetentionDays: v.HISTORY_RETENTION_DAYS,
     historyPruneCron: v.HISTORY_PRUNE_CRON,
     logLevel: v.LOG_LEVEL,

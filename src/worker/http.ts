@@ -5,12 +5,20 @@
  * others: restarting the worker would not bring a dropped database back, and
  * would stop serving the rest; alert on pmt_worker_database_up instead).
  * /metrics: Prometheus text.
+ * /console: the web console (console/server.ts), unless CONSOLE=off.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type pg from "pg";
+import { backupTargets } from "../backups/target.js";
+import type { Config } from "../config.js";
+import { createConsole, type Console } from "../console/server.js";
+import type { Instance } from "../db/databases.js";
 import { UserError, errorMessage } from "../errors.js";
+import { DUTIES } from "../jobs/index.js";
+import type { Logger } from "../log.js";
 import { redactText } from "../redact.js";
+import { buildCronItems } from "./crontab.js";
 import type { Metrics } from "./metrics.js";
 
 export interface HealthSource {
@@ -21,6 +29,28 @@ export interface HealthSource {
   databases(): { name: string; pool?: pg.Pool; problem?: string }[];
   /** Several databases: the body names each (else `database` is the one's state, as before PMT_DATABASES). */
   multi?: boolean;
+  /** The web console's view of the served databases; absent: no console (CONSOLE=off). */
+  console?: { config: Config; served: Instance[]; embedded?: boolean; logger: Logger };
+}
+
+/** The console over the served databases: each one's pool while it runs, its crontab and what it backs up. */
+function consoleFor(source: HealthSource, host: string): Console | undefined {
+  const c = source.console;
+  if (!c || !c.config.console.enabled) return undefined;
+  const fixed = new Map(
+    c.served.map((s) => {
+      const targets = backupTargets(s.url, s.config.backup);
+      const cron = buildCronItems(s.config, targets, { embedded: c.embedded });
+      return [s.name, { name: s.name, url: s.url, config: s.config, cron, backupTargets: targets.map((t) => t.database) }];
+    }),
+  );
+  return createConsole({
+    host,
+    access: { user: c.config.console.user, password: c.config.console.password },
+    tasks: { backup: DUTIES.backup.task, testRestore: DUTIES.testRestore.task },
+    logger: c.logger,
+    databases: () => source.databases().flatMap((d) => (fixed.has(d.name) ? [{ ...fixed.get(d.name)!, pool: d.pool, problem: d.problem }] : [])),
+  });
 }
 
 const DB_TIMEOUT_MS = 2000;
@@ -60,8 +90,10 @@ export interface HttpServer {
 }
 
 export async function startHttpServer(source: HealthSource, host: string, port: number): Promise<HttpServer> {
+  const webConsole = consoleFor(source, host);
   const server = http.createServer((req, res) => {
     const url = (req.url ?? "/").split("?")[0];
+    if (webConsole?.handle(req, res)) return;
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { allow: "GET, HEAD" }).end();
       return;
@@ -76,13 +108,14 @@ export async function startHttpServer(source: HealthSource, host: string, port: 
         (error) => res.writeHead(500, { "content-type": "text/plain" }).end(redactText(errorMessage(error)) + "\n"),
       );
     } else {
-      res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /healthz or /metrics\n");
+      res.writeHead(404, { "content-type": "text/plain" }).end(`not found: try /healthz or /metrics${webConsole ? " or /console" : ""}\n`);
     }
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => resolve());
-  }).catch((error: NodeJS.ErrnoException) => {
+  }).catch(async (error: NodeJS.ErrnoException) => {
+    await webConsole?.close();
     throw new UserError(
       error.code === "EADDRINUSE"
         ? `HTTP_PORT ${port} on ${host} is already in use: choose another port (0 picks a free one)`
@@ -91,10 +124,12 @@ export async function startHttpServer(source: HealthSource, host: string, port: 
   });
   return {
     port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
+    close: async () => {
+      await webConsole?.close();
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      });
+    },
   };
 }

@@ -145,6 +145,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
       workerProblem: () => stopped,
       databases: () => served.map((s) => ({ name: s.name, pool: running.get(s.name)?.pool, problem: down.get(s.name) })),
       multi: supervised,
+      console: { config, served, embedded: options.embedded, logger },
     },
     config.httpHost,
     config.httpPort,
