@@ -3,7 +3,8 @@
  * first, filtered by task, status and time, keyset-paginated on
  * (started_at, id) so any page costs the same with a million rows (the
  * index job_run_started_at_idx, job_run_task_started_at_idx with a task, and
- * job_run_status_task_started_at_idx with a status: migrations/0017_console.sql).
+ * job_run_failures_idx for failed and abandoned: migrations/0017_console.sql,
+ * job_run_running_idx for running).
  * Cursors carry started_at to the microsecond, as text.
  */
 import type { JobStatus } from "../db/schema.js";
