@@ -231,13 +231,21 @@ export async function uploadBackup(deps: OffsiteDeps, backup: BackupRow): Promis
     let readBack = false;
     const stored: StoredObject[] = [];
     const storedParts: { name: string; bytes: number; sha256: string }[] = [];
-    for (const part of parts) {
-      const put = await putProven(deps, store, part, encryptTo);
-      readBack ||= put.readBack;
-      stored.push({ key: part.key, bytes: put.stored.bytes, etag: put.etag });
-      storedParts.push({ name: part.key, ...put.stored });
-    }
-    const globals = await putGlobals(deps, store, backup, manifest, key, encryptTo ?? sealed?.recipients);
+    const putDump = async () => {
+      for (const part of parts) {
+        const put = await putProven(deps, store, part, encryptTo);
+        readBack ||= put.readBack;
+        stored.push({ key: part.key, bytes: put.stored.bytes, etag: put.etag });
+        storedParts.push({ name: part.key, ...put.stored });
+      }
+    };
+    // The globals go beside the dump at the same time (a store far away costs a round trip per
+    // request); the manifest, which names both, only once both are proven. Both settle before
+    // the copy is judged, the dump's failure first (a corrupt dump is the one to report).
+    const [dumped, globalsPut] = await Promise.allSettled([putDump(), putGlobals(deps, store, backup, manifest, key, encryptTo ?? sealed?.recipients)]);
+    if (dumped.status === "rejected") throw dumped.reason;
+    if (globalsPut.status === "rejected") throw globalsPut.reason;
+    const globals = globalsPut.value;
     const encrypted = encryptTo
       ? { recipients: encryptTo, stored: backup.format === "directory" ? directoryDigest(storedParts) : storedParts[0]! }
       : sealed && { recipients: sealed.recipients, stored: storedParts[0]! };
@@ -382,6 +390,8 @@ async function proveCopies(
     copies.map((c) => c.key),
   );
   const proven: number[] = [];
+  /** The ETag to record for each proven copy that had none. */
+  const etags: (string | null)[] = [];
   const lost: { copy: KnownCopy; reason: string }[] = [];
   for (const copy of copies) {
     const listed = checkListed(copy, listing);
@@ -403,13 +413,17 @@ async function proveCopies(
       }
       continue;
     }
-    if (record) {
-      await deps.pool.query(
-        "update pmt_jobs.backup_copy set verified_at = now(), etag = coalesce(etag, $3) where backup_id = $1 and target = $2 and status = 'verified'",
-        [copy.backup_id, store.description, etag ?? null],
-      );
-    }
     proven.push(copy.backup_id);
+    etags.push(etag ?? null);
+  }
+  // One statement for all (a catalog of hundreds of copies, one round trip each, was most of a quiet night's sync).
+  if (record && proven.length) {
+    await deps.pool.query(
+      `update pmt_jobs.backup_copy c set verified_at = now(), etag = coalesce(c.etag, p.etag)
+       from unnest($2::bigint[], $3::text[]) as p(backup_id, etag)
+       where c.backup_id = p.backup_id and c.target = $1 and c.status = 'verified'`,
+      [store.description, proven, etags],
+    );
   }
   if (lost.length)
     deps.logger.error(
