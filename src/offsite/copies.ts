@@ -343,11 +343,29 @@ interface KnownCopy {
 const KNOWN_COPY = `select c.backup_id, c.key, coalesce(c.stored_bytes, c.bytes) as bytes, coalesce(c.stored_sha256, c.sha256) as sha256, c.etag, c.stored_bytes, c.stored_sha256, b.format, b.database, b.started_at, b.status as backup_status
                     from pmt_jobs.backup_copy c join pmt_jobs.backup b on b.id = c.backup_id`;
 
-/** The store's objects under the folders holding `keys` (one LIST per folder). */
-async function listingFor(store: OffsiteStore, keys: string[]): Promise<Map<string, StoredObject>> {
+/** What one LIST of a folder of the store (and everything below it) found. */
+export interface Listing {
+  folder: string;
+  objects: Map<string, StoredObject>;
+}
+
+/** The folder of this server's copies in the store, `<prefix>/<server id>/`: every database's folder is below it. */
+export function serverFolder(deps: Pick<OffsiteDeps, "config" | "databaseUrl">, store: OffsiteStore): string {
+  return objectKey(store.prefix, serverId(deps.config, deps.databaseUrl)) + "/";
+}
+
+export async function listFolder(store: OffsiteStore, folder: string): Promise<Listing> {
+  return { folder, objects: new Map((await store.list(folder)).map((o) => [o.key, o])) };
+}
+
+/** The store's objects under the folders holding `keys`: those `known` covers from it, the others by one LIST per folder. */
+async function listingFor(store: OffsiteStore, keys: string[], known?: Listing): Promise<Map<string, StoredObject>> {
   const folders = new Set(keys.map((k) => k.slice(0, k.lastIndexOf("/") + 1)));
-  const listing = new Map<string, StoredObject>();
-  for (const folder of folders) for (const o of await store.list(folder)) listing.set(o.key, o);
+  const listing = new Map<string, StoredObject>(known?.objects);
+  for (const folder of folders) {
+    if (known && folder.startsWith(known.folder)) continue;
+    for (const o of await store.list(folder)) listing.set(o.key, o);
+  }
   return listing;
 }
 
@@ -384,10 +402,12 @@ async function proveCopies(
   store: OffsiteStore,
   copies: KnownCopy[],
   record: boolean,
+  known?: Listing,
 ): Promise<{ proven: number[]; lost: { copy: KnownCopy; reason: string }[] }> {
   const listing = await listingFor(
     store,
     copies.map((c) => c.key),
+    known,
   );
   const proven: number[] = [];
   /** The ETag to record for each proven copy that had none. */
@@ -504,11 +524,11 @@ export interface CopiesSynced {
  * successful backup without a done copy (those included) from its local
  * file, and alert for lost copies with no good local file.
  */
-export async function syncCopies(deps: OffsiteDeps, store: OffsiteStore): Promise<CopiesSynced> {
+export async function syncCopies(deps: OffsiteDeps, store: OffsiteStore, listing?: Listing): Promise<CopiesSynced> {
   const { pool } = deps;
   const result: CopiesSynced = { uploaded: [], failed: [], reverified: [], lost: [] };
   const verified = await pool.query<KnownCopy>(`${KNOWN_COPY} where c.target = $1 and c.status = 'verified' order by b.started_at`, [store.description]);
-  const checked = await proveCopies(deps, store, verified.rows, true);
+  const checked = await proveCopies(deps, store, verified.rows, true, listing);
   result.reverified = checked.proven;
   result.lost = checked.lost.map((l) => ({ backup: l.copy.backup_id, reason: l.reason }));
   for (const { copy, reason } of checked.lost) {
@@ -551,17 +571,30 @@ export async function syncCopies(deps: OffsiteDeps, store: OffsiteStore): Promis
   return result;
 }
 
-/** Objects under this server's folder of the store that the catalog does not know (reported, never deleted). */
-export async function unknownObjects(deps: Pick<OffsiteDeps, "config" | "pool" | "logger" | "databaseUrl">, store: OffsiteStore): Promise<string[]> {
+/**
+ * Objects under this server's folder of the store that the catalog does not
+ * know (reported, never deleted). `earlier`: the sync's listing of that
+ * folder, taken before it uploaded and pruned, instead of a second LIST: what
+ * it uploaded is known, and what remote retention just deleted (`pruned`, the
+ * copies' keys) is left out.
+ */
+export async function unknownObjects(
+  deps: Pick<OffsiteDeps, "config" | "pool" | "logger" | "databaseUrl">,
+  store: OffsiteStore,
+  earlier?: { listing: Listing; pruned: string[] },
+): Promise<string[]> {
   const unknown: string[] = [];
   const server = serverId(deps.config, deps.databaseUrl);
   const known = await deps.pool.query<{ key: string }>("select key from pmt_jobs.backup_copy where target = $1 and status <> 'pruned'", [store.description]);
   const keys = new Set(known.rows.map((r) => r.key));
+  const pruned = new Set(earlier?.pruned);
   // The worker's other databases have folders of their own beside ours: theirs, not unknown.
   const others = (deps.config.backup.others ?? []).map((db) => objectKey(store.prefix, server, db) + "/");
-  for (const object of await store.list(objectKey(store.prefix, server) + "/")) {
-    if (others.some((folder) => object.key.startsWith(folder))) continue;
-    if (!ownerOf(object.key, keys)) unknown.push(object.key);
+  const folder = serverFolder(deps, store);
+  const objects = earlier?.listing.folder === folder ? earlier.listing.objects.values() : await store.list(folder);
+  for (const object of objects) {
+    if (others.some((other) => object.key.startsWith(other))) continue;
+    if (!ownerOf(object.key, keys) && !(pruned.size && ownerOf(object.key, pruned))) unknown.push(object.key);
   }
   if (unknown.length) deps.logger.warn({ objects: unknown }, "objects in the offsite store that the catalog does not know; left alone");
   return unknown;

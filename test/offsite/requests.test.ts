@@ -1,9 +1,10 @@
 /**
- * What an upload costs a store far away: the requests and connections it
- * opens. Every part on a kept-alive connection, none waiting for a
+ * What an upload and a sync cost a store far away: the requests and
+ * connections they open. Every part on a kept-alive connection, none waiting for a
  * `100 Continue` (each had a connection of its own, a handshake and a round
  * trip more); the globals file alongside the dump; the manifest last.
- * Counted by a TCP relay in front of s3rver.
+ * A sync lists the server's folder once. Counted by a TCP relay in front of
+ * s3rver.
  */
 import fs from "node:fs";
 import net from "node:net";
@@ -15,6 +16,7 @@ import { backupTargets } from "../../src/backups/target.js";
 import type { Config } from "../../src/config.js";
 import { migrate } from "../../src/db/migrate.js";
 import { createLogger } from "../../src/log.js";
+import { syncOffsite } from "../../src/jobs/offsite-sync.js";
 import { uploadBackup } from "../../src/offsite/copies.js";
 import { createTestDatabase, type TestDatabase } from "../harness/db.js";
 import { S3RVER_CREDENTIALS, S3Sink } from "../harness/s3.js";
@@ -87,5 +89,17 @@ describe("an upload's requests", () => {
     const manifest = order.findIndex((u) => u.includes(`${path.basename(key)}.json`));
     expect(manifest).toBe(order.length - 1);
     expect(order.some((u) => u.includes(".globals.json"))).toBe(true);
+  });
+
+  it("proves the copies and finds unknown objects from one listing of the server's folder", async () => {
+    const deps = { config, pool: db.pool, logger, databaseUrl: db.url };
+    await syncOffsite(deps);
+    front.seen.requests.length = 0;
+    const result = await syncOffsite(deps);
+    expect(result).toMatchObject({ uploaded: [], failed: [], lost: [] });
+    expect(result.reverified.length).toBeGreaterThan(0);
+    const lists = front.seen.requests.filter((r) => /^GET [^ ]*[?&]list-type=2/.test(r));
+    expect(lists, front.seen.requests.map((r) => r.split("\r\n")[0]).join("\n")).toHaveLength(1);
+    expect(lists[0]).toMatch(/[?&]prefix=pmt%2Fdb-1%2F[& ]/);
   });
 });
