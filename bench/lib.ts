@@ -123,6 +123,14 @@ export function intArg(name: string, fallback: number): number {
   return value;
 }
 
+/** A number flag that may be 0 or fractional (`--rtt=40`, `--mbps=0`). */
+export function numberArg(name: string, fallback: number): number {
+  const flag = process.argv.find((a) => a.startsWith(`--${name}=`));
+  const value = flag ? Number(flag.split("=")[1]) : fallback;
+  if (!Number.isFinite(value) || value < 0) throw new Error(`--${name}: expected a number, 0 or more`);
+  return value;
+}
+
 /** Runs a command; resolves with wall milliseconds and the peak RSS (MB) of the process, read from /proc while it runs. */
 export function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv, stdoutFile?: string): Promise<{ ms: number; rssMb: number }> {
   return new Promise((resolve, reject) => {

@@ -5,7 +5,7 @@
  * objects the catalog does not know reported, never deleted.
  */
 import { z } from "zod";
-import { storeOf, syncCopies, unknownObjects, type CopiesSynced, type OffsiteDeps } from "../offsite/copies.js";
+import { listFolder, serverFolder, storeOf, syncCopies, unknownObjects, type CopiesSynced, type OffsiteDeps } from "../offsite/copies.js";
 import { applyRemoteRetention } from "../retention/remote.js";
 import { duty } from "./context.js";
 
@@ -16,9 +16,11 @@ export interface SyncResult extends CopiesSynced {
 
 export async function syncOffsite(deps: OffsiteDeps, now = new Date()): Promise<SyncResult> {
   const store = storeOf(deps);
-  const copies = await syncCopies(deps, store);
+  // One LIST of this server's folder serves the proofs and the unknown objects (a second cost as much again).
+  const listing = await listFolder(store, serverFolder(deps, store));
+  const copies = await syncCopies(deps, store, listing);
   const pruned = await applyRemoteRetention(deps, store, now);
-  const unknown = await unknownObjects(deps, store);
+  const unknown = await unknownObjects(deps, store, { listing, pruned });
   if (copies.failed.length) deps.logger.error({ failed: copies.failed }, "offsite sync could not copy or verify some backups");
   return { ...copies, pruned, unknownObjects: unknown };
 }

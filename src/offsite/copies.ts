@@ -231,13 +231,21 @@ export async function uploadBackup(deps: OffsiteDeps, backup: BackupRow): Promis
     let readBack = false;
     const stored: StoredObject[] = [];
     const storedParts: { name: string; bytes: number; sha256: string }[] = [];
-    for (const part of parts) {
-      const put = await putProven(deps, store, part, encryptTo);
-      readBack ||= put.readBack;
-      stored.push({ key: part.key, bytes: put.stored.bytes, etag: put.etag });
-      storedParts.push({ name: part.key, ...put.stored });
-    }
-    const globals = await putGlobals(deps, store, backup, manifest, key, encryptTo ?? sealed?.recipients);
+    const putDump = async () => {
+      for (const part of parts) {
+        const put = await putProven(deps, store, part, encryptTo);
+        readBack ||= put.readBack;
+        stored.push({ key: part.key, bytes: put.stored.bytes, etag: put.etag });
+        storedParts.push({ name: part.key, ...put.stored });
+      }
+    };
+    // The globals go beside the dump at the same time (a store far away costs a round trip per
+    // request); the manifest, which names both, only once both are proven. Both settle before
+    // the copy is judged, the dump's failure first (a corrupt dump is the one to report).
+    const [dumped, globalsPut] = await Promise.allSettled([putDump(), putGlobals(deps, store, backup, manifest, key, encryptTo ?? sealed?.recipients)]);
+    if (dumped.status === "rejected") throw dumped.reason;
+    if (globalsPut.status === "rejected") throw globalsPut.reason;
+    const globals = globalsPut.value;
     const encrypted = encryptTo
       ? { recipients: encryptTo, stored: backup.format === "directory" ? directoryDigest(storedParts) : storedParts[0]! }
       : sealed && { recipients: sealed.recipients, stored: storedParts[0]! };
@@ -335,11 +343,29 @@ interface KnownCopy {
 const KNOWN_COPY = `select c.backup_id, c.key, coalesce(c.stored_bytes, c.bytes) as bytes, coalesce(c.stored_sha256, c.sha256) as sha256, c.etag, c.stored_bytes, c.stored_sha256, b.format, b.database, b.started_at, b.status as backup_status
                     from pmt_jobs.backup_copy c join pmt_jobs.backup b on b.id = c.backup_id`;
 
-/** The store's objects under the folders holding `keys` (one LIST per folder). */
-async function listingFor(store: OffsiteStore, keys: string[]): Promise<Map<string, StoredObject>> {
+/** What one LIST of a folder of the store (and everything below it) found. */
+export interface Listing {
+  folder: string;
+  objects: Map<string, StoredObject>;
+}
+
+/** The folder of this server's copies in the store, `<prefix>/<server id>/`: every database's folder is below it. */
+export function serverFolder(deps: Pick<OffsiteDeps, "config" | "databaseUrl">, store: OffsiteStore): string {
+  return objectKey(store.prefix, serverId(deps.config, deps.databaseUrl)) + "/";
+}
+
+export async function listFolder(store: OffsiteStore, folder: string): Promise<Listing> {
+  return { folder, objects: new Map((await store.list(folder)).map((o) => [o.key, o])) };
+}
+
+/** The store's objects under the folders holding `keys`: those `known` covers from it, the others by one LIST per folder. */
+async function listingFor(store: OffsiteStore, keys: string[], known?: Listing): Promise<Map<string, StoredObject>> {
   const folders = new Set(keys.map((k) => k.slice(0, k.lastIndexOf("/") + 1)));
-  const listing = new Map<string, StoredObject>();
-  for (const folder of folders) for (const o of await store.list(folder)) listing.set(o.key, o);
+  const listing = new Map<string, StoredObject>(known?.objects);
+  for (const folder of folders) {
+    if (known && folder.startsWith(known.folder)) continue;
+    for (const o of await store.list(folder)) listing.set(o.key, o);
+  }
   return listing;
 }
 
@@ -376,12 +402,16 @@ async function proveCopies(
   store: OffsiteStore,
   copies: KnownCopy[],
   record: boolean,
+  known?: Listing,
 ): Promise<{ proven: number[]; lost: { copy: KnownCopy; reason: string }[] }> {
   const listing = await listingFor(
     store,
     copies.map((c) => c.key),
+    known,
   );
   const proven: number[] = [];
+  /** The ETag to record for each proven copy that had none. */
+  const etags: (string | null)[] = [];
   const lost: { copy: KnownCopy; reason: string }[] = [];
   for (const copy of copies) {
     const listed = checkListed(copy, listing);
@@ -403,13 +433,17 @@ async function proveCopies(
       }
       continue;
     }
-    if (record) {
-      await deps.pool.query(
-        "update pmt_jobs.backup_copy set verified_at = now(), etag = coalesce(etag, $3) where backup_id = $1 and target = $2 and status = 'verified'",
-        [copy.backup_id, store.description, etag ?? null],
-      );
-    }
     proven.push(copy.backup_id);
+    etags.push(etag ?? null);
+  }
+  // One statement for all (a catalog of hundreds of copies, one round trip each, was most of a quiet night's sync).
+  if (record && proven.length) {
+    await deps.pool.query(
+      `update pmt_jobs.backup_copy c set verified_at = now(), etag = coalesce(c.etag, p.etag)
+       from unnest($2::bigint[], $3::text[]) as p(backup_id, etag)
+       where c.backup_id = p.backup_id and c.target = $1 and c.status = 'verified'`,
+      [store.description, proven, etags],
+    );
   }
   if (lost.length)
     deps.logger.error(
@@ -490,11 +524,11 @@ export interface CopiesSynced {
  * successful backup without a done copy (those included) from its local
  * file, and alert for lost copies with no good local file.
  */
-export async function syncCopies(deps: OffsiteDeps, store: OffsiteStore): Promise<CopiesSynced> {
+export async function syncCopies(deps: OffsiteDeps, store: OffsiteStore, listing?: Listing): Promise<CopiesSynced> {
   const { pool } = deps;
   const result: CopiesSynced = { uploaded: [], failed: [], reverified: [], lost: [] };
   const verified = await pool.query<KnownCopy>(`${KNOWN_COPY} where c.target = $1 and c.status = 'verified' order by b.started_at`, [store.description]);
-  const checked = await proveCopies(deps, store, verified.rows, true);
+  const checked = await proveCopies(deps, store, verified.rows, true, listing);
   result.reverified = checked.proven;
   result.lost = checked.lost.map((l) => ({ backup: l.copy.backup_id, reason: l.reason }));
   for (const { copy, reason } of checked.lost) {
@@ -537,17 +571,30 @@ export async function syncCopies(deps: OffsiteDeps, store: OffsiteStore): Promis
   return result;
 }
 
-/** Objects under this server's folder of the store that the catalog does not know (reported, never deleted). */
-export async function unknownObjects(deps: Pick<OffsiteDeps, "config" | "pool" | "logger" | "databaseUrl">, store: OffsiteStore): Promise<string[]> {
+/**
+ * Objects under this server's folder of the store that the catalog does not
+ * know (reported, never deleted). `earlier`: the sync's listing of that
+ * folder, taken before it uploaded and pruned, instead of a second LIST: what
+ * it uploaded is known, and what remote retention just deleted (`pruned`, the
+ * copies' keys) is left out.
+ */
+export async function unknownObjects(
+  deps: Pick<OffsiteDeps, "config" | "pool" | "logger" | "databaseUrl">,
+  store: OffsiteStore,
+  earlier?: { listing: Listing; pruned: string[] },
+): Promise<string[]> {
   const unknown: string[] = [];
   const server = serverId(deps.config, deps.databaseUrl);
   const known = await deps.pool.query<{ key: string }>("select key from pmt_jobs.backup_copy where target = $1 and status <> 'pruned'", [store.description]);
   const keys = new Set(known.rows.map((r) => r.key));
+  const pruned = new Set(earlier?.pruned);
   // The worker's other databases have folders of their own beside ours: theirs, not unknown.
   const others = (deps.config.backup.others ?? []).map((db) => objectKey(store.prefix, server, db) + "/");
-  for (const object of await store.list(objectKey(store.prefix, server) + "/")) {
-    if (others.some((folder) => object.key.startsWith(folder))) continue;
-    if (!ownerOf(object.key, keys)) unknown.push(object.key);
+  const folder = serverFolder(deps, store);
+  const objects = earlier?.listing.folder === folder ? earlier.listing.objects.values() : await store.list(folder);
+  for (const object of objects) {
+    if (others.some((other) => object.key.startsWith(other))) continue;
+    if (!ownerOf(object.key, keys) && !(pruned.size && ownerOf(object.key, pruned))) unknown.push(object.key);
   }
   if (unknown.length) deps.logger.warn({ objects: unknown }, "objects in the offsite store that the catalog does not know; left alone");
   return unknown;

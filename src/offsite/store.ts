@@ -8,13 +8,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
 import { verifyingFileTap } from "../backups/files.js";
-import { encryptStream } from "../io/age.js";
-import { Measure, measureStream, measuringTap, sha256Of, type Measured } from "../io/measure.js";
-import { etagMatches, PART_SIZE } from "./md5.js";
-import { createS3Client, objectKey, parseOffsiteUrl, type S3Settings } from "./target.js";
+import { Measure, measureStream, measuringTap, type Measured } from "../io/measure.js";
+import { objectKey, parseOffsiteUrl, type S3Settings } from "./url.js";
 
 export interface StoredObject {
   key: string;
@@ -64,7 +60,7 @@ export interface Put {
  * measured (`sent`: the store's ETag forms, and the sha256 of what is stored
  * when that differs from the file). Nothing is buffered beyond a chunk or two.
  */
-async function uploadBody(file: string, expected: Measured, sent: Measure, options: PutOptions = {}) {
+export async function uploadBody(file: string, expected: Measured, sent: Measure, options: PutOptions = {}) {
   const verify = verifyingFileTap(file, expected);
   const body = measuringTap(sent);
   const plain = fs.createReadStream(file);
@@ -72,6 +68,7 @@ async function uploadBody(file: string, expected: Measured, sent: Measure, optio
   if (!options.encryptTo) {
     pipeline(plain, verify, body).catch(() => {});
   } else {
+    const { encryptStream } = await import("../io/age.js");
     const encrypted = await encryptStream(verify, options.encryptTo);
     pipeline(plain, verify).catch(() => {});
     pipeline(encrypted, body).catch(() => {});
@@ -79,101 +76,13 @@ async function uploadBody(file: string, expected: Measured, sent: Measure, optio
   return { body, verify };
 }
 
-function storedOf(expected: Measured, sent: Measure, options: PutOptions = {}): Measured {
+export function storedOf(expected: Measured, sent: Measure, options: PutOptions = {}): Measured {
   return options.encryptTo ? sent.result() : expected;
 }
 
 /** sha256 and size of an object, by reading it back. */
 export async function hashObject(store: OffsiteStore, key: string): Promise<Measured> {
   return measureStream(await store.read(key));
-}
-
-class S3Store implements OffsiteStore {
-  readonly description: string;
-  constructor(
-    private readonly s3: S3Client,
-    private readonly bucket: string,
-    readonly prefix: string,
-  ) {
-    this.description = `s3://${bucket}/${prefix}`;
-  }
-
-  async put(key: string, file: string, expected: Measured, options: PutOptions = {}): Promise<Put> {
-    const bytes = fs.statSync(file).size;
-    // S3 allows 10,000 parts: 5 MiB parts (bounded memory, small resends) up to 48 GiB, larger beyond
-    // (an age file is 16 bytes per 64 KiB larger than its plaintext, plus its header).
-    const partSize = Math.max(PART_SIZE, Math.ceil((Math.max(bytes, expected.bytes) * 1.001 + 65_536) / 10_000));
-    // sha256 and MD5s of the bytes as they go (the file is read once): the sha256 must be the
-    // catalog's before the upload may complete, the MD5s are compared with the store's ETag.
-    const sent = new Measure({ sha256: !!options.encryptTo, md5PartSize: partSize });
-    const { body, verify } = await uploadBody(file, expected, sent, options);
-    try {
-      const out = await new Upload({
-        client: this.s3,
-        params: {
-          Bucket: this.bucket,
-          Key: key,
-          Body: body,
-          Metadata: options.encryptTo ? { plaintext_sha256: expected.sha256 } : { sha256: expected.sha256 },
-        },
-        queueSize: 2,
-        partSize,
-        leavePartsOnError: false,
-      }).done();
-      const etag = "ETag" in out ? out.ETag : undefined;
-      const stored = storedOf(expected, sent, options);
-      return { confirmed: sent.bytes === stored.bytes && etagMatches(etag, sent.md5()), etag, stored };
-    } catch (error) {
-      throw verify.mismatch ?? error;
-    }
-  }
-
-  async putStream(key: string, stream: Readable): Promise<{ etag?: string }> {
-    const out = await new Upload({
-      client: this.s3,
-      params: { Bucket: this.bucket, Key: key, Body: stream },
-      queueSize: 2,
-      partSize: PART_SIZE,
-      leavePartsOnError: false,
-    }).done();
-    return { etag: "ETag" in out ? out.ETag : undefined };
-  }
-
-  async putText(key: string, text: string): Promise<void> {
-    const body = Buffer.from(text);
-    const sha256 = sha256Of(body);
-    await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, Metadata: { sha256 }, ContentType: "application/json" }));
-  }
-
-  async read(key: string): Promise<Readable> {
-    const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-    return out.Body as Readable;
-  }
-
-  async head(key: string): Promise<StoredObject | undefined> {
-    try {
-      const h = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return { key, bytes: h.ContentLength ?? 0, sha256: h.Metadata?.sha256, etag: h.ETag };
-    } catch (error) {
-      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
-      throw error;
-    }
-  }
-
-  async list(prefix: string): Promise<StoredObject[]> {
-    const out: StoredObject[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
-      for (const o of page.Contents ?? []) out.push({ key: o.Key!, bytes: o.Size ?? 0, etag: o.ETag });
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return out;
-  }
-
-  async remove(key: string): Promise<void> {
-    await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
-  }
 }
 
 /** A folder's stand-in for an ETag: any rewrite (a new inode by rename, or bytes changed in place) changes it. */
@@ -269,7 +178,30 @@ export function openStore(offsiteUrl: string, s3: S3Settings): OffsiteStore {
     fs.mkdirSync(target.dir, { recursive: true, mode: 0o700 });
     return new DirectoryStore(target.dir);
   }
-  return new S3Store(createS3Client(s3), target.bucket, target.prefix);
+  return lazyS3Store(target.bucket, target.prefix, s3);
+}
+
+/**
+ * The S3 store (s3-store.ts), the AWS SDK loaded on its first request: a
+ * command that never reaches the store does not pay for it.
+ */
+function lazyS3Store(bucket: string, prefix: string, settings: S3Settings): OffsiteStore {
+  let loaded: Promise<OffsiteStore> | undefined;
+  const store = () =>
+    (loaded ??= Promise.all([import("./s3-store.js"), import("./target.js")]).then(
+      ([{ S3Store }, { createS3Client }]) => new S3Store(createS3Client(settings), bucket, prefix),
+    ));
+  return {
+    description: `s3://${bucket}/${prefix}`,
+    prefix,
+    put: async (...args) => (await store()).put(...args),
+    putStream: async (...args) => (await store()).putStream(...args),
+    putText: async (...args) => (await store()).putText(...args),
+    read: async (...args) => (await store()).read(...args),
+    head: async (...args) => (await store()).head(...args),
+    list: async (...args) => (await store()).list(...args),
+    remove: async (...args) => (await store()).remove(...args),
+  };
 }
 
 export { objectKey };

@@ -1,37 +1,13 @@
 /**
- * The offsite store from OFFSITE_URL: `s3://bucket/prefix` on any
- * S3-compatible store, or `file:///path`. Pure parsing plus the S3 client,
- * configured for S3 clones: checksums only when the operation requires them
+ * The S3 client of the offsite store (OFFSITE_URL's parsing is url.ts's,
+ * re-exported here), configured for S3 clones: checksums only when the operation requires them
  * (s3rver, MinIO and others store aws-chunked stream bodies corrupted
  * otherwise); integrity is our own sha256, kept as object metadata.
  */
 import { S3Client } from "@aws-sdk/client-s3";
-import { UserError } from "../errors.js";
+import type { S3Settings } from "./url.js";
 
-export type OffsiteTarget = { kind: "s3"; bucket: string; prefix: string } | { kind: "file"; dir: string };
-
-export function parseOffsiteUrl(value: string): OffsiteTarget {
-  const url = new URL(value);
-  // file://host/path is refused: the host part would be silently dropped (config.ts says so at start).
-  if (url.protocol === "file:" && !url.host && url.pathname !== "/") return { kind: "file", dir: decodeURIComponent(url.pathname) };
-  if (url.protocol === "s3:" && url.hostname) {
-    return { kind: "s3", bucket: url.hostname, prefix: decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, "") };
-  }
-  throw new UserError("OFFSITE_URL: expected s3://bucket/prefix or file:///absolute/path");
-}
-
-/** `prefix/part/part`, without empty parts. */
-export function objectKey(prefix: string, ...parts: string[]): string {
-  return [prefix, ...parts].filter(Boolean).join("/");
-}
-
-export interface S3Settings {
-  endpoint: string | undefined;
-  /** S3_PUBLIC_ENDPOINT: the same store as recipients of download links reach it. */
-  publicEndpoint?: string | undefined;
-  region: string;
-  forcePathStyle: boolean;
-}
+export { objectKey, parseOffsiteUrl, type OffsiteTarget, type S3Settings } from "./url.js";
 
 /**
  * On Node 20 and 21, which we support, the SDK's first client would print a
@@ -70,6 +46,11 @@ function newClient(settings: S3Settings, endpoint: string | undefined): S3Client
     forcePathStyle: settings.forcePathStyle,
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
+    // The SDK's default asks `Expect: 100-continue` for bodies of 2 MB or more, and sends each such
+    // request on a connection of its own (no keep-alive): every 5 MiB part paid a TCP (and TLS)
+    // handshake and a round trip more. The header only spares sending a part the store would
+    // refuse (bad credentials), which the first part already tells.
+    expectContinueHeader: false,
     maxAttempts: 5,
   });
 }
