@@ -28,7 +28,11 @@ export function sha256Of(data: Buffer | string): string {
   return crypto.createHash("sha256").update(data).digest("hex");
 }
 
-/** MD5s of a byte stream, whole and per part of `partSize` bytes, fed as it flows. */
+/**
+ * MD5s of a byte stream, whole and per part of `partSize` bytes, fed as it
+ * flows. The first part's MD5 is the whole hash's state at the part's end
+ * (hash.copy()), so a file of one part is hashed once, not twice.
+ */
 export class Md5Parts {
   private readonly whole = crypto.createHash("md5");
   private readonly parts: Buffer[] = [];
@@ -38,9 +42,20 @@ export class Md5Parts {
   constructor(private readonly partSize: number) {}
 
   update(chunk: Buffer): void {
-    this.whole.update(chunk);
     this.bytes += chunk.length;
-    for (let offset = 0; offset < chunk.length;) {
+    let offset = 0;
+    if (this.parts.length === 0) {
+      // Still in the first part: the whole file's hash is its hash too.
+      offset = Math.min(this.partSize - this.inPart, chunk.length);
+      this.whole.update(chunk.subarray(0, offset));
+      this.inPart += offset;
+      if (this.inPart < this.partSize) return;
+      this.parts.push(this.whole.copy().digest());
+      this.inPart = 0;
+      if (offset === chunk.length) return;
+    }
+    this.whole.update(offset === 0 ? chunk : chunk.subarray(offset));
+    while (offset < chunk.length) {
       const take = Math.min(this.partSize - this.inPart, chunk.length - offset);
       this.part.update(chunk.subarray(offset, offset + take));
       this.inPart += take;
@@ -55,7 +70,8 @@ export class Md5Parts {
 
   /** Call once, at the end. */
   digests(): Md5Digests {
-    if (this.inPart > 0 || this.parts.length === 0) this.parts.push(this.part.digest());
+    if (this.parts.length === 0) this.parts.push(this.whole.copy().digest());
+    else if (this.inPart > 0) this.parts.push(this.part.digest());
     return { whole: this.whole.digest("hex"), multipart: `${crypto.createHash("md5").update(Buffer.concat(this.parts)).digest("hex")}-${this.parts.length}` };
   }
 }

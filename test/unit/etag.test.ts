@@ -9,15 +9,18 @@ const MiB = 2 ** 20;
 
 describe("Md5Parts", () => {
   it.each([
-    ["three parts, the last short", 12 * MiB + 3, 3],
-    ["exactly two parts", 10 * MiB, 2],
-    ["one short part", 1000, 1],
-    ["an empty file", 0, 1],
-  ])("computes the whole MD5 and AWS's multipart form for %s", (_name, size, parts) => {
+    ["three parts, the last short", 12 * MiB + 3, 3, 700_001],
+    ["exactly two parts", 10 * MiB, 2, 700_001],
+    ["one short part", 1000, 1, 700_001],
+    ["an empty file", 0, 1, 700_001],
+    ["exactly one part, chunks ending on its boundary", 5 * MiB, 1, MiB],
+    ["two parts and a byte, in one chunk", 10 * MiB + 1, 3, 11 * MiB],
+    ["a part and a half, chunks ending on the boundary", 7 * MiB + 512, 2, MiB / 2],
+  ])("computes the whole MD5 and AWS's multipart form for %s", (_name, size, parts, chunk) => {
     const data = crypto.randomBytes(size);
-    // Fed in uneven chunks that straddle the part boundaries, as a file stream does.
+    // Fed in chunks that straddle (or end on) the part boundaries, as a file stream does.
     const parts5 = new Md5Parts(5 * MiB);
-    for (let offset = 0; offset < data.length; offset += 700_001) parts5.update(data.subarray(offset, offset + 700_001));
+    for (let offset = 0; offset < data.length; offset += chunk) parts5.update(data.subarray(offset, offset + chunk));
     expect(parts5.bytes).toBe(size);
     const d = parts5.digests();
     expect(d.whole).toBe(md5(data).toString("hex"));
