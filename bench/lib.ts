@@ -131,8 +131,8 @@ export function numberArg(name: string, fallback: number): number {
   return value;
 }
 
-/** Runs a command; resolves with wall milliseconds and the peak RSS (MB) of the process, read from /proc while it runs. */
-export function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv, stdoutFile?: string): Promise<{ ms: number; rssMb: number }> {
+/** Runs a command; resolves with wall milliseconds, the peak RSS (MB) of the process, read from /proc while it runs, and its stderr. */
+export function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv, stdoutFile?: string): Promise<{ ms: number; rssMb: number; stderr: string }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const out = stdoutFile ? fs.openSync(stdoutFile, "w") : "ignore";
@@ -152,7 +152,7 @@ export function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv, std
       clearInterval(timer);
       if (typeof out === "number") fs.closeSync(out);
       if (code !== 0) reject(new Error(`${cmd} ${args.join(" ")} exited with ${code}: ${stderr}`));
-      else resolve({ ms: performance.now() - t0, rssMb: peak });
+      else resolve({ ms: performance.now() - t0, rssMb: peak, stderr });
     });
   });
 }
@@ -166,4 +166,9 @@ export function s3cmdConfig(dir: string, host: string): string {
     { mode: 0o600 },
   );
   return file;
+}
+
+/** Whether `--name` was given. */
+export function flagArg(name: string): boolean {
+  return process.argv.includes(`--${name}`);
 }

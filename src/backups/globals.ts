@@ -48,7 +48,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import pg from "pg";
-import { z } from "zod";
+import { z } from "zod/v3";
 import { UserError, errorMessage } from "../errors.js";
 import { sha256Of } from "../io/measure.js";
 import { writeFileAtomic } from "./files.js";

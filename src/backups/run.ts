@@ -1,19 +1,26 @@
 /**
  * One backup of one database: pg_dump (chosen to match the server) streamed
- * through sha256 into `<name>.partial` (0600, in the 0700 BACKUP_DIR),
- * fsynced, verified with `pg_restore --list`, then renamed, with its manifest
- * beside it and its row in pmt_jobs.backup. A failed or killed run leaves no
- * file that looks like a backup.
+ * through sha256 into `<name>.partial` (0600, in the 0700 BACKUP_DIR) and,
+ * as it is written, into `pg_restore --list` (a dump it cannot read fails the
+ * run), fsynced, then renamed, with its manifest beside it and its row in
+ * pmt_jobs.backup. A failed or killed run leaves no file that looks like a
+ * backup.
  *
  * Row counts of every table are taken in the very snapshot pg_dump dumps
  * (pg_export_snapshot + pg_dump --snapshot), while it dumps, so a test
  * restore can check it got the same data. So are the roles, memberships and
  * database settings the dump needs on a new server (globals.ts), written to
  * `<name>.globals.json` beside it: a run that cannot capture them fails.
+ *
+ * What pg_dump does not do is the run's fixed cost (docs/performance.md,
+ * backup): so the tools' versions are asked while the lock and the catalog
+ * row are taken, the snapshot opens in one round trip, and the globals, the
+ * listing and most of the disk flushing happen while pg_dump runs.
  */
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { performance } from "node:perf_hooks";
 import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pg from "pg";
@@ -21,16 +28,16 @@ import type { Config } from "../config.js";
 import { clientConfig } from "../db/pool.js";
 import { UserError, errorMessage } from "../errors.js";
 import { encryptStream } from "../io/age.js";
-import { Measure, measuringTap, Tee, type Measured } from "../io/measure.js";
+import { Measure, measuringTap, sha256Of, Tee, type Measured } from "../io/measure.js";
 import { freeBytes } from "../io/space.js";
 import type { Logger } from "../log.js";
-import { runTool, serverVersion, startTool, toolFor, type PgTool, type ServerVersion } from "../pgtools/tools.js";
+import { prefetchTools, runTool, serverMajor, startTool, toolForAsync, type PgTool, type ServerVersion } from "../pgtools/tools.js";
 import { redactText } from "../redact.js";
 import { failInterrupted, insertRunning, lastSucceeded, markFailed, markSucceeded, type BackupFormat, type BackupRow } from "./catalog.js";
 import { ensurePrivateDir, fsyncDir, fsyncFile, hashDirectory, removePath } from "./files.js";
 import { countRows } from "./counts.js";
 import { captureGlobals } from "./globals-capture.js";
-import { globalsPath, writeGlobals, type Globals } from "./globals.js";
+import { globalsPath, type Globals } from "./globals.js";
 import { writeManifest } from "./manifest.js";
 import { lockBackup, type BackupLock } from "./lock.js";
 import type { BackupTarget } from "./target.js";
@@ -77,6 +84,8 @@ export async function runBackup(deps: BackupDeps, target: BackupTarget, options:
   if (config.offsite.encryptLocal && format === "directory") {
     throw new UserError("BACKUP_ENCRYPT_LOCAL encrypts one file: use the custom or tar format (--format), not directory; nothing was written");
   }
+  // Asked while the lock and the catalog row are taken (a process start each; Debian's wrapper is Perl).
+  prefetchTools(config.backup.pgBinDir);
   const lock = await lockBackup(pool, target.database);
   try {
     return await runLocked(deps, target, format, options.jobId ?? null, lock);
@@ -100,15 +109,28 @@ interface Run {
   versions: { server?: string; pgDump?: string };
   /** pg_dump, once it runs. */
   child?: ChildProcess;
+  /** pg_restore --list reading the dump as it is written (not for the directory format). */
+  lister?: ChildProcess;
   tee?: Tee;
   /** BACKUP_ENCRYPT_LOCAL: the recipients the file is encrypted to as it is written. */
   sealed?: string[];
-  /** For an encrypted file: pg_restore --list of the plaintext, read while it was written. */
+  /** pg_restore --list of what pg_dump wrote, read while it was written (custom and tar; the plaintext of an encrypted file). */
   listing?: Promise<string>;
   /** Set when the backup lock was lost: another run may own the folder now. */
   lockLost?: Error;
   /** The globals file, once its writing started: removed if the dump never gets its final name. */
   globalsFile?: string;
+  /** Its writing, waited for before a failed run removes it. */
+  globalsWriting?: Promise<unknown>;
+  /** The snapshot client's connection, started with the catalog row. */
+  connecting: Promise<unknown>;
+}
+
+/** The globals file written (as `.partial`, fsynced) while pg_dump runs: renamed beside the dump when it is published. */
+interface GlobalsWritten {
+  partial: string;
+  /** What the manifest records. */
+  summary: { file: string; bytes: number; sha256: string; roles: string[] };
 }
 
 /** A dump's size and sha256 (and, for the directory format, each file's). */
@@ -128,29 +150,34 @@ async function runLocked(deps: BackupDeps, target: BackupTarget, format: BackupF
     killDump(run);
   });
   try {
-    await run.snapshotClient.connect();
-    const server = await serverVersion(run.snapshotClient);
+    // The snapshot opened while the space is checked: nothing is written before both are done.
+    const [snapshot] = await Promise.all([openSnapshot(run.snapshotClient, run.connecting), checkSpace(deps, target.database)]);
+    const { server } = snapshot;
     run.versions = { server: server.version };
-    const tools = chooseTools(deps.config, server);
+    const tools = await chooseTools(deps.config, server);
     run.versions.pgDump = tools.pgDump.version;
-    await checkSpace(deps, target.database);
 
-    const snapshot = await openSnapshot(run.snapshotClient);
+    // In the snapshot, while pg_dump dumps it: the globals (written at once), then the row counts.
+    const captured = captureInSnapshot(run, server);
+    const globals = captured.then((g) => writeGlobalsPartial(run, g));
+    run.globalsWriting = globals;
+    const counting = captured.then(() => countRows(run.snapshotClient));
+    globals.catch(() => {});
+    counting.catch(() => {});
     const dumped =
       format === "directory"
         ? await dumpDirectory(run, tools.pgDump, snapshot.id)
         : run.sealed
           ? await dumpSealed(run, tools, snapshot.id)
-          : await dumpFile(run, tools.pgDump, snapshot.id);
-    const tableCounts = await snapshot.counting;
-    const globals = await captureInSnapshot(run, server);
+          : await dumpFile(run, tools, snapshot.id);
+    const taken = { globals: await globals, tableCounts: await counting };
     await run.snapshotClient.query("commit");
     if (run.tee) await run.tee.settled();
 
     await checkListing(tools.pgRestore, run.partialPath, target.url, run.listing);
     // Without the lock another run may have started: it owns the folder now.
     if (run.lockLost) throw run.lockLost;
-    const done = await publish(run, dumped, server, tools.pgDump, { tableCounts, globals });
+    const done = await publish(run, dumped, server, tools.pgDump, taken);
     logger.info({ database: target.database, file: run.name, bytes: dumped.bytes, format }, "backup succeeded");
     return { ...done, streamed: run.tee !== undefined && !run.tee.failed };
   } catch (error) {
@@ -165,24 +192,49 @@ async function runLocked(deps: BackupDeps, target: BackupTarget, format: BackupF
 async function startRun(deps: BackupDeps, target: BackupTarget, format: BackupFormat, jobId: number | null): Promise<Run> {
   const { config, pool, logger } = deps;
   const dir = config.backup.dir;
-  const row = await insertRunning(pool, target.database, format, jobId);
-  // Holding the lock, no other run of this database is alive: its running rows and .partial files are leftovers.
-  const interrupted = await failInterrupted(pool, target.database, row.id);
-  if (interrupted) logger.warn({ database: target.database, interrupted }, "earlier backup runs were interrupted; marked failed");
-  removeLeftovers(dir, target.database);
+  // Connecting (TCP, authentication, a backend started) while the catalog is written.
+  const snapshotClient = new pg.Client(clientConfig(target.url, { application_name: "pmt-worker backup" }));
+  snapshotClient.on("error", () => {});
+  const connecting = snapshotClient.connect();
+  connecting.catch(() => {});
+  let row: BackupRow;
+  try {
+    row = await insertRunning(pool, target.database, format, jobId);
+    // Holding the lock, no other run of this database is alive: its running rows and .partial files are leftovers.
+    const interrupted = await failInterrupted(pool, target.database, row.id);
+    if (interrupted) logger.warn({ database: target.database, interrupted }, "earlier backup runs were interrupted; marked failed");
+    removeLeftovers(dir, target.database);
+  } catch (error) {
+    await snapshotClient.end().catch(() => {});
+    throw error;
+  }
 
   const sealed = config.offsite.encryptLocal ? config.offsite.encryptTo : undefined;
   let name = backupName(target.database, row.started_at, format, !!sealed);
   // Two runs in the same second (a manual run beside the cron one) must not overwrite each other.
   if (fs.existsSync(path.join(dir, name))) name = name.replace(/(\.(dump|tar|dir)(\.age)?)$/, `_${row.id}$1`);
   const finalPath = path.join(dir, name);
-  const snapshotClient = new pg.Client(clientConfig(target.url, { application_name: "pmt-worker backup" }));
-  snapshotClient.on("error", () => {});
-  return { deps, target, format, row, name, finalPath, partialPath: `${finalPath}.partial`, snapshotClient, versions: {}, ...(sealed ? { sealed } : {}) };
+  return {
+    deps,
+    target,
+    format,
+    row,
+    name,
+    finalPath,
+    partialPath: `${finalPath}.partial`,
+    snapshotClient,
+    connecting,
+    versions: {},
+    ...(sealed ? { sealed } : {}),
+  };
 }
 
-function chooseTools(config: Config, server: ServerVersion): { pgDump: PgTool; pgRestore: PgTool } {
-  return { pgDump: toolFor("pg_dump", server, config.backup.pgBinDir), pgRestore: toolFor("pg_restore", server, config.backup.pgBinDir) };
+async function chooseTools(config: Config, server: ServerVersion): Promise<{ pgDump: PgTool; pgRestore: PgTool }> {
+  const [pgDump, pgRestore] = await Promise.all([
+    toolForAsync("pg_dump", server, config.backup.pgBinDir),
+    toolForAsync("pg_restore", server, config.backup.pgBinDir),
+  ]);
+  return { pgDump, pgRestore };
 }
 
 /** Room for a backup the size of the last one (times BACKUP_SPACE_FACTOR), before anything is written. */
@@ -211,15 +263,34 @@ async function captureInSnapshot(run: Run, server: ServerVersion): Promise<Globa
   }
 }
 
-/** The snapshot pg_dump will dump, and the row counts of every table taken in it while it dumps. */
-async function openSnapshot(client: pg.Client): Promise<{ id: string; counting: Promise<Record<string, number>> }> {
-  await client.query("begin isolation level repeatable read read only");
+/** Connects and exports the snapshot pg_dump will dump (one round trip); the server's version with it. */
+async function openSnapshot(client: pg.Client, connecting: Promise<unknown>): Promise<{ id: string; server: ServerVersion }> {
+  await connecting;
   // The counts run beside pg_dump: one process, not parallel workers competing with the dump for the cores.
-  await client.query("set local max_parallel_workers_per_gather = 0");
-  const id = (await client.query<{ s: string }>("select pg_export_snapshot() as s")).rows[0]!.s;
-  const counting = countRows(client);
-  counting.catch(() => {});
-  return { id, counting };
+  const results = (await client.query(`begin isolation level repeatable read read only;
+    set local max_parallel_workers_per_gather = 0;
+    select pg_export_snapshot() as s, current_setting('server_version_num') as num, current_setting('server_version') as version`)) as unknown as pg.QueryResult[];
+  const { s, num, version } = results[2]!.rows[0] as { s: string; num: string; version: string };
+  return { id: s, server: { major: serverMajor(Number(num)), version: version.split(" ")[0]! } };
+}
+
+/** The globals file as `.partial`, fsynced, while pg_dump runs: publish renames it beside the dump. */
+async function writeGlobalsPartial(run: Run, globals: Globals): Promise<GlobalsWritten> {
+  run.globalsFile = globalsPath(run.finalPath);
+  const partial = `${run.globalsFile}.partial`;
+  // globals.ts's writeGlobals, in two halves: the same text, the same summary.
+  const text = JSON.stringify(globals, null, 2) + "\n";
+  const handle = await fs.promises.open(partial, "w", 0o600);
+  try {
+    await handle.writeFile(text);
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+  return {
+    partial,
+    summary: { file: path.basename(run.globalsFile), bytes: Buffer.byteLength(text), sha256: sha256Of(text), roles: globals.roles.map((r) => r.name) },
+  };
 }
 
 function dumpArgs(format: BackupFormat, snapshot: string): string[] {
@@ -234,25 +305,37 @@ async function dumpDirectory(run: Run, pgDump: PgTool, snapshot: string): Promis
     run.child = c;
     deps.onPgDump?.(c);
   });
+  dumpFinished(run);
   const hashed = await hashDirectory(run.partialPath);
   for (const f of hashed.files) fsyncFile(path.join(run.partialPath, f.name));
   return hashed;
 }
 
-/** Custom and tar formats: pg_dump's stdout through the measuring tap (and the offsite tee) into the .partial, fsynced. */
-async function dumpFile(run: Run, pgDump: PgTool, snapshot: string): Promise<Dumped> {
+/**
+ * Custom and tar formats: pg_dump's stdout into `pg_restore --list`, and
+ * through the measuring tap (and the offsite tee) into the .partial, flushed
+ * to the disk as it is written, fsynced.
+ */
+async function dumpFile(run: Run, tools: { pgDump: PgTool; pgRestore: PgTool }, snapshot: string): Promise<Dumped> {
   const { deps, partialPath } = run;
   run.tee = openTee(run);
+  const listTap = measuringTap(new Measure({ sha256: false }), { tee: startListing(run, tools.pgRestore) });
   const measure = new Measure();
-  const tap = measuringTap(measure, { onProgress: deps.onProgress, tee: run.tee });
   const output = deps.createOutput?.(partialPath) ?? fs.createWriteStream(partialPath, { mode: 0o600, flags: "wx" });
-  const dump = startTool(pgDump, dumpArgs(run.format, snapshot), run.target.url, { stdin: "ignore", stdout: "pipe" });
-  run.child = dump.child;
-  deps.onPgDump?.(dump.child);
+  const flush = flushAsWritten(output);
+  const tap = measuringTap(measure, {
+    onProgress: (bytes) => {
+      flush(bytes);
+      deps.onProgress?.(bytes);
+    },
+    tee: run.tee,
+  });
+  const dump = startDump(run, tools.pgDump, snapshot);
   try {
-    await pipeline(dump.stdout!, tap, output);
+    await pipeline(dump.stdout!, listTap, tap, output);
   } catch (error) {
     dump.child.kill("SIGKILL");
+    run.lister?.kill("SIGKILL");
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOSPC" || code === "EDQUOT") {
       throw new Error(`disk full writing ${partialPath} (${code}); the partial file was removed, earlier backups are untouched`, { cause: error });
@@ -261,9 +344,53 @@ async function dumpFile(run: Run, pgDump: PgTool, snapshot: string): Promise<Dum
     throw error;
   }
   await dump.exited;
+  dumpFinished(run);
   const dumped = measure.result();
   fsyncFile(partialPath);
   return dumped;
+}
+
+/** pg_dump started on the snapshot; logged (debug) with the time since the process started, the benchmark's breakdown. */
+function startDump(run: Run, pgDump: PgTool, snapshot: string): ReturnType<typeof startTool> {
+  const dump = startTool(pgDump, dumpArgs(run.format, snapshot), run.target.url, { stdin: "ignore", stdout: "pipe" });
+  run.child = dump.child;
+  run.deps.onPgDump?.(dump.child);
+  // Also makes the logger now, while pg_dump runs, rather than after it (a command's logger is made on first use).
+  run.deps.logger.debug({ database: run.target.database, process_ms: Math.round(performance.now()) }, "pg_dump started");
+  return dump;
+}
+
+function dumpFinished(run: Run): void {
+  run.deps.logger.debug({ database: run.target.database, process_ms: Math.round(performance.now()) }, "pg_dump finished");
+}
+
+/** `pg_restore --list` fed the dump as it is written: the check a file gets, without reading it back after. */
+function startListing(run: Run, pgRestore: PgTool): Tee {
+  const lister = startTool(pgRestore, ["--list"], run.target.url, { stdin: "pipe", stdout: "pipe" });
+  run.lister = lister.child;
+  let listed = "";
+  lister.stdout!.on("data", (d) => (listed += d));
+  run.listing = lister.exited.then(() => listed);
+  run.listing.catch(() => {});
+  // pg_restore stops reading once it has the table of contents: a lister that is gone is fed no more, and its verdict is its exit.
+  return new Tee(lister.child.stdin!, lister.exited, () => {});
+}
+
+/** Every this many bytes written, a flush to the disk is started (one at a time): the fsync at the end then has little left to write. */
+const FLUSH_EVERY = 64 * 2 ** 20;
+
+/** A file output's bytes flushed (fdatasync, in the background) as they are written; other outputs (tests') are left alone. */
+function flushAsWritten(output: Writable): (bytes: number) => void {
+  let flushed = 0;
+  let busy = false;
+  return (bytes) => {
+    const fd = (output as unknown as { fd?: unknown }).fd;
+    if (busy || bytes - flushed < FLUSH_EVERY || typeof fd !== "number") return;
+    busy = true;
+    flushed = bytes;
+    // Its failure is the final fsync's to report.
+    fs.fdatasync(fd, () => (busy = false));
+  };
 }
 
 /**
@@ -276,26 +403,18 @@ async function dumpFile(run: Run, pgDump: PgTool, snapshot: string): Promise<Dum
 async function dumpSealed(run: Run, tools: { pgDump: PgTool; pgRestore: PgTool }, snapshot: string): Promise<Dumped> {
   const { deps, partialPath } = run;
   run.tee = openTee(run);
-  const lister = startTool(tools.pgRestore, ["--list"], run.target.url, { stdin: "pipe", stdout: "pipe" });
-  let listed = "";
-  lister.stdout!.on("data", (d) => (listed += d));
-  run.listing = lister.exited.then(() => listed);
-  run.listing.catch(() => {});
-  // pg_restore stops reading once it has the table of contents: a lister that is gone is fed no more, and its verdict is its exit.
-  const listTee = new Tee(lister.child.stdin!, lister.exited, () => {});
+  const listTee = startListing(run, tools.pgRestore);
   const plain = new Measure();
   const sealed = new Measure();
   const plainTap = measuringTap(plain, { tee: listTee });
   const encrypted = await encryptStream(plainTap, run.sealed!);
   const output = deps.createOutput?.(partialPath) ?? fs.createWriteStream(partialPath, { mode: 0o600, flags: "wx" });
-  const dump = startTool(tools.pgDump, dumpArgs(run.format, snapshot), run.target.url, { stdin: "ignore", stdout: "pipe" });
-  run.child = dump.child;
-  deps.onPgDump?.(dump.child);
+  const dump = startDump(run, tools.pgDump, snapshot);
   try {
     await Promise.all([pipeline(dump.stdout!, plainTap), pipeline(encrypted, measuringTap(sealed, { onProgress: deps.onProgress, tee: run.tee }), output)]);
   } catch (error) {
     dump.child.kill("SIGKILL");
-    lister.child.kill("SIGKILL");
+    run.lister?.kill("SIGKILL");
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOSPC" || code === "EDQUOT") {
       throw new Error(`disk full writing ${partialPath} (${code}); the partial file was removed, earlier backups are untouched`, { cause: error });
@@ -304,6 +423,7 @@ async function dumpSealed(run: Run, tools: { pgDump: PgTool; pgRestore: PgTool }
     throw error;
   }
   await dump.exited;
+  dumpFinished(run);
   fsyncFile(partialPath);
   return { ...sealed.result(), plaintext: plain.result() };
 }
@@ -335,13 +455,13 @@ async function publish(
   dumped: Dumped,
   server: ServerVersion,
   pgDump: PgTool,
-  taken: { tableCounts: Record<string, number>; globals: Globals },
+  taken: { tableCounts: Record<string, number>; globals: GlobalsWritten },
 ): Promise<BackupRow> {
   const { deps, target, name, finalPath } = run;
   const { tableCounts } = taken;
-  // Before the dump is renamed: a dump never stands without its globals file.
-  run.globalsFile = globalsPath(finalPath);
-  const globals = writeGlobals(finalPath, taken.globals);
+  const globals = taken.globals.summary;
+  // Before the dump is renamed: a dump never stands without its globals file. One fsync of the folder makes both names durable.
+  fs.renameSync(taken.globals.partial, run.globalsFile!);
   fs.renameSync(run.partialPath, finalPath);
   fsyncDir(finalPath);
   const { bytes, sha256, files } = dumped;
@@ -379,6 +499,7 @@ async function publish(
 
 function killDump(run: Run): void {
   if (run.child && run.child.exitCode === null) run.child.kill("SIGKILL");
+  if (run.lister && run.lister.exitCode === null) run.lister.kill("SIGKILL");
 }
 
 /** Stops whatever still runs, removes the .partial (unless another run owns the folder now), records the failure. */
@@ -388,6 +509,7 @@ async function failRun(run: Run, error: unknown): Promise<void> {
   killDump(run);
   const pid = (run.snapshotClient as unknown as { processID?: number }).processID;
   if (pid) await deps.pool.query("select pg_cancel_backend($1)", [pid]).catch(() => {});
+  await run.globalsWriting?.catch(() => {});
   if (!run.lockLost) {
     removePath(run.partialPath);
     if (run.globalsFile && !fs.existsSync(run.finalPath)) {

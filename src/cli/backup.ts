@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import type { BackupFormat, BackupRow } from "../backups/catalog.js";
 import type { RolesApplied } from "../backups/globals-apply.js";
 import type { Config } from "../config.js";
+import type { Pool } from "../db/pool.js";
 import { UserError } from "../errors.js";
 import { formatDuration, table } from "./format.js";
 import { backupId, oneOf, positiveInt } from "./options.js";
@@ -91,6 +92,32 @@ export function formatRoles(roles: RolesApplied, sqlName: (name: string) => stri
   return lines.map((l) => `${l}\n`).join("");
 }
 
+/** migrations/, whose files' names pmt_jobs.migration lists once applied (db/migrate.ts's MIGRATIONS_DIR). */
+const MIGRATIONS_DIR = new URL("../../migrations/", import.meta.url);
+
+/**
+ * Whether every numbered migration is applied: the catalog's tables are then
+ * what this version writes, and `backup run` needs no more. Otherwise it
+ * migrates (a new database, a new version); the worker and `pmt-worker
+ * migrate` re-apply the functions and views, which a backup does not use.
+ * Not loading graphile-worker and kysely for it, nor re-applying every
+ * function, is a good part of the command's fixed cost (docs/performance.md).
+ */
+async function catalogCurrent(pool: Pool): Promise<boolean> {
+  const fs = await import("node:fs");
+  const names = fs
+    .readdirSync(MIGRATIONS_DIR)
+    .filter((f) => f.endsWith(".sql"))
+    .map((f) => f.replace(/\.sql$/, ""));
+  try {
+    const { rows } = await pool.query<{ n: number }>("select count(*)::int as n from pmt_jobs.migration where name = any($1)", [names]);
+    return rows[0]!.n === names.length;
+  } catch (error) {
+    if ((error as { code?: string }).code === "42P01" || (error as { code?: string }).code === "3F000") return false; // no table or schema yet
+    throw error;
+  }
+}
+
 export function registerBackup(program: Command): void {
   const backup = program.command("backup").description("pg_dump backups: run, list, verify, restore");
 
@@ -100,19 +127,21 @@ export function registerBackup(program: Command): void {
     .option("--database <name>", "one database of BACKUP_DATABASES or PMT_DATABASES (default: all, each in its own catalog)")
     .option("--format <format>", `override BACKUP_FORMAT: ${FORMATS.join(", ")}`, oneOf(FORMATS))
     .action(async (opts: { database?: string; format?: BackupFormat }) => {
-      const [{ withDatabases }, { migrate }, { backupTargets, findTarget }, { BackupBusyError }] = await Promise.all([
+      const [{ withDatabases }, { backupTargets, findTarget }, { BackupBusyError }] = await Promise.all([
         import("./context.js"),
-        import("../db/migrate.js"),
         import("../backups/target.js"),
         import("../backups/lock.js"),
       ]);
       // Each served database backs up what it owns, into its own catalog.
       await withDatabases({ database: opts.database, ownCheck: true }, async ({ config, pool, logger, url }) => {
-        await migrate(pool, logger);
+        // Loaded while the catalog is checked (pg is loaded by now, see importPg): the backup's modules (not the
+        // offsite ones, which it loads when it copies), and pg_dump's and pg_restore's versions asked.
+        const loading = Promise.all([import("../jobs/backup-database.js"), import("../pgtools/tools.js")]);
+        loading.then(([, { prefetchTools }]) => prefetchTools(config.backup.pgBinDir)).catch(() => {});
+        if (!(await catalogCurrent(pool))) await (await import("../db/migrate.js")).migrate(pool, logger);
         const all = backupTargets(url, config.backup);
         const targets = opts.database ? [findTarget(all, opts.database)] : all;
-        // Imported only here: the backup procedure may load the offsite modules (AWS SDK).
-        const { backupDatabase } = await import("../jobs/backup.js");
+        const [{ backupDatabase }] = await loading;
         let failed = 0;
         for (const target of targets) {
           const bar = progress(process.stderr.isTTY === true);
@@ -277,7 +306,7 @@ export function registerDatabase(program: Command): void {
       await withDatabases({ database: name, ownCheck: true }, async ({ config, pool, logger, url }) => {
         await migrate(pool, logger);
         const target = findTarget(backupTargets(url, config.backup), name);
-        const { finalBackup } = await import("../jobs/backup.js");
+        const { finalBackup } = await import("../jobs/backup-database.js");
         const { backup: row, offsiteKey } = await finalBackup({ config, pool, logger, databaseUrl: url }, target);
         const where = `${row.local_path ?? ""}${offsiteKey === undefined ? "" : `, offsite ${offsiteKey}`}`;
         process.stdout.write(`${name}: final backup ${row.id} (${size(row.bytes)}) kept for good: ${where}\n`);

@@ -157,19 +157,22 @@ export function measuringTap(measure: Measure, options: { onProgress?: (bytes: n
     transform(chunk: Buffer, _encoding, done) {
       measure.update(chunk);
       onProgress?.(measure.bytes);
-      if (tee && !tee.failed && !tee.stream.write(chunk)) {
+      // A destination closed without an error (a child's stdin, closed as the child exits) is fed no more either:
+      // a write to it would wait for events it has already sent.
+      if (tee && !tee.failed && !tee.stream.destroyed && !tee.stream.write(chunk)) {
         const stream = tee.stream;
         const resume = () => {
           stream.off("drain", resume).off("close", resume).off("error", resume);
           done(null, chunk);
         };
+        if (stream.destroyed) return resume();
         stream.once("drain", resume).once("close", resume).once("error", resume);
         return;
       }
       done(null, chunk);
     },
     flush(done) {
-      if (tee && !tee.failed) tee.stream.end();
+      if (tee && !tee.failed && !tee.stream.destroyed) tee.stream.end();
       done();
     },
   });

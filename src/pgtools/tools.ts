@@ -8,7 +8,7 @@
  * (`pg_dump exited with 1: <its stderr, passwords removed>`, or `was killed
  * (SIGKILL)`), the same for a backup, verify, restore and doctor.
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import type { Readable } from "node:stream";
@@ -53,20 +53,38 @@ export function parseToolVersion(output: string): { major: number; version: stri
   return m ? { major: Number(m[1]), version: m[2] ? `${m[1]}.${m[2]}` : m[1]! } : undefined;
 }
 
-export function findTools(name: ToolName, dirs: string[]): PgTool[] {
+/**
+ * The executables named `name` in `dirs`, once each (by real path). Debian's
+ * pg_wrapper (a Perl script, /usr/bin/pg_dump) only runs one of
+ * /usr/lib/postgresql/<major>/bin's, which are searched too when it is: not
+ * asked its version then (chooseTool would take the real binary anyway).
+ */
+function candidates(name: ToolName, dirs: string[]): { file: string; real: string; stamp: string }[] {
   const seen = new Set<string>();
-  const tools: PgTool[] = [];
+  const found: { file: string; real: string; stamp: string }[] = [];
+  const debianSearched = dirs.some((d) => /^\/usr\/lib\/postgresql\/\d+\/bin\/?$/.test(d));
   for (const dir of dirs) {
     const file = path.join(dir, name);
     let real: string;
+    let stamp: string;
     try {
       fs.accessSync(file, fs.constants.X_OK);
       real = fs.realpathSync(file);
+      const st = fs.statSync(real);
+      stamp = `${real}:${st.size}:${st.mtimeMs}`;
     } catch {
       continue;
     }
-    if (seen.has(real)) continue;
+    if (seen.has(real) || (debianSearched && path.basename(real) === "pg_wrapper")) continue;
     seen.add(real);
+    found.push({ file, real, stamp });
+  }
+  return found;
+}
+
+export function findTools(name: ToolName, dirs: string[]): PgTool[] {
+  const tools: PgTool[] = [];
+  for (const { file } of candidates(name, dirs)) {
     try {
       const parsed = parseToolVersion(execFileSync(file, ["--version"], { encoding: "utf8", timeout: 10_000, env: childEnv() }));
       if (parsed) tools.push({ path: file, ...parsed });
@@ -75,6 +93,37 @@ export function findTools(name: ToolName, dirs: string[]): PgTool[] {
     }
   }
   return tools;
+}
+
+/** Versions asked of executables, by real path, size and mtime: an upgraded pg_dump is asked again. */
+const probed = new Map<string, Promise<{ major: number; version: string } | undefined>>();
+
+/** `file --version`, asynchronously (remembered while the file stays the same). */
+function probe(file: string, stamp: string): Promise<{ major: number; version: string } | undefined> {
+  let known = probed.get(stamp);
+  if (!known) {
+    known = new Promise((resolve) =>
+      execFile(file, ["--version"], { encoding: "utf8", timeout: 10_000, env: childEnv() }, (error, stdout) => {
+        // A failure is asked again next time (a timeout on a loaded machine is not an answer).
+        if (error) probed.delete(stamp);
+        resolve(error ? undefined : parseToolVersion(stdout));
+      }),
+    );
+    probed.set(stamp, known);
+  }
+  return known;
+}
+
+/** pg_dump's and pg_restore's versions asked now, so that a backup's toolForAsync finds them known (or on their way). */
+export function prefetchTools(pgBinDir?: string): void {
+  for (const name of ["pg_dump", "pg_restore"] as const) findToolsAsync(name, searchDirs(pgBinDir)).catch(() => {});
+}
+
+/** findTools without blocking: every candidate asked at once, each file's answer remembered for the next call (a backup's fixed cost). */
+export async function findToolsAsync(name: ToolName, dirs: string[]): Promise<PgTool[]> {
+  const found = candidates(name, dirs);
+  const versions = await Promise.all(found.map((c) => probe(c.file, c.stamp)));
+  return found.flatMap((c, i) => (versions[i] ? [{ path: c.file, ...versions[i] }] : []));
 }
 
 /** Server version_num 150018 -> major 15. */
@@ -110,6 +159,11 @@ export function chooseTool(name: ToolName, tools: PgTool[], server: ServerVersio
 /** The tool for `server`, searched where PG_BIN_DIR (or PATH and Debian's folders) says. */
 export function toolFor(name: ToolName, server: ServerVersion, pgBinDir?: string): PgTool {
   return chooseTool(name, findTools(name, searchDirs(pgBinDir)), server);
+}
+
+/** toolFor without blocking (findToolsAsync). */
+export async function toolForAsync(name: ToolName, server: ServerVersion, pgBinDir?: string): Promise<PgTool> {
+  return chooseTool(name, await findToolsAsync(name, searchDirs(pgBinDir)), server);
 }
 
 const PARAMS: Record<string, string> = {

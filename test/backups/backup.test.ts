@@ -17,6 +17,7 @@ import type { Config } from "../../src/config.js";
 import { migrate } from "../../src/db/migrate.js";
 import { seedDemo } from "../../src/exports/demo.js";
 import { createLogger } from "../../src/log.js";
+import { findTools, searchDirs } from "../../src/pgtools/tools.js";
 import { applyRetention } from "../../src/retention/apply.js";
 import { createTestDatabase, type TestDatabase } from "../harness/db.js";
 import { until } from "../harness/wait.js";
@@ -144,6 +145,38 @@ describe("a backup", () => {
       /^not enough free space in .*: \d+ MB free, \d+ MB needed \(last backup x BACKUP_SPACE_FACTOR\); nothing was written$/,
     );
     expect(fs.readdirSync(backupDir).sort()).toEqual(before);
+  });
+});
+
+describe("the listing, as the dump is written", () => {
+  /** A PG_BIN_DIR whose pg_dump runs the real one through `filter` (a shell pipeline stage), beside the real pg_restore. */
+  const fakeDump = (filter: string) => {
+    const real = (tool: "pg_dump" | "pg_restore") => findTools(tool, searchDirs()).find((t) => t.major >= 15)!.path;
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-fakedump-"));
+    fs.writeFileSync(
+      path.join(bin, "pg_dump"),
+      `#!/bin/sh\nif [ "$1" = --version ]; then exec "${real("pg_dump")}" --version; fi\n"${real("pg_dump")}" "$@" | ${filter}\n`,
+      { mode: 0o755 },
+    );
+    fs.symlinkSync(real("pg_restore"), path.join(bin, "pg_restore"));
+    return testConfig({ BACKUP_DIR: backupDir, PG_BIN_DIR: bin });
+  };
+
+  it.each([
+    ["not an archive at all", "sed 's/^/x/'", /pg_restore exited with 1: .*(not appear to be a valid archive|could not read)/],
+    ["cut short in its table of contents", "head -c 3000", /pg_restore exited with 1: .*(could not read from input file|end of file)/],
+  ])("fails a dump pg_restore cannot read (%s): no backup, a failed row", async (_, filter, error) => {
+    const before = fs.readdirSync(backupDir).sort();
+    await expect(runBackup({ config: fakeDump(filter), pool: db.pool, logger }, target())).rejects.toThrow(error);
+    expect(fs.readdirSync(backupDir).sort()).toEqual(before);
+    const [row] = await listBackups(db.pool, db.name, 1);
+    expect(row).toMatchObject({ status: "failed", error: expect.stringMatching(error) });
+  });
+
+  it("passes a dump whose bytes are whole, the listing having read only its head", async () => {
+    const row = await runBackup({ config: fakeDump("cat"), pool: db.pool, logger }, target());
+    expect(row.status).toBe("succeeded");
+    expect(sha(path.join(backupDir, row.file!))).toBe(row.sha256);
   });
 });
 

@@ -52,6 +52,23 @@ describe("pmt-worker backup", () => {
     await db.pool.query(`drop database ${db.name}_cli with (force)`);
   });
 
+  it("migrates a new database first; once every migration is applied, backs up without migrating again", async () => {
+    const fresh = await createTestDatabase();
+    const freshEnv = { DATABASE_URL: fresh.url, BACKUP_DIR: path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pmt-cli-backup-")), "b") };
+    expect(await runCli(["backup", "run"], freshEnv)).toMatchObject({ code: 0, stderr: "" });
+    const migrations = fs.readdirSync(new URL("../../migrations/", import.meta.url)).filter((f) => f.endsWith(".sql"));
+    expect((await fresh.pool.query("select count(*)::int as n from pmt_jobs.migration")).rows[0].n).toBe(migrations.length);
+    // migrate waits for its advisory lock: held here, a run that migrated again would never finish.
+    const holder = await fresh.pool.connect();
+    try {
+      await holder.query("select pg_advisory_lock($1)", [0x706d7401]);
+      expect(await runCli(["backup", "run"], freshEnv)).toMatchObject({ code: 0, stderr: "" });
+    } finally {
+      await holder.query("select pg_advisory_unlock($1)", [0x706d7401]);
+      holder.release();
+    }
+  });
+
   it("explains bad arguments in one line", async () => {
     expect(await runCli(["backup", "run", "--database", "nope"], env)).toMatchObject({
       code: 1,

@@ -43,10 +43,10 @@ describe("two backups of one database at once", () => {
       db.name,
     ]);
     const jobId = Number(rows[0]!.id);
-    // Both the row counts and pg_dump itself wait, and the .partial is open.
+    // Both the row counts and pg_dump itself wait, and the dump's .partial is open (its globals' beside it, written while it dumps).
     const partial = await until(async () => {
       const r = await db.pool.query("select 1 from pg_stat_activity where application_name = 'pmt-worker backup' and wait_event_type = 'Lock'");
-      const partials = fs.existsSync(backupDir) ? fs.readdirSync(backupDir).filter((f) => f.endsWith(".partial")) : [];
+      const partials = fs.existsSync(backupDir) ? fs.readdirSync(backupDir).filter((f) => f.endsWith(".dump.partial")) : [];
       return (r.rowCount ?? 0) >= 2 && partials.length === 1 ? partials[0] : undefined;
     }, "pg_dump to be waiting with its .partial open");
     const inode = fs.statSync(path.join(backupDir, partial!)).ino;

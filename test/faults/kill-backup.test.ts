@@ -44,7 +44,7 @@ describe("kill -9 during a backup", () => {
       );
       return r.rows[0];
     }, "pg_dump to be waiting");
-    expect(fs.readdirSync(backupDir).filter((f) => f.endsWith(".partial"))).toHaveLength(1);
+    expect(fs.readdirSync(backupDir).filter((f) => f.endsWith(".dump.partial"))).toHaveLength(1);
 
     // The crash: the worker, and with it its pg_dump's session.
     await Workers.crash(first);

@@ -170,6 +170,29 @@ describe("measuringTap", () => {
     expect(reasons.map((e) => (e as Error).message)).toEqual(["store down"]);
   });
 
+  it("goes on without a tee closed without an error (a child's stdin as the child exits), at any point", async () => {
+    const { list, all } = chunks(30, 16 * KiB);
+    for (const closeAfter of [0, 1, 2, 5]) {
+      let writes = 0;
+      const closing = new Writable({
+        highWaterMark: 1,
+        write(_chunk: Buffer, _e, done) {
+          // Never acknowledged once closed: a reader that went away reads no more.
+          if (++writes > closeAfter) return void setImmediate(() => closing.destroy());
+          setImmediate(done);
+        },
+      });
+      if (closeAfter === 0) closing.destroy();
+      // pg_restore --list: its exit (0) is its verdict, not an error of the stream.
+      const done = new Promise<void>((resolve) => closing.on("close", resolve));
+      const tee = new Tee(closing, done, () => {});
+      const out = sink();
+      const m = new Measure();
+      await pipeline(Readable.from(list), measuringTap(m, { tee }), out.stream);
+      expect(out.received().equals(all)).toBe(true);
+    }
+  });
+
   it("abort fails the tee's destination, so it never completes with part of the bytes", async () => {
     const out = sink();
     const done = new Promise<void>((resolve, reject) => {
