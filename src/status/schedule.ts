@@ -38,33 +38,36 @@ export function scheduleOf(config: Config, backups: { database: string }[], embe
 /** Minutes searched ahead for the next firing: past four years, a 29 February falls on any weekday asked for. */
 const HORIZON_MINUTES = 5 * 366 * 24 * 60;
 
+const ALL_MINUTES = Array.from({ length: 60 }, (_, i) => i);
+const ALL_HOURS = Array.from({ length: 24 }, (_, i) => i);
+
 /**
  * The first whole minute after `from` that `match` fires at (graphile-worker
  * fires at the start of a matching minute), or null if none within five years.
- * Whole days and hours that cannot match are skipped.
+ * Day by day: a day matches if its first candidate minute does (the minute
+ * and hour fields do not depend on the day), then its hours and minutes in
+ * order, from the lists graphile-worker's matcher parsed (every minute and
+ * hour when an upgrade stops attaching them: slower, same answer).
  */
 export function nextRun(match: string, from: Date = new Date()): Date | null {
   const matches = createCronMatcher(match, "status");
-  const day = new Date(Math.floor(from.getTime() / 60_000) * 60_000 + 60_000);
+  const parsed = (matches as { parsedCronMatch?: { minutes: number[]; hours: number[] } }).parsedCronMatch;
+  const minutes = parsed?.minutes ?? ALL_MINUTES;
+  const hours = parsed?.hours ?? ALL_HOURS;
+  const first = new Date(Math.floor(from.getTime() / 60_000) * 60_000 + 60_000);
+  const day = new Date(Date.UTC(first.getUTCFullYear(), first.getUTCMonth(), first.getUTCDate()));
   const end = day.getTime() + HORIZON_MINUTES * 60_000;
-  // The first day searched starts at `from`'s next minute, the others at midnight.
-  let firstHour = day.getUTCHours();
-  let firstMinute = day.getUTCMinutes();
-  day.setUTCHours(0, 0, 0, 0);
-  while (day.getTime() < end) {
+  for (; day.getTime() < end; day.setUTCDate(day.getUTCDate() + 1)) {
     const digest = { date: day.getUTCDate(), month: day.getUTCMonth() + 1, dow: day.getUTCDay() };
-    // Whole days, then hours, that cannot match are skipped with one probe of each of their minutes.
-    const hourMatches = (hour: number, fromMinute = 0) => {
-      for (let min = fromMinute; min < 60; min++) if (matches({ ...digest, hour, min })) return min;
-      return -1;
-    };
-    for (let hour = firstHour; hour < 24; hour++) {
-      const min = hourMatches(hour, hour === firstHour ? firstMinute : 0);
-      if (min >= 0) return new Date(day.getTime() + hour * 3_600_000 + min * 60_000);
+    // With the parsed lists one probe decides; without them, any minute of the day.
+    const probe = parsed ? [[hours[0]!, minutes[0]!]] : hours.flatMap((hour) => minutes.map((min) => [hour, min]));
+    if (!probe.some(([hour, min]) => matches({ ...digest, hour: hour!, min: min! }))) continue;
+    for (const hour of hours) {
+      for (const min of minutes) {
+        const at = day.getTime() + hour * 3_600_000 + min * 60_000;
+        if (at >= first.getTime() && matches({ ...digest, hour, min })) return new Date(at);
+      }
     }
-    firstHour = 0;
-    firstMinute = 0;
-    day.setUTCDate(day.getUTCDate() + 1);
   }
   return null;
 }
