@@ -53,12 +53,14 @@ Examples:
   $ pmt-worker jobs retry 1234
   $ pmt-worker jobs retry 1234 --database bmgf`,
     )
-    .action(async (job: string, opts: { database?: string }) => {
+    .action(async (job: string, opts: { database?: string }, command: Command) => {
+      // `jobs` has a --database of its own, which commander gives it wherever it stands on the line.
+      const database = opts.database ?? (command.parent?.opts() as { database?: string } | undefined)?.database;
       if (!/^\d{1,18}$/.test(job) || Number(job) < 1) {
         throw new UserError(`${JSON.stringify(job.slice(0, 40))} is not a job id: expected the number in the job column of pmt-worker jobs`);
       }
       const [{ withDatabases }, { retryJob, formatRetried }] = await Promise.all([import("./context.js"), import("./retry.js")]);
-      await withDatabases({ database: opts.database, requireOne: "jobs retry" }, async ({ pool }) => {
+      await withDatabases({ database, requireOne: "jobs retry" }, async ({ pool }) => {
         process.stdout.write(formatRetried(await retryJob(pool, Number(job))));
       });
     });

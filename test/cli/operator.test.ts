@@ -14,9 +14,12 @@ import { runCli } from "../harness/cli.js";
 import { createTestDatabase, type TestDatabase } from "../harness/db.js";
 
 let db: TestDatabase;
+/** A second served database (jobs retry with several). */
+let other: TestDatabase;
 let env: Record<string, string>;
 let dir: string;
 
+// eslint-disable-next-line no-control-regex -- the escape that starts a colour
 const ANSI = /\x1b\[[0-9;]*m/;
 
 /** A job that used up its attempts, as graphile-worker leaves one: its id. */
@@ -38,6 +41,8 @@ function jsonLines(text: string): Record<string, unknown>[] {
 beforeAll(async () => {
   db = await createTestDatabase();
   await migrate(db.pool, createLogger("silent"));
+  other = await createTestDatabase();
+  await migrate(other.pool, createLogger("silent"));
   await db.pool.query("create table public.sample as select g as id, md5(g::text) as v from generate_series(1, 300) g");
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-cli-operator-"));
   env = { DATABASE_URL: db.url, BACKUP_DIR: path.join(dir, "b"), PMT_HOME: path.join(dir, "home"), BACKUP_TEST_RESTORE_CRON: "0 4 * * 0" };
@@ -152,6 +157,22 @@ describe("jobs retry", () => {
 
     const bad = await runCli(["jobs", "retry", "abc"], env);
     expect(bad).toMatchObject({ code: 1, stderr: 'pmt-worker: "abc" is not a job id: expected the number in the job column of pmt-worker jobs\n' });
+  });
+
+  it("needs --database when several databases are served, and retries in the one named", async () => {
+    const { rows } = await other.pool.query<{ id: number }>("select id from graphile_worker.add_job('other.task', '{}'::json, max_attempts := 1)");
+    const id = Number(rows[0]!.id);
+    await other.pool.query("update graphile_worker._private_jobs set attempts = 1 where id = $1", [id]);
+    const several = { ...env, PMT_DATABASES: `${db.name},${other.name}` };
+    const ambiguous = await runCli(["jobs", "retry", String(id)], several);
+    expect(ambiguous.code).toBe(1);
+    expect(ambiguous.stderr).toMatch(
+      /^pmt-worker: jobs retry: this worker serves several databases \(.*\), each with its own catalog and ids: say which with --database <name>/,
+    );
+    const named = await runCli(["jobs", "retry", String(id), "--database", other.name], several);
+    expect(named.code, named.stderr).toBe(0);
+    expect(named.stdout).toMatch(new RegExp(`^job ${id} \\(other\\.task\\) queued to run again now`));
+    expect((await other.pool.query("select attempts from graphile_worker.jobs where id = $1", [id])).rows).toEqual([{ attempts: 0 }]);
   });
 });
 
