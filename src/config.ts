@@ -539,7 +539,12 @@ export const ENV = {
   LOG_LEVEL: {
     schema: z.enum(LOG_LEVELS, { message: `expected one of ${LOG_LEVELS.join(", ")}` }),
     default: "info",
-    doc: "Log verbosity (JSON lines on stdout).",
+    doc: "Log verbosity (see LOG_FORMAT).",
+  },
+  LOG_FORMAT: {
+    schema: z.enum(["auto", "json", "pretty"], { message: "expected auto, json or pretty" }),
+    default: "auto",
+    doc: "Log lines (the worker's on stdout, a command's on stderr): auto is one readable line each on a terminal and JSON lines elsewhere (a file, journald, a container); json or pretty to choose.",
   },
 } as const satisfies Record<string, { schema: z.ZodType; default: string | undefined; doc: string }>;
 
@@ -563,7 +568,15 @@ export function parseRecipients(value: string): string[] {
   return [...new Set(recipients)];
 }
 
-const SECRET_VARS = new Set<string>(["DATABASE_URL", "PMT_DATABASES", "SMTP_URL", "BACKUP_DATABASES", "OFFSITE_URL", "BACKUP_ENCRYPT_TO", "CONSOLE_PASSWORD"]);
+export const SECRET_VARS: ReadonlySet<string> = new Set<string>([
+  "DATABASE_URL",
+  "PMT_DATABASES",
+  "SMTP_URL",
+  "BACKUP_DATABASES",
+  "OFFSITE_URL",
+  "BACKUP_ENCRYPT_TO",
+  "CONSOLE_PASSWORD",
+]);
 export type EnvName = keyof Env;
 
 /** Each variable's validated value: the output type of its schema. */
@@ -696,6 +709,7 @@ function configOf(v: Values) {
     historyRetentionDays: v.HISTORY_RETENTION_DAYS,
     historyPruneCron: v.HISTORY_PRUNE_CRON,
     logLevel: v.LOG_LEVEL,
+    logFormat: v.LOG_FORMAT,
     smtpUrl: v.SMTP_URL,
     smtpCaFile: v.SMTP_CA_FILE,
     dropDir: v.DROP_DIR,

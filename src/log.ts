@@ -1,6 +1,8 @@
 import { createRequire } from "node:module";
+import tty from "node:tty";
 import type { Logger as GraphileLogger, LogLevel as GraphileLogLevel } from "graphile-worker";
 import type { DestinationStream, Logger } from "pino";
+import { colourEnabled, colours, type Colours } from "./colour.js";
 import { redactText } from "./redact.js";
 
 export type { Logger };
@@ -11,13 +13,20 @@ export type { Logger };
 const requireCjs = createRequire(import.meta.url);
 const pinoModule = () => requireCjs("pino") as typeof import("pino");
 
+/** LOG_FORMAT: auto is readable lines on a terminal, JSON lines anywhere else (a file, journald, a container's log). */
+export type LogFormat = "auto" | "json" | "pretty";
+
 /**
- * JSON logs on stdout. Messages, string fields and errors pass through
- * redactText, and the usual secret fields are censored, so a connection string
- * with a password never reaches a log line.
+ * Logs on stdout (or `destination`): JSON lines, or with `format` pretty (or
+ * auto on a terminal) one readable line each. Messages, string fields and
+ * errors pass through redactText, and the usual secret fields are censored,
+ * so a connection string with a password never reaches a log line.
  */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+export function createLogger(level: string, destination?: DestinationStream, format: LogFormat = "json"): Logger {
   const { pino } = pinoModule();
+  const fd = destination ? (destination as { fd?: unknown }).fd : 1;
+  const pretty = format === "pretty" || (format === "auto" && typeof fd === "number" && tty.isatty(fd));
+  const out = pretty ? prettyDestination(destination ?? pino.destination(1), typeof fd === "number" ? fd : undefined) : destination;
   return pino(
     {
       level,
@@ -34,8 +43,65 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       formatters: { level: (label) => ({ level: label }) },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    destination,
+    out,
   );
+}
+
+/** A destination writing each JSON line pino makes to `inner` as a readable line (prettyLine). */
+function prettyDestination(inner: DestinationStream, fd: number | undefined): DestinationStream {
+  const c = colours(colourEnabled({ isTTY: fd !== undefined && tty.isatty(fd) }));
+  const target = inner as DestinationStream & { flush?: (cb?: () => void) => void; flushSync?: () => void; end?: () => void };
+  return Object.assign(
+    {},
+    {
+      write: (line: string) => target.write(prettyLine(line, c)),
+      flush: (cb?: () => void) => (target.flush ? target.flush(cb) : cb?.()),
+      flushSync: () => target.flushSync?.(),
+      end: () => target.end?.(),
+    },
+  ) as DestinationStream;
+}
+
+const LEVEL_COLOURS: Record<string, keyof Omit<Colours, "enabled">> = {
+  fatal: "red",
+  error: "red",
+  warn: "yellow",
+  info: "green",
+  debug: "dim",
+  trace: "dim",
+};
+
+const QUIET = new Set(["level", "time", "pid", "hostname", "msg"]);
+
+/**
+ * One of pino's JSON lines for a person: "2026-12-01 14:08:16Z INFO  message
+ * key=value ...", an error's stack below it, indented. A line that is not
+ * JSON passes as it is.
+ */
+export function prettyLine(json: string, c: Colours = colours(false)): string {
+  let entry: Record<string, unknown>;
+  try {
+    entry = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return json;
+  }
+  const level = String(entry.level ?? "info");
+  const time = typeof entry.time === "string" ? entry.time.replace("T", " ").replace(/\.\d+Z$/, "Z") : "";
+  const stacks: string[] = [];
+  const fields = Object.entries(entry)
+    .filter(([key]) => !QUIET.has(key))
+    .map(([key, value]) => {
+      const error = value as { message?: unknown; stack?: unknown } | null;
+      if (error && typeof error === "object" && typeof error.message === "string") {
+        if (typeof error.stack === "string") stacks.push(...error.stack.split("\n").slice(1));
+        return `${key}=${JSON.stringify(error.message)}`;
+      }
+      return `${key}=${typeof value === "string" && /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value)}`;
+    });
+  const paint = c[LEVEL_COLOURS[level] ?? "bold"];
+  const head = `${c.dim(time)} ${paint(level.toUpperCase().padEnd(5))} ${String(entry.msg ?? "")}`;
+  const tail = fields.length ? `  ${c.dim(fields.join(" "))}` : "";
+  return `${head}${tail}\n${stacks.map((l) => c.dim(`    ${l.trim()}`) + "\n").join("")}`;
 }
 
 /** stderr as a logger's destination (a command's logs, so that stdout carries only its output). */

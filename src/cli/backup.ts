@@ -4,7 +4,9 @@ import type { RolesApplied } from "../backups/globals-apply.js";
 import type { Config } from "../config.js";
 import type { Pool } from "../db/pool.js";
 import { UserError } from "../errors.js";
-import { formatDuration, table } from "./format.js";
+import { stdoutColours, type Colours } from "../colour.js";
+import { humanBytes as size, humanDuration, isoSeconds } from "../human.js";
+import { firstLine, formatDuration, intervalSeconds, isInterval, jsonRow, statusColour, table } from "./format.js";
 import { backupId, oneOf, positiveInt } from "./options.js";
 
 const FORMATS = ["custom", "tar", "directory"] as const;
@@ -17,39 +19,39 @@ function requireOffsite(config: Config): string {
   return config.offsite.url;
 }
 
-function size(bytes: number | null): string {
-  if (bytes === null) return "";
-  const units = ["B", "KB", "MB", "GB", "TB"];
-  let n = Number(bytes);
-  let u = 0;
-  while (n >= 1024 && u < units.length - 1) {
-    n /= 1024;
-    u++;
-  }
-  return `${n.toFixed(u ? 1 : 0)} ${units[u]}`;
-}
-
-function formatBackups(rows: BackupRow[]): string {
+function formatBackups(rows: BackupRow[], c: Colours): string {
   if (rows.length === 0) return "no backups\n";
   return table(
     ["id", "database", "started", "status", "tiers", "format", "size", "duration", "test restore", "file / error"],
     rows.map((r) => [
       String(r.id),
       r.database,
-      r.started_at.toISOString().replace(/\.\d{3}Z$/, "Z"),
-      r.status,
+      isoSeconds(r.started_at),
+      statusColour(r.status, c),
       r.tiers.join(","),
       r.format,
       size(r.bytes),
       r.finished_at ? formatDuration(r.finished_at.getTime() - r.started_at.getTime()) : "",
-      r.restore_test_ok === null ? "" : r.restore_test_ok ? "ok" : "FAILED",
+      r.restore_test_ok === null ? "" : r.restore_test_ok ? statusColour("ok", c) : c.red("FAILED"),
       r.status === "failed" || r.status === "corrupt"
-        ? (r.error ?? "").split("\n")[0]!.slice(0, 80)
+        ? firstLine(r.error)
         : r.restore_test_ok === false
-          ? `${r.file ?? ""}; test restore: ${(r.restore_test_error ?? "").split("\n")[0]!.slice(0, 80)}`
+          ? `${r.file ?? ""}; test restore: ${firstLine(r.restore_test_error)}`
           : (r.file ?? ""),
     ]),
+    c,
   );
+}
+
+/** A catalog row as JSON: sizes in bytes, durations in seconds (null while unknown), times in ISO 8601. */
+function backupJson(r: BackupRow): Record<string, unknown> {
+  const row = r as BackupRow & { duration?: unknown; restore_test_duration?: unknown };
+  const { duration: _d, restore_test_duration: _t, ...rest } = row;
+  return {
+    ...jsonRow(rest),
+    duration_s: r.finished_at ? (r.finished_at.getTime() - r.started_at.getTime()) / 1000 : null,
+    restore_test_duration_s: isInterval(row.restore_test_duration) ? intervalSeconds(row.restore_test_duration) : null,
+  };
 }
 
 function progress(enabled: boolean) {
@@ -119,13 +121,30 @@ async function catalogCurrent(pool: Pool): Promise<boolean> {
 }
 
 export function registerBackup(program: Command): void {
-  const backup = program.command("backup").description("pg_dump backups: run, list, verify, restore");
+  const backup = program
+    .command("backup")
+    .description("pg_dump backups: run, list, verify, test-restore, restore")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker backup run
+  $ pmt-worker backup list
+  $ pmt-worker backup test-restore --database bmgf`,
+    );
 
   backup
     .command("run")
     .description("back up now (the same code as the cron job), then apply retention")
     .option("--database <name>", "one database of BACKUP_DATABASES or PMT_DATABASES (default: all, each in its own catalog)")
     .option("--format <format>", `override BACKUP_FORMAT: ${FORMATS.join(", ")}`, oneOf(FORMATS))
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker backup run                      every database this worker backs up
+  $ pmt-worker backup run --database bmgf --format tar`,
+    )
     .action(async (opts: { database?: string; format?: BackupFormat }) => {
       const [{ withDatabases }, { backupTargets, findTarget }, { BackupBusyError }] = await Promise.all([
         import("./context.js"),
@@ -178,6 +197,14 @@ export function registerBackup(program: Command): void {
     .option("--database <name>", "only this database")
     .option("--limit <n>", "how many rows (1-10000)", positiveInt(10_000), 50)
     .option("--json", "one JSON object per line")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker backup list
+  $ pmt-worker backup list --database bmgf --limit 10
+  $ pmt-worker backup list --json | jq 'select(.status == "failed")'    sizes in bytes, durations in seconds`,
+    )
     .action(async (opts: { database?: string; limit: number; json?: boolean }) => {
       const [{ withDatabases }, { listBackups }] = await Promise.all([import("./context.js"), import("../backups/catalog.js")]);
       // Every served database's catalog, merged newest first; ids are per catalog, told apart by the database column.
@@ -186,7 +213,7 @@ export function registerBackup(program: Command): void {
         .flat()
         .sort((a, b) => b.started_at.getTime() - a.started_at.getTime())
         .slice(0, opts.limit);
-      process.stdout.write(opts.json ? rows.map((r) => JSON.stringify(r) + "\n").join("") : formatBackups(rows));
+      process.stdout.write(opts.json ? rows.map((r) => JSON.stringify(backupJson(r)) + "\n").join("") : formatBackups(rows, stdoutColours()));
     });
 
   backup
@@ -194,6 +221,13 @@ export function registerBackup(program: Command): void {
     .description("re-hash a backup, compare it with the catalog and manifest, and have pg_restore list it; a backup that fails is marked corrupt")
     .option("--database <name>", CATALOG_OPTION)
     .option("--identity-file <path>", IDENTITY_OPTION)
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker backup verify 42
+  $ pmt-worker backup verify 42 --database bmgf --identity-file ~/pmt-backups.key`,
+    )
     .action(async (id: string, opts: { database?: string; identityFile?: string }) => {
       const backup = backupId(id);
       const identities = await identitiesOf(opts.identityFile);
@@ -229,6 +263,14 @@ export function registerBackup(program: Command): void {
       "--with-roles",
       "create the roles the backup references first (from its .globals.json; missing ones only, no passwords) and keep owners and grants; needs a superuser, e.g. postgres on the new server",
     )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker backup restore 42 --into pmt_restored
+  $ pmt-worker backup restore --from-offsite pmt/db1/bmgf/bmgf_20260101T000000Z.dump --into bmgf_copy
+  $ pmt-worker backup restore 42 --into pmt_new --with-roles      as a superuser, on a new server`,
+    )
     .action(async (id: string | undefined, opts: RestoreOptions) => {
       if (!id && !opts.fromOffsite) throw new UserError("give a backup id (see pmt-worker backup list), or --from-offsite <key>");
       const backup = id === undefined ? undefined : backupId(id);
@@ -248,7 +290,7 @@ export function registerBackup(program: Command): void {
         const left = "skipped" in result ? (result.skipped ?? []) : [];
         const skipped = left.length ? ` (left out, copying nothing: ${left.join(", ")})` : "";
         process.stdout.write(
-          `restored ${opts.fromOffsite ?? `backup ${id}`} into ${result.database}: ${tables} tables, ${rows} rows, ${result.seconds.toFixed(1)} s${skipped}\n`,
+          `restored ${opts.fromOffsite ?? `backup ${id}`} into ${result.database}: ${tables} tables, ${rows} rows, ${humanDuration(result.seconds)}${skipped}\n`,
         );
         if (result.roles) process.stdout.write(formatRoles(result.roles, sqlName));
       });
@@ -270,6 +312,13 @@ function registerTestRestore(backup: Command): void {
     )
     .option("--database <name>", "one database of BACKUP_DATABASES or PMT_DATABASES (default: all)")
     .option("--identity-file <path>", `${IDENTITY_OPTION} (default: BACKUP_IDENTITY_FILE)`)
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker backup test-restore                  every database this worker backs up
+  $ pmt-worker backup test-restore --database bmgf`,
+    )
     .action(async (opts: { database?: string; identityFile?: string }) => {
       const identities = await identitiesOf(opts.identityFile);
       const [{ withDatabases }, { backupTargets, findTarget }] = await Promise.all([import("./context.js"), import("../backups/target.js")]);
@@ -280,7 +329,8 @@ function registerTestRestore(backup: Command): void {
         for (const target of opts.database ? [findTarget(all, opts.database)] : all) {
           const result = await testRestore(config, pool, url, target.database, logger, { identities });
           if (!result) process.stdout.write(`${target.database}: no successful backup to restore\n`);
-          else if (result.ok) process.stdout.write(`${target.database}: test restore of backup ${result.backup.id} passed (${result.seconds.toFixed(1)} s)\n`);
+          else if (result.ok)
+            process.stdout.write(`${target.database}: test restore of backup ${result.backup.id} passed (${humanDuration(result.seconds)})\n`);
           else {
             failed++;
             process.stderr.write(`${target.database}: test restore of backup ${result.backup.id} FAILED: ${result.problems.join("; ")}\n`);
@@ -292,10 +342,24 @@ function registerTestRestore(backup: Command): void {
 }
 
 export function registerDatabase(program: Command): void {
-  const database = program.command("database").description("databases being backed up");
+  const database = program
+    .command("database")
+    .description("databases being backed up")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker database retire oam         a final backup, kept for good`,
+    );
   database
     .command("retire <name>")
     .description("take a final backup of a database being deprecated; it (and its offsite copy) is never pruned")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker database retire oam`,
+    )
     .action(async (name: string) => {
       const [{ withDatabases }, { migrate }, { backupTargets, findTarget }] = await Promise.all([
         import("./context.js"),

@@ -17,6 +17,8 @@ export interface CommandContext {
   database: string;
   /** True when the command covers more than one database: its output then says which database each part is of. */
   several: boolean;
+  /** The database is the embedded PostgreSQL under PMT_HOME (the demo). */
+  embedded: boolean;
   config: Config;
   logger: Logger;
   url: string;
@@ -30,7 +32,7 @@ export interface CommandContext {
  * Made on its first use: a command that logs nothing does not load pino.
  */
 export function commandLogger(config: Config): Logger {
-  return lazyLogger(() => createLogger(config.logLevel === "info" ? "warn" : config.logLevel, stderrDestination()));
+  return lazyLogger(() => createLogger(config.logLevel === "info" ? "warn" : config.logLevel, stderrDestination(), config.logFormat));
 }
 
 /**
@@ -61,18 +63,18 @@ function explainUnmigrated(error: unknown, database: string): unknown {
 }
 
 async function withPool<T>(
-  target: { config: Config; database: string; url: string; several: boolean },
+  target: { config: Config; database: string; url: string; several: boolean; embedded: boolean },
   logger: Logger,
   fn: (ctx: CommandContext) => Promise<T>,
 ): Promise<T> {
-  const { config, database, url, several } = target;
+  const { config, database, url, several, embedded } = target;
   const { checkConnection, createPool } = await import("../db/pool.js");
   const pool = createPool(url, { max: 2, applicationName: "pmt-worker cli" });
   let db: Promise<Db> | undefined;
   const kysely = () => (db ??= import("../db/kysely.js").then(({ createDb }) => createDb(pool)));
   try {
     await checkConnection(pool, url);
-    return await fn({ database, several, config, logger, url, pool, db: kysely });
+    return await fn({ database, several, embedded, config, logger, url, pool, db: kysely });
   } catch (error) {
     throw explainUnmigrated(error, database);
   } finally {
@@ -126,7 +128,10 @@ export async function withDatabases<T>(
     const several = instances.length > 1;
     const one = async (instance: (typeof instances)[number]): Promise<{ ok: true; value: T } | { ok: false }> => {
       try {
-        return { ok: true, value: await withPool({ config: instance.config, database: instance.name, url: instance.url, several }, logger, fn) };
+        return {
+          ok: true,
+          value: await withPool({ config: instance.config, database: instance.name, url: instance.url, several, embedded: databases.embedded }, logger, fn),
+        };
       } catch (error) {
         if (!several) throw error;
         process.stderr.write(`pmt-worker: ${instance.name}: ${errorText(error)}\n`);

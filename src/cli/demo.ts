@@ -3,11 +3,26 @@ import { UserError } from "../errors.js";
 import { positiveInt } from "./options.js";
 
 export function registerDemo(program: Command): void {
-  const demo = program.command("demo").description("PMT sample data for trying pmt-worker out");
+  const demo = program
+    .command("demo")
+    .description("PMT sample data for trying pmt-worker out")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker demo seed --activities 5000`,
+    );
   demo
     .command("seed")
     .description("create PMT 2.0's sample tables (if missing) and fill them with deterministic synthetic data")
     .option("--activities <n>", "how many activities (ten per project)", positiveInt(10_000_000), 1000)
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker demo seed                         1000 activities into the embedded database
+  $ DATABASE_URL=postgres://pmt@localhost/pmt_demo pmt-worker demo seed --activities 100000`,
+    )
     .action(async (opts: { activities: number }) => {
       const [{ withDatabase }, { migrate }, { seedDemo }] = await Promise.all([
         import("./context.js"),

@@ -9,6 +9,7 @@ import { UserError, errorMessage } from "../errors.js";
 import { redactText } from "../redact.js";
 import { VERSION } from "../version.js";
 import { registerBackup, registerDatabase } from "./backup.js";
+import { registerConfig } from "./config.js";
 import { registerOffsite } from "./offsite.js";
 import { registerDemo } from "./demo.js";
 import { registerDoctor } from "./doctor.js";
@@ -28,7 +29,24 @@ export function buildProgram(envHelp?: string): Command {
     .name("pmt-worker")
     .description("PostgreSQL-native job runner for PMT: exports by email, pg_dump backups, offsite copies")
     .version(VERSION)
-    .showHelpAfterError("(run with --help for usage)");
+    .showHelpAfterError("(run with --help for usage)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker start                     run the worker (embedded PostgreSQL unless DATABASE_URL is set)
+  $ pmt-worker status                    workers, queue, next runs, backups and their totals
+  $ pmt-worker jobs --status failed      then: pmt-worker jobs retry <job>
+  $ pmt-worker backup list
+  $ pmt-worker <command> --help          each command's options and examples
+
+Environment:
+  Every setting is an environment variable (or a line of ./.env): DATABASE_URL,
+  PMT_DATABASES, BACKUP_DIR, BACKUP_CRON, OFFSITE_URL, SMTP_URL, LOG_LEVEL, ...
+  pmt-worker config          the settings in effect, where each came from (secrets masked)
+  pmt-worker start --help    every variable, its default and what it means
+  NO_COLOR=1 turns colours off; LOG_FORMAT=json|pretty chooses the log lines.`,
+    );
   registerStart(program, envHelp);
   registerMigrate(program);
   registerJobs(program);
@@ -38,6 +56,7 @@ export function buildProgram(envHelp?: string): Command {
   registerOffsite(program);
   registerRetention(program);
   registerDoctor(program);
+  registerConfig(program);
   registerStatus(program);
   registerDemo(program);
   return program;

@@ -1,19 +1,30 @@
 import type { Command } from "commander";
 import type { JobStatus } from "../db/schema.js";
-import { formatRuns } from "./format.js";
+import { stdoutColours } from "../colour.js";
+import { UserError } from "../errors.js";
+import { formatRuns, jsonRow } from "./format.js";
 import { oneOf, positiveInt } from "./options.js";
 
 const STATUSES = ["running", "succeeded", "failed", "abandoned"] as const satisfies readonly JobStatus[];
 
 export function registerJobs(program: Command): void {
-  program
+  const jobs = program
     .command("jobs")
-    .description("show recent job history (pmt_jobs.job_run), newest first")
+    .description("show recent job history (pmt_jobs.job_run), newest first; jobs retry <job id> runs a job that failed for good again")
     .option("--task <name>", "only this task")
     .option("--status <status>", `only this status: ${STATUSES.join(", ")}`, oneOf(STATUSES))
     .option("--limit <n>", "how many rows (1-10000)", positiveInt(10_000), 20)
     .option("--database <name>", "only this served database (default: all, merged newest first)")
-    .option("--json", "one JSON object per line (with several databases, each with its database)")
+    .option("--json", "one JSON object per line (durations in seconds; with several databases, each with its database)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker jobs                                 the last 20 attempts
+  $ pmt-worker jobs --status failed --limit 50      failures only
+  $ pmt-worker jobs --task pmt_jobs.backup --json   as JSON lines, for jq
+  $ pmt-worker jobs retry 1234                      run job 1234 (the job column) again`,
+    )
     .action(async (opts: { task?: string; status?: JobStatus; limit: number; json?: boolean; database?: string }) => {
       const [{ withDatabases }, { listRuns }] = await Promise.all([import("./context.js"), import("../history/queries.js")]);
       const filter = { task: opts.task, status: opts.status, limit: opts.limit };
@@ -25,6 +36,32 @@ export function registerJobs(program: Command): void {
         .flat()
         .sort((a, b) => b.started_at.getTime() - a.started_at.getTime())
         .slice(0, opts.limit);
-      process.stdout.write(opts.json ? rows.map((r) => JSON.stringify(r) + "\n").join("") : formatRuns(rows));
+      process.stdout.write(opts.json ? rows.map((r) => JSON.stringify(jsonRow(r)) + "\n").join("") : formatRuns(rows, stdoutColours()));
+    });
+
+  jobs
+    .command("retry <job>")
+    .description(
+      "run a job that failed for good (used all its attempts) again now, attempts reset; <job> is the job column of pmt-worker jobs (job ids are per database)",
+    )
+    .option("--database <name>", "the served database the job is in (needed when several are served)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker jobs --status failed          find the job: its id is in the job column
+  $ pmt-worker jobs retry 1234
+  $ pmt-worker jobs retry 1234 --database bmgf`,
+    )
+    .action(async (job: string, opts: { database?: string }, command: Command) => {
+      // `jobs` has a --database of its own, which commander gives it wherever it stands on the line.
+      const database = opts.database ?? (command.parent?.opts() as { database?: string } | undefined)?.database;
+      if (!/^\d{1,18}$/.test(job) || Number(job) < 1) {
+        throw new UserError(`${JSON.stringify(job.slice(0, 40))} is not a job id: expected the number in the job column of pmt-worker jobs`);
+      }
+      const [{ withDatabases }, { retryJob, formatRetried }] = await Promise.all([import("./context.js"), import("./retry.js")]);
+      await withDatabases({ database, requireOne: "jobs retry" }, async ({ pool }) => {
+        process.stdout.write(formatRetried(await retryJob(pool, Number(job))));
+      });
     });
 }

@@ -5,6 +5,13 @@ export function registerMigrate(program: Command): void {
     .command("migrate")
     .description("apply graphile-worker's and pmt-worker's migrations to every served database (idempotent; safe to run from several processes at once)")
     .option("--database <name>", "only this served database (default: all)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker migrate                  before the first start, and after each upgrade
+  $ DATABASE_URL=postgres://pmt@db/pmt pmt-worker migrate`,
+    )
     .action(async (opts: { database?: string }) => {
       const [{ withDatabases }, { migrate }, { applyExportLimits }] = await Promise.all([
         import("./context.js"),

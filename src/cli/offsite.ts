@@ -1,15 +1,33 @@
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
+import { stdoutColours } from "../colour.js";
+import { humanBytes } from "../human.js";
 import { table } from "./format.js";
 
 export function registerOffsite(program: Command): void {
-  const offsite = program.command("offsite").description("offsite copies of backups (OFFSITE_URL)");
+  const offsite = program
+    .command("offsite")
+    .description("offsite copies of backups (OFFSITE_URL)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker offsite sync
+  $ pmt-worker offsite list --database bmgf`,
+    );
   offsite
     .command("sync")
     .description(
       "prove every copy against the store's listing (size, ETag), upload every backup without a proven copy (lost ones again), apply remote retention, report unknown objects",
     )
     .option("--database <name>", "only the copies of this served database's catalog (default: every served database's)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker offsite sync                  what the nightly OFFSITE_SYNC_CRON job does, now
+  $ pmt-worker offsite sync --database bmgf`,
+    )
     .action(async (opts: { database?: string }) => {
       const [{ loadConfig }, { withDatabases }] = await Promise.all([import("../config.js"), import("./context.js")]);
       if (!loadConfig().offsite.url) throw new UserError("OFFSITE_URL is not set: there is no offsite store to sync to");
@@ -30,7 +48,15 @@ export function registerOffsite(program: Command): void {
     .command("list")
     .description("the backups in the store, from their manifests alone (no database needed)")
     .option("--database <name>", "only this database")
-    .option("--json", "one JSON object per line")
+    .option("--json", "one JSON object per line (sizes in bytes)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker offsite list
+  $ pmt-worker offsite list --database bmgf --json | jq -r .key
+  (restore one with: pmt-worker backup restore --from-offsite <key> --into <new database>)`,
+    )
     .action(async (opts: { database?: string; json?: boolean }) => {
       const { loadConfig } = await import("../config.js");
       const config = loadConfig();
@@ -45,19 +71,20 @@ export function registerOffsite(program: Command): void {
       process.stdout.write(
         entries.length
           ? table(
-              ["key", "database", "started", "format", "bytes", "tiers", "server", "encrypted to", "roles"],
+              ["key", "database", "started", "format", "size", "tiers", "server", "encrypted to", "roles"],
               entries.map((e) => [
                 e.key,
                 e.database,
                 e.started_at,
                 e.format,
-                String(e.bytes),
+                humanBytes(e.bytes),
                 (e.tiers ?? []).join(","),
                 // The new server must be this major or newer.
                 e.server_version,
                 e.encryption ? e.encryption.recipients.map((r) => `${r.slice(0, 12)}...${r.slice(-6)}`).join(" ") : "-",
                 e.globals ? String(e.globals.roles.length) : "-",
               ]),
+              stdoutColours(),
             )
           : "no backups in the store\n",
       );

@@ -1,43 +1,148 @@
 import type { Command } from "commander";
+import type { RetentionResult } from "../retention/apply.js";
+import { stdoutColours, type Colours } from "../colour.js";
+import { UserError } from "../errors.js";
+import { humanBytes, humanSpan, isoSeconds } from "../human.js";
 import { table } from "./format.js";
 
+const DATABASE_OPTION = "one database of BACKUP_DATABASES or PMT_DATABASES (default: all)";
+
+/** A plan as `retention plan` prints it: each backup, newest first, with what retention decides for it. */
+function formatPlan(plan: RetentionResult, c: Colours): string {
+  const rows = [
+    ...plan.keep.map((k) => ({ b: k.backup, decision: c.green(`keep (${k.held ?? k.tiers.join(", ")})`) })),
+    ...plan.prune.map((b) => ({ b, decision: c.yellow("prune") })),
+  ]
+    .sort((x, y) => y.b.started_at.getTime() - x.b.started_at.getTime())
+    .map(({ b, decision }) => [String(b.id), isoSeconds(b.started_at), decision, humanBytes(b.bytes), b.file ?? ""]);
+  let out = `${c.bold(`${plan.database}:`)}\n`;
+  out += rows.length ? table(["id", "started", "decision", "size", "file"], rows, c) : "  no successful backups\n";
+  for (const f of plan.unknownFiles) out += `  not in the catalog (left alone): ${f}\n`;
+  return out;
+}
+
+const bytesOf = (rows: { bytes: number | null }[]) => rows.reduce((n, r) => n + (r.bytes ?? 0), 0);
+
+/** Asks on the terminal (stderr, so that stdout carries only the output); true for y or yes. */
+async function confirm(question: string): Promise<boolean> {
+  const { createInterface } = await import("node:readline/promises");
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
 export function registerRetention(program: Command): void {
-  const retention = program.command("retention").description("grandfather-father-son retention of backups");
+  const retention = program
+    .command("retention")
+    .description("grandfather-father-son retention of backups: plan (read-only) and apply")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker retention plan
+  $ pmt-worker retention apply --database bmgf`,
+    );
   retention
     .command("plan")
     .description("what retention would keep (and by which tier) and prune now; changes nothing")
-    .option("--database <name>", "one database of BACKUP_DATABASES or PMT_DATABASES (default: all)")
-    .option("--json", "JSON output")
+    .option("--database <name>", DATABASE_OPTION)
+    .option("--json", "one JSON object per database (sizes in bytes, times in ISO 8601)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker retention plan
+  $ pmt-worker retention plan --database bmgf --json
+  (RETAIN_DAILY, RETAIN_WEEKLY, RETAIN_MONTHLY set the tiers: pmt-worker config shows them)`,
+    )
     .action(async (opts: { database?: string; json?: boolean }) => {
       const [{ withDatabases }, { backupTargets, findTarget }, { planDatabase }] = await Promise.all([
         import("./context.js"),
         import("../backups/target.js"),
         import("../retention/apply.js"),
       ]);
+      const c = stdoutColours();
       // Each served database plans the backups in its own catalog.
       await withDatabases({ database: opts.database, ownCheck: true }, async ({ config, pool, url }) => {
         const all = backupTargets(url, config.backup);
         const targets = opts.database ? [findTarget(all, opts.database)] : all;
         for (const target of targets) {
           const plan = await planDatabase(config, pool, target.database);
-          if (opts.json) {
-            process.stdout.write(
-              JSON.stringify({
-                database: target.database,
-                keep: plan.keep.map((k) => ({ id: k.backup.id, file: k.backup.file, started_at: k.backup.started_at, tiers: k.tiers, held: k.held })),
-                prune: plan.prune.map((b) => ({ id: b.id, file: b.file, started_at: b.started_at })),
-                unknown_files: plan.unknownFiles,
-              }) + "\n",
-            );
+          if (!opts.json) {
+            process.stdout.write(formatPlan(plan, c));
             continue;
           }
-          const rows = [
-            ...plan.keep.map((k) => [String(k.backup.id), k.backup.started_at.toISOString(), `keep (${k.held ?? k.tiers.join(", ")})`, k.backup.file ?? ""]),
-            ...plan.prune.map((b) => [String(b.id), b.started_at.toISOString(), "prune", b.file ?? ""]),
-          ].sort((a, b) => b[1]!.localeCompare(a[1]!));
-          process.stdout.write(`${target.database}:\n`);
-          process.stdout.write(rows.length ? table(["id", "started", "decision", "file"], rows) : "  no successful backups\n");
-          for (const f of plan.unknownFiles) process.stdout.write(`  not in the catalog (left alone): ${f}\n`);
+          process.stdout.write(
+            JSON.stringify({
+              database: target.database,
+              keep: plan.keep.map((k) => ({
+                id: k.backup.id,
+                file: k.backup.file,
+                started_at: k.backup.started_at,
+                bytes: k.backup.bytes,
+                tiers: k.tiers,
+                held: k.held,
+              })),
+              prune: plan.prune.map((b) => ({ id: b.id, file: b.file, started_at: b.started_at, bytes: b.bytes })),
+              unknown_files: plan.unknownFiles,
+            }) + "\n",
+          );
+        }
+      });
+    });
+
+  retention
+    .command("apply")
+    .description(
+      "apply retention now, as after each backup: print the plan, then (once confirmed) delete the backups it prunes and tag the kept ones with their tiers. " +
+        "Asks before deleting on a terminal; elsewhere (cron, a script) give --yes",
+    )
+    .option("--database <name>", DATABASE_OPTION)
+    .option("--yes", "apply without asking (needed when stdin is not a terminal)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker retention apply                     shows each database's plan and asks before pruning
+  $ pmt-worker retention apply --database bmgf --yes
+  (pmt-worker retention plan shows the same plan and changes nothing)`,
+    )
+    .action(async (opts: { database?: string; yes?: boolean }) => {
+      // Before any database is opened: a script that cannot answer learns it at once.
+      if (!opts.yes && !process.stdin.isTTY) {
+        throw new UserError(
+          "retention apply deletes backups and stdin is not a terminal to ask on: give --yes to apply without asking (pmt-worker retention plan shows what it would do)",
+        );
+      }
+      const [{ withDatabases }, { backupTargets, findTarget }, { planDatabase, applyRetention }] = await Promise.all([
+        import("./context.js"),
+        import("../backups/target.js"),
+        import("../retention/apply.js"),
+      ]);
+      const c = stdoutColours();
+      await withDatabases({ database: opts.database, ownCheck: true }, async ({ config, pool, url, logger }) => {
+        const all = backupTargets(url, config.backup);
+        for (const target of opts.database ? [findTarget(all, opts.database)] : all) {
+          const plan = await planDatabase(config, pool, target.database);
+          process.stdout.write(formatPlan(plan, c));
+          const prune = plan.prune.length;
+          if (prune && !opts.yes) {
+            const oldest = Math.min(...plan.prune.map((b) => b.started_at.getTime()));
+            const asked = `${target.database}: delete ${prune} ${prune === 1 ? "backup" : "backups"} (${humanBytes(bytesOf(plan.prune))}, the oldest ${humanSpan((Date.now() - oldest) / 1000)} old)?`;
+            if (!(await confirm(asked))) {
+              process.stdout.write(`${target.database}: not applied\n`);
+              continue;
+            }
+          }
+          // Planned again as it applies: a backup finished or copied since is decided on as it is now.
+          const done = await applyRetention(config, pool, logger, target.database);
+          const without = done.pruneWithoutCopy.length ? c.red(` (${done.pruneWithoutCopy.length} without an offsite copy: BACKUP_DIR is nearly full)`) : "";
+          process.stdout.write(
+            `${target.database}: pruned ${done.prune.length} ${done.prune.length === 1 ? "backup" : "backups"} (${humanBytes(bytesOf(done.prune))})${without}, kept ${done.keep.length}\n`,
+          );
         }
       });
     });

@@ -7,7 +7,17 @@ export function registerStart(program: Command, envHelp?: string): void {
   program
     .command("start")
     .description("run the worker: migrate, then process jobs and cron tasks until SIGTERM/SIGINT")
-    .addHelpText("after", envHelp === undefined ? "" : `\nEnvironment (also read from ./.env):\n${envHelp}\n`)
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker start                                   the embedded PostgreSQL under ./.pmt, for a try
+  $ DATABASE_URL=postgres://pmt:secret@db/pmt pmt-worker start
+  $ PMT_DATABASES=bmgf,oam DATABASE_URL=postgres://pmt@db/postgres pmt-worker start
+  $ LOG_FORMAT=json pmt-worker start                   JSON log lines on a terminal too
+  (pmt-worker config shows the settings in effect)
+` + (envHelp === undefined ? "" : `\nEnvironment (also read from ./.env):\n${envHelp}\n`),
+    )
     .action(async () => {
       const [{ loadConfig }, { openDatabases }, { createLogger }] = await Promise.all([
         import("../config.js"),
@@ -15,7 +25,7 @@ export function registerStart(program: Command, envHelp?: string): void {
         import("../log.js"),
       ]);
       const config = loadConfig();
-      const logger = createLogger(config.logLevel);
+      const logger = createLogger(config.logLevel, undefined, config.logFormat);
       // PMT_DATABASES of full URLs needs no DATABASE_URL and starts no embedded server.
       const database = await openDatabases(config, logger);
       let worker: Awaited<ReturnType<typeof import("../worker/runner.js").startWorker>>;

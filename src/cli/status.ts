@@ -1,103 +1,164 @@
 import type { Command } from "commander";
+import { stdoutColours, type Colours } from "../colour.js";
+import { humanAge, humanBytes, humanDuration, humanWhen, isoSeconds } from "../human.js";
 import type { Status } from "../status/status.js";
-import { section, table } from "./format.js";
+import { firstLine, jsonRow, section, statusColour, table } from "./format.js";
 
-function render(s: Status, offsite: boolean): string {
+function render(s: Status, offsite: boolean, c: Colours, now = new Date()): string {
   const out: string[] = [];
+  const heading = (text: string) => c.bold(text);
   out.push(
     s.workers.length
-      ? `Workers (${s.workers.length} alive):\n` +
+      ? `${heading(`Workers (${s.workers.length} alive):`)}\n` +
           table(
             ["id", "host", "pid", "slots", "heartbeat"],
-            s.workers.map((w) => [w.id, w.hostname, String(w.pid), String(w.concurrency), `${w.since_heartbeat_s} s ago`]),
+            s.workers.map((w) => [w.id, w.hostname, String(w.pid), String(w.concurrency), humanAge(w.since_heartbeat_s)]),
+            c,
           )
-      : "Workers: none running\n",
+      : `${heading("Workers:")} none running\n`,
   );
   out.push(
     s.queue.length
-      ? "Queue:\n" +
+      ? `${heading("Queue:")}\n` +
           table(
             ["task", "ready", "scheduled", "running", "failed for good"],
-            s.queue.map((r) => [r.task, String(r.ready), String(r.scheduled), String(r.running), String(r.failed)]),
-          )
-      : "Queue: empty\n",
+            s.queue.map((r) => [r.task, String(r.ready), String(r.scheduled), String(r.running), r.failed ? c.red(String(r.failed)) : "0"]),
+            c,
+          ) +
+          (s.queue.some((r) => r.failed) ? "  (pmt-worker jobs retry <job> runs one that failed for good again)\n" : "")
+      : `${heading("Queue:")} empty\n`,
   );
   out.push(
     s.last_24h.length
-      ? "Last 24 hours:\n" +
+      ? `${heading("Last 24 hours:")}\n` +
           table(
             ["task", "succeeded", "failed", "abandoned", "running"],
-            s.last_24h.map((r) => [r.task, String(r.succeeded), String(r.failed), String(r.abandoned), String(r.running)]),
+            s.last_24h.map((r) => [
+              r.task,
+              String(r.succeeded),
+              r.failed ? c.red(String(r.failed)) : "0",
+              r.abandoned ? c.yellow(String(r.abandoned)) : "0",
+              String(r.running),
+            ]),
+            c,
           )
-      : "Last 24 hours: no jobs\n",
+      : `${heading("Last 24 hours:")} no jobs\n`,
   );
+  if (s.schedule.length) {
+    out.push(
+      `${heading("Next runs (crontab, UTC):")}\n` +
+        table(
+          ["entry", "cron", "next run", "in"],
+          s.schedule.map((e) => [e.identifier, e.match, e.next_run ? isoSeconds(e.next_run) : "never", e.next_run ? humanWhen(e.next_run, now) : ""]),
+          c,
+        ),
+    );
+  }
   out.push(
     s.backups.length
-      ? "Backups:\n" +
+      ? `${heading("Backups:")}\n` +
           table(
-            ["database", "last success", "kept", "failed 7d", "offsite copies", "offsite lag"],
+            ["database", "last success", "kept", "size", "failed 7d", "offsite copies", "offsite size", "offsite lag"],
             s.backups.map((b) => [
               b.database,
-              b.last_success_age ? `${b.last_success_age} ago` : "never",
+              b.last_success_age_s === null ? c.red("never") : humanAge(b.last_success_age_s),
               String(b.kept),
-              String(b.failed_7d),
+              humanBytes(b.kept_bytes),
+              b.failed_7d ? c.red(String(b.failed_7d)) : "0",
               offsite ? String(b.offsite_copies ?? 0) : "off",
-              offsite ? (b.offsite_lag ?? "none") : "-",
+              offsite ? humanBytes(b.offsite_bytes ?? 0) : "-",
+              offsite ? (b.offsite_lag_s === null ? "none" : humanDuration(b.offsite_lag_s)) : "-",
             ]),
-          )
-      : "Backups: none yet\n",
+            c,
+          ) +
+          `Total: ${s.totals.backups} backups, ${humanBytes(s.totals.backup_bytes)}` +
+          (offsite ? `; offsite ${s.totals.offsite_copies} copies, ${humanBytes(s.totals.offsite_bytes)}\n` : "\n")
+      : `${heading("Backups:")} none yet\n`,
   );
   if (s.test_restores.length) {
     out.push(
-      "Test restores (latest):\n" +
+      `${heading("Test restores (latest):")}\n` +
         table(
           ["database", "backup", "tested", "result"],
           s.test_restores.map((t) => [
             t.database,
             String(t.backup_id),
-            t.tested_at.toISOString().replace(/\.\d{3}Z$/, "Z"),
-            t.ok ? "ok" : `FAILED: ${(t.error ?? "").split("\n")[0]!.slice(0, 100)}`,
+            isoSeconds(t.tested_at),
+            t.ok ? statusColour("ok", c) : `${c.red("FAILED")}: ${firstLine(t.error, 100)}`,
           ]),
+          c,
         ),
     );
   }
   out.push(
     s.exports_pending.length
-      ? "Exports pending:\n" +
+      ? `${heading("Exports pending:")}\n` +
           table(
             ["status", "count", "oldest"],
-            s.exports_pending.map((e) => [e.status, String(e.count), e.oldest]),
+            s.exports_pending.map((e) => [e.status, String(e.count), humanAge((now.getTime() - new Date(e.oldest).getTime()) / 1000)]),
+            c,
           )
-      : "Exports pending: none\n",
+      : `${heading("Exports pending:")} none\n`,
   );
   const unconfirmed = s.exports_unconfirmed[0];
   if (unconfirmed?.count) {
     out.push(
-      `Exports with delivery unconfirmed (7 days): ${unconfirmed.count}, newest request ${unconfirmed.newest_id}; ` +
+      c.yellow(`Exports with delivery unconfirmed (7 days): ${unconfirmed.count}, newest request ${unconfirmed.newest_id}; `) +
         "the mail server may or may not have them and they are not sent again: see error in pmt_jobs.export_request\n",
     );
   }
   return out.join("\n");
 }
 
+/** The status as JSON gives it: seconds, bytes, ISO 8601 times. */
+function jsonOf(s: Status): Record<string, unknown> {
+  return {
+    ...s,
+    schedule: s.schedule.map(jsonRow),
+    backups: s.backups.map(jsonRow),
+    test_restores: s.test_restores.map(jsonRow),
+    exports_pending: s.exports_pending.map(jsonRow),
+  };
+}
+
 export function registerStatus(program: Command): void {
   program
     .command("status")
-    .description("one screen: workers alive, queue, last 24 hours of jobs, backups and offsite state, pending exports; one section per served database")
+    .description(
+      "one screen: workers alive, queue, last 24 hours of jobs, next run of each cron entry, backups with their totals and offsite state, pending exports; one section per served database",
+    )
     .option("--database <name>", "only this served database (default: all)")
-    .option("--json", "as JSON (with several databases: an array of them, each with its database)")
+    .option(
+      "--json",
+      "as JSON: ages in seconds (*_s), sizes in bytes (*_bytes), times in ISO 8601 (with several databases: an array of them, each with its database)",
+    )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ pmt-worker status
+  $ pmt-worker status --database bmgf
+  $ pmt-worker status --json | jq '.backups[] | {database, last_success_age_s}'
+  $ NO_COLOR=1 pmt-worker status        without colours on a terminal`,
+    )
     .action(async (opts: { database?: string; json?: boolean }) => {
-      const [{ withDatabases }, { collectStatus }] = await Promise.all([import("./context.js"), import("../status/status.js")]);
+      const [{ withDatabases }, { collectStatus }, { scheduleOf }, { backupTargets }] = await Promise.all([
+        import("./context.js"),
+        import("../status/status.js"),
+        import("../status/schedule.js"),
+        import("../backups/target.js"),
+      ]);
+      const c = stdoutColours();
       let several = false;
-      const all = await withDatabases({ database: opts.database }, async ({ pool, config, database, several: many }) => {
+      const all = await withDatabases({ database: opts.database }, async ({ pool, config, database, several: many, url, embedded }) => {
         several = many;
-        const status = await collectStatus(pool);
+        const status = await collectStatus(pool, scheduleOf(config, backupTargets(url, config.backup), embedded));
         // Text as each database answers; JSON once, as one document.
         if (!opts.json) {
-          const text = render(status, Boolean(config.offsite.url));
-          process.stdout.write(many ? section(database, text) : text);
+          const text = render(status, Boolean(config.offsite.url), c);
+          process.stdout.write(many ? section(database, text, c) : text);
         }
-        return { database, ...status };
+        return { database, ...jsonOf(status) };
       });
       if (!opts.json) return;
       // One database: the object as it always was; several (even if some could not be reached): an array.

@@ -14,6 +14,7 @@ import { backupTargets } from "../backups/target.js";
 import type { Config } from "../config.js";
 import { migrationNames } from "../db/migrate.js";
 import { errorMessage } from "../errors.js";
+import { humanBytes } from "../human.js";
 import { freeBytes } from "../io/space.js";
 import { classifySmtpError } from "../mail/classify.js";
 import { smtpOptions } from "../mail/transport.js";
@@ -123,11 +124,10 @@ function backupDirCheck(config: Config): Check[] {
   const mode = fs.statSync(dir).mode & 0o777;
   if (mode & 0o077) checks.push(warn("backup dir", `${dir} is mode ${mode.toString(8)}: others can read the backups; chmod 700 it`));
   const free = freeBytes(dir);
-  const mb = Math.round(free / 2 ** 20);
   checks.push(
     free < config.offsite.minFreeBytes
-      ? warn("backup space", `${mb} MB free in ${dir}, below BACKUP_MIN_FREE_MB (${Math.round(config.offsite.minFreeBytes / 2 ** 20)})`)
-      : ok("backup space", `${dir} writable, ${mb} MB free`),
+      ? warn("backup space", `${humanBytes(free)} free in ${dir}, below BACKUP_MIN_FREE_MB (${humanBytes(config.offsite.minFreeBytes)})`)
+      : ok("backup space", `${dir} writable, ${humanBytes(free)} free`),
   );
   return checks;
 }

@@ -46,7 +46,7 @@ describe("pmt-worker backup", () => {
     expect(human.stdout).toMatch(new RegExp(`${id}\\s+\\S+\\s+keep \\(daily`));
 
     const restore = await runCli(["backup", "restore", String(id), "--into", `${db.name}_cli`], env);
-    expect(restore.stdout).toMatch(new RegExp(`^restored backup ${id} into ${db.name}_cli: \\d+ tables, \\d+ rows, [\\d.]+ s\\n$`));
+    expect(restore.stdout).toMatch(new RegExp(`^restored backup ${id} into ${db.name}_cli: \\d+ tables, \\d+ rows, [\\d.]+ m?s\\n$`));
     const again = await runCli(["backup", "restore", String(id), "--into", `${db.name}_cli`], env);
     expect(again).toMatchObject({ code: 1, stderr: `pmt-worker: database ${db.name}_cli already exists: restore only into a new database\n` });
     await db.pool.query(`drop database ${db.name}_cli with (force)`);

@@ -263,7 +263,7 @@ describe("restore --with-roles on a server without the roles", () => {
     const login = (r: string) => (r === worker || r === write ? `${r} (login, no password)` : r);
     expect(run.stdout).toMatch(
       new RegExp(
-        `^restored backup ${id} into ${restored.roles}: 2 tables, 25 rows, [\\d.]+ s\\n` +
+        `^restored backup ${id} into ${restored.roles}: 2 tables, 25 rows, [\\d.]+ m?s\\n` +
           `created roles: ${created.map(login).join(", ").replace(/[()]/g, "\\$&")}; existing: postgres; memberships granted: 3\\n` +
           `set a password for each login role: ALTER ROLE ${worker} PASSWORD '...'; ALTER ROLE ${write} PASSWORD '...';\\n$`,
       ),

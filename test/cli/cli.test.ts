@@ -40,7 +40,7 @@ describe("pmt-worker CLI", () => {
       .split("\n")
       .map((l) => JSON.parse(l));
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ task: "backup.run", status: "failed", attempt: 2, duration_ms: expect.any(Number) });
+    expect(rows[0]).toMatchObject({ task: "backup.run", status: "failed", attempt: 2, duration_s: expect.any(Number) });
 
     const none = await runCli(["jobs", "--task", "nothing"], { DATABASE_URL: db.url });
     expect(none.stdout).toBe("no job history matches\n");

@@ -22,7 +22,8 @@ export function sharedDir(name: string): string {
 export function childEnv(env: Record<string, string | undefined>): NodeJS.ProcessEnv {
   const base: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (!/^(DATABASE_URL|PMT_HOME|EMBEDDED_PG_PORT|WORKER_|HTTP_|HISTORY_|LOG_LEVEL)/.test(k)) base[k] = v;
+    // Colours and the log format as a terminal would set them: a test asks for them by name.
+    if (!/^(DATABASE_URL|PMT_HOME|EMBEDDED_PG_PORT|WORKER_|HTTP_|HISTORY_|LOG_LEVEL|LOG_FORMAT|FORCE_COLOR|NO_COLOR)/.test(k)) base[k] = v;
   }
   return { ...base, ...env };
 }

@@ -1,0 +1,80 @@
+/**
+ * `pmt-worker jobs retry <job id>`: a job that failed for good (graphile-worker
+ * keeps it in its queue with attempts = max_attempts) runs again now, with
+ * its attempts reset (graphile_worker.reschedule_jobs, as sql/job_queries.sql
+ * shows for psql). The id is the job's, the `job` column of `pmt-worker jobs`;
+ * an attempt's id (the `id` column) is recognised and refused with the job's
+ * id to give instead. Anything but a job that failed for good is refused
+ * with what it is: one still being retried or running needs no retry, and a
+ * finished job is gone from the queue.
+ */
+import type pg from "pg";
+import { UserError } from "../errors.js";
+import { firstLine } from "./format.js";
+
+export interface Retried {
+  id: number;
+  task: string;
+  /** The attempts it had used up. */
+  attempts: number;
+  lastError: string | null;
+  runAt: Date;
+}
+
+interface QueuedJob {
+  id: number;
+  task_identifier: string;
+  attempts: number;
+  max_attempts: number;
+  run_at: Date;
+  locked_at: Date | null;
+  last_error: string | null;
+}
+
+/** What the history knows of a job id that is not in the queue: why, in one clause. */
+async function notQueued(pool: pg.Pool, id: number): Promise<string> {
+  const { rows } = await pool.query<{ task: string; status: string; finished_at: Date | null; attempt_job: number | null }>(
+    `select (select task from pmt_jobs.job_run where job_id = $1 order by started_at desc limit 1) as task,
+            (select status from pmt_jobs.job_run where job_id = $1 order by started_at desc limit 1) as status,
+            (select finished_at from pmt_jobs.job_run where job_id = $1 order by started_at desc limit 1) as finished_at,
+            (select job_id from pmt_jobs.job_run where id = $1) as attempt_job`,
+    [id],
+  );
+  const r = rows[0]!;
+  if (r.status === "succeeded") return `job ${id} (${r.task}) succeeded${r.finished_at ? ` at ${r.finished_at.toISOString()}` : ""}: there is nothing to retry`;
+  if (r.attempt_job !== null && r.attempt_job !== id) {
+    return `there is no job ${id} in the queue; ${id} is the id of an attempt of job ${r.attempt_job}: give the job's id (the job column of pmt-worker jobs), pmt-worker jobs retry ${r.attempt_job}`;
+  }
+  if (r.task) return `job ${id} (${r.task}) is no longer in the queue (last attempt ${r.status}): only a job that failed for good stays there to be retried`;
+  return `there is no job ${id}: give the id in the job column of pmt-worker jobs --status failed`;
+}
+
+export async function retryJob(pool: pg.Pool, id: number): Promise<Retried> {
+  const { rows } = await pool.query<QueuedJob>(
+    "select id, task_identifier, attempts, max_attempts, run_at, locked_at, last_error from graphile_worker.jobs where id = $1",
+    [id],
+  );
+  const job = rows[0];
+  if (!job) throw new UserError(await notQueued(pool, id));
+  if (job.locked_at) throw new UserError(`job ${id} (${job.task_identifier}) is running now (since ${job.locked_at.toISOString()}): nothing to retry`);
+  if (job.attempts < job.max_attempts) {
+    throw new UserError(
+      `job ${id} (${job.task_identifier}) has not failed for good (${job.attempts} of ${job.max_attempts} attempts used): the worker runs it ${
+        job.run_at.getTime() <= Date.now() ? "as soon as a slot is free" : `again at ${job.run_at.toISOString()}`
+      }`,
+    );
+  }
+  // Only an unlocked job is rescheduled: a worker taking it meanwhile makes this return nothing.
+  const { rows: done } = await pool.query<{ run_at: Date }>(
+    "select run_at from graphile_worker.reschedule_jobs(array[$1]::bigint[], run_at := now(), attempts := 0)",
+    [id],
+  );
+  if (!done[0]) throw new UserError(`job ${id} (${job.task_identifier}) was taken by a worker while being retried: see pmt-worker jobs`);
+  return { id, task: job.task_identifier, attempts: job.attempts, lastError: job.last_error, runAt: done[0].run_at };
+}
+
+/** What `jobs retry` prints. */
+export function formatRetried(r: Retried): string {
+  const error = r.lastError ? `; its last error: ${firstLine(r.lastError, 160)}` : "";
+  return `job ${r.id} (${r.task}) queued to run again now with its attempts reset (it had used all ${r.attempts})${error}\n`;
+}
