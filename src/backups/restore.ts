@@ -17,7 +17,7 @@ import pg from "pg";
 import { withClient } from "../db/pool.js";
 import type { Config } from "../config.js";
 import { UserError, errorMessage } from "../errors.js";
-import { recordedVersion, runTool, runToolOn, startTool, toolFor, type PgTool } from "../pgtools/tools.js";
+import { recordedVersion, runTool, runToolOn, startTool, stoppedReading, toolFor, type PgTool } from "../pgtools/tools.js";
 import { decryptStream } from "../io/age.js";
 import { redactText } from "../redact.js";
 import { getBackup, type BackupRow } from "./catalog.js";
@@ -122,7 +122,7 @@ async function restoreStream(pgRestore: PgTool, args: string[], open: () => Prom
   } catch (error) {
     // pg_restore stopped reading (a broken pipe): its own error says why. Else the source failed:
     // pg_restore must not go on with part of a dump.
-    if ((error as NodeJS.ErrnoException).code === "EPIPE") await restore.exited;
+    if (stoppedReading(error)) await restore.exited;
     else restore.child.kill("SIGKILL");
     throw error;
   }

@@ -253,7 +253,7 @@ export async function runToolOn(tool: PgTool, args: string[], url: string, input
   try {
     await pipeline(input, run.child.stdin!);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EPIPE") {
+    if (!stoppedReading(error)) {
       run.child.kill("SIGKILL");
       throw error;
     }
@@ -261,4 +261,16 @@ export async function runToolOn(tool: PgTool, args: string[], url: string, input
   }
   await run.exited;
   return stdout;
+}
+
+/**
+ * A tool closed its stdin before the end of what was piped to it (pg_restore
+ * --list has read the table of contents and exits): its exit status says
+ * whether that was success. Node reports it as EPIPE when a write fails, or
+ * as a premature close when the pipe is seen closed first; which one depends
+ * on timing.
+ */
+export function stoppedReading(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === "EPIPE" || code === "ERR_STREAM_PREMATURE_CLOSE";
 }

@@ -7,7 +7,17 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { chooseTool, libpqEnv, parseToolVersion, recordedVersion, runTool, startTool, toolFailure, type PgTool } from "../../src/pgtools/tools.js";
+import {
+  chooseTool,
+  libpqEnv,
+  parseToolVersion,
+  recordedVersion,
+  runTool,
+  startTool,
+  stoppedReading,
+  toolFailure,
+  type PgTool,
+} from "../../src/pgtools/tools.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-unit-pgtools-"));
 const URL_WITH_SECRET = "postgres://backup:Tool-Sekret-7@db.example.org:6543/pmt?sslmode=require";
@@ -141,5 +151,15 @@ describe("choosing a tool", () => {
       PGPASSWORD: "p@ss",
       PGCONNECT_TIMEOUT: "5",
     });
+  });
+});
+
+describe("stoppedReading", () => {
+  it("takes both ways Node reports a tool that closed its stdin early, and nothing else", () => {
+    const err = (code: string) => Object.assign(new Error(code), { code });
+    expect(stoppedReading(err("EPIPE"))).toBe(true);
+    expect(stoppedReading(err("ERR_STREAM_PREMATURE_CLOSE"))).toBe(true);
+    expect(stoppedReading(err("ENOENT"))).toBe(false);
+    expect(stoppedReading(new Error("decryption failed"))).toBe(false);
   });
 });
