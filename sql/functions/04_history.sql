@@ -74,7 +74,8 @@ begin
     return;
   end if;
   foreach event in array events loop
-    if n > 0 and length(chunk) + length(event) > 7900 then
+    -- The limit is in bytes: octet_length, not length (characters).
+    if n > 0 and octet_length(chunk) + octet_length(event) > 7900 then
       perform pg_notify('pmt_jobs', case when n = 1 then chunk else '[' || chunk || ']' end);
       n := 0;
     end if;

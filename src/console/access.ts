@@ -63,6 +63,17 @@ export function decideAccess(req: http.IncomingMessage, access: AccessConfig): A
       body: "the console without CONSOLE_PASSWORD answers only to a loopback Host (127.0.0.1, localhost, [::1])\n",
     };
   }
+  // A reverse proxy on this machine connects from loopback with a loopback Host (nginx's default):
+  // without a password, only a connection from this machine that nothing forwarded is let in.
+  const forwarded = ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip", "via"].some((h) => req.headers[h] !== undefined);
+  if (!isLoopbackHost(from) || forwarded) {
+    return {
+      ok: false,
+      status: 403,
+      headers: {},
+      body: "the console without CONSOLE_PASSWORD serves only this machine, directly (not through a proxy): set CONSOLE_PASSWORD to reach it otherwise\n",
+    };
+  }
   return { ok: true, viewer: { authenticated: false, who: `console (loopback, no password) from ${from}` } };
 }
 
@@ -111,5 +122,6 @@ export function csrfProblem(req: http.IncomingMessage, formToken: string | undef
 
 /** "jane.doe@example.org" -> "j…@example.org": the address is not shown, its organisation is. */
 export function maskEmails(text: string): string {
-  return text.replace(/([A-Za-z0-9_%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,63})/g, "$1…@$2");
+  // Any local part before an @, whatever follows it: a domain cut short (a payload summary's 200 characters) or not ASCII.
+  return text.replace(/([^\s"'<>,;:()[\]@…])[^\s"'<>,;:()[\]@]*@/gu, "$1…@");
 }

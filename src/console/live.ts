@@ -90,7 +90,7 @@ export async function serveEvents(
 ): Promise<void> {
   res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", connection: "keep-alive", "x-accel-buffering": "no" });
   res.write("retry: 1000\n\n");
-  const send = (event: JobEvent) => res.write(`id: ${event.seq}\ndata: ${JSON.stringify(present(event))}\n\n`);
+  const send = (event: JobEvent) => res.write(`id: ${Number(event.seq)}\ndata: ${JSON.stringify(present(event))}\n\n`);
   let unsubscribe: (() => void) | undefined;
   const timer = setInterval(() => res.write(": keep-alive\n\n"), HEARTBEAT_MS);
   timer.unref();

@@ -78,12 +78,47 @@ export interface JobEvent {
 /**
  * The events of one NOTIFY pmt_jobs payload: an object for one event, an
  * array for several written by one statement (pmt_jobs.notify_events).
- * Accepts the payload as text or as pg-listen's parsed JSON.
+ * Accepts the payload as text or as pg-listen's parsed JSON. Any role that
+ * may connect can NOTIFY pmt_jobs: what is not valid JSON or not shaped like
+ * an event is left out, never thrown.
  */
 export function parseJobEvents(payload: unknown): JobEvent[] {
-  const value: unknown = typeof payload === "string" ? JSON.parse(payload) : payload;
+  let value: unknown = payload;
+  if (typeof payload === "string") {
+    try {
+      value = JSON.parse(payload);
+    } catch {
+      return [];
+    }
+  }
   const events = Array.isArray(value) ? value : [value];
-  return events.filter((e): e is JobEvent => typeof e === "object" && e !== null && typeof (e as JobEvent).id === "number");
+  return events.filter(isJobEvent);
+}
+
+const STATUSES: readonly string[] = ["running", "succeeded", "failed", "abandoned"] satisfies JobStatus[];
+const whole = (v: unknown): boolean => Number.isSafeInteger(v);
+const text = (v: unknown): boolean => typeof v === "string";
+const textOrNull = (v: unknown): boolean => v === null || typeof v === "string";
+
+function isJobEvent(e: unknown): e is JobEvent {
+  if (typeof e !== "object" || e === null) return false;
+  const v = e as Record<string, unknown>;
+  return (
+    (v.op === "insert" || v.op === "update" || v.op === "replay") &&
+    whole(v.id) &&
+    whole(v.job_id) &&
+    whole(v.attempt) &&
+    whole(v.max_attempts) &&
+    whole(v.seq) &&
+    text(v.task) &&
+    text(v.worker_id) &&
+    text(v.started_at) &&
+    textOrNull(v.queue) &&
+    textOrNull(v.finished_at) &&
+    textOrNull(v.error_class) &&
+    (v.duration_ms === null || typeof v.duration_ms === "number") &&
+    STATUSES.includes(v.status as string)
+  );
 }
 
 /** Events of rows changed at or after `seq` (microseconds since the epoch), oldest first, with their full errors. */

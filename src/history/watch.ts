@@ -67,6 +67,7 @@ export async function streamEvents(options: EventStreamOptions): Promise<{ close
     return { ...event, error: error ?? event.error_class };
   };
   subscriber.notifications.on("pmt_jobs", (payload: unknown) => {
+    // Anyone may NOTIFY pmt_jobs: parseJobEvents keeps only well-formed events and never throws.
     for (const event of parseJobEvents(payload)) printing = printing.then(async () => emit(await withError(event)));
   });
   subscriber.events.on("error", (error) => logger.warn({ database, err: errorMessage(error) }, "notification connection error"));

@@ -76,6 +76,15 @@ describe("access", () => {
     expect(hostName("[::1]:80")).toBe("::1");
   });
 
+  it("without a password: refuses a connection from elsewhere or through a proxy, whatever its Host", () => {
+    // nginx's default proxy_pass to 127.0.0.1 sends a loopback Host: the socket and the forwarding headers tell.
+    expect(decideAccess(request({ host: "127.0.0.1:9464" }, "10.1.2.3"), { user: "admin" })).toMatchObject({ ok: false, status: 403 });
+    for (const header of ["x-forwarded-for", "forwarded", "x-real-ip", "via", "x-forwarded-host"]) {
+      expect(decideAccess(request({ host: "127.0.0.1:9464", [header]: "203.0.113.9" }), { user: "admin" }), header).toMatchObject({ ok: false, status: 403 });
+    }
+    expect(decideAccess(request({ host: "127.0.0.1:9464" }, "::ffff:127.0.0.1"), { user: "admin" })).toMatchObject({ ok: true });
+  });
+
   it("CSRF: the cookie and the form's token must be equal; another site's request is refused", () => {
     const token = "t".repeat(43);
     const cookie = `other=1; pmt_console_csrf=${token}`;
@@ -91,6 +100,9 @@ describe("access", () => {
   it("masks addresses: the organisation shows, the mailbox does not", () => {
     expect(maskEmails("mail to jane.doe+x@example.org and ann@b.example.co.uk refused")).toBe("mail to j…@example.org and a…@b.example.co.uk refused");
     expect(maskEmails("no address here")).toBe("no address here");
+    // Cut short by the payload summary's 200 characters, or not ASCII: still masked.
+    expect(maskEmails('{"to": "ann@x.org, bob.smith@exam… (312 chars)"}')).toBe('{"to": "a…@x.org, b…@exam… (312 chars)"}');
+    expect(maskEmails("jane@bücher.de, jöhn@example.org")).toBe("j…@bücher.de, j…@example.org");
   });
 });
 

@@ -31,9 +31,17 @@ describe("parseJobEvents", () => {
     expect(parseJobEvents([event(3)])).toEqual([event(3)]);
   });
 
-  it("leaves out what is not an event", () => {
+  it("leaves out what is not an event, and never throws: any role may NOTIFY pmt_jobs", () => {
     expect(parseJobEvents("null")).toEqual([]);
     expect(parseJobEvents([1, "x", null, { id: "7" }, event(4)])).toEqual([event(4)]);
-    expect(() => parseJobEvents("{not json")).toThrow();
+    expect(parseJobEvents("{not json")).toEqual([]);
+    // pg-listen hands over a payload it parsed: '"x"' arrives as the string x.
+    expect(parseJobEvents("x")).toEqual([]);
+    expect(parseJobEvents({ id: 1 })).toEqual([]);
+    expect(parseJobEvents({ ...event(5), seq: "1\ndata: forged" })).toEqual([]);
+    expect(parseJobEvents({ ...event(6), seq: Number.NaN })).toEqual([]);
+    expect(parseJobEvents({ ...event(7), status: "<b>owned</b>" })).toEqual([]);
+    expect(parseJobEvents({ ...event(8), task: 42 })).toEqual([]);
+    expect(parseJobEvents({ ...event(9), op: "delete" })).toEqual([]);
   });
 });
