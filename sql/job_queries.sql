@@ -23,8 +23,10 @@ select started_at, task, job_id, attempt, status, error
 from pmt_jobs.job_history
 where status in ('failed', 'abandoned') and started_at > now() - interval '24 hours';
 
--- Jobs that used up their attempts (graphile-worker keeps them): retry one with
---   select graphile_worker.reschedule_jobs(array[<id>]::bigint[], run_at := now(), attempts := 0);
+-- Jobs that used up their attempts (graphile-worker keeps them): give one another
+-- attempt, now, as `pmt-worker jobs retry <id>` and the console's Retry do, with
+--   select graphile_worker.reschedule_jobs(array[<id>]::bigint[], run_at := now(),
+--     max_attempts := (select attempts + 1 from graphile_worker.jobs where id = <id>));
 select id, task_identifier, attempts, max_attempts, last_error
 from graphile_worker.jobs
 where attempts >= max_attempts;

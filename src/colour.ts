@@ -51,3 +51,29 @@ const SGR = /\x1b\[[0-9;]*m/g;
 export function visibleLength(text: string): number {
   return text.replace(SGR, "").length;
 }
+
+// eslint-disable-next-line no-control-regex
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+/** Exactly the codes colours() writes. */
+// eslint-disable-next-line no-control-regex
+const OUR_SGR = /(\x1b\[(?:1|2|22|31|32|33|36|39)m)/;
+
+/**
+ * `text` safe to print on a terminal: control characters (an escape sequence
+ * in a task name or an error could retitle the window, move the cursor or
+ * hide a line), DEL, C1 and bidirectional controls written as \xHH or \uHHHH.
+ * Newlines too: one value stays on its line. With `keepColours`, the colour
+ * codes colours() writes pass, so a finished table cell can be cleaned.
+ */
+export function printable(text: string, keepColours = false): string {
+  const clean = (part: string) =>
+    part.replace(UNPRINTABLE, (ch) => {
+      const code = ch.charCodeAt(0);
+      return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+    });
+  if (!keepColours) return clean(text);
+  return text
+    .split(OUR_SGR)
+    .map((part, i) => (i % 2 === 1 ? part : clean(part)))
+    .join("");
+}

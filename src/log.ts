@@ -2,7 +2,7 @@ import { createRequire } from "node:module";
 import tty from "node:tty";
 import type { Logger as GraphileLogger, LogLevel as GraphileLogLevel } from "graphile-worker";
 import type { DestinationStream, Logger } from "pino";
-import { colourEnabled, colours, type Colours } from "./colour.js";
+import { colourEnabled, colours, printable, type Colours } from "./colour.js";
 import { redactText } from "./redact.js";
 
 export type { Logger };
@@ -98,10 +98,11 @@ export function prettyLine(json: string, c: Colours = colours(false)): string {
       }
       return `${key}=${typeof value === "string" && /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value)}`;
     });
+  // Escape sequences in a message or a value (a task name, an error from the database) are shown, never obeyed.
   const paint = c[LEVEL_COLOURS[level] ?? "bold"];
-  const head = `${c.dim(time)} ${paint(level.toUpperCase().padEnd(5))} ${String(entry.msg ?? "")}`;
-  const tail = fields.length ? `  ${c.dim(fields.join(" "))}` : "";
-  return `${head}${tail}\n${stacks.map((l) => c.dim(`    ${l.trim()}`) + "\n").join("")}`;
+  const head = `${c.dim(printable(time))} ${paint(printable(level.toUpperCase().padEnd(5)))} ${printable(String(entry.msg ?? ""))}`;
+  const tail = fields.length ? `  ${c.dim(printable(fields.join(" ")))}` : "";
+  return `${head}${tail}\n${stacks.map((l) => c.dim(`    ${printable(l.trim())}`) + "\n").join("")}`;
 }
 
 /** stderr as a logger's destination (a command's logs, so that stdout carries only its output). */

@@ -3,7 +3,7 @@
  * durations in src/human.ts's one format, colours on a terminal), and JSON for
  * programs (durations in seconds, sizes in bytes, timestamps in ISO 8601).
  */
-import { colours, visibleLength, type Colours } from "../colour.js";
+import { colours, printable, visibleLength, type Colours } from "../colour.js";
 import { humanDuration, isoSeconds } from "../human.js";
 import type { JobEvent, JobRunRow } from "../history/queries.js";
 
@@ -14,9 +14,10 @@ export function formatDuration(ms: number | null): string {
   return ms === null ? "" : humanDuration(ms / 1000);
 }
 
+/** The first line of `text`, cut to `max` characters, printable on a terminal. */
 export function firstLine(text: string | null | undefined, max = 80): string {
   if (!text) return "";
-  const line = text.split("\n")[0]!;
+  const line = printable(text.split("\n")[0]!);
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
@@ -25,8 +26,9 @@ export function section(database: string, text: string, c: Colours = PLAIN): str
   return `${c.bold(`== ${database} ==`)}\n${text}\n`;
 }
 
-/** Columns padded to their widest cell (colour codes take no room). */
-export function table(headers: string[], rows: string[][], c: Colours = PLAIN): string {
+/** Columns padded to their widest cell (colour codes take no room); control characters in a cell are escaped. */
+export function table(headers: string[], unsafeRows: string[][], c: Colours = PLAIN): string {
+  const rows = unsafeRows.map((r) => r.map((cell) => printable(cell, true)));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => visibleLength(r[i] ?? ""))));
   const line = (cells: string[]) =>
     cells
@@ -75,7 +77,7 @@ export function formatEvent(e: JobEvent, database?: string, c: Colours = PLAIN):
       : e.status === "succeeded"
         ? `${statusColour("succeeded", c)} in ${formatDuration(e.duration_ms)}`
         : `${statusColour(e.status, c)} after ${formatDuration(e.duration_ms)}: ${firstLine(e.error ?? e.error_class, 200)}`;
-  return `${when}  ${database ? `${database}  ` : ""}job ${e.job_id}  ${e.task}  attempt ${e.attempt}/${e.max_attempts}  ${what}\n`;
+  return `${when}  ${database ? `${printable(database)}  ` : ""}job ${e.job_id}  ${printable(e.task)}  attempt ${e.attempt}/${e.max_attempts}  ${what}\n`;
 }
 
 /** node-postgres's parsed `interval` (postgres-interval): its fields, unset ones absent. */

@@ -1,8 +1,10 @@
+import os from "node:os";
 import type { Command } from "commander";
 import type { JobStatus } from "../db/schema.js";
 import { stdoutColours } from "../colour.js";
 import { UserError } from "../errors.js";
-import { formatRuns, jsonRow } from "./format.js";
+import type { Retried } from "../history/retry.js";
+import { firstLine, formatRuns, jsonRow } from "./format.js";
 import { oneOf, positiveInt } from "./options.js";
 
 const STATUSES = ["running", "succeeded", "failed", "abandoned"] as const satisfies readonly JobStatus[];
@@ -42,7 +44,7 @@ Examples:
   jobs
     .command("retry <job>")
     .description(
-      "run a job that failed for good (used all its attempts) again now, attempts reset; <job> is the job column of pmt-worker jobs (job ids are per database)",
+      "give a job that failed for good (used all its attempts) one more attempt, now, as the console's Retry does (its payload records who asked); <job> is the job column of pmt-worker jobs (job ids are per database)",
     )
     .option("--database <name>", "the served database the job is in (needed when several are served)")
     .addHelpText(
@@ -59,9 +61,24 @@ Examples:
       if (!/^\d{1,18}$/.test(job) || Number(job) < 1) {
         throw new UserError(`${JSON.stringify(job.slice(0, 40))} is not a job id: expected the number in the job column of pmt-worker jobs`);
       }
-      const [{ withDatabases }, { retryJob, formatRetried }] = await Promise.all([import("./context.js"), import("./retry.js")]);
+      const [{ withDatabases }, { retryJob }] = await Promise.all([import("./context.js"), import("../history/retry.js")]);
       await withDatabases({ database, requireOne: "jobs retry" }, async ({ pool }) => {
-        process.stdout.write(formatRetried(await retryJob(pool, Number(job))));
+        process.stdout.write(formatRetried(await retryJob(pool, Number(job), `pmt-worker jobs retry as ${osUser()}`)));
       });
     });
+}
+
+/** The operating-system user running the command, for the job's `retriedBy`. */
+function osUser(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? "?"}`;
+  }
+}
+
+/** What `jobs retry` prints. */
+export function formatRetried(r: Retried): string {
+  const error = r.lastError ? `; its last error: ${firstLine(r.lastError, 160)}` : "";
+  return `job ${r.id} (${r.task}) queued to run again now as attempt ${r.attempt} of ${r.attempt} (it had used all ${r.attempts})${error}\n`;
 }

@@ -98,19 +98,24 @@ Examples:
     .command("apply")
     .description(
       "apply retention now, as after each backup: print the plan, then (once confirmed) delete the backups it prunes and tag the kept ones with their tiers. " +
-        "Asks before deleting on a terminal; elsewhere (cron, a script) give --yes",
+        "Asks before deleting on a terminal; elsewhere (cron, a script) give --yes. Only the backups shown are pruned: one that the plan adds meanwhile waits for the next run",
     )
     .option("--database <name>", DATABASE_OPTION)
     .option("--yes", "apply without asking (needed when stdin is not a terminal)")
+    .option("--json", "with --yes: one JSON object per database (what was pruned, kept and left for the next run; sizes in bytes)")
     .addHelpText(
       "after",
       `
 Examples:
   $ pmt-worker retention apply                     shows each database's plan and asks before pruning
   $ pmt-worker retention apply --database bmgf --yes
+  $ pmt-worker retention apply --yes --json        for a script
   (pmt-worker retention plan shows the same plan and changes nothing)`,
     )
-    .action(async (opts: { database?: string; yes?: boolean }) => {
+    .action(async (opts: { database?: string; yes?: boolean; json?: boolean }) => {
+      if (opts.json && !opts.yes) {
+        throw new UserError("retention apply --json needs --yes: JSON output asks nothing (run pmt-worker retention plan --json to see what it would do)");
+      }
       // Before any database is opened: a script that cannot answer learns it at once.
       if (!opts.yes && !process.stdin.isTTY) {
         throw new UserError(
@@ -123,25 +128,50 @@ Examples:
         import("../retention/apply.js"),
       ]);
       const c = stdoutColours();
+      const brief = (b: { id: number; file: string | null; started_at: Date; bytes: number | null }) => ({
+        id: b.id,
+        file: b.file,
+        started_at: b.started_at,
+        bytes: b.bytes,
+      });
       await withDatabases({ database: opts.database, ownCheck: true }, async ({ config, pool, url, logger }) => {
         const all = backupTargets(url, config.backup);
         for (const target of opts.database ? [findTarget(all, opts.database)] : all) {
           const plan = await planDatabase(config, pool, target.database);
-          process.stdout.write(formatPlan(plan, c));
+          if (!opts.json) process.stdout.write(formatPlan(plan, c));
           const prune = plan.prune.length;
           if (prune && !opts.yes) {
             const oldest = Math.min(...plan.prune.map((b) => b.started_at.getTime()));
-            const asked = `${target.database}: delete ${prune} ${prune === 1 ? "backup" : "backups"} (${humanBytes(bytesOf(plan.prune))}, the oldest ${humanSpan((Date.now() - oldest) / 1000)} old)?`;
+            const noCopy = plan.pruneWithoutCopy.length
+              ? `; ${plan.pruneWithoutCopy.length} of them ${plan.pruneWithoutCopy.length === 1 ? "has" : "have"} no offsite copy yet (BACKUP_DIR is below BACKUP_MIN_FREE_MB) and will exist nowhere`
+              : "";
+            const asked = `${target.database}: delete ${prune} ${prune === 1 ? "backup" : "backups"} (${humanBytes(bytesOf(plan.prune))}, the oldest ${humanSpan((Date.now() - oldest) / 1000)} old${noCopy})?`;
             if (!(await confirm(asked))) {
               process.stdout.write(`${target.database}: not applied\n`);
               continue;
             }
           }
-          // Planned again as it applies: a backup finished or copied since is decided on as it is now.
-          const done = await applyRetention(config, pool, logger, target.database);
+          // Planned again as it applies, but only what was shown (and confirmed) is pruned.
+          const done = await applyRetention(config, pool, logger, target.database, new Date(), { only: new Set(plan.prune.map((b) => b.id)) });
+          if (opts.json) {
+            process.stdout.write(
+              JSON.stringify({
+                database: target.database,
+                pruned: done.prune.map(brief),
+                pruned_without_offsite_copy: done.pruneWithoutCopy.map((b) => b.id),
+                kept: done.keep.length,
+                left_for_next_run: done.deferred.map(brief),
+                unknown_files: done.unknownFiles,
+              }) + "\n",
+            );
+            continue;
+          }
           const without = done.pruneWithoutCopy.length ? c.red(` (${done.pruneWithoutCopy.length} without an offsite copy: BACKUP_DIR is nearly full)`) : "";
+          const deferred = done.deferred.length
+            ? `; ${done.deferred.length} more the plan now prunes ${done.deferred.length === 1 ? "was" : "were"} not shown and left for the next run (ids ${done.deferred.map((b) => b.id).join(", ")})`
+            : "";
           process.stdout.write(
-            `${target.database}: pruned ${done.prune.length} ${done.prune.length === 1 ? "backup" : "backups"} (${humanBytes(bytesOf(done.prune))})${without}, kept ${done.keep.length}\n`,
+            `${target.database}: pruned ${done.prune.length} ${done.prune.length === 1 ? "backup" : "backups"} (${humanBytes(bytesOf(done.prune))})${without}, kept ${done.keep.length}${deferred}\n`,
           );
         }
       });

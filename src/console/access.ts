@@ -106,13 +106,17 @@ export function csrfProblem(req: http.IncomingMessage, formToken: string | undef
   if (typeof site === "string" && site !== "same-origin" && site !== "none") return `a ${site} request (Sec-Fetch-Site)`;
   const origin = req.headers.origin;
   if (typeof origin === "string" && origin !== "null") {
-    let originHost: string | undefined;
-    try {
-      originHost = new URL(origin).host;
-    } catch {
-      originHost = undefined;
-    }
-    if (originHost !== req.headers.host) return "the request's Origin is another site";
+    // Both as URL writes them (lower case, no default port): Host: Console.Example.org:443 is https://console.example.org.
+    const hostOf = (url: string): string | undefined => {
+      try {
+        return new URL(url).host;
+      } catch {
+        return undefined;
+      }
+    };
+    const originUrl = hostOf(origin) === undefined ? undefined : new URL(origin);
+    const host = originUrl && req.headers.host ? hostOf(`${originUrl.protocol}//${req.headers.host}`) : undefined;
+    if (!originUrl || originUrl.host !== host) return "the request's Origin is another site";
   }
   const cookie = cookieValue(req.headers.cookie, CSRF_COOKIE);
   if (!cookie || !formToken) return "no CSRF token (reload the page and try again)";

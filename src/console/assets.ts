@@ -133,6 +133,7 @@ const JS = `"use strict";
     c[9].textContent = "";
     if (e.status === "failed" && e.attempt >= e.max_attempts) c[9].appendChild(retryForm(f, e.job_id));
     tr.className = "row-" + e.status;
+    tr.setAttribute("data-seq", String(e.seq));
   }
   function matches(e, f) {
     if (f.task && e.task !== f.task) return false;
@@ -145,16 +146,17 @@ const JS = `"use strict";
   function live(table) {
     var f = table.dataset;
     var state = document.getElementById("live-state");
-    function show(s) { if (state) { state.setAttribute("data-state", s); state.textContent = s === "live" ? "live" : s + "…"; } }
+    function show(s) { if (state) { state.setAttribute("data-state", s); state.textContent = s === "live" ? "live" : s === "busy" ? "busy, retrying…" : s + "…"; } }
     var es = new EventSource(f.events);
     es.addEventListener("state", function (m) { show(JSON.parse(m.data)); });
-    es.onerror = function () { show("reconnecting"); };
+    es.onerror = function () { if (!state || state.getAttribute("data-state") !== "busy") show("reconnecting"); };
     es.onmessage = function (m) {
       var e = JSON.parse(m.data);
       var body = table.tBodies[0];
       var row = null;
       for (var i = 0; i < body.rows.length; i++) if (body.rows[i].getAttribute("data-run") === String(e.id)) { row = body.rows[i]; break; }
-      if (row) { fill(row, e, f); return; }
+      // An event older than what the row shows (a replay after a reconnect) changes nothing.
+      if (row) { if (!(Number(row.getAttribute("data-seq")) >= e.seq)) fill(row, e, f); return; }
       if (f.insert !== "yes" || !matches(e, f)) return;
       row = document.createElement("tr");
       row.setAttribute("data-run", String(e.id));

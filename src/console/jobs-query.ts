@@ -8,6 +8,7 @@
  * Cursors carry started_at to the microsecond, as text.
  */
 import type { JobStatus } from "../db/schema.js";
+import { UserError } from "../errors.js";
 import type { JobRunRow } from "../history/queries.js";
 import type { Query } from "./read.js";
 
@@ -35,7 +36,12 @@ export interface Cursor {
 }
 
 /** A history row as the page gets it: the times as text (started_at to the microsecond, ISO 8601 UTC: the cursor's). */
-export type JobRow = Omit<JobRunRow, "started_at" | "finished_at"> & { started_at: string; finished_at: string | null };
+export type JobRow = Omit<JobRunRow, "started_at" | "finished_at"> & {
+  started_at: string;
+  finished_at: string | null;
+  /** updated_at in µs: the live events' seq, so the page ignores an event older than the row it shows. */
+  seq: number;
+};
 
 export interface JobsPage {
   rows: JobRow[];
@@ -47,9 +53,18 @@ export interface JobsPage {
 
 const CURSOR = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z)~(\d{1,18})$/;
 
-export function parseCursor(text: string | null | undefined): Cursor | undefined {
-  const m = CURSOR.exec(text ?? "");
-  return m ? { at: m[1]!, id: Number(m[2]) } : undefined;
+/** A cursor from the page's link; undefined when absent; a UserError (400) naming the parameter when malformed. */
+export function parseCursor(text: string | null | undefined, name = "cursor"): Cursor | undefined {
+  if (!text) return undefined;
+  const m = CURSOR.exec(text);
+  // The shape alone lets 2026-13-45T99:99:99Z through, which PostgreSQL would refuse with a 500.
+  const at = m && new Date(m[1]!);
+  if (!m || !at || Number.isNaN(at.getTime()) || at.toISOString().slice(0, 19) !== m[1]!.slice(0, 19)) {
+    throw new UserError(
+      `${name}: ${JSON.stringify(text.slice(0, 60))} is not a page cursor: expected <time>~<id> as the page's links give, e.g. 2026-12-01T13:00:00.123456Z~42`,
+    );
+  }
+  return { at: m[1]!, id: Number(m[2]) };
 }
 
 export function formatCursor(c: Cursor): string {
@@ -75,7 +90,8 @@ export async function jobsPage(q: Query, filter: JobsFilter): Promise<JobsPage> 
   const rows = await q<JobRow>(
     `select id::float8 as id, job_id::float8 as job_id, task, attempt, max_attempts, queue, status,
             ${ISO_US} as started_at, finished_at::text as finished_at,
-            round(extract(epoch from duration) * 1000)::float8 as duration_ms, error, worker_id, payload_summary
+            round(extract(epoch from duration) * 1000)::float8 as duration_ms, error, worker_id, payload_summary,
+            (extract(epoch from updated_at) * 1000000)::bigint::float8 as seq
      from pmt_jobs.job_run r ${where.length ? `where ${where.join(" and ")}` : ""}
      order by ${order} limit ${param(limit + 1)}`,
     values,

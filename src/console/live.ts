@@ -10,11 +10,20 @@ import type pg from "pg";
 import { createDb } from "../db/kysely.js";
 import type { Db } from "../db/schema.js";
 import { errorMessage } from "../errors.js";
-import { eventsSince, type JobEvent } from "../history/queries.js";
+import type { JobEvent } from "../history/queries.js";
 import { streamEvents } from "../history/watch.js";
 import type { Logger } from "../log.js";
+import { readOnly } from "./read.js";
 
 const HEARTBEAT_MS = 15_000;
+/**
+ * A browser that comes back with Last-Event-ID is given what changed since,
+ * but at most this far back and this many rows (oldest first): the page it
+ * reloads shows the rest. An id from long ago (or a forged "1") costs one
+ * bounded read, not a scan of the history.
+ */
+export const REPLAY_WINDOW_S = 15 * 60;
+export const REPLAY_MAX_ROWS = 1000;
 /** The LISTEN connection's name in pg_stat_activity. */
 export const LIVE_APPLICATION_NAME = "pmt-worker console live";
 
@@ -29,16 +38,18 @@ function named(url: string): string {
   }
 }
 
-type Listener = (message: { event: JobEvent } | { state: "reconnecting" | "live" }) => void;
+type Listener = (message: { event: JobEvent } | { state: "reconnecting" | "live" | "closed" }) => void;
 
 /** One database's stream, started with its first subscriber, kept until close(). */
 export class LiveFeed {
   private listeners = new Set<Listener>();
   private started: Promise<{ close(): Promise<void> }> | undefined;
   readonly db: Db;
+  readonly pool: pg.Pool;
 
   constructor(private readonly options: { database: string; url: string; pool: pg.Pool; logger: Logger }) {
     this.db = createDb(options.pool);
+    this.pool = options.pool;
   }
 
   private start(): Promise<unknown> {
@@ -68,29 +79,70 @@ export class LiveFeed {
     return () => this.listeners.delete(listener);
   }
 
+  /** Ends the stream; its subscribers are told ("closed"), so their browsers reconnect to the feed that replaces it. */
   async close(): Promise<void> {
+    const listeners = [...this.listeners];
     this.listeners.clear();
+    listeners.forEach((l) => l({ state: "closed" }));
     const s = await this.started?.catch(() => undefined);
     this.started = undefined;
     await s?.close();
   }
 }
 
+/** The rows changed since `seq` (µs since the epoch), clamped to the replay window, oldest first, with their full errors. */
+async function replay(pool: pg.Pool, seq: number): Promise<JobEvent[]> {
+  const rows = await readOnly(pool, (q) =>
+    q<{ event: JobEvent; error: string | null }>(
+      `select pmt_jobs.job_run_event(r, 'replay') as event, r.error
+       from pmt_jobs.job_run r
+       where r.updated_at >= greatest(to_timestamp($1::float8 / 1000000), now() - make_interval(secs => $2))
+       order by r.updated_at
+       limit $3`,
+      [seq, REPLAY_WINDOW_S, REPLAY_MAX_ROWS],
+    ),
+  );
+  return rows.map((r) => ({ ...r.event, error: r.error }));
+}
+
+/** The state line a stream sends: `live`, `reconnecting` (its LISTEN is being re-established), `busy` (refused for now). */
+function stateLine(state: string): string {
+  return `event: state\ndata: ${JSON.stringify(state)}\n\n`;
+}
+
+/**
+ * Answers a stream that cannot be served now (too many open): a valid, empty
+ * event stream that asks the browser to come back in `retryMs` (a 503 would
+ * make EventSource give up for good).
+ */
+export function refuseStream(res: http.ServerResponse, headers: Record<string, string>, retryMs: number): void {
+  res.writeHead(200, { ...headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store" });
+  res.end(`retry: ${retryMs}\n\n${stateLine("busy")}`);
+}
+
 /**
  * Serves one browser's event stream until it goes. `present` shapes each
  * event for this viewer (masked addresses). Events since Last-Event-ID, if
- * the browser sends one, come first.
+ * the browser sends one (within the replay window), come first; live events
+ * arriving meanwhile follow them. The stream ends when its feed closes (the
+ * database's instance was replaced): the browser reconnects with its last id.
  */
 export async function serveEvents(
   req: http.IncomingMessage,
   res: http.ServerResponse,
   feed: LiveFeed,
-  present: (event: JobEvent) => unknown,
-  logger: Logger,
+  options: { present: (event: JobEvent) => unknown; logger: Logger; headers: Record<string, string> },
 ): Promise<void> {
-  res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", connection: "keep-alive", "x-accel-buffering": "no" });
+  res.writeHead(200, {
+    ...options.headers,
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-store",
+    connection: "keep-alive",
+    "x-accel-buffering": "no",
+  });
+  if (req.method === "HEAD") return void res.end();
   res.write("retry: 1000\n\n");
-  const send = (event: JobEvent) => res.write(`id: ${Number(event.seq)}\ndata: ${JSON.stringify(present(event))}\n\n`);
+  const send = (event: JobEvent) => res.write(`id: ${Number(event.seq)}\ndata: ${JSON.stringify(options.present(event))}\n\n`);
   let unsubscribe: (() => void) | undefined;
   const timer = setInterval(() => res.write(": keep-alive\n\n"), HEARTBEAT_MS);
   timer.unref();
@@ -100,21 +152,32 @@ export async function serveEvents(
   };
   // The response's close, not the request's: a request without a body may close once read, while the stream goes on.
   res.on("close", end);
+  // Live events that arrive while the replay is read wait for it.
+  let held: JobEvent[] | undefined = [];
   try {
     unsubscribe = await feed.subscribe((message) => {
-      if ("event" in message) send(message.event);
-      else res.write(`event: state\ndata: ${JSON.stringify(message.state)}\n\n`);
+      if ("event" in message) {
+        if (held) held.push(message.event);
+        else send(message.event);
+      } else if (message.state === "closed") {
+        end();
+        res.end();
+      } else res.write(stateLine(message.state));
     });
     if (res.destroyed) return end();
-    res.write(`event: state\ndata: "live"\n\n`);
+    res.write(stateLine("live"));
     const last = Number(req.headers["last-event-id"]);
     if (Number.isSafeInteger(last) && last > 0) {
-      for (const event of await eventsSince(feed.db, last)) if (event.seq > last) send(event);
+      for (const event of await replay(feed.pool, last)) if (event.seq > last) send(event);
     }
   } catch (error) {
-    logger.warn({ err: errorMessage(error) }, "console: the live feed could not start");
-    res.write(`event: state\ndata: "reconnecting"\n\n`);
+    options.logger.warn({ err: errorMessage(error) }, "console: the live feed could not start");
+    if (!res.destroyed) res.write(stateLine("reconnecting"));
     end();
     res.end();
+  } finally {
+    const waiting = held ?? [];
+    held = undefined;
+    if (!res.writableEnded) waiting.forEach(send);
   }
 }

@@ -38,7 +38,7 @@ export function exportsHtml(ctx: PageContext, filter: { status?: string; beforeI
             html`<tr data-request="${r.id}">
               <td>${r.id}</td>
               <td>${time(r.requested_at)}</td>
-              <td>${r.requested_by}</td>
+              <td>${shown(ctx, r.requested_by)}</td>
               <td>${r.format}</td>
               <td class="recipient">${shown(ctx, r.recipient)}</td>
               <td>${status(r.status)}</td>

@@ -74,7 +74,7 @@ export function jobsPageHtml(ctx: PageContext, filter: JobsFilter, tasks: string
 
 function jobRow(ctx: PageContext, r: JobRow) {
   const payload = JSON.stringify(r.payload_summary ?? {});
-  return html`<tr data-run="${r.id}" class="row-${r.status}">
+  return html`<tr data-run="${r.id}" data-seq="${r.seq}" class="row-${r.status}">
     <td>${time(r.started_at)}</td>
     <td>${r.task}</td>
     <td>${r.job_id}</td>

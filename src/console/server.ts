@@ -15,13 +15,14 @@ import type { Logger } from "../log.js";
 import { redactText } from "../redact.js";
 import { planRetention } from "../retention/policy.js";
 import { CSRF_FIELD, cookieValue, csrfCookieHeader, csrfProblem, decideAccess, maskEmails, newCsrfToken, type AccessConfig, type Viewer } from "./access.js";
-import { enqueueBackup, enqueueTestRestore, retryJob, type ActionTasks } from "./actions.js";
+import { retryJob } from "../history/retry.js";
+import { enqueueBackup, enqueueTestRestore, type ActionTasks } from "./actions.js";
 import { assets } from "./assets.js";
 import { backupCalendar } from "./calendar.js";
 import { nextRun } from "./cron.js";
 import { escapeHtml } from "./html.js";
 import { JOB_STATUSES, PAGE_SIZE, historyTasks, jobsPage, parseCursor, type JobsFilter } from "./jobs-query.js";
-import { LiveFeed, serveEvents } from "./live.js";
+import { LiveFeed, refuseStream, serveEvents } from "./live.js";
 import type { PageContext } from "./layout.js";
 import { backupsHtml, type RetentionView } from "./page-backups.js";
 import { exportsHtml } from "./page-exports.js";
@@ -81,8 +82,16 @@ const SECURITY_HEADERS = {
 const MAX_FORM_BYTES = 8192;
 /** The 30-day chart reads a month of history (a third of a million rows at 1M in 90 days): counted at most once a minute per database. */
 const DAILY_COUNTS_TTL_MS = 60_000;
-/** Open live streams at once (each an open connection): more are refused with 503 and the browser retries. */
+/**
+ * Open live streams at once (each an open connection), in all and from one
+ * client address (a reverse proxy counts as one client): more are answered
+ * with an empty stream that asks the browser to come back in BUSY_RETRY_MS.
+ */
 const MAX_STREAMS = 100;
+const MAX_STREAMS_PER_CLIENT = 20;
+const BUSY_RETRY_MS = 30_000;
+/** How soon a stream of a replaced instance is ended (so its browser reconnects to the new one). */
+const FEED_SWEEP_MS = 5_000;
 
 const NOTICES: Record<string, (job: number) => string> = {
   retried: (job) => `Job ${job} will run again now: its next attempt appears below as it starts.`,
@@ -97,12 +106,33 @@ export function createConsole(source: ConsoleSource): Console {
   const feeds = new Map<string, { pool: pg.Pool; feed: LiveFeed }>();
   const dailyCounts = new Map<string, { at: number; rows: Awaited<ReturnType<typeof Q.jobCounts>> }>();
   let streams = 0;
+  const streamsOf = new Map<string, number>();
+  /**
+   * Feeds whose database went away or whose instance was replaced (a new
+   * pool) are closed, which ends their streams: the browsers reconnect with
+   * their last event id and are served by the instance now running. Checked
+   * on each request and every few seconds while a feed is open.
+   */
+  let sweeper: NodeJS.Timeout | undefined;
+  const sweep = () => {
+    const now = new Map(source.databases().map((d) => [d.name, d.pool]));
+    for (const [name, known] of feeds) {
+      if (now.get(name) === known.pool) continue;
+      feeds.delete(name);
+      void known.feed.close();
+    }
+    if (!feeds.size && sweeper) {
+      clearInterval(sweeper);
+      sweeper = undefined;
+    }
+  };
   const feedOf = (d: ConsoleDatabase & { pool: pg.Pool }) => {
+    sweep();
     const known = feeds.get(d.name);
-    if (known && known.pool === d.pool) return known.feed;
-    void known?.feed.close();
+    if (known) return known.feed;
     const feed = new LiveFeed({ database: d.name, url: d.url, pool: d.pool, logger: source.logger });
     feeds.set(d.name, { pool: d.pool, feed });
+    sweeper ??= setInterval(sweep, FEED_SWEEP_MS).unref();
     return feed;
   };
 
@@ -118,6 +148,7 @@ export function createConsole(source: ConsoleSource): Console {
 
   async function route(req: http.IncomingMessage, res: http.ServerResponse, url: URL, viewer: Viewer, csrf: string, setCookie: string[]) {
     const path = url.pathname;
+    if (feeds.size) sweep();
     const all = source.databases();
     const chosen = all.find((d) => d.name === url.searchParams.get("db")) ?? all[0];
     if (!chosen) return errorPage(res, 503, "this worker serves no database yet");
@@ -163,18 +194,31 @@ export function createConsole(source: ConsoleSource): Console {
         return send(res, 200, jobsPageHtml(ctxOf(), filter, tasks, page), headers);
       }
       case "/console/jobs/events": {
-        if (streams >= MAX_STREAMS) return errorPage(res, 503, `${MAX_STREAMS} live streams are open: try again later`);
+        const client = req.socket.remoteAddress ?? "?";
+        const mine = streamsOf.get(client) ?? 0;
+        if (streams >= MAX_STREAMS || mine >= MAX_STREAMS_PER_CLIENT) return refuseStream(res, SECURITY_HEADERS, BUSY_RETRY_MS);
         streams++;
-        res.on("close", () => streams--);
-        return serveEvents(req, res, feedOf({ ...chosen, pool }), (e) => present(e, viewer), source.logger);
+        streamsOf.set(client, mine + 1);
+        res.on("close", () => {
+          streams--;
+          const left = (streamsOf.get(client) ?? 1) - 1;
+          if (left > 0) streamsOf.set(client, left);
+          else streamsOf.delete(client);
+        });
+        return serveEvents(req, res, feedOf({ ...chosen, pool }), { present: (e) => present(e, viewer), logger: source.logger, headers: SECURITY_HEADERS });
       }
       case "/console/backups":
         return send(res, 200, await backupsPage(ctxOf(), chosen, pool, url.searchParams.get("database")), headers);
       case "/console/exports": {
-        const statusParam = url.searchParams.get("status") ?? "";
-        const status = (Q.EXPORT_STATUSES as readonly string[]).includes(statusParam) ? statusParam : undefined;
-        const before = Number(url.searchParams.get("before"));
-        const filter = { status, beforeId: Number.isSafeInteger(before) && before > 0 ? before : undefined };
+        const status = url.searchParams.get("status") || undefined;
+        if (status && !(Q.EXPORT_STATUSES as readonly string[]).includes(status)) {
+          throw new UserError(`status: ${JSON.stringify(status.slice(0, 60))} is not an export status: expected one of ${Q.EXPORT_STATUSES.join(", ")}`);
+        }
+        const beforeParam = url.searchParams.get("before") || undefined;
+        if (beforeParam && !/^[1-9]\d{0,17}$/.test(beforeParam)) {
+          throw new UserError(`before: ${JSON.stringify(beforeParam.slice(0, 60))} is not a request id: expected the number the page's links give`);
+        }
+        const filter = { status, beforeId: beforeParam ? Number(beforeParam) : undefined };
         const rows = await readOnly(pool, (q) => Q.exportRequests(q, { ...filter, limit: PAGE_SIZE + 1 }));
         return send(res, 200, exportsHtml(ctxOf(), filter, rows.slice(0, PAGE_SIZE), rows.length > PAGE_SIZE), headers);
       }
@@ -303,13 +347,21 @@ export function createConsole(source: ConsoleSource): Console {
         setCookie.push(csrfCookieHeader(csrf));
       }
       route(req, res, url, decision.viewer, csrf, setCookie).catch((error) => {
+        if (error instanceof UserError) {
+          if (!res.headersSent) errorPage(res, 400, error.message);
+          else res.end();
+          return;
+        }
         source.logger.error({ err: errorMessage(error), path: url.pathname }, "console: page failed");
-        if (!res.headersSent) errorPage(res, 500, `the page failed: ${redactText(errorMessage(error))}`);
+        const message = redactText(errorMessage(error));
+        if (!res.headersSent) errorPage(res, 500, `the page failed: ${decision.viewer.authenticated ? message : maskEmails(message)}`);
         else res.end();
       });
       return true;
     },
     async close() {
+      clearInterval(sweeper);
+      sweeper = undefined;
       await Promise.all([...feeds.values()].map((f) => f.feed.close()));
       feeds.clear();
     },
@@ -326,22 +378,31 @@ function present(event: JobEvent, viewer: Viewer): JobEvent {
   return { ...event, error: event.error && maskEmails(event.error), error_class: event.error_class && maskEmails(event.error_class) };
 }
 
-/** "2026-12-01T13:00" (a datetime-local, UTC) or a full ISO time. */
-function parseTime(value: string | null): Date | undefined {
+/** "2026-12-01T13:00" (a datetime-local, UTC) or a full ISO time; a UserError (400) naming the parameter otherwise. */
+function parseTime(value: string | null, name: string): Date | undefined {
   if (!value) return undefined;
-  const d = new Date(/Z|[+-]\d\d:\d\d$/.test(value) ? value : `${value}Z`);
-  return Number.isNaN(d.getTime()) ? undefined : d;
+  const day = /^(\d{4})-(\d\d)-(\d\d)T\d\d:\d\d/.exec(value);
+  const d = day ? new Date(/Z|[+-]\d\d:\d\d$/.test(value) ? value : `${value}Z`) : undefined;
+  // Date rolls 2026-11-31 over to December: the day must exist in its month.
+  const exists = day && new Date(Date.UTC(+day[1]!, +day[2]! - 1, +day[3]!)).getUTCDate() === +day[3]! && +day[2]! <= 12;
+  if (!d || Number.isNaN(d.getTime()) || !exists) {
+    throw new UserError(`${name}: ${JSON.stringify(value.slice(0, 60))} is not a time: expected YYYY-MM-DDTHH:MM (UTC) or an ISO 8601 time`);
+  }
+  return d;
 }
 
 export function jobsFilter(url: URL): JobsFilter {
   const status = url.searchParams.get("status") ?? "";
+  if (status && !(JOB_STATUSES as readonly string[]).includes(status)) {
+    throw new UserError(`status: ${JSON.stringify(status.slice(0, 60))} is not a job status: expected one of ${JOB_STATUSES.join(", ")}`);
+  }
   return {
     task: url.searchParams.get("task")?.slice(0, 200) || undefined,
-    status: (JOB_STATUSES as readonly string[]).includes(status) ? (status as JobStatus) : undefined,
-    from: parseTime(url.searchParams.get("from")),
-    to: parseTime(url.searchParams.get("to")),
-    before: parseCursor(url.searchParams.get("before")),
-    after: parseCursor(url.searchParams.get("after")),
+    status: status ? (status as JobStatus) : undefined,
+    from: parseTime(url.searchParams.get("from"), "from"),
+    to: parseTime(url.searchParams.get("to"), "to"),
+    before: parseCursor(url.searchParams.get("before"), "before"),
+    after: parseCursor(url.searchParams.get("after"), "after"),
   };
 }
 

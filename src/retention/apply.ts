@@ -26,6 +26,8 @@ export interface RetentionResult {
   /** Backups pruned although their offsite copy is not done, because BACKUP_DIR is nearly full. */
   pruneWithoutCopy: BackupRow[];
   unknownFiles: string[];
+  /** Applied with `only`: backups this plan would prune that were not among those confirmed, left as they are. */
+  deferred: BackupRow[];
 }
 
 /**
@@ -75,7 +77,7 @@ export async function planDatabase(
       keep.push(...waiting.map((backup) => ({ backup, tiers: [] as Tier[], held: "offsite pending" as const })));
     }
   }
-  return { database, keep, prune, pruneWithoutCopy, unknownFiles: await unknownFiles(config, pool) };
+  return { database, keep, prune, pruneWithoutCopy, unknownFiles: await unknownFiles(config, pool), deferred: [] };
 }
 
 /**
@@ -93,8 +95,29 @@ export async function unknownFiles(config: Config, pool: pg.Pool): Promise<strin
     .sort();
 }
 
-export async function applyRetention(config: Config, pool: pg.Pool, logger: Logger, database: string, now = new Date()): Promise<RetentionResult> {
-  const result = await planDatabase(config, pool, database, now, { logger, recordLost: true });
+/**
+ * Plans again (a backup finished or copied since a plan was shown is decided
+ * on as it is now) and applies: tiers written, pruned backups deleted.
+ * `only`: prune no backup outside these ids (those a person confirmed); one
+ * the new plan adds is left for the next run (`deferred`), and one the
+ * confirmed plan had but the new one keeps is kept.
+ */
+export async function applyRetention(
+  config: Config,
+  pool: pg.Pool,
+  logger: Logger,
+  database: string,
+  now = new Date(),
+  options: { only?: ReadonlySet<number> } = {},
+): Promise<RetentionResult> {
+  const planned = await planDatabase(config, pool, database, now, { logger, recordLost: true });
+  const confirmed = (b: BackupRow) => !options.only || options.only.has(b.id);
+  const result: RetentionResult = {
+    ...planned,
+    prune: planned.prune.filter(confirmed),
+    pruneWithoutCopy: planned.pruneWithoutCopy.filter(confirmed),
+    deferred: planned.prune.filter((b) => !confirmed(b)),
+  };
   if (result.pruneWithoutCopy.length) {
     logger.error(
       { database, backups: result.pruneWithoutCopy.map((b) => b.id) },

@@ -18,7 +18,7 @@ import { migrate } from "../../src/db/migrate.js";
 import { seedDemo } from "../../src/exports/demo.js";
 import { createLogger } from "../../src/log.js";
 import { findTools, searchDirs } from "../../src/pgtools/tools.js";
-import { applyRetention } from "../../src/retention/apply.js";
+import { applyRetention, planDatabase } from "../../src/retention/apply.js";
 import { createTestDatabase, type TestDatabase } from "../harness/db.js";
 import { until } from "../harness/wait.js";
 import { testConfig } from "../harness/worker.js";
@@ -185,11 +185,20 @@ describe("retention after a backup", () => {
     fs.writeFileSync(path.join(backupDir, "stranger_20200101T000000Z.dump"), "not ours");
     const strict = testConfig({ BACKUP_DIR: backupDir, RETAIN_DAILY: "1", RETAIN_WEEKLY: "0", RETAIN_MONTHLY: "0", RETAIN_MIN_SUCCESSFUL: "1" });
     const newest = await runBackup({ config: strict, pool: db.pool, logger }, target());
+    // What a person confirmed (retention apply): only those go; the rest of the plan waits, untouched.
+    const plan = await planDatabase(strict, db.pool, db.name);
+    expect(plan.prune.length).toBeGreaterThan(0);
+    const [first, ...others] = plan.prune;
+    const partial = await applyRetention(strict, db.pool, logger, db.name, new Date(), { only: new Set([first!.id]) });
+    expect(partial.prune.map((b) => b.id)).toEqual([first!.id]);
+    expect(partial.deferred.map((b) => b.id)).toEqual(others.map((b) => b.id));
+    for (const b of others) expect((await getBackup(db.pool, b.id))!.status).toBe("succeeded");
     const result = await applyRetention(strict, db.pool, logger, db.name);
     expect(result.keep.map((k) => [k.backup.id, k.tiers])).toEqual([[newest.id, ["daily"]]]);
-    expect(result.prune.length).toBeGreaterThan(0);
+    expect(result.prune.map((b) => b.id)).toEqual(others.map((b) => b.id));
+    expect(result.deferred).toEqual([]);
     expect(result.unknownFiles).toEqual(["stranger_20200101T000000Z.dump"]);
-    for (const pruned of result.prune) {
+    for (const pruned of [...partial.prune, ...result.prune]) {
       expect((await getBackup(db.pool, pruned.id))!.status).toBe("pruned");
       if (pruned.local_path) {
         expect(fs.existsSync(pruned.local_path)).toBe(false);

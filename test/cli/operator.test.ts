@@ -117,15 +117,19 @@ describe("JSON output", () => {
 });
 
 describe("jobs retry", () => {
-  it("runs a job that failed for good again, attempts reset", async () => {
+  it("gives a job that failed for good one more attempt now, recording who asked (as the console's Retry does)", async () => {
     const id = await failedForGood("retry.me");
     const r = await runCli(["jobs", "retry", String(id)], env);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toBe(
-      `job ${id} (retry.me) queued to run again now with its attempts reset (it had used all 2); its last error: boom: connection refused\n`,
-    );
-    const { rows } = await db.pool.query("select attempts, max_attempts, run_at <= now() as due from graphile_worker.jobs where id = $1", [id]);
-    expect(rows).toEqual([{ attempts: 0, max_attempts: 2, due: true }]);
+    expect(r.stdout).toBe(`job ${id} (retry.me) queued to run again now as attempt 3 of 3 (it had used all 2); its last error: boom: connection refused\n`);
+    const { rows } = await db.pool.query("select attempts, max_attempts, run_at <= now() as due, payload from graphile_worker._private_jobs where id = $1", [
+      id,
+    ]);
+    expect(rows).toEqual([{ attempts: 2, max_attempts: 3, due: true, payload: { retriedBy: `pmt-worker jobs retry as ${os.userInfo().username}` } }]);
+    // Retried once, it is no longer a job that failed for good.
+    const again = await runCli(["jobs", "retry", String(id)], env);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(new RegExp(`^pmt-worker: job ${id} \\(retry\\.me\\) has not failed for good \\(2 of 3 attempts used\\)`));
   });
 
   it("refuses a job that has not failed for good, one that does not exist, an attempt's id and a bad id", async () => {
@@ -172,7 +176,9 @@ describe("jobs retry", () => {
     const named = await runCli(["jobs", "retry", String(id), "--database", other.name], several);
     expect(named.code, named.stderr).toBe(0);
     expect(named.stdout).toMatch(new RegExp(`^job ${id} \\(other\\.task\\) queued to run again now`));
-    expect((await other.pool.query("select attempts from graphile_worker.jobs where id = $1", [id])).rows).toEqual([{ attempts: 0 }]);
+    expect((await other.pool.query("select attempts, max_attempts from graphile_worker.jobs where id = $1", [id])).rows).toEqual([
+      { attempts: 1, max_attempts: 2 },
+    ]);
   });
 });
 
@@ -185,6 +191,8 @@ describe("retention apply and test-restore", () => {
     const before = await db.pool.query("select id from pmt_jobs.backup where status = 'succeeded' order by started_at");
     expect(before.rows).toHaveLength(2);
 
+    const jsonAsking = await runCli(["retention", "apply", "--json"], tight);
+    expect(jsonAsking).toMatchObject({ code: 1, stderr: expect.stringMatching(/^pmt-worker: retention apply --json needs --yes/) });
     const applied = await runCli(["retention", "apply", "--database", db.name, "--yes"], tight);
     expect(applied.code, applied.stderr).toBe(0);
     const [older, newer] = before.rows.map((r) => Number(r.id));
@@ -196,6 +204,17 @@ describe("retention apply and test-restore", () => {
       { id: older, status: "pruned" },
       { id: newer, status: "succeeded" },
     ]);
+    // Nothing left to prune: JSON for a script, sizes in bytes.
+    const json = await runCli(["retention", "apply", "--database", db.name, "--yes", "--json"], tight);
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual({
+      database: db.name,
+      pruned: [],
+      pruned_without_offsite_copy: [],
+      kept: 1,
+      left_for_next_run: [],
+      unknown_files: [],
+    });
   });
 
   it("test-restores one database with --database", async () => {

@@ -13,6 +13,7 @@ import { backupCalendar } from "../../src/console/calendar.js";
 import { nextRun } from "../../src/console/cron.js";
 import { escapeHtml, html, jsonScript, raw } from "../../src/console/html.js";
 import { formatCursor, parseCursor } from "../../src/console/jobs-query.js";
+import { UserError } from "../../src/errors.js";
 import { createConsole, jobsFilter } from "../../src/console/server.js";
 import { createLogger } from "../../src/log.js";
 import { runCli } from "../harness/cli.js";
@@ -213,13 +214,17 @@ describe("pure parts", () => {
     expect(weeks.flat().filter((d) => d.state !== "future").length).toBeGreaterThanOrEqual(365);
   });
 
-  it("Jobs filters and cursors from the query string; anything else is ignored", () => {
+  it("Jobs filters and cursors from the query string; a malformed one is a 400 naming it", () => {
     const cursor = { at: "2026-12-01T13:07:30.123456Z", id: 42 };
     expect(parseCursor(formatCursor(cursor))).toEqual(cursor);
-    expect(parseCursor("2026-12-01'; drop table x;--~1")).toBeUndefined();
-    const url = new URL(
-      `http://x/console/jobs?task=pmt_jobs.backup&status=failed&from=2026-11-01T00:00&to=bogus&before=${encodeURIComponent(formatCursor(cursor))}`,
+    expect(parseCursor(null)).toBeUndefined();
+    expect(() => parseCursor("2026-12-01'; drop table x;--~1", "before")).toThrow(
+      /^before: "2026-12-01'; drop table x;--~1" is not a page cursor: expected <time>~<id>/,
     );
+    // The right shape, not a time: PostgreSQL would have refused it with a 500.
+    expect(() => parseCursor("2026-13-45T99:99:99Z~1", "after")).toThrow(UserError);
+    expect(() => parseCursor("2026-02-30T10:00:00Z~1")).toThrow(UserError);
+    const url = new URL(`http://x/console/jobs?task=pmt_jobs.backup&status=failed&from=2026-11-01T00:00&before=${encodeURIComponent(formatCursor(cursor))}`);
     expect(jobsFilter(url)).toEqual({
       task: "pmt_jobs.backup",
       status: "failed",
@@ -228,6 +233,10 @@ describe("pure parts", () => {
       before: cursor,
       after: undefined,
     });
-    expect(jobsFilter(new URL("http://x/console/jobs?status=everything")).status).toBeUndefined();
+    expect(() => jobsFilter(new URL("http://x/console/jobs?status=everything"))).toThrow(
+      /^status: "everything" is not a job status: expected one of running, /,
+    );
+    expect(() => jobsFilter(new URL("http://x/console/jobs?to=bogus"))).toThrow(/^to: "bogus" is not a time: expected YYYY-MM-DDTHH:MM/);
+    expect(() => jobsFilter(new URL("http://x/console/jobs?from=2026-11-31T00:00"))).toThrow(UserError);
   });
 });

@@ -21,13 +21,20 @@ declare module "vitest" {
   }
 }
 
-/** The fault-injection summary, printed once every file has run. */
+/**
+ * The fault-injection summary, once every file has run: the table goes to
+ * test-output/faults.txt and one line to the console, so a run's last lines
+ * (all a CI log may keep) stay vitest's summary of what failed.
+ */
 function printFaults(file: string): void {
   const rows = readFaults(file);
   fs.rmSync(file, { force: true });
   if (!rows.length) return;
   const lost = rows.reduce((n, r) => n + r.lost, 0);
-  process.stdout.write(`\nFault injection: ${rows.length} scenarios, data lost ${lost}\n${faultTable(rows)}`);
+  const out = path.resolve("test-output", "faults.txt");
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, faultTable(rows));
+  process.stdout.write(`\nFault injection: ${rows.length} scenarios, data lost ${lost} (table: ${path.relative(process.cwd(), out)})\n`);
 }
 
 function ourTempFolders(tmp: string): Set<string> {

@@ -1,7 +1,7 @@
 /** The one human format (src/human.ts), colours (src/colour.ts), tables, JSON rows and readable log lines. */
 import { describe, expect, it } from "vitest";
-import { formatDuration, jsonRow, table } from "../../src/cli/format.js";
-import { colourEnabled, colours, visibleLength } from "../../src/colour.js";
+import { formatDuration, formatEvent, jsonRow, table } from "../../src/cli/format.js";
+import { colourEnabled, colours, printable, visibleLength } from "../../src/colour.js";
 import { humanAge, humanBytes, humanDuration, humanWhen, isoSeconds } from "../../src/human.js";
 import { prettyLine } from "../../src/log.js";
 
@@ -107,5 +107,57 @@ describe("log lines on a terminal", () => {
     );
     expect(prettyLine(line, colours(true))).toContain("\x1b[33mWARN \x1b[39m");
     expect(prettyLine("not json\n")).toBe("not json\n");
+  });
+});
+
+describe("control characters from data", () => {
+  // Built from code points: the lint refuses control characters in a regular expression literal.
+  const ESC = String.fromCharCode(27);
+  const OBEYED = new RegExp(`${String.fromCharCode(7)}|${ESC}\\]|${ESC}\\[2J|\\r|\u202e|\u0085`);
+  const hostile = "evil\x1b]0;owned\x07\x1b[2J\r\u202etxt.exe\u0085";
+
+  it("are shown escaped, never sent to the terminal", () => {
+    expect(printable(hostile)).toBe("evil\\x1b]0;owned\\x07\\x1b[2J\\x0d\\u202etxt.exe\\x85");
+    expect(printable("plain text, é, 中文")).toBe("plain text, é, 中文");
+    // A finished cell keeps exactly our colour codes, and nothing else that looks like one.
+    const c = colours(true);
+    expect(printable(`${c.red("failed")} \x1b[8mhidden`, true)).toBe("\x1b[31mfailed\x1b[39m \\x1b[8mhidden");
+  });
+
+  it("in tables, log lines on a terminal, history rows and events", () => {
+    const c = colours(true);
+    expect(hostile).toMatch(OBEYED);
+    const out = table(["task", "status"], [[hostile, c.red("failed")]], c);
+    expect(out).not.toMatch(OBEYED);
+    expect(out).toContain("\x1b[31mfailed\x1b[39m");
+    const line = JSON.stringify({
+      level: "error",
+      time: "2026-12-01T14:08:16.000Z",
+      msg: hostile,
+      task: "a\x1bb",
+      err: { message: hostile, stack: `Error\n    at ${hostile}` },
+    });
+    const pretty = prettyLine(line, c);
+    expect(pretty).not.toMatch(OBEYED);
+    expect(pretty).toContain("evil\\x1b]0;owned");
+    expect(
+      formatEvent({
+        op: "insert",
+        id: 1,
+        job_id: 2,
+        task: hostile,
+        attempt: 1,
+        max_attempts: 1,
+        queue: null,
+        status: "failed",
+        started_at: "2026-12-01T00:00:00Z",
+        finished_at: null,
+        duration_ms: 5,
+        error_class: null,
+        error: hostile,
+        worker_id: "w",
+        seq: 1,
+      }),
+    ).not.toContain(ESC);
   });
 });

@@ -1,22 +1,27 @@
 /**
- * `pmt-worker jobs retry <job id>`: a job that failed for good (graphile-worker
- * keeps it in its queue with attempts = max_attempts) runs again now, with
- * its attempts reset (graphile_worker.reschedule_jobs, as sql/job_queries.sql
- * shows for psql). The id is the job's, the `job` column of `pmt-worker jobs`;
- * an attempt's id (the `id` column) is recognised and refused with the job's
- * id to give instead. Anything but a job that failed for good is refused
- * with what it is: one still being retried or running needs no retry, and a
- * finished job is gone from the queue.
+ * Retrying a job that failed for good, one way for every caller
+ * (`pmt-worker jobs retry <job id>`, the console's Retry button): the job
+ * (graphile-worker keeps it in its queue with attempts = max_attempts) gets
+ * one more attempt, now (graphile_worker.reschedule_jobs with max_attempts
+ * one higher, as sql/job_queries.sql shows for psql), so its history goes on
+ * as attempt n+1 of n+1 of the same job, and its payload, when an object,
+ * gains `retriedBy` (who asked), which the history's payload summary shows.
+ * The id is the job's, the `job` column of `pmt-worker jobs`; an attempt's id
+ * (the `id` column) is recognised and refused with the job's id to give
+ * instead. Anything but a job that failed for good is refused with what it
+ * is: one still being retried or running needs no retry, and a finished job
+ * is gone from the queue.
  */
 import type pg from "pg";
 import { UserError } from "../errors.js";
-import { firstLine } from "./format.js";
 
 export interface Retried {
   id: number;
   task: string;
   /** The attempts it had used up. */
   attempts: number;
+  /** The number of the attempt it runs now (attempts + 1, of as many). */
+  attempt: number;
   lastError: string | null;
   runAt: Date;
 }
@@ -49,7 +54,8 @@ async function notQueued(pool: pg.Pool, id: number): Promise<string> {
   return `there is no job ${id}: give the id in the job column of pmt-worker jobs --status failed`;
 }
 
-export async function retryJob(pool: pg.Pool, id: number): Promise<Retried> {
+/** Retries job `id` for `who` ("console user admin from 10.0.0.5", "pmt-worker jobs retry as root"). */
+export async function retryJob(pool: pg.Pool, id: number, who: string): Promise<Retried> {
   const { rows } = await pool.query<QueuedJob>(
     "select id, task_identifier, attempts, max_attempts, run_at, locked_at, last_error from graphile_worker.jobs where id = $1",
     [id],
@@ -64,17 +70,31 @@ export async function retryJob(pool: pg.Pool, id: number): Promise<Retried> {
       }`,
     );
   }
-  // Only an unlocked job is rescheduled: a worker taking it meanwhile makes this return nothing.
-  const { rows: done } = await pool.query<{ run_at: Date }>(
-    "select run_at from graphile_worker.reschedule_jobs(array[$1]::bigint[], run_at := now(), attempts := 0)",
-    [id],
-  );
-  if (!done[0]) throw new UserError(`job ${id} (${job.task_identifier}) was taken by a worker while being retried: see pmt-worker jobs`);
-  return { id, task: job.task_identifier, attempts: job.attempts, lastError: job.last_error, runAt: done[0].run_at };
-}
-
-/** What `jobs retry` prints. */
-export function formatRetried(r: Retried): string {
-  const error = r.lastError ? `; its last error: ${firstLine(r.lastError, 160)}` : "";
-  return `job ${r.id} (${r.task}) queued to run again now with its attempts reset (it had used all ${r.attempts})${error}\n`;
+  const client = await pool.connect();
+  try {
+    await client.query("begin");
+    // Row-locked until commit: a worker's fetch skips it, and one that took it meanwhile makes this match nothing.
+    const { rows: marked } = await client.query<{ attempts: number }>(
+      `update graphile_worker._private_jobs
+       set payload = case when json_typeof(payload) = 'object' then (payload::jsonb || jsonb_build_object('retriedBy', $2::text))::json else payload end
+       where id = $1 and attempts >= max_attempts and locked_at is null
+       returning attempts`,
+      [id, who],
+    );
+    const attempts = marked[0]?.attempts;
+    if (attempts === undefined) {
+      throw new UserError(`job ${id} (${job.task_identifier}) changed while being retried (a worker took it, or it is gone): see pmt-worker jobs`);
+    }
+    const { rows: done } = await client.query<{ run_at: Date }>(
+      "select run_at from graphile_worker.reschedule_jobs(array[$1]::bigint[], run_at := now(), max_attempts := $2)",
+      [id, attempts + 1],
+    );
+    await client.query("commit");
+    return { id, task: job.task_identifier, attempts, attempt: attempts + 1, lastError: job.last_error, runAt: done[0]!.run_at };
+  } catch (error) {
+    await client.query("rollback").catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
 }
