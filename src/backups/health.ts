@@ -7,6 +7,7 @@ import fs from "node:fs";
 import { raiseAlert, type AlertDeps } from "../alerts/alerts.js";
 import { freeBytes } from "../io/space.js";
 import { backupTargets } from "./target.js";
+import { humanBytes } from "../human.js";
 
 /** After a successful backup: much smaller than the previous one? */
 export async function checkShrink(deps: AlertDeps, database: string): Promise<void> {
@@ -70,7 +71,7 @@ export async function checkBackups(deps: AlertDeps, databaseUrl: string): Promis
       await raiseAlert(
         deps,
         "backup_dir_low",
-        `only ${Math.round(free / 2 ** 20)} MB free in ${config.backup.dir}`,
+        `only ${humanBytes(free)} free in ${config.backup.dir}`,
         `Free space in BACKUP_DIR (${config.backup.dir}) is below BACKUP_MIN_FREE_MB (${Math.round(config.offsite.minFreeBytes / 2 ** 20)} MB).`,
       );
     }

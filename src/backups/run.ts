@@ -41,6 +41,7 @@ import { globalsPath, type Globals } from "./globals.js";
 import { writeManifest } from "./manifest.js";
 import { lockBackup, type BackupLock } from "./lock.js";
 import type { BackupTarget } from "./target.js";
+import { humanBytes } from "../human.js";
 
 export interface BackupDeps {
   config: Config;
@@ -246,8 +247,9 @@ async function checkSpace(deps: BackupDeps, database: string): Promise<void> {
   const needed = previous.bytes * config.backup.spaceFactor;
   const free = freeBytes(dir);
   if (free < needed) {
-    const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MB`;
-    throw new Error(`not enough free space in ${dir}: ${mb(free)} free, ${mb(needed)} needed (last backup x BACKUP_SPACE_FACTOR); nothing was written`);
+    throw new Error(
+      `not enough free space in ${dir}: ${humanBytes(free)} free, ${humanBytes(needed)} needed (last backup x BACKUP_SPACE_FACTOR); nothing was written`,
+    );
   }
 }
 

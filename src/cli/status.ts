@@ -48,8 +48,14 @@ function render(s: Status, offsite: boolean, c: Colours, now = new Date()): stri
     out.push(
       `${heading("Next runs (crontab, UTC):")}\n` +
         table(
-          ["entry", "cron", "next run", "in"],
-          s.schedule.map((e) => [e.identifier, e.match, e.next_run ? isoSeconds(e.next_run) : "never", e.next_run ? humanWhen(e.next_run, now) : ""]),
+          ["entry", "cron", "next run", "in", "last run"],
+          s.schedule.map((e) => [
+            e.identifier,
+            e.match,
+            e.next_run ? isoSeconds(e.next_run) : "never",
+            e.next_run ? humanWhen(e.next_run, now) : "",
+            e.last_run ? `${humanWhen(e.last_run.started_at, now)}, ${statusColour(e.last_run.status, c)}` : "never",
+          ]),
           c,
         ),
     );

@@ -129,6 +129,7 @@ const JS = `"use strict";
     text(c[6], e.worker_id); c[6].className = "worker";
     if (e.error || e.error_class) { c[7].textContent = ""; var p = document.createElement("span"); p.className = "text"; p.textContent = e.error || e.error_class; c[7].appendChild(p); }
     c[7].className = "error";
+    if (e.payload) { c[8].textContent = ""; var q = document.createElement("span"); q.className = "text"; q.textContent = e.payload; c[8].appendChild(q); }
     c[8].className = "payload";
     c[9].textContent = "";
     if (e.status === "failed" && e.attempt >= e.max_attempts) c[9].appendChild(retryForm(f, e.job_id));

@@ -38,7 +38,10 @@ function named(url: string): string {
   }
 }
 
-type Listener = (message: { event: JobEvent } | { state: "reconnecting" | "live" | "closed" }) => void;
+/** A live event with its attempt's payload summary (job_run.payload_summary, read by the console: NOTIFY carries none). */
+export type LiveEvent = JobEvent & { payload_summary?: unknown };
+
+type Listener = (message: { event: LiveEvent } | { state: "reconnecting" | "live" | "closed" }) => void;
 
 /** One database's stream, started with its first subscriber, kept until close(). */
 export class LiveFeed {
@@ -58,7 +61,7 @@ export class LiveFeed {
       db: this.db,
       logger: this.options.logger,
       database: this.options.database,
-      onEvent: (event) => this.listeners.forEach((l) => l({ event })),
+      onEvent: (event) => this.enqueue(event),
       onLost: () => this.listeners.forEach((l) => l({ state: "reconnecting" })),
       onReconnected: () => this.listeners.forEach((l) => l({ state: "live" })),
     }).catch((error) => {
@@ -66,6 +69,42 @@ export class LiveFeed {
       throw error;
     });
     return this.started;
+  }
+
+  private waiting: JobEvent[] = [];
+  private delivering: Promise<void> = Promise.resolve();
+
+  /**
+   * Events are passed on in order, in batches: the events that arrived while
+   * the previous batch's payload summaries were read get theirs in one query.
+   */
+  private enqueue(event: JobEvent): void {
+    this.waiting.push(event);
+    if (this.waiting.length > 1) return;
+    this.delivering = this.delivering.then(async () => {
+      // The rest of this tick's events join the batch.
+      await new Promise((resolve) => setImmediate(resolve));
+      const batch = this.waiting.splice(0);
+      const summaries = await this.summaries(batch.map((e) => e.id));
+      for (const event of batch) {
+        const enriched: LiveEvent = summaries.has(event.id) ? { ...event, payload_summary: summaries.get(event.id) } : event;
+        this.listeners.forEach((l) => l({ event: enriched }));
+      }
+    });
+  }
+
+  private async summaries(ids: number[]): Promise<Map<number, unknown>> {
+    if (!this.listeners.size) return new Map();
+    try {
+      const rows = await readOnly(this.pool, (q) =>
+        q<{ id: number; payload_summary: unknown }>("select id::float8 as id, payload_summary from pmt_jobs.job_run where id = any($1::bigint[])", [ids]),
+      );
+      return new Map(rows.map((r) => [r.id, r.payload_summary]));
+    } catch (error) {
+      // The events still go out, without their summaries (the page shows them on reload).
+      this.options.logger.warn({ err: errorMessage(error) }, "console: could not read the live events' payload summaries");
+      return new Map();
+    }
   }
 
   async subscribe(listener: Listener): Promise<() => void> {
@@ -91,10 +130,10 @@ export class LiveFeed {
 }
 
 /** The rows changed since `seq` (µs since the epoch), clamped to the replay window, oldest first, with their full errors. */
-async function replay(pool: pg.Pool, seq: number): Promise<JobEvent[]> {
+async function replay(pool: pg.Pool, seq: number): Promise<LiveEvent[]> {
   const rows = await readOnly(pool, (q) =>
-    q<{ event: JobEvent; error: string | null }>(
-      `select pmt_jobs.job_run_event(r, 'replay') as event, r.error
+    q<{ event: JobEvent; error: string | null; payload_summary: unknown }>(
+      `select pmt_jobs.job_run_event(r, 'replay') as event, r.error, r.payload_summary
        from pmt_jobs.job_run r
        where r.updated_at >= greatest(to_timestamp($1::float8 / 1000000), now() - make_interval(secs => $2))
        order by r.updated_at
@@ -102,7 +141,7 @@ async function replay(pool: pg.Pool, seq: number): Promise<JobEvent[]> {
       [seq, REPLAY_WINDOW_S, REPLAY_MAX_ROWS],
     ),
   );
-  return rows.map((r) => ({ ...r.event, error: r.error }));
+  return rows.map((r) => ({ ...r.event, error: r.error, payload_summary: r.payload_summary }));
 }
 
 /** The state line a stream sends: `live`, `reconnecting` (its LISTEN is being re-established), `busy` (refused for now). */
@@ -131,7 +170,7 @@ export async function serveEvents(
   req: http.IncomingMessage,
   res: http.ServerResponse,
   feed: LiveFeed,
-  options: { present: (event: JobEvent) => unknown; logger: Logger; headers: Record<string, string> },
+  options: { present: (event: LiveEvent) => unknown; logger: Logger; headers: Record<string, string> },
 ): Promise<void> {
   res.writeHead(200, {
     ...options.headers,
@@ -142,7 +181,7 @@ export async function serveEvents(
   });
   if (req.method === "HEAD") return void res.end();
   res.write("retry: 1000\n\n");
-  const send = (event: JobEvent) => res.write(`id: ${Number(event.seq)}\ndata: ${JSON.stringify(options.present(event))}\n\n`);
+  const send = (event: LiveEvent) => res.write(`id: ${Number(event.seq)}\ndata: ${JSON.stringify(options.present(event))}\n\n`);
   let unsubscribe: (() => void) | undefined;
   const timer = setInterval(() => res.write(": keep-alive\n\n"), HEARTBEAT_MS);
   timer.unref();
@@ -153,7 +192,7 @@ export async function serveEvents(
   // The response's close, not the request's: a request without a body may close once read, while the stream goes on.
   res.on("close", end);
   // Live events that arrive while the replay is read wait for it.
-  let held: JobEvent[] | undefined = [];
+  let held: LiveEvent[] | undefined = [];
   try {
     unsubscribe = await feed.subscribe((message) => {
       if ("event" in message) {

@@ -22,7 +22,7 @@ import { backupCalendar } from "./calendar.js";
 import { nextRun } from "./cron.js";
 import { escapeHtml } from "./html.js";
 import { JOB_STATUSES, PAGE_SIZE, historyTasks, jobsPage, parseCursor, type JobsFilter } from "./jobs-query.js";
-import { LiveFeed, refuseStream, serveEvents } from "./live.js";
+import { LiveFeed, refuseStream, serveEvents, type LiveEvent } from "./live.js";
 import type { PageContext } from "./layout.js";
 import { backupsHtml, type RetentionView } from "./page-backups.js";
 import { exportsHtml } from "./page-exports.js";
@@ -372,10 +372,18 @@ function redirect(res: http.ServerResponse, location: string): void {
   res.writeHead(303, { ...SECURITY_HEADERS, location, "cache-control": "no-store" }).end();
 }
 
-/** A live event as this viewer may see it. */
-function present(event: JobEvent, viewer: Viewer): JobEvent {
-  if (viewer.authenticated) return event;
-  return { ...event, error: event.error && maskEmails(event.error), error_class: event.error_class && maskEmails(event.error_class) };
+/** A live event as this viewer may see it: its payload summary as the JSON text the page shows, addresses masked unless signed in. */
+function present(event: LiveEvent, viewer: Viewer): JobEvent & { payload: string } {
+  const { payload_summary, ...rest } = event;
+  const json = payload_summary === undefined || payload_summary === null ? "" : JSON.stringify(payload_summary);
+  const payload = json === "{}" ? "" : json;
+  if (viewer.authenticated) return { ...rest, payload };
+  return {
+    ...rest,
+    error: rest.error && maskEmails(rest.error),
+    error_class: rest.error_class && maskEmails(rest.error_class),
+    payload: maskEmails(payload),
+  };
 }
 
 /** "2026-12-01T13:00" (a datetime-local, UTC) or a full ISO time; a UserError (400) naming the parameter otherwise. */

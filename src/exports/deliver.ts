@@ -45,6 +45,7 @@ import {
 } from "./requests.js";
 import { exportRows, type ExportRow } from "./rows.js";
 import { gzipSpool, measureSpool, readSpool, spoolDir, writeSpool, type SpoolFile } from "./spool.js";
+import { humanBytes } from "../human.js";
 
 export interface ExportDeps {
   config: Config;
@@ -187,8 +188,7 @@ export function exportDelivery(deps: ExportDeps): (id: number, attempt: Attempt)
     }
 
     if (file.bytes > config.exportMaxAttachmentBytes) {
-      const mb = (bytes: number) => String(Number((bytes / 2 ** 20).toFixed(2)));
-      const reason = `too large to mail: ${mb(file.bytes)} MB compressed, the limit is ${mb(config.exportMaxAttachmentBytes)} MB; narrow the filters`;
+      const reason = `too large to mail: ${humanBytes(file.bytes)} compressed, the limit is ${humanBytes(config.exportMaxAttachmentBytes)}; narrow the filters`;
       fs.rmSync(file.path, { force: true });
       const runId = await send(tooLargeMessage(config, req, body, reason));
       if (runId !== null) await markNoticeSent(pool, id, runId, reason);

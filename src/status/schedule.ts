@@ -20,6 +20,8 @@ export interface ScheduleEntry {
   task: string;
   /** The crontab expression. */
   match: string;
+  /** The database its jobs' payload names (a backup entry). */
+  database?: string;
 }
 
 /** The crontab entries of a worker serving this configuration, in the crontab's order. */
@@ -29,7 +31,7 @@ export function scheduleOf(config: Config, backups: { database: string }[], embe
     ...(backups.length ? [{ identifier: "alerts_check", task: "pmt_jobs.alerts_check", match: "*/15 * * * *" }] : []),
     ...(config.offsite.url ? [{ identifier: "offsite_sync", task: "pmt_jobs.offsite_sync", match: config.offsite.syncCron }] : []),
     ...(testRestore !== "off" && backups.length ? [{ identifier: "backup_test_restore", task: "pmt_jobs.backup_test_restore", match: testRestore }] : []),
-    ...backups.map((b) => ({ identifier: `backup:${b.database}`, task: "pmt_jobs.backup", match: config.backup.cron })),
+    ...backups.map((b) => ({ identifier: `backup:${b.database}`, task: "pmt_jobs.backup", match: config.backup.cron, database: b.database })),
     { identifier: "history_prune", task: "pmt_jobs.history_prune", match: config.historyPruneCron },
     { identifier: "spool_prune", task: "pmt_jobs.spool_prune", match: "17 * * * *" },
   ];

@@ -29,7 +29,8 @@ export interface Status {
   queue: { task: string; ready: number; scheduled: number; failed: number; running: number }[];
   last_24h: { task: string; succeeded: number; failed: number; abandoned: number; running: number }[];
   /** The crontab entries of a worker with this configuration, with their next firing (null: none within five years), soonest first. */
-  schedule: (ScheduleEntry & { next_run: Date | null })[];
+  /** With the last attempt of each entry's task (of its database, for a backup), scheduled or run by hand. */
+  schedule: (ScheduleEntry & { next_run: Date | null; last_run: { started_at: Date; status: string } | null })[];
   backups: BackupState[];
   /** Over every database of this catalog. */
   totals: { backups: number; backup_bytes: number; offsite_copies: number; offsite_bytes: number };
@@ -69,9 +70,9 @@ export async function collectStatus(pool: pg.Pool, schedule: ScheduleEntry[] = [
                               count(*) filter (where status = 'running')::int as running
                        from pmt_jobs.job_run where started_at > now() - interval '24 hours' group by 1 order by 1`),
     // Soonest first; an entry that never fires (within five years) last.
-    schedule: schedule
-      .map((entry) => ({ ...entry, next_run: nextRun(entry.match, now) }))
-      .sort((a, b) => (a.next_run?.getTime() ?? Infinity) - (b.next_run?.getTime() ?? Infinity)),
+    schedule: (
+      await Promise.all(schedule.map(async (entry) => ({ ...entry, next_run: nextRun(entry.match, now), last_run: await lastRun(pool, entry) })))
+    ).sort((a, b) => (a.next_run?.getTime() ?? Infinity) - (b.next_run?.getTime() ?? Infinity)),
     backups,
     totals: {
       backups: backups.reduce((n, b) => n + b.kept, 0),
@@ -85,4 +86,15 @@ export async function collectStatus(pool: pg.Pool, schedule: ScheduleEntry[] = [
     exports_unconfirmed: await q(`select count(*)::int as count, max(id)::int as newest_id from pmt_jobs.export_request
                                   where status = 'sent' and error like 'delivery unconfirmed:%' and sent_at > now() - interval '7 days'`),
   };
+}
+
+/** The newest attempt of an entry's task (for a backup entry, of its database), by job_run_task_started_at_idx. */
+async function lastRun(pool: pg.Pool, entry: ScheduleEntry): Promise<{ started_at: Date; status: string } | null> {
+  const { rows } = await pool.query<{ started_at: Date; status: string }>(
+    `select started_at, status from pmt_jobs.job_run
+     where task = $1 and ($2::text is null or payload_summary->>'database' = $2)
+     order by started_at desc limit 1`,
+    [entry.task, entry.database ?? null],
+  );
+  return rows[0] ?? null;
 }

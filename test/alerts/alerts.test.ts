@@ -76,7 +76,7 @@ describe("alerts", () => {
     }
     const subjects = alertsTo().map((m) => m.subject);
     expect(subjects).toContain(`[pmt-worker] no successful backup of ${db.name} yet`);
-    expect(subjects.some((s) => /^\[pmt-worker\] only \d+ MB free in /.test(s ?? ""))).toBe(true);
+    expect(subjects.some((s) => /^\[pmt-worker\] only \d+(\.\d)? (B|KB|MB|GB|TB) free in /.test(s ?? ""))).toBe(true);
     await db.pool.query(
       "insert into pmt_jobs.backup (database, format, status, started_at, finished_at, bytes) values ($1, 'custom', 'succeeded', now() - interval '30 hours', now() - interval '30 hours', 1000)",
       [db.name],

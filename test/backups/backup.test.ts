@@ -142,7 +142,7 @@ describe("a backup", () => {
     const huge = testConfig({ BACKUP_DIR: backupDir, BACKUP_SPACE_FACTOR: "100000000" });
     const before = fs.readdirSync(backupDir).sort();
     await expect(runBackup({ config: huge, pool: db.pool, logger }, target())).rejects.toThrow(
-      /^not enough free space in .*: \d+ MB free, \d+ MB needed \(last backup x BACKUP_SPACE_FACTOR\); nothing was written$/,
+      /^not enough free space in .*: \d+(\.\d)? (B|KB|MB|GB|TB) free, \d+(\.\d)? (B|KB|MB|GB|TB) needed \(last backup x BACKUP_SPACE_FACTOR\); nothing was written$/,
     );
     expect(fs.readdirSync(backupDir).sort()).toEqual(before);
   });

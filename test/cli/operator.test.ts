@@ -55,18 +55,26 @@ beforeAll(async () => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe("status", () => {
-  it("shows when each crontab entry runs next, and backup totals; JSON in seconds and bytes", async () => {
+  it("shows when each crontab entry runs next and last ran, and backup totals; JSON in seconds and bytes", async () => {
+    // The last attempt of an entry's task, for a backup entry of its own database only.
+    await db.pool.query(
+      `insert into pmt_jobs.job_run (job_id, task, attempt, max_attempts, worker_id, status, started_at, finished_at, payload_summary)
+       values (990001, 'pmt_jobs.backup', 1, 3, 'w', 'failed', now() - interval '2 hours 5 minutes', now() - interval '2 hours', $1),
+              (990002, 'pmt_jobs.backup', 1, 3, 'w', 'succeeded', now() - interval '1 minute', now(), '{"database": "another"}'),
+              (990003, 'pmt_jobs.alerts_check', 1, 1, 'w', 'succeeded', now() - interval '10 minutes', now() - interval '10 minutes', '{}')`,
+      [JSON.stringify({ database: db.name })],
+    );
     const text = await runCli(["status"], env);
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).not.toMatch(ANSI);
     expect(text.stdout).toMatch(/^Next runs \(crontab, UTC\):/m);
-    for (const [entry, cron] of [
-      [`backup:${db.name}`, "0 0 \\* \\* \\*"],
-      ["history_prune", "30 3 \\* \\* \\*"],
-      ["backup_test_restore", "0 4 \\* \\* 0"],
-      ["alerts_check", "\\*/15 \\* \\* \\* \\*"],
+    for (const [entry, cron, last] of [
+      [`backup:${db.name}`, "0 0 \\* \\* \\*", "2 h ago, failed"],
+      ["history_prune", "30 3 \\* \\* \\*", "never"],
+      ["backup_test_restore", "0 4 \\* \\* 0", "never"],
+      ["alerts_check", "\\*/15 \\* \\* \\* \\*", "1\\d min ago, succeeded"],
     ]) {
-      expect(text.stdout).toMatch(new RegExp(`^${entry}\\s+${cron}\\s+\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:00Z\\s+in \\d+ (s|min|h|d)$`, "m"));
+      expect(text.stdout).toMatch(new RegExp(`^${entry}\\s+${cron}\\s+\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:00Z\\s+in \\d+ (s|min|h|d)\\s+${last}$`, "m"));
     }
     expect(text.stdout).toMatch(new RegExp(`^${db.name}\\s+\\d+ (s|min) ago\\s+2\\s+\\d+(\\.\\d)? KB\\s+0\\s+off`, "m"));
     expect(text.stdout).toMatch(/^Total: 2 backups, \d+(\.\d)? KB$/m);
@@ -83,6 +91,7 @@ describe("status", () => {
       task: "pmt_jobs.history_prune",
       match: "30 3 * * *",
       next_run: expect.stringMatching(/T03:30:00\.000Z$/),
+      last_run: null,
     });
     expect(new Date(prune.next_run).getTime()).toBeGreaterThan(Date.now());
     expect(new Date(prune.next_run).getTime()).toBeLessThanOrEqual(Date.now() + 24 * 3600_000);

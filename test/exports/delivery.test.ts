@@ -120,7 +120,7 @@ describe("large exports", () => {
       const before = smtp.messages.length;
       const id = await requestExport("'','','',null,null", "fred@example.org");
       const row = await waitFor(id, "failed");
-      expect(row.error).toMatch(/^too large to mail: [\d.]+ MB compressed, the limit is 0.01 MB; narrow the filters$/);
+      expect(row.error).toMatch(/^too large to mail: \d+(\.\d)? (KB|MB) compressed, the limit is 10\.2 KB; narrow the filters$/);
       await smtp.waitForMessages(before + 1);
       const mail = smtp.messages[before]!;
       expect(mail.attachments).toHaveLength(0);
