@@ -6,6 +6,7 @@
  * return; after it, only the claiming attempt records the SMTP outcome.
  */
 import type pg from "pg";
+import { inTransaction } from "../db/transaction.js";
 import { FencedJobError } from "../errors.js";
 
 export type ExportFormat = "csv" | "iati";
@@ -55,9 +56,7 @@ export interface Attempt {
  * stops with FencedJobError before `what`. `fn` gets the attempt's job_run id.
  */
 async function fenced<T>(pool: pg.Pool, a: Attempt, id: number, what: string, fn: (client: pg.PoolClient, runId: number) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query("begin");
+  return inTransaction(pool, async (client) => {
     const { rows } = await client.query<{ run_id: string }>(
       `select r.id as run_id
        from graphile_worker._private_jobs j
@@ -67,20 +66,12 @@ async function fenced<T>(pool: pg.Pool, a: Attempt, id: number, what: string, fn
       [a.jobId, a.attempt, a.workerId],
     );
     if (!rows[0]) {
-      await client.query("rollback");
       throw new FencedJobError(
         `export request ${id}: worker ${a.workerId} no longer holds job ${a.jobId} attempt ${a.attempt} (released after missed heartbeats, or taken over); stopped before ${what}, nothing sent by this attempt`,
       );
     }
-    const result = await fn(client, Number(rows[0].run_id));
-    await client.query("commit");
-    return result;
-  } catch (error) {
-    await client.query("rollback").catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+    return fn(client, Number(rows[0].run_id));
+  });
 }
 
 /**

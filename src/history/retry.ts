@@ -13,6 +13,7 @@
  * is gone from the queue.
  */
 import type pg from "pg";
+import { inTransaction } from "../db/transaction.js";
 import { UserError } from "../errors.js";
 
 export interface Retried {
@@ -70,9 +71,7 @@ export async function retryJob(pool: pg.Pool, id: number, who: string): Promise<
       }`,
     );
   }
-  const client = await pool.connect();
-  try {
-    await client.query("begin");
+  return inTransaction(pool, async (client) => {
     // Row-locked until commit: a worker's fetch skips it, and one that took it meanwhile makes this match nothing.
     const { rows: marked } = await client.query<{ attempts: number }>(
       `update graphile_worker._private_jobs
@@ -89,12 +88,6 @@ export async function retryJob(pool: pg.Pool, id: number, who: string): Promise<
       "select run_at from graphile_worker.reschedule_jobs(array[$1]::bigint[], run_at := now(), max_attempts := $2)",
       [id, attempts + 1],
     );
-    await client.query("commit");
     return { id, task: job.task_identifier, attempts, attempt: attempts + 1, lastError: job.last_error, runAt: done[0]!.run_at };
-  } catch (error) {
-    await client.query("rollback").catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }

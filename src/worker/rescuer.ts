@@ -15,6 +15,7 @@ import os from "node:os";
 import { sql } from "kysely";
 import type pg from "pg";
 import type { Db } from "../db/schema.js";
+import { inTransaction } from "../db/transaction.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 
@@ -128,9 +129,7 @@ export async function startRescuer(options: RescuerOptions): Promise<Rescuer> {
  * attempts abandoned with `reason`. One transaction. True if it was released.
  */
 async function releaseDeadWorker(pool: pg.Pool, id: string, deadAfterSeconds: number, reason: string): Promise<boolean> {
-  const client = await pool.connect();
-  try {
-    await client.query("begin");
+  return inTransaction(pool, async (client) => {
     const { rows } = await client.query<{ runner_ids: string[] }>(
       "delete from pmt_jobs.worker where id = $1 and last_seen_at < now() - make_interval(secs => $2) returning runner_ids",
       [id, deadAfterSeconds],
@@ -140,12 +139,6 @@ async function releaseDeadWorker(pool: pg.Pool, id: string, deadAfterSeconds: nu
       await client.query("select set_config('pmt_jobs.release_reason', $1, true)", [reason]);
       await client.query("select graphile_worker.force_unlock_workers($1::text[])", [[id, ...rows[0]!.runner_ids]]);
     }
-    await client.query("commit");
     return Boolean(rowCount);
-  } catch (error) {
-    await client.query("rollback").catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
