@@ -58,16 +58,18 @@ describe("PostgreSQL restarted under running jobs, CPUs saturated", () => {
         return rows[0];
       },
       "the new job to start",
-      10_000,
+      25_000,
       50,
     );
-    expect(new Date(started.started_at).getTime() - new Date(added!.t).getTime()).toBeLessThan(1000);
+    // Well under the 30 s poll, whatever the load: it came by LISTEN (not a timing target: that is the bench's).
+    const delay = new Date(started.started_at).getTime() - new Date(added!.t).getTime();
+    expect(delay).toBeLessThan(15_000);
 
     expect(await Workers.stop(worker)).toBe(0);
     recordFault({
       scenario: "database",
       fault: "PostgreSQL restarted under 40 jobs and 30 exports in three PMT databases served by one worker, CPUs saturated",
-      outcome: `worker kept running; each job succeeded once in each database, 30 mails; ${recovery.waited} statements waited for the server, ${recovery.retried} attempts retried; none left locked; LISTEN back (next job started in < 1 s)`,
+      outcome: `worker kept running; each job succeeded once in each database, 30 mails; ${recovery.waited} statements waited for the server, ${recovery.retried} attempts retried; none left locked; LISTEN back (next job started ${delay < 1000 ? "in < 1 s" : `after ${(delay / 1000).toFixed(1)} s`}, polling every 30 s)`,
       lost: 0,
     });
   });
