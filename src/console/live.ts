@@ -81,16 +81,22 @@ export class LiveFeed {
   private enqueue(event: JobEvent): void {
     this.waiting.push(event);
     if (this.waiting.length > 1) return;
-    this.delivering = this.delivering.then(async () => {
-      // The rest of this tick's events join the batch.
-      await new Promise((resolve) => setImmediate(resolve));
-      const batch = this.waiting.splice(0);
-      const summaries = await this.summaries(batch.map((e) => e.id));
-      for (const event of batch) {
-        const enriched: LiveEvent = summaries.has(event.id) ? { ...event, payload_summary: summaries.get(event.id) } : event;
-        this.listeners.forEach((l) => l({ event: enriched }));
-      }
-    });
+    this.delivering = this.delivering
+      .then(() => this.deliver())
+      .catch((error) => {
+        this.options.logger.warn({ err: errorMessage(error) }, "console: could not pass live events on");
+      });
+  }
+
+  private async deliver(): Promise<void> {
+    // The rest of this tick's events join the batch.
+    await new Promise((resolve) => setImmediate(resolve));
+    const batch = this.waiting.splice(0);
+    const summaries = await this.summaries(batch.map((e) => e.id));
+    for (const event of batch) {
+      const enriched: LiveEvent = summaries.has(event.id) ? { ...event, payload_summary: summaries.get(event.id) } : event;
+      this.listeners.forEach((l) => l({ event: enriched }));
+    }
   }
 
   private async summaries(ids: number[]): Promise<Map<number, unknown>> {
