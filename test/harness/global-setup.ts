@@ -26,12 +26,13 @@ declare module "vitest" {
  * test-output/faults.txt and one line to the console, so a run's last lines
  * (all a CI log may keep) stay vitest's summary of what failed.
  */
-function printFaults(file: string): void {
+function printFaults(file: string, project: string): void {
   const rows = readFaults(file);
   fs.rmSync(file, { force: true });
   if (!rows.length) return;
   const lost = rows.reduce((n, r) => n + r.lost, 0);
-  const out = path.resolve("test-output", "faults.txt");
+  // npm test's table is faults.txt; another suite's (the container test's) is named after its project.
+  const out = path.resolve("test-output", project === "integration" || !project ? "faults.txt" : `faults-${project}.txt`);
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, faultTable(rows));
   process.stdout.write(`\nFault injection: ${rows.length} scenarios, data lost ${lost} (table: ${path.relative(process.cwd(), out)})\n`);
@@ -90,7 +91,7 @@ export default async function setup(project: TestProject) {
   if (process.env.TEST_DATABASE_URL) {
     project.provide("adminUrl", process.env.TEST_DATABASE_URL);
     return () => {
-      printFaults(faultLog);
+      printFaults(faultLog, project.name);
       cleanUp(run);
     };
   }
@@ -101,7 +102,7 @@ export default async function setup(project: TestProject) {
   url.pathname = "/postgres";
   project.provide("adminUrl", url.toString());
   return async () => {
-    printFaults(faultLog);
+    printFaults(faultLog, project.name);
     await server.stop();
     cleanUp(run);
   };

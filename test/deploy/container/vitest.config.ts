@@ -4,6 +4,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
+    name: "container",
     include: ["test/deploy/container/*.docker.ts"],
     globalSetup: ["test/harness/global-setup.ts"],
     testTimeout: 300_000,
