@@ -1,7 +1,7 @@
 import os from "node:os";
 import type { Command } from "commander";
 import type { JobStatus } from "../db/schema.js";
-import { stdoutColours } from "../colour.js";
+import { printable, stdoutColours } from "../colour.js";
 import { UserError } from "../errors.js";
 import type { Retried } from "../history/retry.js";
 import { firstLine, formatRuns, jsonRow } from "./format.js";
@@ -80,5 +80,5 @@ function osUser(): string {
 /** What `jobs retry` prints. */
 export function formatRetried(r: Retried): string {
   const error = r.lastError ? `; its last error: ${firstLine(r.lastError, 160)}` : "";
-  return `job ${r.id} (${r.task}) queued to run again now as attempt ${r.attempt} of ${r.attempt} (it had used all ${r.attempts})${error}\n`;
+  return `job ${r.id} (${printable(r.task)}) queued to run again now as attempt ${r.attempt} of ${r.attempt} (it had used all ${r.attempts})${error}\n`;
 }

@@ -7,6 +7,7 @@
  * that attempt's job_run.payload_summary.
  */
 import type pg from "pg";
+import { UserError } from "../errors.js";
 
 /** The tasks the actions enqueue, named by the worker layer (jobs/ is above this folder). */
 export interface ActionTasks {
@@ -22,18 +23,31 @@ export interface ActionTasks {
  * second backup; once it runs, a click queues the next.
  */
 export async function enqueueBackup(pool: pg.Pool, tasks: ActionTasks, database: string, who: string): Promise<number> {
-  const { rows } = await pool.query<{ id: string }>(
+  return keyedJob(
+    pool,
     "select (graphile_worker.add_job($1, $2::json, queue_name => $3, max_attempts => 1, job_key => $4, job_key_mode => 'preserve_run_at')).id",
     [tasks.backup, JSON.stringify({ database, requestedBy: who }), `backup:${database}`, `console:backup:${database}`],
   );
-  return Number(rows[0]!.id);
 }
 
 /** The test restore of every database this instance backs up, now, one attempt; a second click while it waits is the same job. */
 export async function enqueueTestRestore(pool: pg.Pool, tasks: ActionTasks, who: string): Promise<number> {
-  const { rows } = await pool.query<{ id: string }>(
+  return keyedJob(
+    pool,
     "select (graphile_worker.add_job($1, $2::json, max_attempts => 1, job_key => 'console:test-restore', job_key_mode => 'preserve_run_at')).id",
     [tasks.testRestore, JSON.stringify({ requestedBy: who })],
   );
-  return Number(rows[0]!.id);
+}
+
+/**
+ * add_job with a key answers no job when a worker locked the keyed job
+ * between graphile-worker's two statements (it just started): asked once
+ * more, that queues the next one.
+ */
+async function keyedJob(pool: pg.Pool, text: string, values: unknown[]): Promise<number> {
+  for (let tries = 0; tries < 2; tries++) {
+    const { rows } = await pool.query<{ id: string | null }>(text, values);
+    if (rows[0]?.id != null) return Number(rows[0].id);
+  }
+  throw new UserError("the job was taken by a worker as it was being queued (it has just started): see the Jobs page, and click again to queue another");
 }

@@ -149,7 +149,12 @@ const JS = `"use strict";
     var state = document.getElementById("live-state");
     function show(s) { if (state) { state.setAttribute("data-state", s); state.textContent = s === "live" ? "live" : s === "busy" ? "busy, retrying…" : s + "…"; } }
     var es = new EventSource(f.events);
-    es.addEventListener("state", function (m) { show(JSON.parse(m.data)); });
+    es.addEventListener("state", function (m) {
+      var s = JSON.parse(m.data);
+      // More was missed than a replay gives (a long sleep, a busy hour): the page itself is read again.
+      if (s === "stale") { es.close(); location.reload(); return; }
+      show(s);
+    });
     es.onerror = function () { if (!state || state.getAttribute("data-state") !== "busy") show("reconnecting"); };
     es.onmessage = function (m) {
       var e = JSON.parse(m.data);

@@ -59,7 +59,8 @@ export function parseCursor(text: string | null | undefined, name = "cursor"): C
   const m = CURSOR.exec(text);
   // The shape alone lets 2026-13-45T99:99:99Z through, which PostgreSQL would refuse with a 500.
   const at = m && new Date(m[1]!);
-  if (!m || !at || Number.isNaN(at.getTime()) || at.toISOString().slice(0, 19) !== m[1]!.slice(0, 19)) {
+  // Year 0000 parses in JavaScript; PostgreSQL has no year 0.
+  if (!m || !at || Number.isNaN(at.getTime()) || at.toISOString().slice(0, 19) !== m[1]!.slice(0, 19) || at.getUTCFullYear() < 1) {
     throw new UserError(
       `${name}: ${JSON.stringify(text.slice(0, 60))} is not a page cursor: expected <time>~<id> as the page's links give, e.g. 2026-12-01T13:00:00.123456Z~42`,
     );

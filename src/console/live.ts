@@ -88,28 +88,51 @@ export class LiveFeed {
       });
   }
 
+  /**
+   * One batch: each event is passed on as its row is now in job_run (its seq,
+   * status, full error and payload summary), once per row. Any role may
+   * NOTIFY pmt_jobs: an event whose row does not exist is dropped, and a forged
+   * seq or status never reaches a page (it would freeze that row there, and
+   * become the browser's Last-Event-ID). If the read fails, the events go out
+   * as they came.
+   */
   private async deliver(): Promise<void> {
     // The rest of this tick's events join the batch.
     await new Promise((resolve) => setImmediate(resolve));
     const batch = this.waiting.splice(0);
-    const summaries = await this.summaries(batch.map((e) => e.id));
+    if (!this.listeners.size) return;
+    const rows = await this.rowsOf([...new Set(batch.map((e) => e.id))]);
+    const passed = new Set<number>();
     for (const event of batch) {
-      const enriched: LiveEvent = summaries.has(event.id) ? { ...event, payload_summary: summaries.get(event.id) } : event;
-      this.listeners.forEach((l) => l({ event: enriched }));
+      let out: LiveEvent = event;
+      if (rows) {
+        const row = rows.get(event.id);
+        if (!row || passed.has(event.id)) continue;
+        passed.add(event.id);
+        out = { ...row.event, op: event.op, error: row.error, payload_summary: row.payload_summary };
+      }
+      for (const listener of this.listeners) {
+        try {
+          listener({ event: out });
+        } catch (error) {
+          this.options.logger.warn({ err: errorMessage(error) }, "console: a live stream failed to take an event");
+        }
+      }
     }
   }
 
-  private async summaries(ids: number[]): Promise<Map<number, unknown>> {
-    if (!this.listeners.size) return new Map();
+  private async rowsOf(ids: number[]): Promise<Map<number, { event: JobEvent; error: string | null; payload_summary: unknown }> | undefined> {
     try {
       const rows = await readOnly(this.pool, (q) =>
-        q<{ id: number; payload_summary: unknown }>("select id::float8 as id, payload_summary from pmt_jobs.job_run where id = any($1::bigint[])", [ids]),
+        q<{ id: number; event: JobEvent; error: string | null; payload_summary: unknown }>(
+          "select r.id::float8 as id, pmt_jobs.job_run_event(r, 'update') as event, r.error, r.payload_summary from pmt_jobs.job_run r where r.id = any($1::bigint[])",
+          [ids],
+        ),
       );
-      return new Map(rows.map((r) => [r.id, r.payload_summary]));
+      return new Map(rows.map((r) => [r.id, r]));
     } catch (error) {
-      // The events still go out, without their summaries (the page shows them on reload).
-      this.options.logger.warn({ err: errorMessage(error) }, "console: could not read the live events' payload summaries");
-      return new Map();
+      this.options.logger.warn({ err: errorMessage(error) }, "console: could not read the live events' rows; passing them on as they came");
+      return undefined;
     }
   }
 
@@ -135,34 +158,53 @@ export class LiveFeed {
   }
 }
 
-/** The rows changed since `seq` (µs since the epoch), clamped to the replay window, oldest first, with their full errors. */
-async function replay(pool: pg.Pool, seq: number): Promise<LiveEvent[]> {
-  const rows = await readOnly(pool, (q) =>
-    q<{ event: JobEvent; error: string | null; payload_summary: unknown }>(
-      `select pmt_jobs.job_run_event(r, 'replay') as event, r.error, r.payload_summary
-       from pmt_jobs.job_run r
-       where r.updated_at >= greatest(to_timestamp($1::float8 / 1000000), now() - make_interval(secs => $2))
-       order by r.updated_at
-       limit $3`,
+/**
+ * The rows changed since `seq` (µs since the epoch), at most the replay
+ * window and the newest REPLAY_MAX_ROWS of it (a newer state replaces an
+ * older one), oldest first, with their full errors. `complete` is false when
+ * something older than what is returned was left out: the page is stale.
+ */
+async function replay(pool: pg.Pool, seq: number): Promise<{ events: LiveEvent[]; complete: boolean }> {
+  return readOnly(pool, async (q) => {
+    const rows = await q<{ event: JobEvent; error: string | null; payload_summary: unknown }>(
+      `select * from (
+         select pmt_jobs.job_run_event(r, 'replay') as event, r.error, r.payload_summary, r.updated_at
+         from pmt_jobs.job_run r
+         where r.updated_at >= greatest(to_timestamp($1::float8 / 1000000), now() - make_interval(secs => $2))
+         order by r.updated_at desc
+         limit $3) newest
+       order by updated_at`,
       [seq, REPLAY_WINDOW_S, REPLAY_MAX_ROWS],
-    ),
-  );
-  return rows.map((r) => ({ ...r.event, error: r.error, payload_summary: r.payload_summary }));
+    );
+    const [window] = await q<{ inside: boolean }>("select to_timestamp($1::float8 / 1000000) >= now() - make_interval(secs => $2) as inside", [
+      seq,
+      REPLAY_WINDOW_S,
+    ]);
+    return {
+      events: rows.map((r) => ({ ...r.event, error: r.error, payload_summary: r.payload_summary })),
+      complete: Boolean(window?.inside) && rows.length < REPLAY_MAX_ROWS,
+    };
+  });
 }
 
-/** The state line a stream sends: `live`, `reconnecting` (its LISTEN is being re-established), `busy` (refused for now). */
+/**
+ * The state line a stream sends: `live`, `reconnecting` (its LISTEN, or the
+ * database, is being re-established), `busy` (refused for now), `stale` (what
+ * the browser missed is more than a replay gives: the page reloads).
+ */
 function stateLine(state: string): string {
   return `event: state\ndata: ${JSON.stringify(state)}\n\n`;
 }
 
 /**
- * Answers a stream that cannot be served now (too many open): a valid, empty
- * event stream that asks the browser to come back in `retryMs` (a 503 would
- * make EventSource give up for good).
+ * Answers a stream that cannot be served now (too many open, or the database
+ * between two instances): a valid, empty event stream that asks the browser
+ * to come back in `retryMs` (any error status would make EventSource give up
+ * for good).
  */
-export function refuseStream(res: http.ServerResponse, headers: Record<string, string>, retryMs: number): void {
+export function refuseStream(res: http.ServerResponse, headers: Record<string, string>, retryMs: number, state: "busy" | "reconnecting"): void {
   res.writeHead(200, { ...headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store" });
-  res.end(`retry: ${retryMs}\n\n${stateLine("busy")}`);
+  res.end(`retry: ${retryMs}\n\n${stateLine(state)}`);
 }
 
 /**
@@ -186,10 +228,15 @@ export async function serveEvents(
     "x-accel-buffering": "no",
   });
   if (req.method === "HEAD") return void res.end();
-  res.write("retry: 1000\n\n");
-  const send = (event: LiveEvent) => res.write(`id: ${Number(event.seq)}\ndata: ${JSON.stringify(options.present(event))}\n\n`);
+  // Every write goes through here: the stream may have been ended (its feed closed) or lost while something was awaited.
+  const write = (text: string) => {
+    if (!res.writableEnded && !res.destroyed) res.write(text);
+  };
+  res.on("error", () => {});
+  write("retry: 1000\n\n");
+  const send = (event: LiveEvent) => write(`id: ${Number(event.seq)}\ndata: ${JSON.stringify(options.present(event))}\n\n`);
   let unsubscribe: (() => void) | undefined;
-  const timer = setInterval(() => res.write(": keep-alive\n\n"), HEARTBEAT_MS);
+  const timer = setInterval(() => write(": keep-alive\n\n"), HEARTBEAT_MS);
   timer.unref();
   const end = () => {
     clearInterval(timer);
@@ -207,22 +254,24 @@ export async function serveEvents(
       } else if (message.state === "closed") {
         end();
         res.end();
-      } else res.write(stateLine(message.state));
+      } else write(stateLine(message.state));
     });
-    if (res.destroyed) return end();
-    res.write(stateLine("live"));
+    if (res.writableEnded || res.destroyed) return end();
+    write(stateLine("live"));
     const last = Number(req.headers["last-event-id"]);
     if (Number.isSafeInteger(last) && last > 0) {
-      for (const event of await replay(feed.pool, last)) if (event.seq > last) send(event);
+      const missed = await replay(feed.pool, last);
+      for (const event of missed.events) if (event.seq > last) send(event);
+      if (!missed.complete) write(stateLine("stale"));
     }
   } catch (error) {
     options.logger.warn({ err: errorMessage(error) }, "console: the live feed could not start");
-    if (!res.destroyed) res.write(stateLine("reconnecting"));
+    write(stateLine("reconnecting"));
     end();
     res.end();
   } finally {
     const waiting = held ?? [];
     held = undefined;
-    if (!res.writableEnded) waiting.forEach(send);
+    waiting.forEach(send);
   }
 }

@@ -90,6 +90,8 @@ const DAILY_COUNTS_TTL_MS = 60_000;
 const MAX_STREAMS = 100;
 const MAX_STREAMS_PER_CLIENT = 20;
 const BUSY_RETRY_MS = 30_000;
+/** How soon a browser asks again for the stream of a database that has no running instance. */
+const DOWN_RETRY_MS = 5_000;
 /** How soon a stream of a replaced instance is ended (so its browser reconnects to the new one). */
 const FEED_SWEEP_MS = 5_000;
 
@@ -151,6 +153,11 @@ export function createConsole(source: ConsoleSource): Console {
     if (feeds.size) sweep();
     const all = source.databases();
     const chosen = all.find((d) => d.name === url.searchParams.get("db")) ?? all[0];
+    // A stream is never answered with an error status (EventSource would give up for good): while the database
+    // is between two instances, or not served yet, the browser is asked to come back.
+    if (path === "/console/jobs/events" && req.method === "GET" && !chosen?.pool) {
+      return refuseStream(res, SECURITY_HEADERS, DOWN_RETRY_MS, "reconnecting");
+    }
     if (!chosen) return errorPage(res, 503, "this worker serves no database yet");
     const headers: Record<string, string | string[]> = setCookie.length ? { "set-cookie": setCookie } : {};
     const ctxOf = (): PageContext => {
@@ -196,7 +203,7 @@ export function createConsole(source: ConsoleSource): Console {
       case "/console/jobs/events": {
         const client = req.socket.remoteAddress ?? "?";
         const mine = streamsOf.get(client) ?? 0;
-        if (streams >= MAX_STREAMS || mine >= MAX_STREAMS_PER_CLIENT) return refuseStream(res, SECURITY_HEADERS, BUSY_RETRY_MS);
+        if (streams >= MAX_STREAMS || mine >= MAX_STREAMS_PER_CLIENT) return refuseStream(res, SECURITY_HEADERS, BUSY_RETRY_MS, "busy");
         streams++;
         streamsOf.set(client, mine + 1);
         res.on("close", () => {
@@ -393,7 +400,7 @@ function parseTime(value: string | null, name: string): Date | undefined {
   const d = day ? new Date(/Z|[+-]\d\d:\d\d$/.test(value) ? value : `${value}Z`) : undefined;
   // Date rolls 2026-11-31 over to December: the day must exist in its month.
   const exists = day && new Date(Date.UTC(+day[1]!, +day[2]! - 1, +day[3]!)).getUTCDate() === +day[3]! && +day[2]! <= 12;
-  if (!d || Number.isNaN(d.getTime()) || !exists) {
+  if (!d || Number.isNaN(d.getTime()) || !exists || +day![1]! < 1) {
     throw new UserError(`${name}: ${JSON.stringify(value.slice(0, 60))} is not a time: expected YYYY-MM-DDTHH:MM (UTC) or an ISO 8601 time`);
   }
   return d;

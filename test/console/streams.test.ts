@@ -19,7 +19,7 @@ import { createTestDatabase, type TestDatabase } from "../harness/db.js";
 import { until } from "../harness/wait.js";
 
 let db: TestDatabase;
-let consolePool: Pool;
+let consolePool: Pool | undefined;
 let server: http.Server;
 let con: Console;
 let base: string;
@@ -142,6 +142,8 @@ describe("the live stream", () => {
     const s = await open("/console/jobs/events", { "last-event-id": "1" });
     await until(async () => replayed(s).some((e) => e.data.id === recent), "the recent row replayed");
     expect(replayed(s).map((e) => e.data.id)).not.toContain(old);
+    // More was missed than the window holds: the page is told it is stale (and reloads itself).
+    await until(async () => s.text().includes('data: "stale"'), "the stale state");
     expect(replayed(s).length).toBeLessThanOrEqual(REPLAY_MAX_ROWS);
     const seqs = replayed(s).map((e) => e.id);
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
@@ -153,13 +155,62 @@ describe("the live stream", () => {
     const t = await open("/console/jobs/events", { "last-event-id": String(since) });
     await until(async () => replayed(t).some((e) => e.data.id === later), "the later row replayed");
     expect(replayed(t).map((e) => e.data.id)).not.toContain(recent);
+    expect(t.text()).not.toContain('data: "stale"');
     t.close();
+  });
+
+  it("passes on each event as its row is in job_run: a forged NOTIFY neither freezes a row nor moves the browser's last id", async () => {
+    const s = await open("/console/jobs/events");
+    await until(async () => s.text().includes('data: "live"'), "the stream live");
+    const row = await historyRow("forged.target", "0 seconds");
+    await until(async () => s.events().some((e) => e.data.id === row), "the row's own event");
+    const real = s.events().find((e) => e.data.id === row)!;
+    const forged = {
+      op: "update",
+      id: row,
+      job_id: 1,
+      task: "forged.target",
+      attempt: 1,
+      max_attempts: 1,
+      queue: null,
+      status: "failed",
+      started_at: "2026-01-01T00:00:00Z",
+      finished_at: null,
+      duration_ms: null,
+      error_class: null,
+      worker_id: "w",
+      seq: real.id + 10 ** 12,
+    };
+    await db.pool.query("select pg_notify('pmt_jobs', $1)", [JSON.stringify(forged)]);
+    await db.pool.query("select pg_notify('pmt_jobs', $1)", [JSON.stringify({ ...forged, id: 987654321 })]);
+    // A marker after both: once it is here, the forged events have been dealt with.
+    const marker = await historyRow("forged.marker", "0 seconds");
+    await until(async () => s.events().some((e) => e.data.id === marker), "the marker");
+    const ofRow = s.events().filter((e) => e.data.id === row);
+    expect(ofRow.map((e) => [e.id, e.data.status])).toEqual(ofRow.map(() => [real.id, "succeeded"]));
+    expect(s.events().map((e) => e.data.id)).not.toContain(987654321);
+    s.close();
+  });
+
+  it("asks the browser to come back, never an error status, while the database has no running instance", async () => {
+    const running = consolePool;
+    consolePool = undefined;
+    try {
+      const s = await open("/console/jobs/events");
+      expect(s.status).toBe(200);
+      await s.ended;
+      expect(s.text()).toBe('retry: 5000\n\nevent: state\ndata: "reconnecting"\n\n');
+      // The pages say why, as before.
+      expect((await fetch(`${base}/console/jobs`)).status).toBe(503);
+    } finally {
+      consolePool = running;
+    }
   });
 
   it("ends when the database's instance is replaced (a new pool), so the browser reconnects to the new one", async () => {
     const s = await open("/console/jobs/events");
     await until(async () => s.text().includes('data: "live"'), "the stream live");
-    const previous = consolePool;
+    const previous = consolePool!;
     consolePool = createPool(db.url, { max: 4 });
     // The next request (or the sweep within seconds) finds the new pool.
     await fetch(`${base}/console/jobs`);
