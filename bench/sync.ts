@@ -175,17 +175,23 @@ interface Setup {
   logger: ReturnType<typeof createLogger>;
 }
 
+/** A migrated database for one case's catalog, and its BACKUP_DIR under the run's folder with the database's subfolder. */
+async function benchCatalog(setup: Setup, database: string, folder: string) {
+  const url = await createDatabase(setup.serverUrl, database);
+  const pool = createPool(url, { max: 2 });
+  await migrate(pool, setup.logger);
+  const backupDir = path.join(setup.dir, folder);
+  fs.mkdirSync(path.join(backupDir, database), { recursive: true, mode: 0o700 });
+  return { url, pool, backupDir };
+}
+
 async function steadyState(setup: Setup, rounds: number) {
   const count = intArg("backups", 200);
   const minMb = intArg("min-mb", 10);
   const maxMb = Math.max(minMb, intArg("max-mb", 30));
   const { s3, dir } = setup;
   const database = "bench_sync";
-  const url = await createDatabase(setup.serverUrl, database);
-  const pool = createPool(url, { max: 2 });
-  await migrate(pool, setup.logger);
-  const backupDir = path.join(dir, "steady");
-  fs.mkdirSync(path.join(backupDir, database), { recursive: true, mode: 0o700 });
+  const { url, pool, backupDir } = await benchCatalog(setup, database, "steady");
   // One backup a day, the newest yesterday when the timed rounds' new ones are added.
   const newBackups = 2 * rounds;
   const first = Date.now() - (count + newBackups + 1) * DAY;
@@ -263,11 +269,7 @@ async function catchUp(setup: Setup, rounds: number) {
   const mbps = numberArg("catchup-mbps", 0);
   const { s3, dir } = setup;
   const database = "bench_catchup";
-  const url = await createDatabase(setup.serverUrl, database);
-  const pool = createPool(url, { max: 2 });
-  await migrate(pool, setup.logger);
-  const backupDir = path.join(dir, "catchup");
-  fs.mkdirSync(path.join(backupDir, database), { recursive: true, mode: 0o700 });
+  const { url, pool, backupDir } = await benchCatalog(setup, database, "catchup");
   const first = Date.now() - (count + 1) * DAY;
   for (let i = 0; i < count; i++) await addBackup(pool, backupDir, database, new Date(first + i * DAY), Math.round(mb * MB));
   const proxy = await ThrottleProxy.start(s3.port, { rttMs: rtt, megabitsPerSecond: mbps });

@@ -7,12 +7,12 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inject } from "vitest";
 import { createPool, type Pool } from "../../src/db/pool.js";
 import { createLogger } from "../../src/log.js";
 import { startWorker, type WorkerHandle } from "../../src/worker/runner.js";
+import { adminQuery as admin } from "../harness/db.js";
 import { until } from "../harness/wait.js";
 import { testConfig } from "../harness/worker.js";
 
@@ -23,16 +23,6 @@ const pools = new Map<string, Pool>();
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "pmt-console-multi-"));
 let worker: WorkerHandle;
 let base: string;
-
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
 
 const page = async (p: string) => {
   const res = await fetch(base + p);

@@ -28,6 +28,11 @@ async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
+/** One statement as the run's admin role (create, drop or alter a database), on a connection of its own. */
+export async function adminQuery(sql: string): Promise<void> {
+  await admin((c) => c.query(sql));
+}
+
 /** Creates a database for this file; registers its drop in afterAll. */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const name = `pmt_test_${crypto.randomBytes(6).toString("hex")}`;

@@ -4,6 +4,9 @@ import os from "node:os";
 import path from "node:path";
 // @ts-expect-error s3rver ships no types
 import S3rver from "s3rver";
+import { migrate } from "../../src/db/migrate.js";
+import { createLogger } from "../../src/log.js";
+import { createTestDatabase, type TestDatabase } from "./db.js";
 import { freePort } from "./net.js";
 
 export const S3RVER_CREDENTIALS = { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER" };
@@ -46,4 +49,17 @@ export class S3Sink {
     await this.down();
     fs.rmSync(this.directory, { recursive: true, force: true });
   }
+}
+
+/**
+ * A migrated test database with a table of about 19 MB uncompressed (more
+ * than three 5 MiB parts in tar format, for multipart uploads) and an S3
+ * server with the bucket `pmt-backups`; the SDK's credentials set for s3rver.
+ */
+export async function bigDatabaseAndStore(): Promise<{ db: TestDatabase; s3: S3Sink }> {
+  Object.assign(process.env, S3RVER_CREDENTIALS);
+  const db = await createTestDatabase();
+  await migrate(db.pool, createLogger("silent"));
+  await db.pool.query("create table public.big as select g as id, md5(g::text) || md5((g * 7)::text) as v from generate_series(1, 300000) g");
+  return { db, s3: await S3Sink.start(["pmt-backups"]) };
 }

@@ -11,7 +11,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runBackup } from "../../src/backups/run.js";
 import { backupTargets } from "../../src/backups/target.js";
 import type { Config } from "../../src/config.js";
-import { migrate } from "../../src/db/migrate.js";
 import { createLogger } from "../../src/log.js";
 import { syncOffsite } from "../../src/jobs/offsite-sync.js";
 import { uploadBackup } from "../../src/offsite/copies.js";
@@ -19,8 +18,8 @@ import { restoreFromOffsite } from "../../src/offsite/restore.js";
 import { openStore } from "../../src/offsite/store.js";
 import { applyRetention } from "../../src/retention/apply.js";
 import { runCli } from "../harness/cli.js";
-import { createTestDatabase, type TestDatabase } from "../harness/db.js";
-import { S3RVER_CREDENTIALS, S3Sink } from "../harness/s3.js";
+import type { TestDatabase } from "../harness/db.js";
+import { S3RVER_CREDENTIALS, S3Sink, bigDatabaseAndStore } from "../harness/s3.js";
 import { testConfig } from "../harness/worker.js";
 
 const logger = createLogger("silent");
@@ -30,12 +29,7 @@ let config: Config;
 let env: Record<string, string>;
 
 beforeAll(async () => {
-  Object.assign(process.env, S3RVER_CREDENTIALS);
-  db = await createTestDatabase();
-  await migrate(db.pool, logger);
-  // About 19 MB uncompressed: more than three 5 MB parts in tar format.
-  await db.pool.query("create table public.big as select g as id, md5(g::text) || md5((g * 7)::text) as v from generate_series(1, 300000) g");
-  s3 = await S3Sink.start(["pmt-backups"]);
+  ({ db, s3 } = await bigDatabaseAndStore());
   env = {
     BACKUP_DIR: path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pmt-offsite-")), "b"),
     OFFSITE_URL: "s3://pmt-backups/pmt",

@@ -14,12 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runBackup } from "../../src/backups/run.js";
 import { backupTargets } from "../../src/backups/target.js";
 import type { Config } from "../../src/config.js";
-import { migrate } from "../../src/db/migrate.js";
 import { createLogger } from "../../src/log.js";
 import { syncOffsite } from "../../src/jobs/offsite-sync.js";
 import { uploadBackup } from "../../src/offsite/copies.js";
-import { createTestDatabase, type TestDatabase } from "../harness/db.js";
-import { S3RVER_CREDENTIALS, S3Sink } from "../harness/s3.js";
+import type { TestDatabase } from "../harness/db.js";
+import { S3Sink, bigDatabaseAndStore } from "../harness/s3.js";
 import { testConfig } from "../harness/worker.js";
 
 /** Relays to 127.0.0.1:`port`, counting connections and keeping each request line with its headers. */
@@ -50,12 +49,7 @@ let front: Awaited<ReturnType<typeof relay>>;
 let config: Config;
 
 beforeAll(async () => {
-  Object.assign(process.env, S3RVER_CREDENTIALS);
-  db = await createTestDatabase();
-  await migrate(db.pool, logger);
-  // About 19 MB uncompressed: four 5 MiB parts in tar format.
-  await db.pool.query("create table public.big as select g as id, md5(g::text) || md5((g * 7)::text) as v from generate_series(1, 300000) g");
-  s3 = await S3Sink.start(["pmt-backups"]);
+  ({ db, s3 } = await bigDatabaseAndStore());
   front = await relay(s3.port);
   config = testConfig({
     BACKUP_DIR: path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pmt-requests-")), "b"),

@@ -9,7 +9,6 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inject } from "vitest";
 import { createPool, type Pool } from "../../src/db/pool.js";
@@ -17,7 +16,7 @@ import { installSampleSchema } from "../../src/exports/demo.js";
 import { createLogger } from "../../src/log.js";
 import { startWorker, type WorkerHandle } from "../../src/worker/runner.js";
 import { runCli } from "../harness/cli.js";
-import { databaseUrl } from "../harness/db.js";
+import { adminQuery as admin, databaseUrl } from "../harness/db.js";
 import { recordFault } from "../harness/faults.js";
 import { SmtpSink } from "../harness/smtp.js";
 import { until } from "../harness/wait.js";
@@ -42,16 +41,6 @@ const gateTask = async (payload: unknown) => {
   gate.started.push((payload as { id: number }).id);
   await new Promise<void>((r) => gate.release.push(r));
 };
-
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
 
 /** A PMT database with the sample schema and data, and the pool PMT's application uses. */
 async function createPmtDatabase(name: string): Promise<Pool> {
