@@ -25,7 +25,7 @@ import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pg from "pg";
 import type { Config } from "../config.js";
-import { clientConfig } from "../db/pool.js";
+import { clientConfig, openClient } from "../db/pool.js";
 import { UserError, errorMessage } from "../errors.js";
 import { encryptStream } from "../io/age.js";
 import { Measure, measuringTap, sha256Of, Tee, type Measured } from "../io/measure.js";
@@ -194,8 +194,7 @@ async function startRun(deps: BackupDeps, target: BackupTarget, format: BackupFo
   const { config, pool, logger } = deps;
   const dir = config.backup.dir;
   // Connecting (TCP, authentication, a backend started) while the catalog is written.
-  const snapshotClient = new pg.Client(clientConfig(target.url, { application_name: "pmt-worker backup" }));
-  snapshotClient.on("error", () => {});
+  const snapshotClient = openClient(clientConfig(target.url, { application_name: "pmt-worker backup" }));
   const connecting = snapshotClient.connect();
   connecting.catch(() => {});
   let row: BackupRow;

@@ -7,7 +7,7 @@
 import crypto from "node:crypto";
 import pg from "pg";
 import type { Config } from "../config.js";
-import { clientConfig } from "../db/pool.js";
+import { clientConfig, openClient } from "../db/pool.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import { redactText } from "../redact.js";
@@ -69,8 +69,7 @@ export async function testRestore(
     const target = backupTargets(databaseUrl, config.backup).find((t) => t.database === database);
     const admin = new URL(target?.url ?? databaseUrl);
     admin.pathname = "/postgres";
-    const client = new pg.Client(clientConfig(admin.toString()));
-    client.on("error", () => {});
+    const client = openClient(clientConfig(admin.toString()));
     await client
       .connect()
       .then(

@@ -7,11 +7,10 @@ import { execFile, execFileSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import pg from "pg";
 import { childEnv } from "../child-env.js";
 import { UserError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
-import { clientConfig } from "./pool.js";
+import { clientConfig, openClient } from "./pool.js";
 
 export interface EmbeddedDatabase {
   url: string;
@@ -46,8 +45,7 @@ export function readEmbeddedConnection(home: string): Connection | undefined {
 }
 
 async function answers(url: string): Promise<boolean> {
-  const client = new pg.Client(clientConfig(url, { connectionTimeoutMillis: 2000 }));
-  client.on("error", () => {});
+  const client = openClient(clientConfig(url, { connectionTimeoutMillis: 2000 }));
   try {
     await client.connect();
     await client.query("select 1");
@@ -280,7 +278,7 @@ export function isAlive(pid: number): boolean {
 }
 
 async function createAppDatabase(conn: Connection): Promise<void> {
-  const client = new pg.Client(clientConfig(embeddedUrl({ ...conn, database: "postgres" })));
+  const client = openClient(clientConfig(embeddedUrl({ ...conn, database: "postgres" })));
   await client.connect();
   try {
     await client.query(`create database ${DATABASE}`);

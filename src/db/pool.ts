@@ -134,10 +134,24 @@ export function connectionError(error: unknown, connectionString: string): UserE
   return new UserError(`cannot connect to ${where}: ${errorMessage(error)} (${hint})`, { cause: error });
 }
 
+/**
+ * A connection of our own, outside a pool. It always has an 'error' listener:
+ * a server that ends the session while no query is running (a restart's
+ * "terminating connection due to administrator command", often arriving
+ * while `end()` waits) emits 'error' on the client, and with no listener Node
+ * ends the whole worker. The failure still reaches the caller through the
+ * promise of its next query. The only place in src/ that calls `new pg.Client`
+ * (test/db/pool.test.ts holds it so).
+ */
+export function openClient(config: pg.ClientConfig): pg.Client {
+  const client = new pg.Client(config);
+  client.on("error", () => {});
+  return client;
+}
+
 /** One short-lived connection for `fn` (to a database other than the pool's, e.g. to create or drop one). */
 export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client(clientConfig(url));
-  client.on("error", () => {});
+  const client = openClient(clientConfig(url));
   await client.connect();
   try {
     return await fn(client);

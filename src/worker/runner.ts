@@ -18,7 +18,7 @@ import pg from "pg";
 import { run, type ParsedCronItem, type Runner, type Task, type WorkerEvents } from "graphile-worker";
 import type { Config } from "../config.js";
 import { createDb } from "../db/kysely.js";
-import { checkConnection, createPool, waitForDatabase, type Pool } from "../db/pool.js";
+import { checkConnection, createPool, openClient, waitForDatabase, type Pool } from "../db/pool.js";
 import { migrate } from "../db/migrate.js";
 import { checkGraphileInternals } from "../db/graphile-internals.js";
 import { resilientPool } from "../db/resilient.js";
@@ -363,7 +363,7 @@ function refusesUs(error: unknown): boolean {
 /** `select 1` within `ms` on a fresh connection (a pool full of stuck clients would otherwise hide the answer). */
 async function pingDatabase(pool: Pool, ms: number): Promise<void> {
   const options = pool.options as pg.PoolConfig;
-  const client = new pg.Client({ ...options, connectionTimeoutMillis: ms, query_timeout: ms });
+  const client = openClient({ ...options, connectionTimeoutMillis: ms, query_timeout: ms });
   try {
     await client.connect();
     await client.query("select 1");

@@ -182,9 +182,22 @@ describe.skipIf(missing)("web console in Chromium", () => {
         { timeout: 60_000, polling: "mutation" },
         id,
       );
+    // Every state the indicator takes, recorded in the page: a reconnect that
+    // takes milliseconds sends "reconnecting" and "live" together, and
+    // Chromium dispatches both events of one network read in one task, so
+    // polling the attribute would only ever see "live" (CI, on a busy machine).
+    await page.evaluate(() => {
+      const state = document.getElementById("live-state")!;
+      const seen: string[] = [];
+      (window as unknown as { liveStates: string[] }).liveStates = seen;
+      new MutationObserver((records) => {
+        for (const record of records.slice(1)) seen.push(record.oldValue ?? "");
+        seen.push(state.getAttribute("data-state") ?? "");
+      }).observe(state, { attributes: true, attributeFilter: ["data-state"], attributeOldValue: true });
+    });
     const { rowCount } = await db.pool.query("select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1", [LIVE_APPLICATION_NAME]);
     expect(rowCount).toBe(1);
-    await page.waitForSelector('#live-state[data-state="reconnecting"]', { timeout: 30_000 });
+    await page.waitForFunction(() => (window as unknown as { liveStates: string[] }).liveStates.includes("reconnecting"), { timeout: 30_000 });
     const during = (await db.pool.query<{ id: string }>("select (graphile_worker.add_job('test.live')).id::text as id")).rows[0]!.id;
     await page.waitForSelector('#live-state[data-state="live"]', { timeout: 60_000 });
     await appears(during);

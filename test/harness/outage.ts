@@ -132,12 +132,19 @@ export async function expectRecovered(world: OutageWorld, jobs: number, exports:
   const { smtp, worker } = world;
   const server = { url };
   await until(
-    async () =>
-      (
-        await query<{ n: number }>(server.url, `select count(*)::int as n from graphile_worker.jobs where ${OURS.replace("task", "task_identifier")}`).catch(
-          () => [{ n: -1 }],
-        )
-      )[0]!.n === 0,
+    async () => {
+      // A worker that died leaves its jobs locked for good: say so at once, not after the timeout.
+      if (worker.child.exitCode !== null || worker.child.signalCode !== null) {
+        throw new Error(`the worker exited (${worker.child.exitCode ?? worker.child.signalCode}) while the queue was not empty`);
+      }
+      return (
+        (
+          await query<{ n: number }>(server.url, `select count(*)::int as n from graphile_worker.jobs where ${OURS.replace("task", "task_identifier")}`).catch(
+            () => [{ n: -1 }],
+          )
+        )[0]!.n === 0
+      );
+    },
     "the queue to empty",
     timeoutMs,
     200,
