@@ -58,6 +58,7 @@ const BATCH = 500;
 export async function* exportRows(pool: pg.Pool, filters: unknown, options: { iati?: boolean } = {}): AsyncGenerator<ExportRow> {
   const client = await pool.connect();
   let failure: Error | undefined;
+  let committed = false;
   try {
     await client.query("begin read only");
     const cursor = client.query(
@@ -86,11 +87,17 @@ export async function* exportRows(pool: pg.Pool, filters: unknown, options: { ia
       if (!readFailed && (cursor as unknown as { state?: string }).state !== "error") await closeCursor(cursor, client);
     }
     await client.query("commit");
+    committed = true;
   } catch (error) {
     failure = error as Error;
     await client.query("rollback").catch(() => {});
     throw error;
   } finally {
+    // A reader that stops early (the spool's disk full, a render error) ends
+    // the generator with return(): neither the commit nor the catch above
+    // runs, and the client must not go back to the pool inside its READ ONLY
+    // transaction (the next caller's writes would fail with 25006).
+    if (!committed && !failure) await client.query("rollback").catch((error: Error) => (failure = error));
     client.release(failure); // a failed client is discarded, not pooled
   }
 }

@@ -6,6 +6,8 @@ import crypto from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrate } from "../../src/db/migrate.js";
 import { installSampleSchema } from "../../src/exports/demo.js";
+import { createPool } from "../../src/db/pool.js";
+import { exportRows } from "../../src/exports/rows.js";
 import { createLogger } from "../../src/log.js";
 import type { WorkerHandle } from "../../src/worker/runner.js";
 import { createTestDatabase, type TestDatabase } from "../harness/db.js";
@@ -144,6 +146,26 @@ describe("CSV export", () => {
     expect(run).toEqual({ status: "succeeded", payload_summary: { requestId: id } });
     const metrics = await (await fetch(`http://127.0.0.1:${worker.httpPort}/metrics`)).text();
     expect(metrics).toMatch(/pmt_worker_export_requests\{status="sent",database="[^"]+"\} [1-9]/);
+  });
+});
+
+describe("the rows' reader", () => {
+  it("gives its connection back outside any transaction when the reader stops early (a full disk, a render error)", async () => {
+    const pool = createPool(db.url, { max: 1 });
+    try {
+      for await (const row of exportRows(pool, {})) {
+        expect(row.activity_id).toBeGreaterThan(0);
+        break; // what a failing pipeline does: return() on the generator
+      }
+      // max 1: the same session. Inside the reader's READ ONLY transaction a write would fail with 25006.
+      const { rows } = await pool.query<{ ro: string; xact: string | null }>(
+        "select current_setting('transaction_read_only') as ro, pg_current_xact_id_if_assigned()::text as xact",
+      );
+      expect(rows[0]).toEqual({ ro: "off", xact: null });
+      await pool.query("create temporary table after_reader (x int)");
+    } finally {
+      await pool.end();
+    }
   });
 });
 
