@@ -64,6 +64,14 @@ Environment:
 
 /** Runs the CLI. User errors print one clear line (no stack) and exit 1. */
 export async function main(argv: string[]): Promise<void> {
+  // A reader that goes away (`pmt-worker backup list --json | head`) ends the
+  // command quietly, as Unix tools end; any other failure to write the output
+  // (a full disk under `> file`) is said on stderr. Unhandled, either would
+  // end the process with a stack trace.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") process.stderr.write(`pmt-worker: cannot write the output: ${error.message}\n`);
+    process.exit(error.code === "EPIPE" ? (process.exitCode ?? 0) : 1);
+  });
   try {
     const envHelp = argv.slice(2).includes("start") ? (await import("../config.js")).describeEnv() : undefined;
     await buildProgram(envHelp).parseAsync(argv);

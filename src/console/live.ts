@@ -1,6 +1,6 @@
 /**
  * The Jobs page's live feed: one LISTEN pmt_jobs per served database
- * (history/watch.ts's streamEvents: pg-listen reconnecting for ever, the
+ * (history/watch.ts's streamEvents: db/listen.ts reconnecting while open, the
  * missed events re-read after a reconnect), fanned out to the browsers as
  * server-sent events. Each event's id is its seq, so a browser's EventSource
  * that reconnects sends Last-Event-ID and is given what it missed.

@@ -31,6 +31,7 @@
 import pg from "pg";
 import type { Logger } from "../log.js";
 import { classifyStatement, statementValues } from "./graphile-internals.js";
+import { inTransaction } from "./transaction.js";
 
 const CONNECTION_CODES = new Set([
   "ECONNRESET",
@@ -168,31 +169,25 @@ class LockBook {
   private async releaseOrphans(poolId: string): Promise<void> {
     const heldIds = [...this.held.keys()];
     const heldQueues = [...new Set([...this.held.values()].filter((q): q is string => q !== null))];
-    const client = await this.pool.connect();
-    try {
-      await client.query("begin");
+    const rows = await inTransaction(this.pool, async (client) => {
       await client.query("select set_config('pmt_jobs.release_reason', $1, true)", [
         `worker ${poolId} fetched the job as its database connection was lost and never ran it; released for retry`,
       ]);
-      const { rows } = await client.query<{ id: string }>(
-        `with j as (
-           update graphile_worker._private_jobs set locked_by = null, locked_at = null
-           where locked_by = $1 and id <> all($2::bigint[]) returning id
-         ), q as (
-           update graphile_worker._private_job_queues set locked_by = null, locked_at = null
-           where locked_by = $1 and id <> all($3::int[])
-         )
-         select id from j`,
-        [poolId, heldIds, heldQueues],
-      );
-      await client.query("commit");
-      if (rows.length) this.logger.warn({ jobs: rows.map((r) => r.id) }, "released jobs fetched as the database connection was lost; they will be retried");
-    } catch (error) {
-      await client.query("rollback").catch(() => {});
-      throw error;
-    } finally {
-      client.release();
-    }
+      return (
+        await client.query<{ id: string }>(
+          `with j as (
+             update graphile_worker._private_jobs set locked_by = null, locked_at = null
+             where locked_by = $1 and id <> all($2::bigint[]) returning id
+           ), q as (
+             update graphile_worker._private_job_queues set locked_by = null, locked_at = null
+             where locked_by = $1 and id <> all($3::int[])
+           )
+           select id from j`,
+          [poolId, heldIds, heldQueues],
+        )
+      ).rows;
+    });
+    if (rows.length) this.logger.warn({ jobs: rows.map((r) => r.id) }, "released jobs fetched as the database connection was lost; they will be retried");
   }
 }
 
@@ -232,7 +227,9 @@ function wrapClient(pool: pg.Pool, logger: Logger, waitMs: number, locks: LockBo
     const deadline = Date.now() + limitMs;
     for (let attempt = 0; ; attempt++) {
       current.release(true);
+      released = true;
       current = await connectWithRetry(pool, logger, limitMs);
+      released = false;
       try {
         return await run();
       } catch (error) {
@@ -241,7 +238,14 @@ function wrapClient(pool: pg.Pool, logger: Logger, waitMs: number, locks: LockBo
       }
     }
   };
-  const release = (destroy?: boolean | Error) => current.release(destroy);
+  // After a retry released `current` and could not connect again, the caller's
+  // own release must not throw "already released" over the error it is handling.
+  let released = false;
+  const release = (destroy?: boolean | Error) => {
+    if (released) return;
+    released = true;
+    current.release(destroy);
+  };
   return new Proxy(client, {
     get(_target, prop) {
       if (prop === "query") return query;

@@ -78,7 +78,7 @@ export interface JobEvent {
 /**
  * The events of one NOTIFY pmt_jobs payload: an object for one event, an
  * array for several written by one statement (pmt_jobs.notify_events).
- * Accepts the payload as text or as pg-listen's parsed JSON. Any role that
+ * Accepts the payload as text or already parsed. Any role that
  * may connect can NOTIFY pmt_jobs: what is not valid JSON or not shaped like
  * an event is left out, never thrown.
  */

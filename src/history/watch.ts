@@ -1,12 +1,12 @@
 /**
  * The live stream of one database's job events, from NOTIFY pmt_jobs through
- * pg-listen (which reconnects for ever: retryTimeout Infinity). After every
+ * db/listen.ts (which reconnects for as long as it is open). After every
  * reconnect the events missed while disconnected are re-read from job_run.
  * A NOTIFY payload carries an error's class only (any role may LISTEN); the
  * full error is read from job_run by id, as this session's role may. Each
  * event is given once, in the order it arrived.
  */
-import pgListen from "pg-listen";
+import { listen } from "../db/listen.js";
 import { clientConfig } from "../db/pool.js";
 import type { Db } from "../db/schema.js";
 import { errorMessage } from "../errors.js";
@@ -44,8 +44,9 @@ export async function streamEvents(options: EventStreamOptions): Promise<{ close
     options.onEvent(event);
   };
 
+  let stopped = false;
   const replay = async () => {
-    for (let attempt = 0; ; attempt++) {
+    for (let attempt = 0; !stopped; attempt++) {
       try {
         for (const event of await eventsSince(db, lastSeq - REPLAY_MARGIN_US)) emit(event);
         return;
@@ -56,9 +57,6 @@ export async function streamEvents(options: EventStreamOptions): Promise<{ close
     }
   };
 
-  // pg-listen is CommonJS with `exports.default`: from ESM the function is `.default`.
-  const subscriber = pgListen.default(clientConfig(options.url), { retryTimeout: Infinity, retryInterval: 500, paranoidChecking: 5000 });
-  let connectedOnce = false;
   // One at a time, so events are given in the order they arrived while an error is read.
   let printing = Promise.resolve();
   const withError = async (event: JobEvent): Promise<JobEvent> => {
@@ -66,23 +64,26 @@ export async function streamEvents(options: EventStreamOptions): Promise<{ close
     const error = await runError(db, event.id).catch(() => null);
     return { ...event, error: error ?? event.error_class };
   };
-  subscriber.notifications.on("pmt_jobs", (payload: unknown) => {
-    // Anyone may NOTIFY pmt_jobs: parseJobEvents keeps only well-formed events and never throws.
-    for (const event of parseJobEvents(payload)) printing = printing.then(async () => emit(await withError(event)));
+  const subscription = await listen({
+    config: clientConfig(options.url),
+    channel: "pmt_jobs",
+    onNotification: (payload) => {
+      // Anyone may NOTIFY pmt_jobs: parseJobEvents keeps only well-formed events and never throws.
+      for (const event of parseJobEvents(payload)) printing = printing.then(async () => emit(await withError(event)));
+    },
+    onLost: (error) => {
+      logger.warn({ database, err: errorMessage(error) }, "notification connection lost; reconnecting");
+      options.onLost();
+    },
+    onReconnected: () => {
+      options.onReconnected();
+      void replay();
+    },
   });
-  subscriber.events.on("error", (error) => logger.warn({ database, err: errorMessage(error) }, "notification connection error"));
-  subscriber.events.on("reconnect", (attempt) => {
-    if (attempt === 1) options.onLost();
-  });
-  subscriber.events.on("connected", () => {
-    if (!connectedOnce) {
-      connectedOnce = true;
-      return;
-    }
-    options.onReconnected();
-    void replay();
-  });
-  await subscriber.connect();
-  await subscriber.listenTo("pmt_jobs");
-  return { close: () => subscriber.close().catch(() => {}) };
+  return {
+    close: async () => {
+      stopped = true;
+      await subscription.close();
+    },
+  };
 }

@@ -562,7 +562,11 @@ export async function syncCopies(deps: OffsiteDeps, store: OffsiteStore, listing
             : !fs.existsSync(backup.local_path ?? "")
               ? "its local file is missing"
               : undefined;
-        if (lostCopy && why) await alertUnrecoverable(deps, store, lostCopy.copy, why, lostCopy.reason);
+        // The alert failing (mail or database down) must not end this lane while the others upload on.
+        if (lostCopy && why)
+          await alertUnrecoverable(deps, store, lostCopy.copy, why, lostCopy.reason).catch((alertError: unknown) =>
+            deps.logger.error({ backup: backup.id, err: errorMessage(alertError) }, `could not raise the alert: this backup's offsite copy is lost and ${why}`),
+          );
         result.failed.push({ backup: backup.id, error: errorMessage(error) });
       }
     }

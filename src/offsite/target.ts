@@ -52,5 +52,9 @@ function newClient(settings: S3Settings, endpoint: string | undefined): S3Client
     // refuse (bad credentials), which the first part already tells.
     expectContinueHeader: false,
     maxAttempts: 5,
+    // No answer is an error, not a wait for ever: an endpoint that drops packets (no reset)
+    // would otherwise hold the upload, the backup streaming into it and its lock indefinitely.
+    // socketTimeout is the idle time on a connection (a slow link that moves bytes is fine).
+    requestHandler: { connectionTimeout: 10_000, socketTimeout: 120_000 },
   });
 }

@@ -122,6 +122,8 @@ export async function startHttpServer(source: HealthSource, host: string, port: 
         : `cannot listen on ${host}:${port}: ${error.message}`,
     );
   });
+  // Listening: an error now (EMFILE accepting a connection) is the server's, not the worker's to die of.
+  server.on("error", (error) => process.stderr.write(`pmt-worker: health/console listener: ${redactText(errorMessage(error))}\n`));
   return {
     port: (server.address() as AddressInfo).port,
     close: async () => {

@@ -1,7 +1,7 @@
 /**
  * A NOTIFY pmt_jobs payload carries one event as an object, or several
  * written by one statement as an array (pmt_jobs.notify_events):
- * parseJobEvents reads both, as text or as pg-listen's parsed JSON.
+ * parseJobEvents reads both, as text or already parsed.
  */
 import { describe, expect, it } from "vitest";
 import { parseJobEvents, type JobEvent } from "../../src/history/queries.js";
@@ -35,7 +35,7 @@ describe("parseJobEvents", () => {
     expect(parseJobEvents("null")).toEqual([]);
     expect(parseJobEvents([1, "x", null, { id: "7" }, event(4)])).toEqual([event(4)]);
     expect(parseJobEvents("{not json")).toEqual([]);
-    // pg-listen hands over a payload it parsed: '"x"' arrives as the string x.
+    // A payload parsed by its receiver: '"x"' arrives as the string x.
     expect(parseJobEvents("x")).toEqual([]);
     expect(parseJobEvents({ id: 1 })).toEqual([]);
     expect(parseJobEvents({ ...event(5), seq: "1\ndata: forged" })).toEqual([]);

@@ -97,7 +97,7 @@ function packages(modules: string[]): Set<string> {
 }
 
 /** What no command that neither runs the worker nor talks to S3 should load. */
-const WORKER_AND_S3 = ["kysely", "nodemailer", "pg-listen", "age-encryption", "prom-client", "@aws-sdk/client-s3", "@aws-sdk/lib-storage"];
+const WORKER_AND_S3 = ["kysely", "nodemailer", "age-encryption", "prom-client", "@aws-sdk/client-s3", "@aws-sdk/lib-storage"];
 
 describe("command start-up", () => {
   it("--help loads commander and the command names, no database, config, logging or S3 module", async () => {
