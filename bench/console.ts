@@ -17,6 +17,7 @@ import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { loadConfig } from "../src/config.js";
 import { createConsole } from "../src/console/server.js";
+import { CONSOLE_TASKS } from "../src/worker/http.js";
 import { formatCursor } from "../src/console/jobs-query.js";
 import { migrate } from "../src/db/migrate.js";
 import { createPool } from "../src/db/pool.js";
@@ -66,7 +67,7 @@ export async function main(): Promise<void> {
   const webConsole = createConsole({
     host: "127.0.0.1",
     access: { user: "admin" },
-    tasks: { backup: "pmt_jobs.backup", testRestore: "pmt_jobs.backup_test_restore" },
+    tasks: CONSOLE_TASKS,
     logger,
     databases: () => [{ name, url, pool, config, cron: [], backupTargets: [name] }],
   });

@@ -13,6 +13,8 @@ import { UserError } from "../errors.js";
 export interface ActionTasks {
   backup: string;
   testRestore: string;
+  /** The test restores' named queue (shared with the scheduled one: one at a time). */
+  testRestoreQueue: string;
 }
 
 /**
@@ -30,12 +32,16 @@ export async function enqueueBackup(pool: pg.Pool, tasks: ActionTasks, database:
   );
 }
 
-/** The test restore of every database this instance backs up, now, one attempt; a second click while it waits is the same job. */
+/**
+ * The test restore of every database this instance backs up, now, one
+ * attempt, in the test restores' queue (after a scheduled one that is
+ * running); a second click while it waits is the same job.
+ */
 export async function enqueueTestRestore(pool: pg.Pool, tasks: ActionTasks, who: string): Promise<number> {
   return keyedJob(
     pool,
-    "select (graphile_worker.add_job($1, $2::json, max_attempts => 1, job_key => 'console:test-restore', job_key_mode => 'preserve_run_at')).id",
-    [tasks.testRestore, JSON.stringify({ requestedBy: who })],
+    "select (graphile_worker.add_job($1, $2::json, queue_name => $3, max_attempts => 1, job_key => 'console:test-restore', job_key_mode => 'preserve_run_at')).id",
+    [tasks.testRestore, JSON.stringify({ requestedBy: who }), tasks.testRestoreQueue],
   );
 }
 

@@ -12,6 +12,8 @@ import { testRestore } from "../backups/test-restore.js";
 import { duty } from "./context.js";
 
 export const TEST_RESTORE_CRON_DEFAULT = "0 4 * * 0";
+/** The test restores' queue: the scheduled one and one asked for in the console run one after the other, never side by side. */
+export const TEST_RESTORE_QUEUE = "backup:test-restore";
 
 export const testRestoreDuty = duty({
   task: "pmt_jobs.backup_test_restore",
@@ -21,7 +23,13 @@ export const testRestoreDuty = duty({
   cron: (config, { backups, embedded }) => {
     const match = config.backup.testRestoreCron ?? (embedded ? "off" : TEST_RESTORE_CRON_DEFAULT);
     if (match === "off" || !backups.length) return [];
-    return [{ match, identifier: "backup_test_restore", options: { backfillPeriod: 0, maxAttempts: 1, jobKey: "backup_test_restore", jobKeyMode: "replace" } }];
+    return [
+      {
+        match,
+        identifier: "backup_test_restore",
+        options: { backfillPeriod: 0, maxAttempts: 1, queueName: TEST_RESTORE_QUEUE, jobKey: "backup_test_restore", jobKeyMode: "replace" },
+      },
+    ];
   },
   body: (ctx) => async () => {
     const failures: string[] = [];

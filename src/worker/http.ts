@@ -13,9 +13,11 @@ import type pg from "pg";
 import { backupTargets } from "../backups/target.js";
 import type { Config } from "../config.js";
 import { createConsole, type Console } from "../console/server.js";
+import type { ActionTasks } from "../console/actions.js";
 import type { Instance } from "../db/databases.js";
 import { UserError, errorMessage } from "../errors.js";
 import { DUTIES } from "../jobs/index.js";
+import { TEST_RESTORE_QUEUE } from "../jobs/test-restore.js";
 import type { Logger } from "../log.js";
 import { redactText } from "../redact.js";
 import { buildCronItems } from "./crontab.js";
@@ -33,6 +35,9 @@ export interface HealthSource {
   console?: { config: Config; served: Instance[]; embedded?: boolean; logger: Logger };
 }
 
+/** What the console's actions enqueue (jobs/ names them; console/ is below it). */
+export const CONSOLE_TASKS: ActionTasks = { backup: DUTIES.backup.task, testRestore: DUTIES.testRestore.task, testRestoreQueue: TEST_RESTORE_QUEUE };
+
 /** The console over the served databases: each one's pool while it runs, its crontab and what it backs up. */
 function consoleFor(source: HealthSource, host: string): Console | undefined {
   const c = source.console;
@@ -47,7 +52,7 @@ function consoleFor(source: HealthSource, host: string): Console | undefined {
   return createConsole({
     host,
     access: { user: c.config.console.user, password: c.config.console.password },
-    tasks: { backup: DUTIES.backup.task, testRestore: DUTIES.testRestore.task },
+    tasks: CONSOLE_TASKS,
     logger: c.logger,
     databases: () => source.databases().flatMap((d) => (fixed.has(d.name) ? [{ ...fixed.get(d.name)!, pool: d.pool, problem: d.problem }] : [])),
   });

@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LIVE_APPLICATION_NAME } from "../../src/console/live.js";
 import { createConsole, type Console } from "../../src/console/server.js";
 import { migrate } from "../../src/db/migrate.js";
+import { CONSOLE_TASKS } from "../../src/worker/http.js";
 import { installSampleSchema } from "../../src/exports/demo.js";
 import { createLogger } from "../../src/log.js";
 import type { WorkerHandle } from "../../src/worker/runner.js";
@@ -70,7 +71,7 @@ describe.skipIf(missing)("web console in Chromium", () => {
     const webConsole = createConsole({
       host: "127.0.0.1",
       access: { user: "admin", password: PASSWORD },
-      tasks: { backup: "pmt_jobs.backup", testRestore: "pmt_jobs.backup_test_restore" },
+      tasks: CONSOLE_TASKS,
       logger: createLogger("silent"),
       databases: () => [{ name: db.name, url: db.url, pool: worker.pool, config, cron: [], backupTargets: [db.name] }],
     });

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testConfig } from "../harness/worker.js";
 import { createPool, type Pool } from "../../src/db/pool.js";
 import { migrate } from "../../src/db/migrate.js";
+import { CONSOLE_TASKS } from "../../src/worker/http.js";
 import { createConsole, type Console, type ConsoleDatabase } from "../../src/console/server.js";
 import { REPLAY_MAX_ROWS } from "../../src/console/live.js";
 import { createLogger } from "../../src/log.js";
@@ -68,7 +69,7 @@ beforeAll(async () => {
   con = createConsole({
     host: "127.0.0.1",
     access: { user: "admin", password: undefined },
-    tasks: { backup: "pmt_jobs.backup", testRestore: "pmt_jobs.backup_test_restore" },
+    tasks: CONSOLE_TASKS,
     logger: createLogger("silent"),
     databases: (): ConsoleDatabase[] => [{ name: db.name, url: db.url, pool: consolePool, config, cron: [], backupTargets: [db.name] }],
   });
@@ -271,12 +272,13 @@ describe("the pages' edges", () => {
     expect(new Set(clicks.map(jobOf)).size).toBe(1);
     const restores = [await form("test-restore", {}), await form("test-restore", {})];
     expect(new Set(restores.map(jobOf)).size).toBe(1);
-    const { rows } = await db.pool.query<{ task_identifier: string; n: number }>(
-      "select task_identifier, count(*)::int as n from graphile_worker.jobs group by 1 order by 1",
+    // Each in its queue: after a running backup of that database, after a scheduled test restore (never beside them).
+    const { rows } = await db.pool.query<{ task_identifier: string; queue_name: string; n: number }>(
+      "select task_identifier, queue_name, count(*)::int as n from graphile_worker.jobs group by 1, 2 order by 1",
     );
     expect(rows).toEqual([
-      { task_identifier: "pmt_jobs.backup", n: 1 },
-      { task_identifier: "pmt_jobs.backup_test_restore", n: 1 },
+      { task_identifier: "pmt_jobs.backup", queue_name: `backup:${db.name}`, n: 1 },
+      { task_identifier: "pmt_jobs.backup_test_restore", queue_name: "backup:test-restore", n: 1 },
     ]);
   });
 });
