@@ -16,6 +16,9 @@ import type pg from "pg";
 import { inTransaction } from "../db/transaction.js";
 import { UserError } from "../errors.js";
 
+/** graphile_worker.jobs.max_attempts is a smallint. */
+const MAX_ATTEMPTS_LIMIT = 32_767;
+
 export interface Retried {
   id: number;
   task: string;
@@ -70,6 +73,10 @@ export async function retryJob(pool: pg.Pool, id: number, who: string): Promise<
         job.run_at.getTime() <= Date.now() ? "as soon as a slot is free" : `again at ${job.run_at.toISOString()}`
       }`,
     );
+  }
+  if (job.max_attempts >= MAX_ATTEMPTS_LIMIT) {
+    // graphile-worker keeps max_attempts in a smallint: one more would be out of range.
+    throw new UserError(`job ${id} (${job.task_identifier}) has had ${job.attempts} attempts, graphile-worker's most: add it again as a new job instead`);
   }
   return inTransaction(pool, async (client) => {
     // Row-locked until commit: a worker's fetch skips it, and one that took it meanwhile makes this match nothing.

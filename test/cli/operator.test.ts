@@ -168,6 +168,14 @@ describe("jobs retry", () => {
     expect(byAttempt.code).toBe(1);
     expect(byAttempt.stderr).toContain(`is the id of an attempt of job 555001: give the job's id`);
 
+    const { rows: worn } = await db.pool.query<{ id: number }>("select id from graphile_worker.add_job('worn.out', '{}'::json, max_attempts := 32767)");
+    await db.pool.query("update graphile_worker._private_jobs set attempts = 32767 where id = $1", [worn[0]!.id]);
+    const most = await runCli(["jobs", "retry", String(worn[0]!.id)], env);
+    expect(most).toMatchObject({
+      code: 1,
+      stderr: `pmt-worker: job ${worn[0]!.id} (worn.out) has had 32767 attempts, graphile-worker's most: add it again as a new job instead\n`,
+    });
+
     const bad = await runCli(["jobs", "retry", "abc"], env);
     expect(bad).toMatchObject({ code: 1, stderr: 'pmt-worker: "abc" is not a job id: expected the number in the job column of pmt-worker jobs\n' });
   });
