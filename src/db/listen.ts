@@ -43,15 +43,29 @@ export async function listen(options: ListenOptions): Promise<Subscription> {
   let client: pg.Client | undefined;
   let check: NodeJS.Timeout | undefined;
   let pause: { timer: NodeJS.Timeout; wake(): void } | undefined;
+  /** A connection being opened by a reconnect: close() ends it (a host that drops packets would hold it for the connect timeout). */
+  let opening: pg.Client | undefined;
+  let reconnecting: Promise<void> | undefined;
+  /** A caller's callback that throws must not stop the reconnecting (or leak a session). */
+  const tell = (fn: () => void): void => {
+    try {
+      fn();
+    } catch {
+      // the caller's to report; listening goes on
+    }
+  };
 
   const connect = async (): Promise<pg.Client> => {
     const c = openClient(options.config);
+    opening = c;
     try {
       await c.connect();
       await c.query(`LISTEN "${channel.replace(/"/g, '""')}"`);
     } catch (error) {
       await c.end().catch(() => {});
       throw error;
+    } finally {
+      opening = undefined;
     }
     return c;
   };
@@ -62,14 +76,14 @@ export async function listen(options: ListenOptions): Promise<Subscription> {
     clearInterval(check);
     c.removeAllListeners("notification");
     void c.end().catch(() => {});
-    options.onLost(error);
-    void reconnect();
+    tell(() => options.onLost(error));
+    reconnecting = reconnect();
   };
 
   const attach = (c: pg.Client): void => {
     client = c;
     c.on("notification", (message) => {
-      if (message.channel === channel) options.onNotification(message.payload ?? "");
+      if (message.channel === channel) tell(() => options.onNotification(message.payload ?? ""));
     });
     c.on("error", (error) => lost(c, error));
     c.on("end", () => lost(c, new Error("the notification session ended")));
@@ -100,18 +114,19 @@ export async function listen(options: ListenOptions): Promise<Subscription> {
       });
       pause = undefined;
       if (closed) return;
+      let c: pg.Client;
       try {
-        const c = await connect();
-        if (closed) {
-          await c.end().catch(() => {});
-          return;
-        }
-        attach(c);
-        options.onReconnected();
-        return;
+        c = await connect();
       } catch {
-        // not back yet: the next attempt after a longer pause
+        continue; // not back yet (or closed meanwhile): the next attempt after a longer pause
       }
+      if (closed) {
+        await c.end().catch(() => {});
+        return;
+      }
+      attach(c);
+      tell(() => options.onReconnected());
+      return;
     }
   };
 
@@ -126,7 +141,8 @@ export async function listen(options: ListenOptions): Promise<Subscription> {
       }
       const c = client;
       client = undefined;
-      await c?.end().catch(() => {});
+      await Promise.all([c?.end().catch(() => {}), opening?.end().catch(() => {})]);
+      await reconnecting;
     },
   };
 }

@@ -228,7 +228,13 @@ function wrapClient(pool: pg.Pool, logger: Logger, waitMs: number, locks: LockBo
     for (let attempt = 0; ; attempt++) {
       current.release(true);
       released = true;
-      current = await connectWithRetry(pool, logger, limitMs);
+      const fresh = await connectWithRetry(pool, logger, limitMs);
+      if (callerReleased) {
+        // The caller let go while this waited for the database: the fresh session is not its to keep.
+        fresh.release();
+        throw new Error("the client was released while its statement waited for the database");
+      }
+      current = fresh;
       released = false;
       try {
         return await run();
@@ -241,7 +247,9 @@ function wrapClient(pool: pg.Pool, logger: Logger, waitMs: number, locks: LockBo
   // After a retry released `current` and could not connect again, the caller's
   // own release must not throw "already released" over the error it is handling.
   let released = false;
+  let callerReleased = false;
   const release = (destroy?: boolean | Error) => {
+    callerReleased = true;
     if (released) return;
     released = true;
     current.release(destroy);

@@ -74,8 +74,8 @@ export async function retryJob(pool: pg.Pool, id: number, who: string): Promise<
       }`,
     );
   }
-  if (job.max_attempts >= MAX_ATTEMPTS_LIMIT) {
-    // graphile-worker keeps max_attempts in a smallint: one more would be out of range.
+  if (job.attempts >= MAX_ATTEMPTS_LIMIT) {
+    // graphile-worker keeps max_attempts in a smallint: attempts + 1 would be out of range.
     throw new UserError(`job ${id} (${job.task_identifier}) has had ${job.attempts} attempts, graphile-worker's most: add it again as a new job instead`);
   }
   return inTransaction(pool, async (client) => {

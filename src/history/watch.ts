@@ -35,7 +35,9 @@ export async function streamEvents(options: EventStreamOptions): Promise<{ close
   const { db, logger, database } = options;
   const seen = new Set<string>();
   let lastSeq = Date.now() * 1000;
+  let stopped = false;
   const emit = (event: JobEvent) => {
+    if (stopped) return; // a replay or an error read still under way when closed
     const key = `${event.id}:${event.seq}:${event.status}`;
     if (seen.has(key)) return;
     seen.add(key);
@@ -44,7 +46,6 @@ export async function streamEvents(options: EventStreamOptions): Promise<{ close
     options.onEvent(event);
   };
 
-  let stopped = false;
   const replay = async () => {
     for (let attempt = 0; !stopped; attempt++) {
       try {
@@ -52,7 +53,8 @@ export async function streamEvents(options: EventStreamOptions): Promise<{ close
         return;
       } catch (error) {
         if (attempt === 0) logger.warn({ database, err: errorMessage(error) }, "re-reading missed events failed; retrying");
-        await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
+        // unref'd: a closed stream's last retry must not keep `watch` alive after Ctrl-C.
+        await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)).unref());
       }
     }
   };

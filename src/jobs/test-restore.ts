@@ -13,7 +13,7 @@ import { duty } from "./context.js";
 
 export const TEST_RESTORE_CRON_DEFAULT = "0 4 * * 0";
 /** The test restores' queue: the scheduled one and one asked for in the console run one after the other, never side by side. */
-export const TEST_RESTORE_QUEUE = "backup:test-restore";
+export const TEST_RESTORE_QUEUE = "test-restore";
 
 export const testRestoreDuty = duty({
   task: "pmt_jobs.backup_test_restore",

@@ -562,16 +562,21 @@ export async function syncCopies(deps: OffsiteDeps, store: OffsiteStore, listing
             : !fs.existsSync(backup.local_path ?? "")
               ? "its local file is missing"
               : undefined;
-        // The alert failing (mail or database down) must not end this lane while the others upload on.
-        if (lostCopy && why)
+        // The alert failing (its database write) must not end this lane while the others upload
+        // on: said once every lane is done, by failing the job (the copy is marked lost already,
+        // so no later sync would raise it again).
+        if (lostCopy && why) {
           await alertUnrecoverable(deps, store, lostCopy.copy, why, lostCopy.reason).catch((alertError: unknown) =>
-            deps.logger.error({ backup: backup.id, err: errorMessage(alertError) }, `could not raise the alert: this backup's offsite copy is lost and ${why}`),
+            unraised.push(`backup ${backup.id} (its offsite copy is lost and ${why}): ${errorMessage(alertError)}`),
           );
+        }
         result.failed.push({ backup: backup.id, error: errorMessage(error) });
       }
     }
   };
+  const unraised: string[] = [];
   await Promise.all(Array.from({ length: Math.min(deps.config.offsite.concurrency, queue.length) }, lane));
+  if (unraised.length) throw new Error(`could not raise the alert for ${unraised.join("; ")}`);
   return result;
 }
 

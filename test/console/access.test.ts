@@ -144,7 +144,7 @@ describe("the loopback rule", () => {
       createConsole({
         host,
         access: { user: "admin", password },
-        tasks: { backup: "b", testRestore: "t", testRestoreQueue: "backup:test-restore" },
+        tasks: { backup: "b", testRestore: "t", testRestoreQueue: "test-restore" },
         logger: createLogger("silent"),
         databases: () => [],
       });

@@ -278,7 +278,7 @@ describe("the pages' edges", () => {
     );
     expect(rows).toEqual([
       { task_identifier: "pmt_jobs.backup", queue_name: `backup:${db.name}`, n: 1 },
-      { task_identifier: "pmt_jobs.backup_test_restore", queue_name: "backup:test-restore", n: 1 },
+      { task_identifier: "pmt_jobs.backup_test_restore", queue_name: "test-restore", n: 1 },
     ]);
   });
 });

@@ -31,18 +31,21 @@ afterEach(async () => {
   open = undefined;
 });
 
-/** A subscription recording what it was told. */
-async function subscribe(extra: { retryMs?: number } = {}) {
+/** A subscription recording what it was told; `throwing`: each callback throws after recording. */
+async function subscribe(throwing = false) {
   const seen = { payloads: [] as string[], lost: 0, reconnected: 0 };
+  const then = (fn: () => void) => () => {
+    fn();
+    if (throwing) throw new Error("a caller's bug");
+  };
   open = await listen({
     config: config(),
     channel: "pmt test",
-    onNotification: (p) => seen.payloads.push(p),
-    onLost: () => seen.lost++,
-    onReconnected: () => seen.reconnected++,
+    onNotification: (p) => then(() => seen.payloads.push(p))(),
+    onLost: then(() => seen.lost++),
+    onReconnected: then(() => seen.reconnected++),
     retryMs: 50,
     maxRetryMs: 200,
-    ...extra,
   });
   return seen;
 }
@@ -62,6 +65,19 @@ describe("listen", () => {
     await db.pool.query(`select pg_notify('pmt test', 'two')`);
     await until(async () => seen.payloads.length === 2, "a notification after the reconnect");
     expect(seen.payloads).toEqual(["one", "two"]);
+  });
+
+  it("callbacks that throw stop nothing: one session, each notification once, after a reconnect too", async () => {
+    const seen = await subscribe(true);
+    const [pid] = await sessions();
+    await db.pool.query("select pg_terminate_backend($1)", [pid]);
+    await until(async () => seen.reconnected === 1, "the reconnect", 30_000);
+    await db.pool.query(`select pg_notify('pmt test', 'after')`);
+    await until(async () => seen.payloads.length === 1, "the notification");
+    // A second session (a reconnect loop that went on after the throw) would deliver it twice.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(seen).toEqual({ payloads: ["after"], lost: 1, reconnected: 1 });
+    expect(await sessions()).toHaveLength(1);
   });
 
   it("close() during an outage stops reconnecting: no session comes back when the server does", async () => {
