@@ -83,7 +83,8 @@ describe("listen", () => {
   it("close() during an outage stops reconnecting: no session comes back when the server does", async () => {
     const seen = await subscribe();
     await refuse(true);
-    await db.pool.query("select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1", [NAME]);
+    // As the admin, on its own connection: the database refuses new sessions now, and the pool may have no idle one left.
+    await adminQuery(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = '${NAME}'`);
     await until(async () => seen.lost === 1, "the loss");
     await open!.close();
     open = undefined;
