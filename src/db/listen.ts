@@ -25,7 +25,7 @@ export interface ListenOptions {
   /** First pause between attempts, doubled up to maxRetryMs. */
   retryMs?: number;
   maxRetryMs?: number;
-  /** How often the session is asked to answer; no answer in this time is a lost session. */
+  /** How often the session is asked to answer; no answer within 15 s (or this, if longer) is a lost session. */
   checkEveryMs?: number;
 }
 
@@ -89,7 +89,9 @@ export async function listen(options: ListenOptions): Promise<Subscription> {
     c.on("end", () => lost(c, new Error("the notification session ended")));
     check = setInterval(() => {
       let answered = false;
-      const silent = setTimeout(() => answered || lost(c, new Error(`the notification session did not answer within ${checkEveryMs} ms`)), checkEveryMs);
+      // Generous: a busy server answering late is not a lost session (a needless reconnect replays and logs).
+      const answerMs = Math.max(15_000, checkEveryMs);
+      const silent = setTimeout(() => answered || lost(c, new Error(`the notification session did not answer within ${answerMs} ms`)), answerMs);
       silent.unref();
       c.query("select 1").then(
         () => {
